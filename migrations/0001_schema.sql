@@ -1,0 +1,195 @@
+-- ontab schema: tables, keys and CHECKs.
+--
+-- Guarantees established here:
+-- * Every tenant table carries business_id, and every primary, unique and
+--   foreign key between tenant tables includes it, so no row can reference a
+--   row of another business (and the data can be sharded by business_id).
+-- * Money is bigint minor units; prices, limits and quantities are range
+--   checked; stock can never be negative (CHECK).
+-- * The ledger is a chain per customer: (business_id, customer_id, seq) is
+--   unique, so two writers can never both append entry n+1.
+
+-- Roles are cluster-wide and several databases (one per test) may migrate at
+-- once, so creation tolerates a concurrent twin.
+-- * ontab_app: what the server's queries run as (no superuser, no BYPASSRLS,
+--   owns nothing).
+-- * ontab_system: owns the two SECURITY DEFINER functions that must look
+--   across tenants (API key lookup, idempotency expiry); its policies let it
+--   see exactly those tables and nothing else.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_system'] LOOP
+        BEGIN
+            EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', r);
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+        -- The migrating user sets ontab_app per transaction and hands
+        -- functions to ontab_system, so it must be a member of both.
+        IF NOT pg_has_role(current_user, r, 'MEMBER') THEN
+            EXECUTE format('GRANT %I TO %I', r, current_user);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE TABLE businesses (
+    id          uuid PRIMARY KEY,
+    name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    currency    text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Only a SHA-256 of the secret is stored. `id` is globally unique on its own
+-- because authentication looks a key up before the tenant is known.
+CREATE TABLE api_keys (
+    business_id  uuid NOT NULL REFERENCES businesses (id),
+    id           uuid NOT NULL UNIQUE,
+    secret_sha256 bytea NOT NULL CHECK (octet_length(secret_sha256) = 32),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz,
+    PRIMARY KEY (business_id, id)
+);
+
+CREATE TABLE customers (
+    business_id   uuid NOT NULL REFERENCES businesses (id),
+    id            uuid NOT NULL,
+    name          text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    credit_limit  bigint NOT NULL CHECK (credit_limit >= 0),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id)
+);
+CREATE INDEX customers_by_creation ON customers (business_id, created_at, id);
+
+-- initial_stock is kept so that stock can always be reconciled:
+-- stock = initial_stock + adjustments - sold + returned.
+CREATE TABLE products (
+    business_id    uuid NOT NULL REFERENCES businesses (id),
+    id             uuid NOT NULL,
+    name           text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    price          bigint NOT NULL CHECK (price >= 0),
+    stock          bigint NOT NULL CHECK (stock >= 0),
+    initial_stock  bigint NOT NULL CHECK (initial_stock >= 0),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id)
+);
+CREATE INDEX products_by_creation ON products (business_id, created_at, id);
+
+CREATE TABLE stock_adjustments (
+    business_id  uuid NOT NULL,
+    id           uuid NOT NULL,
+    product_id   uuid NOT NULL,
+    delta        bigint NOT NULL CHECK (delta <> 0),
+    reason       text NOT NULL CHECK (char_length(reason) <= 200),
+    stock_after  bigint NOT NULL CHECK (stock_after >= 0),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id),
+    FOREIGN KEY (business_id, product_id) REFERENCES products (business_id, id)
+);
+CREATE INDEX stock_adjustments_by_product ON stock_adjustments (business_id, product_id, created_at);
+
+CREATE TABLE orders (
+    business_id  uuid NOT NULL,
+    id           uuid NOT NULL,
+    customer_id  uuid NOT NULL,
+    total        bigint NOT NULL CHECK (total >= 0),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id),
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
+);
+CREATE INDEX orders_newest_first ON orders (business_id, created_at DESC, id DESC);
+CREATE INDEX orders_by_customer ON orders (business_id, customer_id, created_at DESC, id DESC);
+
+-- One line per product: duplicate request lines are merged before insert.
+CREATE TABLE order_items (
+    business_id  uuid NOT NULL,
+    order_id     uuid NOT NULL,
+    line_no      int NOT NULL CHECK (line_no >= 1),
+    product_id   uuid NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity > 0),
+    unit_price   bigint NOT NULL CHECK (unit_price >= 0),
+    line_total   bigint NOT NULL,
+    PRIMARY KEY (business_id, order_id, product_id),
+    UNIQUE (business_id, order_id, line_no),
+    CHECK (line_total = quantity * unit_price),
+    FOREIGN KEY (business_id, order_id) REFERENCES orders (business_id, id),
+    FOREIGN KEY (business_id, product_id) REFERENCES products (business_id, id)
+);
+
+CREATE TABLE returns (
+    business_id  uuid NOT NULL,
+    id           uuid NOT NULL,
+    order_id     uuid NOT NULL,
+    amount       bigint NOT NULL CHECK (amount >= 0),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id),
+    FOREIGN KEY (business_id, order_id) REFERENCES orders (business_id, id)
+);
+CREATE INDEX returns_by_order ON returns (business_id, order_id, created_at);
+
+CREATE TABLE return_items (
+    business_id  uuid NOT NULL,
+    return_id    uuid NOT NULL,
+    order_id     uuid NOT NULL,
+    line_no      int NOT NULL CHECK (line_no >= 1),
+    product_id   uuid NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity > 0),
+    unit_price   bigint NOT NULL CHECK (unit_price >= 0),
+    line_total   bigint NOT NULL,
+    PRIMARY KEY (business_id, return_id, product_id),
+    CHECK (line_total = quantity * unit_price),
+    FOREIGN KEY (business_id, return_id) REFERENCES returns (business_id, id),
+    -- A returned product must be a line of the order it is returned from.
+    FOREIGN KEY (business_id, order_id, product_id)
+        REFERENCES order_items (business_id, order_id, product_id)
+);
+CREATE INDEX return_items_by_order_line ON return_items (business_id, order_id, product_id);
+
+-- The credit ledger: append-only, one chain per customer. balance_after is
+-- the running balance, so the current balance is the newest entry's, found
+-- by an index probe rather than a SUM over history.
+CREATE TABLE credit_ledger (
+    business_id    uuid NOT NULL,
+    id             uuid NOT NULL,
+    customer_id    uuid NOT NULL,
+    seq            bigint NOT NULL CHECK (seq >= 1),
+    kind           text NOT NULL CHECK (kind IN ('purchase', 'payment', 'return')),
+    amount         bigint NOT NULL,
+    balance_after  bigint NOT NULL,
+    order_id       uuid,
+    return_id      uuid,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, id),
+    UNIQUE (business_id, customer_id, seq),
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id),
+    FOREIGN KEY (business_id, order_id) REFERENCES orders (business_id, id),
+    FOREIGN KEY (business_id, return_id) REFERENCES returns (business_id, id),
+    CHECK (
+        -- zero-amount purchases and returns exist: products may be free
+        (kind = 'purchase' AND amount >= 0 AND order_id IS NOT NULL AND return_id IS NULL)
+     OR (kind = 'payment'  AND amount < 0 AND order_id IS NULL AND return_id IS NULL)
+     OR (kind = 'return'   AND amount <= 0 AND order_id IS NOT NULL AND return_id IS NOT NULL)
+    )
+);
+-- At most one ledger entry per order and per return.
+CREATE UNIQUE INDEX credit_ledger_one_per_order
+    ON credit_ledger (business_id, order_id) WHERE kind = 'purchase';
+CREATE UNIQUE INDEX credit_ledger_one_per_return
+    ON credit_ledger (business_id, return_id) WHERE kind = 'return';
+
+-- Stored outcomes of requests sent with an Idempotency-Key. A row is written
+-- in the same transaction as the effect it guards.
+CREATE TABLE idempotency_keys (
+    business_id  uuid NOT NULL REFERENCES businesses (id),
+    key          text NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
+    fingerprint  bytea NOT NULL,
+    status       int NOT NULL CHECK (status BETWEEN 200 AND 499),
+    -- json, not jsonb: a replay must be byte-identical to the first answer,
+    -- and jsonb would reorder its keys.
+    body         json NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

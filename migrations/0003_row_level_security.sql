@@ -1,0 +1,87 @@
+-- Tenant isolation in the database.
+--
+-- * Every tenant table has row level security enabled AND forced, with one
+--   policy: rows belong to the tenant of the current transaction, set by
+--   `set_config('ontab.business_id', <uuid>, true)`. Being transaction-local,
+--   it cannot leak to the next user of a pooled connection (PgBouncer
+--   transaction mode included). With no tenant set, no row is visible and
+--   no row can be written.
+-- * ontab_app, the role the server runs as, may read and append; it may
+--   update only the mutable columns of customers, products, api_keys, and
+--   nothing of history.
+
+-- NULL when unset or empty, so `business_id = ontab_tenant()` is never true.
+CREATE FUNCTION ontab_tenant() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT nullif(current_setting('ontab.business_id', true), '')::uuid
+$$;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['api_keys', 'customers', 'products', 'stock_adjustments',
+                             'orders', 'order_items', 'returns', 'return_items',
+                             'credit_ledger', 'idempotency_keys']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I
+                        USING (business_id = ontab_tenant())
+                        WITH CHECK (business_id = ontab_tenant())', t);
+    END LOOP;
+END
+$$;
+
+ALTER TABLE businesses ENABLE ROW LEVEL SECURITY;
+ALTER TABLE businesses FORCE ROW LEVEL SECURITY;
+-- A business is created inside a transaction whose tenant is its new id, so
+-- even creation goes through the policy.
+CREATE POLICY tenant_isolation ON businesses
+    USING (id = ontab_tenant())
+    WITH CHECK (id = ontab_tenant());
+
+GRANT USAGE ON SCHEMA public TO ontab_app;
+GRANT SELECT, INSERT ON businesses, api_keys, customers, products, stock_adjustments,
+    orders, order_items, returns, return_items, credit_ledger, idempotency_keys TO ontab_app;
+GRANT UPDATE (name, credit_limit) ON customers TO ontab_app;
+GRANT UPDATE (name, price, stock) ON products TO ontab_app;
+GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
+GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_system;
+
+-- Authentication runs before a tenant is known, so it cannot go through the
+-- tenant policy. ontab_system may read live keys, and only through this
+-- function, which returns what is needed to check a presented key.
+GRANT SELECT ON api_keys TO ontab_system;
+CREATE POLICY key_lookup ON api_keys FOR SELECT TO ontab_system USING (revoked_at IS NULL);
+
+CREATE FUNCTION ontab_api_key(p_key_id uuid)
+RETURNS TABLE (business_id uuid, secret_sha256 bytea)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT k.business_id, k.secret_sha256
+      FROM public.api_keys k
+     WHERE k.id = p_key_id AND k.revoked_at IS NULL
+$$;
+ALTER FUNCTION ontab_api_key(uuid) OWNER TO ontab_system;
+REVOKE ALL ON FUNCTION ontab_api_key(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ontab_api_key(uuid) TO ontab_app;
+
+-- Expired idempotency records span tenants: ontab_system may delete them,
+-- and only those older than 24 hours.
+GRANT SELECT, DELETE ON idempotency_keys TO ontab_system;
+CREATE POLICY expiry ON idempotency_keys FOR ALL TO ontab_system
+    USING (created_at < now() - interval '24 hours');
+
+CREATE FUNCTION ontab_expire_idempotency_keys(p_older_than interval)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    WITH gone AS (
+        DELETE FROM public.idempotency_keys
+         WHERE created_at < now() - greatest(p_older_than, interval '24 hours')
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+ALTER FUNCTION ontab_expire_idempotency_keys(interval) OWNER TO ontab_system;
+REVOKE ALL ON FUNCTION ontab_expire_idempotency_keys(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ontab_expire_idempotency_keys(interval) TO ontab_app;
