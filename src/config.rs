@@ -1,0 +1,107 @@
+//! The one configuration struct, read from flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How SQL statements are sent to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StatementMode {
+    /// Named statements prepared once per connection and reused: fastest
+    /// against PostgreSQL directly.
+    #[default]
+    Prepared,
+    /// Unnamed statements sent with their parameter types in one round trip:
+    /// needed behind a transaction-mode pooler that does not track prepared
+    /// statements (PgBouncer before 1.21).
+    Unnamed,
+}
+
+/// Database settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection string (URL or key=value). When unset, ontab runs
+    /// a private PostgreSQL with its data under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the private PostgreSQL keeps its data when DATABASE_URL is unset.
+    #[arg(long, env = "ONTAB_DATA_DIR", default_value = ".ontab")]
+    pub data_dir: PathBuf,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "ONTAB_DB_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+
+    /// How long a request waits for a pooled connection before it is answered
+    /// with 503 unavailable.
+    #[arg(long, env = "ONTAB_DB_POOL_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub pool_timeout: Duration,
+
+    /// prepared (default) or unnamed (behind PgBouncer < 1.21 in transaction mode).
+    #[arg(long, env = "ONTAB_DB_STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
+    pub statements: StatementMode,
+}
+
+/// Settings of `ontab serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ONTAB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Token that authorizes creating businesses. The admin endpoint is
+    /// disabled when unset.
+    #[arg(long, env = "ONTAB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ONTAB_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Longest a request may take before it is answered with 503.
+    #[arg(long, env = "ONTAB_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How long in-flight requests may run after a shutdown signal.
+    #[arg(long, env = "ONTAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
+/// Parses `250ms`, `2s`, `1m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 2s or 1m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}

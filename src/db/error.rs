@@ -1,0 +1,89 @@
+//! Database failures, sorted by what the caller can do about them.
+
+use tokio_postgres::error::SqlState;
+
+/// What went wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or the pool is exhausted: retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Serialization failure or deadlock: nothing was written, run it again.
+    #[error("transaction conflict: {}", describe(.0))]
+    Conflict(tokio_postgres::Error),
+    /// A concurrent request with the same Idempotency-Key committed first.
+    #[error("a concurrent request with the same Idempotency-Key committed first")]
+    IdempotencyRace,
+    /// Misconfiguration found before any query ran.
+    #[error("{0}")]
+    Config(String),
+    /// A guard fired or a query is wrong: a bug in ontab, never the client's.
+    #[error("database error: {}", describe(.0))]
+    Query(tokio_postgres::Error),
+    /// The database answered something ontab does not understand.
+    #[error("unexpected database answer: {0}")]
+    Decode(String),
+}
+
+/// What PostgreSQL said (tokio-postgres' own Display is just "db error").
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; detail: {detail}"));
+            }
+            if let Some(constraint) = db.constraint() {
+                text.push_str(&format!("; constraint: {constraint}"));
+            }
+            if let Some(location) = db.where_() {
+                text.push_str(&format!("; where: {location}"));
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// Whether an error means "nothing happened, the same work may run again".
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+impl Retryable for DbError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, DbError::Conflict(_) | DbError::IdempotencyRace)
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let Some(code) = error.code() else {
+            // No SQLSTATE: the connection broke or could not be made.
+            return DbError::Unavailable(error.to_string());
+        };
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            DbError::Conflict(error)
+        } else if code.code().starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::QUERY_CANCELED
+        {
+            DbError::Unavailable(error.to_string())
+        } else {
+            DbError::Query(error)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        match error {
+            deadpool_postgres::PoolError::Backend(error) => error.into(),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Stored outcomes of requests sent with an Idempotency-Key, written in the
+//! same transaction as the effect they guard: either both commit or neither.
+
+use tokio_postgres::types::Type;
+
+use super::{DbError, TenantTx};
+
+/// A definitive outcome as it was first answered.
+#[derive(Debug, Clone)]
+pub struct StoredOutcome {
+    pub fingerprint: Vec<u8>,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+pub async fn find(tx: &TenantTx, key: &str) -> Result<Option<StoredOutcome>, DbError> {
+    let business = tx.business_id();
+    let row = tx
+        .query_opt(
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE business_id = $1 AND key = $2",
+            &[(&business, Type::UUID), (&key, Type::TEXT)],
+        )
+        .await?;
+    row.map(|row| {
+        let status: i32 = row.get("status");
+        Ok(StoredOutcome {
+            fingerprint: row.get("fingerprint"),
+            status: u16::try_from(status)
+                .map_err(|_| DbError::Decode(format!("stored status {status}")))?,
+            body: row.get("body"),
+        })
+    })
+    .transpose()
+}
+
+/// Records the outcome. If a concurrent request with the same key committed
+/// first, the insert waits for it and then finds the key taken: that is
+/// `DbError::IdempotencyRace`, which rolls this transaction back (its effect
+/// with it) and runs it again, to replay the winner's outcome.
+pub async fn store(tx: &TenantTx, key: &str, outcome: &StoredOutcome) -> Result<(), DbError> {
+    let business = tx.business_id();
+    let status = i32::from(outcome.status);
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (business_id, key) DO NOTHING
+             RETURNING 1",
+            &[
+                (&business, Type::UUID),
+                (&key, Type::TEXT),
+                (&outcome.fingerprint, Type::BYTEA),
+                (&status, Type::INT4),
+                (&outcome.body, Type::JSON),
+            ],
+        )
+        .await?;
+    match inserted {
+        Some(_) => Ok(()),
+        None => Err(DbError::IdempotencyRace),
+    }
+}

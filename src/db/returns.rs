@@ -1,0 +1,32 @@
+//! A return: one call of `ontab_return` (migrations/0004), which locks the
+//! buyer and the products, refuses more than was bought minus earlier
+//! returns, puts the stock back and credits the ledger at the order's prices.
+
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use super::orders::Return;
+use super::{DbError, TenantTx, decode_outcome};
+use crate::domain::{Lines, Refusal};
+
+pub async fn execute(
+    tx: &TenantTx,
+    order_id: Uuid,
+    lines: &Lines,
+) -> Result<Result<Return, Refusal>, DbError> {
+    let (return_id, entry_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let (product_ids, quantities) = (lines.product_ids(), lines.quantities());
+    let row = tx
+        .query_one(
+            "SELECT ontab_return($1, $2, $3, $4, $5)",
+            &[
+                (&return_id, Type::UUID),
+                (&entry_id, Type::UUID),
+                (&order_id, Type::UUID),
+                (&product_ids, Type::UUID_ARRAY),
+                (&quantities, Type::INT8_ARRAY),
+            ],
+        )
+        .await?;
+    decode_outcome(row.get(0), "return")
+}

@@ -1,0 +1,75 @@
+//! Refusals: the expected "no" answers of the use cases (the 404s and 409s
+//! of the contract), with the facts a client needs to act on them.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::FieldError;
+
+/// Why a use case wrote nothing. The database functions return these as
+/// `{"error": "<code>", ...facts}` rather than raising, so the transaction
+/// can still record the outcome for an Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum Refusal {
+    NotFound {
+        resource: String,
+        id: Uuid,
+    },
+    InsufficientStock {
+        product_id: Uuid,
+        requested: i64,
+        available: i64,
+    },
+    CreditLimitExceeded {
+        credit_limit: i64,
+        balance: i64,
+        order_total: i64,
+    },
+    PaymentExceedsBalance {
+        balance: i64,
+        amount: i64,
+    },
+    ReturnExceedsPurchase {
+        product_id: Uuid,
+        returnable: i64,
+    },
+    /// A value that is only invalid given what is stored, such as an order
+    /// total beyond i64.
+    ValidationFailed {
+        field: String,
+        message: String,
+    },
+}
+
+impl Refusal {
+    pub fn field_errors(&self) -> Option<Vec<FieldError>> {
+        match self {
+            Refusal::ValidationFailed { field, message } => {
+                Some(vec![FieldError::new(field.clone(), message.clone())])
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_parse_from_the_database_shape() {
+        let raw = serde_json::json!({
+            "error": "credit_limit_exceeded", "credit_limit": 100, "balance": 90, "order_total": 20
+        });
+        let refusal: Refusal = serde_json::from_value(raw).expect("known refusal");
+        assert_eq!(
+            refusal,
+            Refusal::CreditLimitExceeded {
+                credit_limit: 100,
+                balance: 90,
+                order_total: 20
+            }
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! The OpenAPI 3.1 document. Paths come from the `#[utoipa::path]` of each
+//! handler, registered in the same `routes!` table that serves them (see
+//! `router`), so the spec cannot list a route the server lacks or miss one
+//! it has.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::FieldError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ontab",
+        description = "Multi-tenant credit purchases: customers buy on credit, pay and return; \
+                       every invariant is held by PostgreSQL. Money is integer minor units.",
+        license(name = "MIT")
+    ),
+    components(schemas(Problem, FieldError)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(description.to_owned());
+            SecurityScheme::Http(scheme)
+        };
+        components.add_security_scheme(
+            "api_key",
+            bearer("A business's API key; it alone selects the tenant"),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            bearer("ONTAB_ADMIN_TOKEN, for creating businesses only"),
+        );
+    }
+}
+
+/// An error (RFC 9457 problem+json). `code` is stable; the other members
+/// depend on it.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the JSON built in http::error; never constructed"
+)]
+pub struct Problem {
+    /// `urn:ontab:problem:<code>`.
+    r#type: String,
+    title: String,
+    status: u16,
+    detail: String,
+    #[schema(example = "insufficient_stock")]
+    code: String,
+    /// validation_failed: every invalid field.
+    errors: Option<Vec<FieldError>>,
+    /// insufficient_stock, return_exceeds_purchase.
+    product_id: Option<Uuid>,
+    /// insufficient_stock.
+    requested: Option<i64>,
+    /// insufficient_stock.
+    available: Option<i64>,
+    /// credit_limit_exceeded.
+    credit_limit: Option<i64>,
+    /// credit_limit_exceeded, payment_exceeds_balance.
+    balance: Option<i64>,
+    /// credit_limit_exceeded.
+    order_total: Option<i64>,
+    /// payment_exceeds_balance.
+    amount: Option<i64>,
+    /// return_exceeds_purchase.
+    returnable: Option<i64>,
+}
+
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of every list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "describes the query read by http::request::Query")]
+pub struct ListParams {
+    /// 1..=200, default 50.
+    limit: Option<u8>,
+    /// The previous page's next_cursor.
+    cursor: Option<String>,
+}
+
+/// The document as JSON, rendered once when the router is built.
+#[derive(Clone)]
+pub struct Rendered(axum::body::Bytes);
+
+impl Rendered {
+    pub fn new(document: &utoipa::openapi::OpenApi) -> Result<Self, serde_json::Error> {
+        document.to_json().map(|json| Self(json.into()))
+    }
+
+    pub fn empty() -> Self {
+        Self(axum::body::Bytes::from_static(b"{}"))
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json"))
+)]
+pub async fn serve(axum::Extension(rendered): axum::Extension<Rendered>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], rendered.0).into_response()
+}

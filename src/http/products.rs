@@ -1,0 +1,240 @@
+//! `/v1/products`: create, read, list, rename or reprice, adjust stock.
+
+use super::openapi::{List, ListParams, Problem};
+use crate::db::products::Product;
+use crate::db::stock::Adjusted;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::auth::Tenant;
+use super::idempotent::{Answer, Command, run_once};
+use super::request::{Body, Query, created_cursor, idempotency_key, path_id};
+use super::{ApiError, AppState, list_response, to_json};
+use crate::db::{TenantTx, products, stock};
+use crate::domain::{FieldError, Name, NonNegative, Reason, Validator};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    pub name: String,
+    /// In minor units, >= 0.
+    pub price: i64,
+    /// Units in stock, >= 0.
+    pub stock: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProduct {
+    pub name: Option<String>,
+    /// New price for future orders; past orders keep theirs.
+    pub price: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustStock {
+    /// Units to add (positive) or remove (negative); not zero.
+    pub delta: i64,
+    /// Why, for the record (e.g. "damaged", "recount").
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/products",
+    tag = "products",
+    summary = "Create a product",
+    request_body = CreateProduct,
+    responses(
+        (status = 201, body = Product),
+        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request: CreateProduct = body.parse()?;
+    let mut check = Validator::default();
+    let name = check.check(Name::parse("name", &request.name));
+    let price = check.check(NonNegative::parse("price", request.price));
+    let stock = check.check(NonNegative::parse("stock", request.stock));
+    let (name, price, stock) = check.finish(|| Some((name?, price?, stock?)))?;
+    let tx = app.db.begin(tenant.business_id).await?;
+    let product = products::create(&tx, &name, price, stock).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(product)).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    tag = "products",
+    summary = "Get a product",
+    params(("id" = Uuid, Path, description = "product id")),
+    responses(
+        (status = 200, body = Product),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&id, "product")?;
+    let tx = app.db.begin(tenant.business_id).await?;
+    let product = products::get(&tx, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
+    tx.commit().await?;
+    Ok(axum::Json(product).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    tag = "products",
+    summary = "List products, oldest first",
+    params(ListParams),
+    responses(
+        (status = 200, body = List<Product>),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let page = Query::parse(query.as_deref())?.created_page()?;
+    let tx = app.db.begin(tenant.business_id).await?;
+    let rows = products::list(&tx, &page).await?;
+    tx.commit().await?;
+    let (rows, next) = page.finish(rows, products::Product::key);
+    Ok(list_response(rows, next.map(created_cursor)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/products/{id}",
+    tag = "products",
+    summary = "Rename or reprice (past orders keep their prices)",
+    request_body = UpdateProduct,
+    params(("id" = Uuid, Path, description = "product id")),
+    responses(
+        (status = 200, body = Product),
+        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request: UpdateProduct = body.parse()?;
+    let mut check = Validator::default();
+    let name = request
+        .name
+        .as_deref()
+        .map(|raw| check.check(Name::parse("name", raw)));
+    let price = request
+        .price
+        .map(|raw| check.check(NonNegative::parse("price", raw)));
+    // A field given but invalid is already an error; given and valid is Some.
+    let (name, price) = check.finish(|| Some((name.flatten(), price.flatten())))?;
+    let id = path_id(&id, "product")?;
+    let tx = app.db.begin(tenant.business_id).await?;
+    let product = products::update(&tx, id, name.as_ref(), price)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
+    tx.commit().await?;
+    Ok(axum::Json(product).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/products/{id}/stock-adjustments",
+    tag = "products",
+    summary = "Adjust stock (never below zero)",
+    request_body = AdjustStock,
+    params(("id" = Uuid, Path, description = "product id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    responses(
+        (status = 201, body = Adjusted),
+        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn adjust_stock(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    Path(product_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let command = Adjust {
+        product_id,
+        request: body.parse()?,
+    };
+    let key = idempotency_key(&headers)?;
+    run_once(
+        &app.db,
+        &tenant,
+        key,
+        body.fingerprint(&command.route()),
+        &command,
+    )
+    .await
+}
+
+struct Adjust {
+    product_id: String,
+    request: AdjustStock,
+}
+
+impl Command for Adjust {
+    fn route(&self) -> String {
+        format!("POST /v1/products/{}/stock-adjustments", self.product_id)
+    }
+
+    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
+        let mut check = Validator::default();
+        if self.request.delta == 0 {
+            check.push(FieldError::new("delta", "must not be zero"));
+        }
+        let reason = check.check(Reason::parse("reason", &self.request.reason));
+        let reason = check.finish(|| reason)?;
+        let product_id = path_id(&self.product_id, "product")?;
+        let adjusted = stock::adjust(tx, product_id, self.request.delta, &reason).await??;
+        Ok((StatusCode::CREATED, to_json(&adjusted)?))
+    }
+}

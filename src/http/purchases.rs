@@ -1,0 +1,101 @@
+//! `POST /v1/purchases`: several lines bought on credit, all or nothing.
+
+use super::openapi::Problem;
+use crate::db::orders::Order;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::auth::Tenant;
+use super::idempotent::{Answer, Command, run_once};
+use super::request::{Body, idempotency_key};
+use super::{ApiError, AppState, metrics, to_json};
+use crate::db::{TenantTx, purchase};
+use crate::domain::Lines;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub product_id: Uuid,
+    /// > 0. Lines of the same product are added together.
+    pub quantity: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    pub customer_id: Uuid,
+    /// 1..=100 lines.
+    pub items: Vec<LineRequest>,
+}
+
+/// The request's lines, merged per product and checked.
+pub fn parse_lines(items: &[LineRequest]) -> Result<Lines, ApiError> {
+    let raw: Vec<(Uuid, i64)> = items
+        .iter()
+        .map(|line| (line.product_id, line.quantity))
+        .collect();
+    Ok(Lines::parse("items", &raw)?)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/purchases",
+    tag = "purchases",
+    summary = "Buy on credit: all lines or nothing",
+    request_body = PurchaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    responses(
+        (status = 201, body = Order),
+        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let purchase = Purchase(body.parse()?);
+    let key = idempotency_key(&headers)?;
+    run_once(
+        &app.db,
+        &tenant,
+        key,
+        body.fingerprint(&purchase.route()),
+        &purchase,
+    )
+    .await
+}
+
+struct Purchase(PurchaseRequest);
+
+impl Command for Purchase {
+    fn route(&self) -> String {
+        "POST /v1/purchases".to_owned()
+    }
+
+    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
+        let lines = parse_lines(&self.0.items)?;
+        match purchase::execute(tx, self.0.customer_id, &lines).await? {
+            Ok(order) => {
+                metrics::purchase_outcome("created");
+                Ok((StatusCode::CREATED, to_json(&order)?))
+            }
+            Err(refusal) => {
+                let refused = ApiError::from(refusal);
+                metrics::purchase_outcome(refused.code());
+                Err(refused)
+            }
+        }
+    }
+}
