@@ -1,0 +1,3 @@
+// Tests: guards (being written).
+#[allow(unused_imports)]
+use crate::helpers::TestApp;

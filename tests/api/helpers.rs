@@ -1,0 +1,414 @@
+//! The test harness: the real app on port 0 over a real PostgreSQL, a fresh
+//! database per test (cloned from a migrated template, dropped afterwards).
+//!
+//! PostgreSQL comes from ONTAB_TEST_DATABASE_URL (a superuser connection),
+//! else 127.0.0.1:5432 as user postgres when it answers, else a private
+//! cluster under target/tmp that the harness starts (and leaves running for
+//! the next run; `.ci/run` stops it).
+//!
+//! With ONTAB_TEST_POOLER=host:port the app under test reaches its database
+//! through that pooler (PgBouncer in transaction mode in CI) while the
+//! harness itself talks to PostgreSQL directly; ONTAB_TEST_STATEMENTS=unnamed
+//! selects the statement mode such a pooler needs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ontab::config::StatementMode;
+use ontab::db::{Db, migrate};
+use ontab::embedded_pg::EmbeddedPostgres;
+use ontab::http::{AppState, auth::admin_token_hash, router};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tokio_postgres::{Client, Config, NoTls};
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Where test databases are created, and the template they are cloned from.
+struct Cluster {
+    admin: Config,
+    template: String,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let admin = admin_config().await;
+            let template = ensure_template(&admin).await;
+            Cluster { admin, template }
+        })
+        .await
+}
+
+async fn admin_config() -> Config {
+    if let Ok(url) = std::env::var("ONTAB_TEST_DATABASE_URL") {
+        return url
+            .parse()
+            .expect("ONTAB_TEST_DATABASE_URL must be a valid connection string");
+    }
+    let local: Config = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2"
+        .parse()
+        .expect("static connection string parses");
+    if local.connect(NoTls).await.is_ok() {
+        return local;
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ontab-test-pg");
+    let cluster = EmbeddedPostgres::start(&root, "postgres")
+        .await
+        .expect("no PostgreSQL at 127.0.0.1:5432 and the private one could not start");
+    let config = cluster
+        .connection_string_for("postgres")
+        .parse()
+        .expect("own connection string parses");
+    // Left running on purpose: other test processes and later runs reuse it.
+    std::mem::forget(cluster);
+    config
+}
+
+async fn connect(config: &Config) -> Client {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .expect("test database reachable");
+    tokio::spawn(connection);
+    client
+}
+
+/// A migrated database named after a hash of the migrations, created once
+/// per cluster (an advisory lock keeps parallel test processes in line).
+async fn ensure_template(admin: &Config) -> String {
+    let mut hash = Sha256::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations dir")
+    {
+        let path = entry.expect("readable migrations dir").path();
+        hash.update(
+            path.file_name()
+                .map(|name| name.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        hash.update(std::fs::read(&path).expect("readable migration"));
+    }
+    let template = format!("ontab_tpl_{}", &hex::encode(hash.finalize())[..16]);
+    let client = connect(admin).await;
+    client
+        .execute("SELECT pg_advisory_lock(7041726002)", &[])
+        .await
+        .expect("lock");
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+        .await
+        .expect("catalog query")
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {template}"))
+            .await
+            .expect("create template");
+        let mut config = admin.clone();
+        config.dbname(&template);
+        migrate::run_on(&config)
+            .await
+            .expect("migrations apply to the template");
+    }
+    client
+        .execute("SELECT pg_advisory_unlock(7041726002)", &[])
+        .await
+        .expect("unlock");
+    template
+}
+
+/// The same database as `admin` names, reached through the pooler at
+/// `host:port` with the same user.
+fn through_pooler(pooler: &str, admin: &Config, db_name: &str) -> Config {
+    let (host, port) = pooler
+        .rsplit_once(':')
+        .expect("ONTAB_TEST_POOLER is host:port");
+    let mut config = Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("ONTAB_TEST_POOLER port is a number"))
+        .user(admin.get_user().unwrap_or("postgres"))
+        .dbname(db_name);
+    config
+}
+
+/// A response: status, headers and JSON body (Null when empty, a string
+/// when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `code` of a problem+json answer, checking its shape on the way.
+    pub fn code(&self) -> &str {
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(
+            content_type,
+            Some("application/problem+json"),
+            "not a problem: {self:?}"
+        );
+        for member in ["type", "title", "status", "detail", "code"] {
+            assert!(
+                self.body.get(member).is_some(),
+                "problem without `{member}`: {self:?}"
+            );
+        }
+        assert_eq!(
+            self.body["status"], self.status,
+            "status member disagrees: {self:?}"
+        );
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.body["id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .unwrap_or_else(|| panic!("no id in {self:?}"))
+    }
+}
+
+/// A business created through the API, with its key.
+#[derive(Debug, Clone)]
+pub struct Business {
+    pub id: Uuid,
+    pub key: String,
+}
+
+/// The running app and its private database.
+pub struct TestApp {
+    pub base_url: String,
+    pub http: reqwest::Client,
+    db_config: Config,
+    db_name: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(StatementMode::Prepared).await
+    }
+
+    pub async fn spawn_with(statements: StatementMode) -> Self {
+        let cluster = cluster().await;
+        let db_name = format!("ontab_test_{}", Uuid::new_v4().simple());
+        connect(&cluster.admin)
+            .await
+            .batch_execute(&format!(
+                "CREATE DATABASE {db_name} TEMPLATE {}",
+                cluster.template
+            ))
+            .await
+            .expect("create test database");
+        let mut db_config = cluster.admin.clone();
+        db_config.dbname(&db_name);
+        let app_config = match std::env::var("ONTAB_TEST_POOLER") {
+            Ok(pooler) => through_pooler(&pooler, &cluster.admin, &db_name),
+            Err(_) => db_config.clone(),
+        };
+        let statements = match std::env::var("ONTAB_TEST_STATEMENTS").as_deref() {
+            Ok("unnamed") => StatementMode::Unnamed,
+            _ => statements,
+        };
+        let db = Db::connect(app_config, 16, Duration::from_secs(10), statements).expect("pool");
+        let state = AppState {
+            db,
+            admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
+            request_timeout: Duration::from_secs(30),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let address = listener.local_addr().expect("bound address");
+        tokio::spawn(async move { axum::serve(listener, router(state, 1024 * 1024)).await });
+        Self {
+            base_url: format!("http://{address}"),
+            http: reqwest::Client::new(),
+            db_config,
+            db_name,
+        }
+    }
+
+    /// A superuser connection to this test's database.
+    pub async fn sql(&self) -> Client {
+        connect(&self.db_config).await
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        // Non-JSON bodies (the metrics text) are kept as a string.
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        assert!(
+            status < 500 || status == 503,
+            "server error {status}: {body}"
+        );
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.request(reqwest::Method::GET, path, Some(key), &[], None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::POST, path, Some(key), &[], Some(&body))
+            .await
+    }
+
+    pub async fn post_once(
+        &self,
+        path: &str,
+        key: &str,
+        idempotency_key: &str,
+        body: Value,
+    ) -> Reply {
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(key),
+            &[("Idempotency-Key", idempotency_key)],
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::PATCH, path, Some(key), &[], Some(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        self.request(reqwest::Method::DELETE, path, Some(key), &[], None)
+            .await
+    }
+
+    pub async fn business(&self, name: &str) -> Business {
+        let reply = self
+            .request(
+                reqwest::Method::POST,
+                "/v1/businesses",
+                Some(ADMIN_TOKEN),
+                &[],
+                Some(&json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        Business {
+            id: reply.id(),
+            key: reply.body["api_key"]["key"]
+                .as_str()
+                .expect("key shown once")
+                .to_owned(),
+        }
+    }
+
+    pub async fn customer(&self, business: &Business, credit_limit: i64) -> Uuid {
+        let reply = self
+            .post(
+                "/v1/customers",
+                &business.key,
+                json!({ "name": "Customer", "credit_limit": credit_limit }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.id()
+    }
+
+    pub async fn product(&self, business: &Business, price: i64, stock: i64) -> Uuid {
+        let reply = self
+            .post(
+                "/v1/products",
+                &business.key,
+                json!({ "name": "Product", "price": price, "stock": stock }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.id()
+    }
+
+    /// POST /v1/purchases with `(product, quantity)` lines.
+    pub async fn purchase(
+        &self,
+        business: &Business,
+        customer: Uuid,
+        lines: &[(Uuid, i64)],
+    ) -> Reply {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|(product, quantity)| json!({ "product_id": product, "quantity": quantity }))
+            .collect();
+        self.post(
+            "/v1/purchases",
+            &business.key,
+            json!({ "customer_id": customer, "items": items }),
+        )
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops this test's database. Drop cannot await, so a short-lived
+    /// thread with its own runtime does it; FORCE ends the pool's sessions.
+    fn drop(&mut self) {
+        let Some(cluster) = CLUSTER.get() else { return };
+        let admin = cluster.admin.clone();
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = admin.connect(NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&statement).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop test database {}", self.db_name);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+// Tests: isolation (being written).
+#[allow(unused_imports)]
+use crate::helpers::TestApp;

@@ -1,0 +1,12 @@
+//! Black-box tests of ontab over HTTP and SQL against a real PostgreSQL.
+//! One test binary, so the migrated template is built once per run.
+
+mod helpers;
+
+mod concurrency;
+mod contract;
+mod guards;
+mod idempotency;
+mod isolation;
+mod openapi;
+mod smoke;
