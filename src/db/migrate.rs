@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "settlement_and_limit_history",
         sql: include_str!("../../migrations/0005_settlement_and_limit_history.sql"),
     },
+    Migration {
+        version: 6,
+        name: "complete_on_every_line",
+        sql: include_str!("../../migrations/0006_complete_on_every_line.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

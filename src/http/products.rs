@@ -230,6 +230,12 @@ impl Command for Adjust {
         let mut check = Validator::default();
         if self.request.delta == 0 {
             check.push(FieldError::new("delta", "must not be zero"));
+        } else if self.request.delta == i64::MIN {
+            // Its refusal would report `requested` = -delta, beyond i64.
+            check.push(FieldError::new(
+                "delta",
+                "must be at least -9223372036854775807",
+            ));
         }
         let reason = check.check(Reason::parse("reason", &self.request.reason));
         let reason = check.finish(|| reason)?;

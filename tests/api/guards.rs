@@ -1,3 +1,1235 @@
-// Tests: guards (being written).
-#[allow(unused_imports)]
-use crate::helpers::TestApp;
+//! The database guards of migrations/0002..0006, exercised in SQL on data
+//! created through the API: whoever writes (the owner or `ontab_app`), history
+//! stays immutable, stock non-negative, the ledger chain intact, the tenant
+//! isolated.
+
+use serde_json::json;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::helpers::{Business, TestApp};
+
+/// The history tables that refuse UPDATE, DELETE and TRUNCATE.
+const HISTORY: [&str; 7] = [
+    "orders",
+    "order_items",
+    "returns",
+    "return_items",
+    "credit_ledger",
+    "stock_adjustments",
+    "credit_limit_changes",
+];
+
+/// Every table whose rows belong to one business.
+const TENANT_TABLES: [&str; 12] = [
+    "businesses",
+    "api_keys",
+    "customers",
+    "products",
+    "stock_adjustments",
+    "orders",
+    "order_items",
+    "returns",
+    "return_items",
+    "credit_ledger",
+    "idempotency_keys",
+    "credit_limit_changes",
+];
+
+/// What PostgreSQL answered to a statement that had to fail.
+#[derive(Debug)]
+struct Refused {
+    code: SqlState,
+    message: String,
+    constraint: Option<String>,
+}
+
+fn refused_by(result: Result<impl std::fmt::Debug, tokio_postgres::Error>, what: &str) -> Refused {
+    let error = match result {
+        Ok(answer) => panic!("`{what}` should have failed, but answered {answer:?}"),
+        Err(error) => error,
+    };
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("`{what}` failed without a database error: {error:?}"));
+    Refused {
+        code: db.code().clone(),
+        message: db.message().to_owned(),
+        constraint: db.constraint().map(str::to_owned),
+    }
+}
+
+/// Runs `sql` (one statement, autocommit) and returns how it was refused.
+async fn refused(client: &Client, sql: &str) -> Refused {
+    refused_by(client.batch_execute(sql).await, sql)
+}
+
+async fn expect_refused(client: &Client, sql: &str, code: &SqlState, message: &str) {
+    let refusal = refused(client, sql).await;
+    assert_eq!(&refusal.code, code, "`{sql}`: {refusal:?}");
+    assert!(
+        refusal.message.contains(message),
+        "`{sql}`: expected a message containing {message:?}, got {refusal:?}"
+    );
+}
+
+async fn expect_constraint(client: &Client, sql: &str, code: &SqlState, constraint: &str) {
+    let refusal = refused(client, sql).await;
+    assert_eq!(&refusal.code, code, "`{sql}`: {refusal:?}");
+    assert_eq!(
+        refusal.constraint.as_deref(),
+        Some(constraint),
+        "`{sql}`: {refusal:?}"
+    );
+}
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("`{sql}` failed: {error:?}"))
+        .get(0)
+}
+
+/// A second superuser session switched to `ontab_app`, acting for `tenant`
+/// (for the whole session, as a direct SQL user would).
+async fn as_app(app: &TestApp, tenant: Option<Uuid>) -> Client {
+    let client = app.sql().await;
+    client
+        .batch_execute("SET ROLE ontab_app")
+        .await
+        .expect("the migrating superuser may become ontab_app");
+    if let Some(tenant) = tenant {
+        client
+            .execute(
+                "SELECT set_config('ontab.business_id', $1, false)",
+                &[&tenant.to_string()],
+            )
+            .await
+            .expect("set the tenant");
+    }
+    client
+}
+
+/// Data made through the API: one business with a purchase, a payment, a
+/// return and a stock adjustment, and a second business with its own rows.
+struct World {
+    shop: Business,
+    customer: Uuid,
+    pen: Uuid,
+    ink: Uuid,
+    order: Uuid,
+    other: Business,
+    other_customer: Uuid,
+    other_product: Uuid,
+}
+
+async fn world(app: &TestApp) -> World {
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 1_000).await;
+    let pen = app.product(&shop, 100, 10).await;
+    let ink = app.product(&shop, 250, 5).await;
+
+    let order = app.purchase(&shop, customer, &[(pen, 3), (ink, 2)]).await;
+    assert_eq!(order.status, 201, "{order:?}");
+    assert_eq!(order.body["total"], 800);
+    let order = order.id();
+
+    let paid = app
+        .post_once(
+            "/v1/payments",
+            &shop.key,
+            "pay-100",
+            json!({ "customer_id": customer, "amount": 100 }),
+        )
+        .await;
+    assert_eq!(paid.status, 201, "{paid:?}");
+    assert_eq!(paid.body["balance_after"], 700);
+
+    let returned = app
+        .post(
+            &format!("/v1/orders/{order}/returns"),
+            &shop.key,
+            json!({ "items": [{ "product_id": pen, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(returned.status, 201, "{returned:?}");
+    assert_eq!(returned.body["amount"], 100);
+
+    let adjusted = app
+        .post(
+            &format!("/v1/products/{pen}/stock-adjustments"),
+            &shop.key,
+            json!({ "delta": -1, "reason": "damaged" }),
+        )
+        .await;
+    assert_eq!(adjusted.status, 201, "{adjusted:?}");
+    assert_eq!(adjusted.body["product"]["stock"], 7);
+
+    let other = app.business("Other").await;
+    let other_customer = app.customer(&other, 5_000).await;
+    let other_product = app.product(&other, 10, 100).await;
+    let bought = app
+        .purchase(&other, other_customer, &[(other_product, 1)])
+        .await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+
+    World {
+        shop,
+        customer,
+        pen,
+        ink,
+        order,
+        other,
+        other_customer,
+        other_product,
+    }
+}
+
+/// Row counts of every history table, to show a refused change changed nothing.
+async fn history_counts(client: &Client) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in HISTORY {
+        counts.push(count(client, &format!("SELECT count(*) FROM {table}")).await);
+    }
+    counts
+}
+
+#[tokio::test]
+async fn history_is_immutable_for_the_owner() {
+    let app = TestApp::spawn().await;
+    let _world = world(&app).await;
+    let owner = app.sql().await;
+    let before = history_counts(&owner).await;
+    assert!(
+        before.iter().all(|&rows| rows > 0),
+        "every history table has rows to protect: {before:?}"
+    );
+
+    for table in HISTORY {
+        // The first column of every history table is business_id.
+        expect_refused(
+            &owner,
+            &format!("UPDATE {table} SET business_id = business_id"),
+            &SqlState::RESTRICT_VIOLATION,
+            "append-only history",
+        )
+        .await;
+        expect_refused(
+            &owner,
+            &format!("DELETE FROM {table}"),
+            &SqlState::RESTRICT_VIOLATION,
+            "append-only history",
+        )
+        .await;
+        // Plain TRUNCATE of a referenced table stops at the foreign keys
+        // first; either way it must fail. With CASCADE the trigger speaks.
+        refused(&owner, &format!("TRUNCATE {table}")).await;
+        expect_refused(
+            &owner,
+            &format!("TRUNCATE {table} CASCADE"),
+            &SqlState::RESTRICT_VIOLATION,
+            "append-only history",
+        )
+        .await;
+    }
+    // Truncating the tenant tables cascades into history, and is refused.
+    for table in ["businesses", "customers", "products"] {
+        expect_refused(
+            &owner,
+            &format!("TRUNCATE {table} CASCADE"),
+            &SqlState::RESTRICT_VIOLATION,
+            "append-only history",
+        )
+        .await;
+    }
+    // Targeted changes of single columns, too.
+    expect_refused(
+        &owner,
+        "UPDATE orders SET total = total + 1",
+        &SqlState::RESTRICT_VIOLATION,
+        "orders is append-only history: UPDATE",
+    )
+    .await;
+    expect_refused(
+        &owner,
+        "UPDATE credit_ledger SET balance_after = 0",
+        &SqlState::RESTRICT_VIOLATION,
+        "credit_ledger is append-only history: UPDATE",
+    )
+    .await;
+    expect_refused(
+        &owner,
+        "DELETE FROM credit_ledger WHERE kind = 'payment'",
+        &SqlState::RESTRICT_VIOLATION,
+        "credit_ledger is append-only history: DELETE",
+    )
+    .await;
+    expect_refused(
+        &owner,
+        "UPDATE order_items SET unit_price = 0, line_total = 0",
+        &SqlState::RESTRICT_VIOLATION,
+        "order_items is append-only history: UPDATE",
+    )
+    .await;
+    // products.initial_stock (the reconciliation base) never changes.
+    expect_refused(
+        &owner,
+        "UPDATE products SET initial_stock = initial_stock + 1",
+        &SqlState::RESTRICT_VIOLATION,
+        "immutable",
+    )
+    .await;
+    expect_refused(
+        &owner,
+        "UPDATE products SET business_id = gen_random_uuid()",
+        &SqlState::RESTRICT_VIOLATION,
+        "immutable",
+    )
+    .await;
+
+    assert_eq!(history_counts(&owner).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn history_is_immutable_for_the_app_role() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let before = history_counts(&owner).await;
+    let client = as_app(&app, Some(world.shop.id)).await;
+    assert!(
+        count(&client, "SELECT count(*) FROM orders").await > 0,
+        "the tenant sees its orders"
+    );
+
+    for table in HISTORY {
+        expect_refused(
+            &client,
+            &format!("UPDATE {table} SET business_id = business_id"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+        expect_refused(
+            &client,
+            &format!("DELETE FROM {table}"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+        expect_refused(
+            &client,
+            &format!("TRUNCATE {table}"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+        expect_refused(
+            &client,
+            &format!("TRUNCATE {table} CASCADE"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+    }
+    // Nor may it delete or truncate the mutable tenant tables, or change
+    // their immutable columns.
+    for table in ["businesses", "api_keys", "customers", "products"] {
+        expect_refused(
+            &client,
+            &format!("DELETE FROM {table}"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+        expect_refused(
+            &client,
+            &format!("TRUNCATE {table} CASCADE"),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "permission denied",
+        )
+        .await;
+    }
+    expect_refused(
+        &client,
+        "UPDATE products SET initial_stock = 0",
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "permission denied",
+    )
+    .await;
+    expect_refused(
+        &client,
+        "UPDATE customers SET business_id = business_id",
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "permission denied",
+    )
+    .await;
+    // What it may update, it may (the server's PATCH needs it).
+    client
+        .batch_execute("UPDATE customers SET name = name, credit_limit = credit_limit")
+        .await
+        .expect("ontab_app may update name and credit_limit");
+
+    assert_eq!(history_counts(&owner).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn stock_prices_limits_and_quantities_are_range_checked() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let client = as_app(&app, Some(world.shop.id)).await;
+    let (shop, pen, order) = (world.shop.id, world.pen, world.order);
+
+    for session in [&owner, &client] {
+        expect_constraint(
+            session,
+            &format!("UPDATE products SET stock = -1 WHERE id = '{pen}'"),
+            &SqlState::CHECK_VIOLATION,
+            "products_stock_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            "UPDATE products SET stock = stock - 1000",
+            &SqlState::CHECK_VIOLATION,
+            "products_stock_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &format!("UPDATE products SET price = -1 WHERE id = '{pen}'"),
+            &SqlState::CHECK_VIOLATION,
+            "products_price_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            "UPDATE customers SET credit_limit = -1",
+            &SqlState::CHECK_VIOLATION,
+            "customers_credit_limit_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO products (business_id, id, name, price, stock, initial_stock) \
+                 VALUES ('{shop}', gen_random_uuid(), 'Bad', -5, 1, 1)"
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "products_price_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO products (business_id, id, name, price, stock, initial_stock) \
+                 VALUES ('{shop}', gen_random_uuid(), 'Bad', 5, -1, 0)"
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "products_stock_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO customers (business_id, id, name, credit_limit) \
+                 VALUES ('{shop}', gen_random_uuid(), 'Bad', -1)"
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "customers_credit_limit_check",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after) \
+                 VALUES ('{shop}', gen_random_uuid(), '{pen}', 0, 'nothing', 7)"
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "stock_adjustments_delta_check",
+        )
+        .await;
+        // order_items: quantity > 0 and line_total = quantity * unit_price.
+        for (quantity, line_total, constraint) in [
+            (0, 0, "order_items_quantity_check"),
+            (-1, -100, "order_items_quantity_check"),
+            (2, 150, "order_items_check"),
+        ] {
+            expect_constraint(
+                session,
+                &format!(
+                    "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                     VALUES ('{shop}', '{order}', 9, gen_random_uuid(), {quantity}, 100, {line_total})"
+                ),
+                &SqlState::CHECK_VIOLATION,
+                constraint,
+            )
+            .await;
+        }
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                 VALUES ('{shop}', gen_random_uuid(), '{order}', 1, '{pen}', 0, 100, 0)"
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "return_items_quantity_check",
+        )
+        .await;
+    }
+
+    let stock = app
+        .get(&format!("/v1/products/{pen}"), &world.shop.key)
+        .await;
+    assert_eq!(stock.body["stock"], 7, "{stock:?}");
+}
+
+/// The head (seq, balance_after, purchases_to_date) of a customer's chain.
+async fn head(client: &Client, customer: Uuid) -> (i64, i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT seq, balance_after, purchases_to_date FROM credit_ledger \
+             WHERE customer_id = $1 ORDER BY seq DESC LIMIT 1",
+            &[&customer],
+        )
+        .await
+        .expect("the customer has a ledger");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+fn payment(shop: Uuid, customer: Uuid, seq: i64, amount: i64, balance_after: i64) -> String {
+    format!(
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after) \
+         VALUES ('{shop}', gen_random_uuid(), '{customer}', {seq}, 'payment', {amount}, {balance_after})"
+    )
+}
+
+#[tokio::test]
+async fn the_ledger_chain_cannot_be_broken() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let client = as_app(&app, Some(world.shop.id)).await;
+    let (shop, customer) = (world.shop.id, world.customer);
+
+    // Through the API: purchase 800, payment -100, return -100.
+    let (seq, balance, purchased) = head(&owner, customer).await;
+    assert_eq!((seq, balance, purchased), (3, 600, 800));
+
+    for session in [&owner, &client] {
+        // balance_after must be previous + amount.
+        expect_constraint(
+            session,
+            &payment(shop, customer, seq + 1, -50, balance),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_chain",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &payment(shop, customer, seq + 1, -50, 0),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_chain",
+        )
+        .await;
+        // A seq that skips ahead has no predecessor.
+        expect_constraint(
+            session,
+            &payment(shop, customer, seq + 2, -50, balance - 50),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_chain",
+        )
+        .await;
+        // A seq already taken (its predecessor's balance being 700)
+        // collides on the unique key.
+        expect_refused(
+            session,
+            &payment(shop, customer, seq, -50, 650),
+            &SqlState::UNIQUE_VIOLATION,
+            "credit_ledger_business_id_customer_id_seq_key",
+        )
+        .await;
+        // A payment may not take the balance below zero.
+        expect_constraint(
+            session,
+            &payment(shop, customer, seq + 1, -(balance + 1), -1),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_payment_within_balance",
+        )
+        .await;
+        // Nor may an amount of the wrong sign for its kind pass.
+        expect_constraint(
+            session,
+            &payment(shop, customer, seq + 1, 50, balance + 50),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_check",
+        )
+        .await;
+    }
+
+    // A purchase may not take the balance above the limit (1000): the order
+    // and its lines exist in the same transaction, the ledger entry is the
+    // one refused (immediately, by the BEFORE INSERT trigger).
+    for session in [&owner, &client] {
+        session.batch_execute("BEGIN").await.expect("begin");
+        session
+            .batch_execute(&format!(
+                "INSERT INTO orders (business_id, id, customer_id, total) \
+                 VALUES ('{shop}', '00000000-0000-0000-0000-0000000000aa', '{customer}', 500); \
+                 INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                 VALUES ('{shop}', '00000000-0000-0000-0000-0000000000aa', 1, '{}', 5, 100, 500)",
+                world.pen
+            ))
+            .await
+            .expect("an order and its line insert");
+        let refusal = refused(
+            session,
+            &format!(
+                "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+                 VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'purchase', 500, {}, \
+                         '00000000-0000-0000-0000-0000000000aa')",
+                seq + 1,
+                balance + 500
+            ),
+        )
+        .await;
+        assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+        assert_eq!(
+            refusal.constraint.as_deref(),
+            Some("credit_ledger_within_limit"),
+            "{refusal:?}"
+        );
+        session.batch_execute("ROLLBACK").await.expect("rollback");
+    }
+
+    // A valid append passes, and purchases_to_date is computed by the
+    // trigger whatever the writer sent.
+    for session in [&owner, &client] {
+        session.batch_execute("BEGIN").await.expect("begin");
+        session
+            .batch_execute(&format!(
+                "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, purchases_to_date) \
+                 VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'payment', -50, {}, 123456)",
+                seq + 1,
+                balance - 50
+            ))
+            .await
+            .expect("a chain-continuing payment is accepted");
+        assert_eq!(
+            head(session, customer).await,
+            (seq + 1, balance - 50, purchased),
+            "purchases_to_date comes from the previous entry"
+        );
+        session.batch_execute("ROLLBACK").await.expect("rollback");
+    }
+
+    // A new chain must start at seq 1 from a balance of zero.
+    let fresh = app.customer(&world.shop, 100).await;
+    for session in [&owner, &client] {
+        expect_constraint(
+            session,
+            &payment(shop, fresh, 1, -5, 5),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_chain",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &payment(shop, fresh, 2, -5, -5),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_chain",
+        )
+        .await;
+        expect_constraint(
+            session,
+            &payment(shop, fresh, 1, -5, -5),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_payment_within_balance",
+        )
+        .await;
+    }
+
+    // Nothing above was committed: the API still shows the balance of 600.
+    let reread = app
+        .get(&format!("/v1/customers/{customer}"), &world.shop.key)
+        .await;
+    assert_eq!(reread.body["balance"], 600, "{reread:?}");
+    assert_eq!(reread.body["available_credit"], 400, "{reread:?}");
+    assert_eq!(head(&owner, customer).await, (seq, balance, purchased));
+}
+
+#[tokio::test]
+async fn the_app_role_is_confined_to_its_tenant() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+
+    let role = owner
+        .query_one(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb \
+             FROM pg_roles WHERE rolname = 'ontab_app'",
+            &[],
+        )
+        .await
+        .expect("ontab_app exists");
+    assert!(!role.get::<_, bool>(0), "ontab_app is not superuser");
+    assert!(!role.get::<_, bool>(1), "ontab_app has no BYPASSRLS");
+    assert!(!role.get::<_, bool>(2), "ontab_app cannot create roles");
+    assert!(!role.get::<_, bool>(3), "ontab_app cannot create databases");
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT count(*) FROM pg_tables WHERE tableowner = 'ontab_app'"
+        )
+        .await,
+        0,
+        "ontab_app owns no table"
+    );
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT count(*) FROM pg_class WHERE relowner = 'ontab_app'::regrole"
+        )
+        .await,
+        0,
+        "ontab_app owns no relation at all"
+    );
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT count(*) FROM pg_proc WHERE proowner = 'ontab_app'::regrole"
+        )
+        .await,
+        0,
+        "ontab_app owns no function"
+    );
+
+    // RLS enabled and forced on every table with a business_id column.
+    let tables: Vec<(String, bool, bool)> = owner
+        .query(
+            "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity \
+               FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+                AND (EXISTS (SELECT 1 FROM pg_attribute a \
+                              WHERE a.attrelid = c.oid AND a.attname = 'business_id' \
+                                AND NOT a.attisdropped) \
+                     OR c.relname = 'businesses') \
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("catalog query")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let mut names: Vec<&str> = tables.iter().map(|(name, _, _)| name.as_str()).collect();
+    let mut expected = TENANT_TABLES.to_vec();
+    expected.sort_unstable();
+    names.sort_unstable();
+    assert_eq!(names, expected, "the tenant tables are the known ones");
+    for (name, enabled, forced) in &tables {
+        assert!(enabled, "{name}: row level security not enabled");
+        assert!(forced, "{name}: row level security not forced");
+    }
+
+    // Without a tenant, ontab_app sees nothing at all ...
+    let nobody = as_app(&app, None).await;
+    for table in TENANT_TABLES {
+        let all = count(&owner, &format!("SELECT count(*) FROM {table}")).await;
+        assert!(all > 0, "{table} has rows (owner's view)");
+        assert_eq!(
+            count(&nobody, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}: ontab_app without a tenant sees rows"
+        );
+    }
+    // ... (an empty setting counts as none) ...
+    nobody
+        .batch_execute("SELECT set_config('ontab.business_id', '', false)")
+        .await
+        .expect("clear the tenant");
+    for table in TENANT_TABLES {
+        assert_eq!(
+            count(&nobody, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table}: ontab_app with an empty tenant sees rows"
+        );
+    }
+    // ... and can write nothing.
+    expect_refused(
+        &nobody,
+        &format!(
+            "INSERT INTO customers (business_id, id, name, credit_limit) \
+             VALUES ('{}', gen_random_uuid(), 'Sneaky', 10)",
+            world.shop.id
+        ),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "row-level security",
+    )
+    .await;
+    expect_refused(
+        &nobody,
+        &format!(
+            "SELECT ontab_pay(gen_random_uuid(), '{}', 1)",
+            world.customer
+        ),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "no tenant",
+    )
+    .await;
+    // An UPDATE without a tenant touches no row.
+    let touched = nobody
+        .execute("UPDATE products SET stock = 0", &[])
+        .await
+        .expect("an update of invisible rows is no error");
+    assert_eq!(touched, 0);
+
+    // With a tenant, it sees exactly that tenant's rows, and cannot write
+    // rows of another.
+    let shop = as_app(&app, Some(world.shop.id)).await;
+    for table in TENANT_TABLES {
+        let column = if table == "businesses" {
+            "id"
+        } else {
+            "business_id"
+        };
+        let mine = count(
+            &owner,
+            &format!(
+                "SELECT count(*) FROM {table} WHERE {column} = '{}'",
+                world.shop.id
+            ),
+        )
+        .await;
+        assert_eq!(
+            count(&shop, &format!("SELECT count(*) FROM {table}")).await,
+            mine,
+            "{table}: the tenant sees exactly its rows"
+        );
+    }
+    expect_refused(
+        &shop,
+        &format!(
+            "INSERT INTO customers (business_id, id, name, credit_limit) \
+             VALUES ('{}', gen_random_uuid(), 'Sneaky', 10)",
+            world.other.id
+        ),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "row-level security",
+    )
+    .await;
+    let touched = shop
+        .execute(
+            "UPDATE products SET stock = 0 WHERE id = $1",
+            &[&world.other_product],
+        )
+        .await
+        .expect("an update of another tenant's row is no error");
+    assert_eq!(touched, 0, "another tenant's product is out of reach");
+    let other_stock = app
+        .get(
+            &format!("/v1/products/{}", world.other_product),
+            &world.other.key,
+        )
+        .await;
+    assert_eq!(other_stock.body["stock"], 99, "{other_stock:?}");
+}
+
+#[tokio::test]
+async fn composite_foreign_keys_keep_tenants_apart() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let (shop, order) = (world.shop.id, world.order);
+
+    // An order line of this shop's order naming the other shop's product.
+    expect_refused(
+        &owner,
+        &format!(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '{order}', 9, '{}', 1, 10, 10)",
+            world.other_product
+        ),
+        &SqlState::FOREIGN_KEY_VIOLATION,
+        "order_items_business_id_product_id_fkey",
+    )
+    .await;
+    // The same line filed under the other business: its order is not there.
+    expect_refused(
+        &owner,
+        &format!(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{}', '{order}', 9, '{}', 1, 10, 10)",
+            world.other.id, world.other_product
+        ),
+        &SqlState::FOREIGN_KEY_VIOLATION,
+        "order_items_business_id_order_id_fkey",
+    )
+    .await;
+    // An order for the other shop's customer.
+    expect_refused(
+        &owner,
+        &format!(
+            "INSERT INTO orders (business_id, id, customer_id, total) \
+             VALUES ('{shop}', gen_random_uuid(), '{}', 0)",
+            world.other_customer
+        ),
+        &SqlState::FOREIGN_KEY_VIOLATION,
+        "orders_business_id_customer_id_fkey",
+    )
+    .await;
+    // A ledger entry of the other shop's customer filed under this shop
+    // (for a new order of this shop, so only the customer key is wrong).
+    owner.batch_execute("BEGIN").await.expect("begin");
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO orders (business_id, id, customer_id, total) \
+             VALUES ('{shop}', '00000000-0000-0000-0000-0000000000ee', '{}', 0)",
+            world.customer
+        ))
+        .await
+        .expect("an order row");
+    expect_refused(
+        &owner,
+        &format!(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+             VALUES ('{shop}', gen_random_uuid(), '{}', 1, 'purchase', 0, 0, \
+                     '00000000-0000-0000-0000-0000000000ee')",
+            world.other_customer
+        ),
+        &SqlState::FOREIGN_KEY_VIOLATION,
+        "credit_ledger_business_id_customer_id_fkey",
+    )
+    .await;
+    owner.batch_execute("ROLLBACK").await.expect("rollback");
+    // A stock adjustment of the other shop's product.
+    expect_refused(
+        &owner,
+        &format!(
+            "INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after) \
+             VALUES ('{shop}', gen_random_uuid(), '{}', 1, 'found', 100)",
+            world.other_product
+        ),
+        &SqlState::FOREIGN_KEY_VIOLATION,
+        "stock_adjustments_business_id_product_id_fkey",
+    )
+    .await;
+    // A return line for a product the order does not have.
+    owner.batch_execute("BEGIN").await.expect("begin");
+    owner
+        .batch_execute(&format!(
+            "INSERT INTO returns (business_id, id, order_id, amount) \
+             VALUES ('{shop}', '00000000-0000-0000-0000-0000000000bb', '{order}', 10)"
+        ))
+        .await
+        .expect("a return row");
+    let refusal = refused(
+        &owner,
+        &format!(
+            "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '00000000-0000-0000-0000-0000000000bb', '{order}', 1, '{}', 1, 10, 10)",
+            world.other_product
+        ),
+    )
+    .await;
+    // The return-line trigger (BEFORE) finds no bought quantity first.
+    assert!(
+        refusal.code == SqlState::FOREIGN_KEY_VIOLATION
+            || refusal.code == SqlState::CHECK_VIOLATION,
+        "{refusal:?}"
+    );
+    owner.batch_execute("ROLLBACK").await.expect("rollback");
+}
+
+#[tokio::test]
+async fn incomplete_orders_and_returns_cannot_commit() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let client = as_app(&app, Some(world.shop.id)).await;
+    let (shop, customer, pen, ink, order) = (
+        world.shop.id,
+        world.customer,
+        world.pen,
+        world.ink,
+        world.order,
+    );
+    let before = history_counts(&owner).await;
+    let (seq, balance, _) = head(&owner, customer).await;
+
+    let order_row = |id: &str, total: i64| {
+        format!(
+            "INSERT INTO orders (business_id, id, customer_id, total) \
+             VALUES ('{shop}', '{id}', '{customer}', {total});"
+        )
+    };
+    let line = |id: &str, quantity: i64, line_total: i64| {
+        format!(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '{id}', 1, '{pen}', {quantity}, 100, {line_total});"
+        )
+    };
+    let purchase_entry = |id: &str, amount: i64| {
+        format!(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+             VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'purchase', {amount}, {}, '{id}');",
+            seq + 1,
+            balance + amount
+        )
+    };
+    let id = "00000000-0000-0000-0000-0000000000cc";
+    let cases = [
+        ("an order without lines or ledger entry", order_row(id, 200)),
+        (
+            "an order without ledger entry",
+            order_row(id, 200) + &line(id, 2, 200),
+        ),
+        (
+            "an order without lines",
+            order_row(id, 200) + &purchase_entry(id, 200),
+        ),
+        (
+            "an order whose lines disagree with its total",
+            order_row(id, 200) + &line(id, 1, 100) + &purchase_entry(id, 200),
+        ),
+        (
+            "an order whose ledger entry disagrees with its total",
+            order_row(id, 200) + &line(id, 2, 200) + &purchase_entry(id, 100),
+        ),
+    ];
+    for session in [&owner, &client] {
+        for (what, statements) in &cases {
+            session.batch_execute("BEGIN").await.expect("begin");
+            session
+                .batch_execute(statements)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("{what}: the statements themselves pass: {error:?}")
+                });
+            let refusal = refused_by(session.batch_execute("COMMIT").await, what);
+            assert_eq!(
+                refusal.code,
+                SqlState::CHECK_VIOLATION,
+                "{what}: {refusal:?}"
+            );
+            assert_eq!(
+                refusal.constraint.as_deref(),
+                Some("orders_complete"),
+                "{what}: {refusal:?}"
+            );
+        }
+        // The complete order does commit (then it is history for good).
+        // Done in a transaction rolled back, so the next session starts equal.
+        session.batch_execute("BEGIN").await.expect("begin");
+        session
+            .batch_execute(&(order_row(id, 200) + &line(id, 2, 200) + &purchase_entry(id, 200)))
+            .await
+            .expect("a complete order inserts");
+        session
+            .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+            .await
+            .expect("a complete order passes the deferred check");
+        session.batch_execute("ROLLBACK").await.expect("rollback");
+    }
+
+    // Returns: the order bought 3 pens (1 returned already) and 2 inks.
+    let return_id = "00000000-0000-0000-0000-0000000000dd";
+    let return_row = |amount: i64| {
+        format!(
+            "INSERT INTO returns (business_id, id, order_id, amount) \
+             VALUES ('{shop}', '{return_id}', '{order}', {amount});"
+        )
+    };
+    let return_line = |product: Uuid, quantity: i64, unit_price: i64| {
+        format!(
+            "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '{return_id}', '{order}', 1, '{product}', {quantity}, {unit_price}, {});",
+            quantity * unit_price
+        )
+    };
+    let return_entry = |amount: i64| {
+        format!(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, return_id) \
+             VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'return', {}, {}, '{order}', '{return_id}');",
+            seq + 1,
+            -amount,
+            balance - amount
+        )
+    };
+    for session in [&owner, &client] {
+        // Incomplete returns are refused at commit.
+        for (what, statements) in [
+            ("a return without lines or ledger entry", return_row(100)),
+            (
+                "a return without ledger entry",
+                return_row(100) + &return_line(pen, 1, 100),
+            ),
+            (
+                "a return without lines",
+                return_row(100) + &return_entry(100),
+            ),
+        ] {
+            session.batch_execute("BEGIN").await.expect("begin");
+            session
+                .batch_execute(&statements)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("{what}: the statements themselves pass: {error:?}")
+                });
+            let refusal = refused_by(session.batch_execute("COMMIT").await, what);
+            assert_eq!(
+                refusal.code,
+                SqlState::CHECK_VIOLATION,
+                "{what}: {refusal:?}"
+            );
+            assert_eq!(
+                refusal.constraint.as_deref(),
+                Some("returns_complete"),
+                "{what}: {refusal:?}"
+            );
+        }
+        // Returning more than bought minus returned is refused at once.
+        for (what, product, quantity, price, constraint) in [
+            (
+                "3 pens of which 1 came back",
+                pen,
+                3,
+                100,
+                "return_items_within_purchase",
+            ),
+            ("3 inks of 2", ink, 3, 250, "return_items_within_purchase"),
+            (
+                "a pen at another price",
+                pen,
+                1,
+                90,
+                "return_items_order_price",
+            ),
+        ] {
+            session.batch_execute("BEGIN").await.expect("begin");
+            session
+                .batch_execute(&return_row(quantity * price))
+                .await
+                .expect("a return row");
+            let refusal = refused(session, &return_line(product, quantity, price)).await;
+            assert_eq!(
+                refusal.code,
+                SqlState::CHECK_VIOLATION,
+                "{what}: {refusal:?}"
+            );
+            assert_eq!(
+                refusal.constraint.as_deref(),
+                Some(constraint),
+                "{what}: {refusal:?}"
+            );
+            session.batch_execute("ROLLBACK").await.expect("rollback");
+        }
+        // Exactly what is left (2 pens) may be returned.
+        session.batch_execute("BEGIN").await.expect("begin");
+        session
+            .batch_execute(&(return_row(200) + &return_line(pen, 2, 100) + &return_entry(200)))
+            .await
+            .expect("returning what is left inserts");
+        session
+            .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+            .await
+            .expect("a complete return passes the deferred check");
+        session.batch_execute("ROLLBACK").await.expect("rollback");
+    }
+
+    // Through the API the same limits hold.
+    let too_many = app
+        .post(
+            &format!("/v1/orders/{order}/returns"),
+            &world.shop.key,
+            json!({ "items": [{ "product_id": pen, "quantity": 3 }] }),
+        )
+        .await;
+    assert_eq!(too_many.status, 409, "{too_many:?}");
+    assert_eq!(too_many.code(), "return_exceeds_purchase");
+    assert_eq!(too_many.body["returnable"], 2, "{too_many:?}");
+
+    assert_eq!(
+        history_counts(&owner).await,
+        before,
+        "nothing was committed"
+    );
+}
+
+#[tokio::test]
+async fn committed_orders_and_returns_gain_no_lines() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let client = as_app(&app, Some(world.shop.id)).await;
+    let (shop, order) = (world.shop.id, world.order);
+    // A product the order does not have, so no key collides.
+    let extra = app.product(&world.shop, 30, 10).await;
+    let return_id: Uuid = owner
+        .query_one(
+            "SELECT id FROM returns WHERE business_id = $1 AND order_id = $2",
+            &[&shop, &order],
+        )
+        .await
+        .expect("the world's return")
+        .get(0);
+    let before = history_counts(&owner).await;
+
+    for session in [&owner, &client] {
+        // A line appended to a committed order would change its items and
+        // make its total disagree with its lines and its ledger entry.
+        let refusal = refused_by(
+            session
+                .batch_execute(&format!(
+                    "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                     VALUES ('{shop}', '{order}', 3, '{extra}', 1, 30, 30)"
+                ))
+                .await,
+            "a line added to a committed order",
+        );
+        assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+        assert_eq!(
+            refusal.constraint.as_deref(),
+            Some("orders_complete"),
+            "{refusal:?}"
+        );
+
+        // Likewise a line appended to a committed return (the ink was
+        // bought and not returned, so the return-line trigger allows it).
+        let refusal = refused_by(
+            session
+                .batch_execute(&format!(
+                    "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                     VALUES ('{shop}', '{return_id}', '{order}', 2, '{}', 1, 250, 250)",
+                    world.ink
+                ))
+                .await,
+            "a line added to a committed return",
+        );
+        assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+        assert_eq!(
+            refusal.constraint.as_deref(),
+            Some("returns_complete"),
+            "{refusal:?}"
+        );
+    }
+
+    assert_eq!(
+        history_counts(&owner).await,
+        before,
+        "nothing was committed"
+    );
+    let reread = app
+        .get(&format!("/v1/orders/{order}"), &world.shop.key)
+        .await;
+    assert_eq!(
+        reread.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "{reread:?}"
+    );
+    assert_eq!(reread.body["total"], 800, "{reread:?}");
+}
