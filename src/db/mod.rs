@@ -21,6 +21,7 @@ pub mod page;
 pub mod payment;
 pub mod products;
 pub mod purchase;
+pub mod reports;
 pub mod returns;
 pub mod stock;
 

@@ -9,4 +9,5 @@ mod guards;
 mod idempotency;
 mod isolation;
 mod openapi;
+mod reports;
 mod smoke;
