@@ -9,7 +9,7 @@
 //! partial index `credit_ledger_open_purchases`: the report reads the head of
 //! each chain plus the open purchases, never the settled history.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -46,11 +46,15 @@ pub struct OverdueCustomer {
     pub aging: Aging,
 }
 
-// Past due = as_of - (created_at + days); a purchase is overdue when that is
-// positive, and lands in the bucket of its whole days past due, rounded up.
-// Sums are numeric so a large book cannot overflow before the cast back.
+// A purchase falls due `days` after it was made; it is overdue once
+// created_at < due ($2 = as_of - days) and lands in the bucket of its whole
+// days past due, rounded up: bucket k (1..=3) holds purchases made in
+// [due - 30k days, due - 30(k-1) days), bucket 4 anything older. The bounds
+// are computed once by the caller so each open purchase costs a few
+// timestamp comparisons. Sums are numeric, but a customer's open amounts sum
+// to their balance, which is a bigint.
 const OVERDUE_SQL: &str = "
-WITH heads AS (
+WITH heads AS MATERIALIZED (
     SELECT c.id, c.name, h.balance_after AS balance,
            h.purchases_to_date - h.balance_after AS credited
       FROM customers c
@@ -62,25 +66,32 @@ WITH heads AS (
             LIMIT 1) h
      WHERE c.business_id = $1 AND h.balance_after > 0
 ), open AS (
-    SELECT h.id, h.name, h.balance, p.created_at,
+    SELECT h.id, p.created_at,
            least(p.amount, p.purchases_to_date - h.credited) AS unsettled,
-           $2::timestamptz - (p.created_at + make_interval(days => $3)) AS past_due
+           CASE WHEN p.created_at >= $2 THEN 0
+                WHEN p.created_at >= $3 THEN 1
+                WHEN p.created_at >= $4 THEN 2
+                WHEN p.created_at >= $5 THEN 3
+                ELSE 4 END AS bucket
       FROM heads h
       JOIN credit_ledger p
         ON p.business_id = $1 AND p.customer_id = h.id
        AND p.kind = 'purchase' AND p.purchases_to_date > h.credited
+), aged AS (
+    SELECT id, min(created_at) AS oldest_unpaid_at,
+           coalesce(sum(unsettled) FILTER (WHERE bucket = 0), 0)::bigint AS current,
+           coalesce(sum(unsettled) FILTER (WHERE bucket = 1), 0)::bigint AS d30,
+           coalesce(sum(unsettled) FILTER (WHERE bucket = 2), 0)::bigint AS d60,
+           coalesce(sum(unsettled) FILTER (WHERE bucket = 3), 0)::bigint AS d90,
+           coalesce(sum(unsettled) FILTER (WHERE bucket = 4), 0)::bigint AS over_90
+      FROM open
+     GROUP BY id
+    HAVING max(bucket) > 0
 )
-SELECT id, name, balance, min(created_at) AS oldest_unpaid_at,
-       coalesce(sum(unsettled) FILTER (WHERE past_due > interval '0'), 0)::bigint AS overdue,
-       coalesce(sum(unsettled) FILTER (WHERE past_due <= interval '0'), 0)::bigint AS current,
-       coalesce(sum(unsettled) FILTER (WHERE past_due > interval '0' AND past_due <= interval '30 days'), 0)::bigint AS d30,
-       coalesce(sum(unsettled) FILTER (WHERE past_due > interval '30 days' AND past_due <= interval '60 days'), 0)::bigint AS d60,
-       coalesce(sum(unsettled) FILTER (WHERE past_due > interval '60 days' AND past_due <= interval '90 days'), 0)::bigint AS d90,
-       coalesce(sum(unsettled) FILTER (WHERE past_due > interval '90 days'), 0)::bigint AS over_90
-  FROM open
- GROUP BY id, name, balance
-HAVING bool_or(past_due > interval '0')
- ORDER BY oldest_unpaid_at, id";
+SELECT a.*, h.name, h.balance, a.d30 + a.d60 + a.d90 + a.over_90 AS overdue
+  FROM aged a
+  JOIN heads h USING (id)
+ ORDER BY a.oldest_unpaid_at, a.id";
 
 /// Customers with a purchase older than `days` that is not fully settled,
 /// oldest debt first, as of `as_of`.
@@ -90,13 +101,17 @@ pub async fn overdue(
     days: i32,
 ) -> Result<Vec<OverdueCustomer>, DbError> {
     let business = tx.business_id();
+    let due = as_of - TimeDelta::days(i64::from(days));
+    let bounds = [1, 2, 3].map(|months| due - TimeDelta::days(30 * months));
     let rows = tx
         .query(
             OVERDUE_SQL,
             &[
                 (&business, Type::UUID),
-                (&as_of, Type::TIMESTAMPTZ),
-                (&days, Type::INT4),
+                (&due, Type::TIMESTAMPTZ),
+                (&bounds[0], Type::TIMESTAMPTZ),
+                (&bounds[1], Type::TIMESTAMPTZ),
+                (&bounds[2], Type::TIMESTAMPTZ),
             ],
         )
         .await?;
