@@ -1,13 +1,391 @@
-//! `ontab audit` (being written).
+//! `ontab audit`: re-checks, from the stored data alone, every invariant the
+//! database is meant to hold, for every business (or one).
+//!
+//! The guards in the migrations refuse bad writes as they happen; the audit
+//! is the independent second opinion: it finds what a disabled trigger, a
+//! manual fix in psql, a restored backup or a bug in a guard let through.
+//! Each check is one read-only query per business, returning one row per
+//! violation (`subject`, `detail`), run under that business's row level
+//! security in one REPEATABLE READ snapshot, so the checks agree with each
+//! other even while the service is writing.
+
+use std::fmt;
+
+use anyhow::Context;
+use tokio_postgres::{Client, IsolationLevel, NoTls};
+use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
+use crate::db::describe_pg;
+use crate::server::Database;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// Audit only this business.
+    #[arg(long)]
+    pub business: Option<Uuid>,
+    /// Print at most this many violations per check and business (all are
+    /// counted).
+    #[arg(long, default_value_t = 20)]
+    pub max_listed: usize,
 }
 
-pub async fn run(_args: AuditArgs) -> anyhow::Result<()> {
-    anyhow::bail!("ontab audit is not implemented yet")
+/// One invariant and the query that lists its violations for business $1.
+struct Check {
+    name: &'static str,
+    /// What holds when the check passes, for the report.
+    rule: &'static str,
+    sql: &'static str,
+}
+
+const CHECKS: &[Check] = &[
+    Check {
+        name: "ledger_chain",
+        rule: "each customer's ledger is a continuous chain: seq 1, 2, 3…, balance_after = previous balance_after + amount, signs match kinds, payments never take the balance below zero",
+        sql: "
+SELECT 'customer ' || customer_id, format('entry %s (%s %s): %s', seq, kind, amount, problem)
+  FROM (SELECT l.customer_id, l.seq, l.kind, l.amount, l.balance_after, l.purchases_to_date,
+               l.order_id, l.return_id,
+               lag(l.seq) OVER w AS prev_seq,
+               coalesce(lag(l.balance_after) OVER w, 0) AS prev_balance,
+               coalesce(lag(l.purchases_to_date) OVER w, 0) AS prev_purchases
+          FROM credit_ledger l
+         WHERE l.business_id = $1
+        WINDOW w AS (PARTITION BY l.customer_id ORDER BY l.seq)) e
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN e.seq <> coalesce(e.prev_seq, 0) + 1
+         THEN format('follows entry %s', coalesce(e.prev_seq, 0)) END),
+   (CASE WHEN e.balance_after::numeric <> e.prev_balance::numeric + e.amount
+         THEN format('balance_after is %s, but the previous balance %s plus the amount is %s',
+                     e.balance_after, e.prev_balance, e.prev_balance::numeric + e.amount) END),
+   (CASE WHEN (e.kind = 'purchase' AND e.amount < 0) OR (e.kind = 'payment' AND e.amount >= 0)
+              OR (e.kind = 'return' AND e.amount > 0)
+         THEN 'the amount has the wrong sign for its kind' END),
+   (CASE WHEN e.kind = 'payment' AND e.balance_after < 0
+         THEN 'the payment took the balance below zero' END),
+   (CASE WHEN (e.kind = 'purchase') <> (e.order_id IS NOT NULL AND e.return_id IS NULL)
+              OR (e.kind = 'return') <> (e.return_id IS NOT NULL)
+         THEN 'its order_id/return_id do not match its kind' END),
+   (CASE WHEN e.purchases_to_date::numeric
+              <> e.prev_purchases::numeric + CASE WHEN e.kind = 'purchase' THEN e.amount ELSE 0 END
+         THEN format('purchases_to_date is %s, expected %s', e.purchases_to_date,
+                     e.prev_purchases::numeric + CASE WHEN e.kind = 'purchase' THEN e.amount ELSE 0 END) END)
+ ) v(problem)
+ WHERE problem IS NOT NULL
+ ORDER BY customer_id, seq",
+    },
+    Check {
+        name: "credit_limit",
+        rule: "no purchase took a balance above the credit limit in force at that point of the customer's ledger",
+        sql: "
+SELECT 'customer ' || l.customer_id,
+       format('purchase entry %s took the balance to %s, above the limit %s then in force',
+              l.seq, l.balance_after, lim.credit_limit)
+  FROM credit_ledger l
+ CROSS JOIN LATERAL (
+       SELECT c.credit_limit
+         FROM credit_limit_changes c
+        WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
+        ORDER BY c.id DESC
+        LIMIT 1) lim
+ WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.balance_after > lim.credit_limit
+ ORDER BY l.customer_id, l.seq",
+    },
+    Check {
+        name: "order_totals",
+        rule: "every order's total = the sum of its lines (each quantity × unit_price) = its one purchase entry, on its customer's ledger",
+        sql: "
+WITH lines AS (
+    SELECT order_id, count(*) AS n, sum(line_total::numeric) AS total,
+           bool_or(line_total::numeric <> quantity::numeric * unit_price) AS miscomputed
+      FROM order_items WHERE business_id = $1 GROUP BY order_id
+), entries AS (
+    SELECT order_id, count(*) AS n, sum(amount) AS amount,
+           array_agg(DISTINCT customer_id) AS customers
+      FROM credit_ledger WHERE business_id = $1 AND kind = 'purchase' AND order_id IS NOT NULL
+     GROUP BY order_id
+)
+SELECT 'order ' || o.id, problem
+  FROM orders o
+  LEFT JOIN lines li ON li.order_id = o.id
+  LEFT JOIN entries e ON e.order_id = o.id
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN li.order_id IS NULL THEN 'has no lines'
+         WHEN li.total <> o.total THEN format('total is %s, but its lines sum to %s', o.total, li.total) END),
+   (CASE WHEN li.miscomputed THEN 'a line_total is not quantity × unit_price' END),
+   (CASE WHEN e.order_id IS NULL THEN 'has no ledger entry'
+         WHEN e.n > 1 THEN format('has %s purchase entries', e.n)
+         WHEN e.amount <> o.total THEN format('total is %s, but its ledger entry is %s', o.total, e.amount)
+         WHEN e.customers <> ARRAY[o.customer_id] THEN 'its ledger entry is on another customer''s ledger' END)
+ ) v(problem)
+ WHERE o.business_id = $1 AND problem IS NOT NULL
+ ORDER BY o.created_at, o.id",
+    },
+    Check {
+        name: "returns",
+        rule: "every return's amount = the sum of its lines = minus its one return entry, on the buyer's ledger; no product is returned beyond what its order bought, nor at another price",
+        sql: "
+SELECT 'return ' || r.id, problem
+  FROM returns r
+  JOIN orders o ON o.business_id = r.business_id AND o.id = r.order_id
+  LEFT JOIN LATERAL (
+       SELECT count(*) AS n, sum(ri.line_total::numeric) AS total,
+              bool_or(ri.order_id <> r.order_id) AS other_order
+         FROM return_items ri
+        WHERE ri.business_id = r.business_id AND ri.return_id = r.id) li ON true
+  LEFT JOIN LATERAL (
+       SELECT count(*) AS n, sum(l.amount) AS amount, bool_or(l.customer_id <> o.customer_id) AS other_customer
+         FROM credit_ledger l
+        WHERE l.business_id = r.business_id AND l.return_id = r.id AND l.kind = 'return') e ON true
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN li.n = 0 THEN 'has no lines'
+         WHEN li.total <> r.amount THEN format('amount is %s, but its lines sum to %s', r.amount, li.total) END),
+   (CASE WHEN li.other_order THEN 'has lines of another order' END),
+   (CASE WHEN e.n = 0 THEN 'has no ledger entry'
+         WHEN e.n > 1 THEN format('has %s return entries', e.n)
+         WHEN e.amount <> -r.amount THEN format('amount is %s, but its ledger entry is %s', r.amount, e.amount)
+         WHEN e.other_customer THEN 'its ledger entry is not on the buyer''s ledger' END)
+ ) v(problem)
+ WHERE r.business_id = $1 AND problem IS NOT NULL
+UNION ALL
+SELECT format('order %s, product %s', oi.order_id, oi.product_id), problem
+  FROM (SELECT order_id, product_id, sum(quantity) AS quantity,
+               min(unit_price) AS lowest, max(unit_price) AS highest
+          FROM return_items WHERE business_id = $1 GROUP BY order_id, product_id) back
+  JOIN order_items oi ON oi.business_id = $1 AND oi.order_id = back.order_id AND oi.product_id = back.product_id
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN back.quantity > oi.quantity
+         THEN format('%s returned, but the order bought %s', back.quantity, oi.quantity) END),
+   (CASE WHEN back.lowest <> oi.unit_price OR back.highest <> oi.unit_price
+         THEN format('returned at %s, but bought at %s', back.lowest, oi.unit_price) END)
+ ) v(problem)
+ WHERE problem IS NOT NULL",
+    },
+    Check {
+        name: "stock",
+        rule: "every product's stock = initial stock + adjustments − sold + returned, and is never negative",
+        sql: "
+SELECT 'product ' || p.id,
+       CASE WHEN p.stock < 0 THEN format('stock is negative: %s', p.stock)
+            ELSE format('stock is %s, but initial %s + adjustments %s − sold %s + returned %s = %s',
+                        p.stock, p.initial_stock, coalesce(a.delta, 0), coalesce(s.quantity, 0),
+                        coalesce(r.quantity, 0),
+                        p.initial_stock + coalesce(a.delta, 0) - coalesce(s.quantity, 0) + coalesce(r.quantity, 0))
+       END
+  FROM products p
+  LEFT JOIN (SELECT product_id, sum(delta) AS delta FROM stock_adjustments
+              WHERE business_id = $1 GROUP BY product_id) a ON a.product_id = p.id
+  LEFT JOIN (SELECT product_id, sum(quantity) AS quantity FROM order_items
+              WHERE business_id = $1 GROUP BY product_id) s ON s.product_id = p.id
+  LEFT JOIN (SELECT product_id, sum(quantity) AS quantity FROM return_items
+              WHERE business_id = $1 GROUP BY product_id) r ON r.product_id = p.id
+ WHERE p.business_id = $1
+   AND (p.stock < 0
+        OR p.stock::numeric <> p.initial_stock + coalesce(a.delta, 0) - coalesce(s.quantity, 0) + coalesce(r.quantity, 0))
+ ORDER BY p.created_at, p.id",
+    },
+    Check {
+        name: "references",
+        rule: "every reference points at a row of the same business (none dangles, none crosses tenants)",
+        sql: "
+SELECT 'order ' || x.id, format('refers to customer %s, which this business does not have', x.customer_id)
+  FROM orders x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)
+UNION ALL
+SELECT format('order %s line %s', x.order_id, x.line_no), format('refers to order %s, which this business does not have', x.order_id)
+  FROM order_items x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM orders t WHERE t.business_id = $1 AND t.id = x.order_id)
+UNION ALL
+SELECT format('order %s line %s', x.order_id, x.line_no), format('refers to product %s, which this business does not have', x.product_id)
+  FROM order_items x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM products t WHERE t.business_id = $1 AND t.id = x.product_id)
+UNION ALL
+SELECT 'return ' || x.id, format('refers to order %s, which this business does not have', x.order_id)
+  FROM returns x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM orders t WHERE t.business_id = $1 AND t.id = x.order_id)
+UNION ALL
+SELECT format('return %s line %s', x.return_id, x.line_no), format('refers to return %s, which this business does not have', x.return_id)
+  FROM return_items x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM returns t WHERE t.business_id = $1 AND t.id = x.return_id)
+UNION ALL
+SELECT format('return %s line %s', x.return_id, x.line_no),
+       format('refers to product %s of order %s, which this business does not have', x.product_id, x.order_id)
+  FROM return_items x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM order_items t
+                    WHERE t.business_id = $1 AND t.order_id = x.order_id AND t.product_id = x.product_id)
+UNION ALL
+SELECT format('ledger entry %s', x.id), format('is on customer %s, which this business does not have', x.customer_id)
+  FROM credit_ledger x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)
+UNION ALL
+SELECT format('ledger entry %s', x.id), format('refers to order %s, which this business does not have', x.order_id)
+  FROM credit_ledger x WHERE x.business_id = $1 AND x.order_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM orders t WHERE t.business_id = $1 AND t.id = x.order_id)
+UNION ALL
+SELECT format('ledger entry %s', x.id), format('refers to return %s, which this business does not have', x.return_id)
+  FROM credit_ledger x WHERE x.business_id = $1 AND x.return_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM returns t WHERE t.business_id = $1 AND t.id = x.return_id)
+UNION ALL
+SELECT 'stock adjustment ' || x.id, format('refers to product %s, which this business does not have', x.product_id)
+  FROM stock_adjustments x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM products t WHERE t.business_id = $1 AND t.id = x.product_id)
+UNION ALL
+SELECT 'credit limit change ' || x.id, format('refers to customer %s, which this business does not have', x.customer_id)
+  FROM credit_limit_changes x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)",
+    },
+];
+
+/// One broken invariant.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub business_id: Uuid,
+    pub check: &'static str,
+    pub subject: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "business {} [{}] {}: {}",
+            self.business_id, self.check, self.subject, self.detail
+        )
+    }
+}
+
+/// What an audit found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub businesses: usize,
+    pub violations: Vec<Violation>,
+}
+
+impl Report {
+    /// Whether `check` found anything.
+    pub fn failed(&self, check: &str) -> bool {
+        self.violations.iter().any(|v| v.check == check)
+    }
+}
+
+/// The names of the checks, in the order they run.
+pub fn check_names() -> impl Iterator<Item = &'static str> {
+    CHECKS.iter().map(|check| check.name)
+}
+
+/// Audits `business`, or every business. Needs a role that may call
+/// `ontab_business_ids()` (the role that ran the migrations) or a superuser.
+pub async fn audit(client: &mut Client, business: Option<Uuid>) -> anyhow::Result<Report> {
+    let businesses: Vec<Uuid> = match business {
+        Some(id) => vec![id],
+        None => client
+            .query("SELECT ontab_business_ids()", &[])
+            .await
+            .map_err(|error| anyhow::anyhow!("listing businesses: {}", describe_pg(&error)))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect(),
+    };
+    let mut report = Report::default();
+    for business_id in businesses {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        // The same tenant scoping as the server's transactions: a row that
+        // points at another business's row finds nothing to point at.
+        tx.execute(
+            "SELECT set_config('ontab.business_id', $1, true)",
+            &[&business_id.to_string()],
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("{}", describe_pg(&error)))?;
+        let known = tx
+            .query_opt("SELECT 1 FROM businesses WHERE id = $1", &[&business_id])
+            .await
+            .map_err(|error| anyhow::anyhow!("{}", describe_pg(&error)))?;
+        if known.is_none() {
+            anyhow::bail!("no business {business_id}");
+        }
+        for check in CHECKS {
+            let rows = tx
+                .query(check.sql, &[&business_id])
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "check {} failed to run: {}",
+                        check.name,
+                        describe_pg(&error)
+                    )
+                })?;
+            report.violations.extend(rows.iter().map(|row| Violation {
+                business_id,
+                check: check.name,
+                subject: row.get(0),
+                detail: row.get(1),
+            }));
+        }
+        tx.commit().await?;
+        report.businesses += 1;
+    }
+    Ok(report)
+}
+
+/// `ontab audit`: prints the report; an error (exit status 1) when anything
+/// is broken.
+pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
+    let database = Database::open(&args.database).await?;
+    let outcome = audit_url(&database.url, args.business).await;
+    database.close().await?;
+    let report = outcome?;
+    for check in CHECKS {
+        let found: Vec<&Violation> = report
+            .violations
+            .iter()
+            .filter(|v| v.check == check.name)
+            .collect();
+        let verdict = if found.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("{} VIOLATION(S)", found.len())
+        };
+        println!("{:<13} {verdict:<16} {}", check.name, check.rule);
+        for violation in found.iter().take(args.max_listed) {
+            println!("    {violation}");
+        }
+        if found.len() > args.max_listed {
+            println!("    … and {} more", found.len() - args.max_listed);
+        }
+    }
+    println!(
+        "audited {} business(es): {} violation(s)",
+        report.businesses,
+        report.violations.len()
+    );
+    if report.violations.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} invariant violation(s) found (listed above)",
+            report.violations.len()
+        )
+    }
+}
+
+async fn audit_url(url: &str, business: Option<Uuid>) -> anyhow::Result<Report> {
+    let config = crate::db::parse_url(url)?;
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .context("connecting to the database")?;
+    let driver = tokio::spawn(connection);
+    let report = audit(&mut client, business).await;
+    drop(client);
+    let _ = driver.await;
+    report
 }

@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "complete_on_every_line",
         sql: include_str!("../../migrations/0006_complete_on_every_line.sql"),
     },
+    Migration {
+        version: 7,
+        name: "audit_access",
+        sql: include_str!("../../migrations/0007_audit_access.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

@@ -674,6 +674,8 @@ async fn stock_that_runs_out_is_never_oversold() {
         assert_eq!(more.code(), "insufficient_stock");
         assert_eq!(more.body["available"], 0, "{more:?}");
     }
+    // And the independent second opinion over everything stored.
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -763,6 +765,8 @@ async fn a_hot_customer_never_goes_above_the_limit() {
     let over = app.purchase(&shop, hot, &[(ids[0], 1)]).await;
     assert_eq!(over.status, 409, "{over:?}");
     assert_eq!(over.code(), "credit_limit_exceeded");
+    // And the independent second opinion over everything stored.
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -877,6 +881,8 @@ async fn purchases_payments_returns_and_adjustments_interleave_consistently() {
             .count();
         assert_eq!(returns.len(), accepted, "returns of {order}: {reread:?}");
     }
+    // And the independent second opinion over everything stored.
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -975,6 +981,8 @@ async fn limits_changed_mid_run_bind_every_later_purchase() {
             "the newest recorded limit is the customer's"
         );
     }
+    // And the independent second opinion over everything stored.
+    app.assert_audit_clean().await;
 }
 
 /// Units returned per (order, product) by the successful returns.

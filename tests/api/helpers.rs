@@ -245,6 +245,36 @@ impl TestApp {
         connect(&self.db_config).await
     }
 
+    /// A libpq connection string for this test's database, superuser, for
+    /// running the `ontab` binary against it.
+    pub fn database_url(&self) -> String {
+        let config = &self.db_config;
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "host='{host}' port={port} user={} dbname={}",
+            config.get_user().unwrap_or("postgres"),
+            self.db_name
+        )
+    }
+
+    /// Runs `ontab audit` over this test's database and asserts it is clean.
+    pub async fn assert_audit_clean(&self) {
+        let mut client = self.sql().await;
+        let report = ontab::audit::audit(&mut client, None)
+            .await
+            .expect("audit runs");
+        assert!(
+            report.violations.is_empty(),
+            "audit found violations: {:#?}",
+            report.violations
+        );
+    }
+
     pub async fn request(
         &self,
         method: reqwest::Method,

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod concurrency;
 mod contract;
 mod guards;
