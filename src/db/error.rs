@@ -48,11 +48,24 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
 /// Whether an error means "nothing happened, the same work may run again".
 pub trait Retryable {
     fn is_retryable(&self) -> bool;
+    /// Why it may run again, as a metrics label.
+    fn retry_reason(&self) -> &'static str;
 }
 
 impl Retryable for DbError {
     fn is_retryable(&self) -> bool {
         matches!(self, DbError::Conflict(_) | DbError::IdempotencyRace)
+    }
+
+    fn retry_reason(&self) -> &'static str {
+        match self {
+            DbError::Conflict(error) if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => {
+                "deadlock"
+            }
+            DbError::Conflict(_) => "serialization_failure",
+            DbError::IdempotencyRace => "idempotency_race",
+            _ => "none",
+        }
     }
 }
 

@@ -52,6 +52,13 @@ impl Retryable for ApiError {
     fn is_retryable(&self) -> bool {
         matches!(self, ApiError::Database(error) if error.is_retryable())
     }
+
+    fn retry_reason(&self) -> &'static str {
+        match self {
+            ApiError::Database(error) => error.retry_reason(),
+            _ => "none",
+        }
+    }
 }
 
 impl ApiError {

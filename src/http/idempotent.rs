@@ -55,7 +55,8 @@ pub async fn run_once(
         match attempt_once(db, tenant, key.as_deref(), &fingerprint, command).await {
             Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
                 tracing::debug!(attempt, %error, "retrying after a transaction conflict");
-                metrics::counter!("ontab_db_transaction_retries_total").increment(1);
+                metrics::counter!("ontab_db_transaction_retries_total", "reason" => error.retry_reason())
+                    .increment(1);
                 attempt += 1;
             }
             Err(error) => return Err(error),

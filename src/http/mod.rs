@@ -47,6 +47,8 @@ pub struct AppState {
 
 /// The whole API, ready to serve or to drive with `oneshot` in tests.
 pub fn router(state: AppState, body_limit: usize) -> Router {
+    // Counting starts with the first request, whoever builds the router.
+    metrics::install();
     let (api, document) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     // Serializing a document built from our own types cannot fail short of

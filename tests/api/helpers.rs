@@ -201,6 +201,23 @@ impl TestApp {
     }
 
     pub async fn spawn_with(statements: StatementMode) -> Self {
+        Self::spawn_tuned(
+            statements,
+            16,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// An app with its own pool size, wait for a pooled connection, and
+    /// request timeout (which is also its statement timeout, as in serve).
+    pub async fn spawn_tuned(
+        statements: StatementMode,
+        pool_size: usize,
+        pool_wait: Duration,
+        request_timeout: Duration,
+    ) -> Self {
         let cluster = cluster().await;
         let db_name = format!("ontab_test_{}", Uuid::new_v4().simple());
         connect(&cluster.admin)
@@ -221,11 +238,13 @@ impl TestApp {
             Ok("unnamed") => StatementMode::Unnamed,
             _ => statements,
         };
-        let db = Db::connect(app_config, 16, Duration::from_secs(10), statements).expect("pool");
+        let db = Db::connect(app_config, pool_size, pool_wait, statements)
+            .expect("pool")
+            .with_statement_timeout(request_timeout);
         let state = AppState {
             db,
             admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
-            request_timeout: Duration::from_secs(30),
+            request_timeout,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

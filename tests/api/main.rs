@@ -10,5 +10,6 @@ mod guards;
 mod idempotency;
 mod isolation;
 mod openapi;
+mod ops;
 mod reports;
 mod smoke;
