@@ -11,5 +11,6 @@ mod idempotency;
 mod isolation;
 mod openapi;
 mod ops;
+mod process;
 mod reports;
 mod smoke;
