@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit_access",
         sql: include_str!("../../migrations/0007_audit_access.sql"),
     },
+    Migration {
+        version: 8,
+        name: "purchase_refusal_order",
+        sql: include_str!("../../migrations/0008_purchase_refusal_order.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

@@ -1541,6 +1541,51 @@ async fn totals_beyond_i64_are_422_and_never_500() {
     assert_eq!(body["order_total"], 1);
 }
 
+#[tokio::test]
+async fn an_overflowing_total_is_a_validation_failure_before_unknown_ids() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, i64::MAX).await;
+    let dear = app.product(&shop, i64::MAX, 10).await;
+    let unknown = Uuid::new_v4();
+
+    let reply = app.purchase(&shop, unknown, &[(dear, 2)]).await;
+    assert_eq!(invalid_fields(&reply), ["items"]);
+    let reply = app
+        .purchase(&shop, customer, &[(unknown, 1), (dear, 2)])
+        .await;
+    assert_eq!(invalid_fields(&reply), ["items"]);
+    // Without the overflow, the unknown ids are what is wrong.
+    let reply = app.purchase(&shop, unknown, &[(dear, 1)]).await;
+    problem(&reply, 404, "not_found");
+    let reply = app
+        .purchase(&shop, customer, &[(unknown, 1), (dear, 1)])
+        .await;
+    problem(&reply, 404, "not_found");
+}
+
+#[tokio::test]
+async fn lifetime_purchases_beyond_i64_are_a_validation_failure_not_a_500() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, i64::MAX).await;
+    let dear = app.product(&shop, i64::MAX, 10).await;
+    let first = app.purchase(&shop, customer, &[(dear, 1)]).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    let back = app
+        .post(
+            &format!("/v1/orders/{}/returns", first.id()),
+            &shop.key,
+            json!({ "items": [{ "product_id": dear, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(back.status, 201, "{back:?}");
+    // The balance is 0 again, but purchases to date would pass i64::MAX.
+    let again = app.purchase(&shop, customer, &[(dear, 1)]).await;
+    assert_eq!(invalid_fields(&again), ["items"]);
+    assert_eq!(customer_body(&app, &shop, customer).await["balance"], 0);
+}
+
 // ---------------------------------------------------------------- orders
 
 #[tokio::test]
