@@ -5,6 +5,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migrations migrations
 COPY src src
+# load/ is a workspace member: cargo needs its manifest even though only
+# ontab is built here.
+COPY load load
 RUN cargo build --release --locked --bin ontab
 
 FROM debian:bookworm-slim

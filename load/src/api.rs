@@ -21,7 +21,12 @@ pub struct Call {
 
 impl Call {
     pub fn post(path: impl Into<String>, token: &Arc<str>, body: &Value) -> Self {
-        Call { method: Method::POST, path: path.into(), token: token.clone(), body: Bytes::from(body.to_string()) }
+        Call {
+            method: Method::POST,
+            path: path.into(),
+            token: token.clone(),
+            body: Bytes::from(body.to_string()),
+        }
     }
 }
 
@@ -60,7 +65,12 @@ impl Api {
                 for index in (lane..calls.len()).step_by(lanes) {
                     let call = &calls[index];
                     let reply = conn
-                        .send(call.method.clone(), &call.path, &call.token, call.body.clone())
+                        .send(
+                            call.method.clone(),
+                            &call.path,
+                            &call.token,
+                            call.body.clone(),
+                        )
                         .await
                         .map_err(|e| anyhow!("{} {}: {}", call.method, call.path, e.label()))?;
                     replies.push((index, reply));
@@ -74,37 +84,63 @@ impl Api {
                 ordered[index] = Some(reply);
             }
         }
-        ordered.into_iter().map(|r| r.ok_or_else(|| anyhow!("a setup reply went missing"))).collect()
+        ordered
+            .into_iter()
+            .map(|r| r.ok_or_else(|| anyhow!("a setup reply went missing")))
+            .collect()
     }
 
     /// POST /v1/businesses with the admin token.
     pub async fn create_business(&self, admin_token: &str, name: &str) -> anyhow::Result<Tenant> {
         let admin: Arc<str> = admin_token.into();
-        let call = Call::post("/v1/businesses", &admin, &json!({ "name": name, "currency": "USD" }));
+        let call = Call::post(
+            "/v1/businesses",
+            &admin,
+            &json!({ "name": name, "currency": "USD" }),
+        );
         let reply = self.send_all(vec![call]).await?.remove(0);
         let body = expect(&reply, 201, "create business")?;
-        Ok(Tenant { id: string_at(&body, &["id"])?, key: string_at(&body, &["api_key", "key"])? })
+        Ok(Tenant {
+            id: string_at(&body, &["id"])?,
+            key: string_at(&body, &["api_key", "key"])?,
+        })
     }
 
     /// Creates customers with the given credit limits; returns their ids.
-    pub async fn create_customers(&self, tenant: &Tenant, credit_limits: &[i64]) -> anyhow::Result<Vec<Arc<str>>> {
+    pub async fn create_customers(
+        &self,
+        tenant: &Tenant,
+        credit_limits: &[i64],
+    ) -> anyhow::Result<Vec<Arc<str>>> {
         let calls = credit_limits
             .iter()
             .enumerate()
             .map(|(n, limit)| {
-                Call::post("/v1/customers", &tenant.key, &json!({ "name": format!("load customer {n}"), "credit_limit": limit }))
+                Call::post(
+                    "/v1/customers",
+                    &tenant.key,
+                    &json!({ "name": format!("load customer {n}"), "credit_limit": limit }),
+                )
             })
             .collect();
         self.created_ids(calls, "create customer").await
     }
 
     /// Creates products from `(price, stock)` pairs; returns their ids.
-    pub async fn create_products(&self, tenant: &Tenant, price_and_stock: &[(i64, i64)]) -> anyhow::Result<Vec<Arc<str>>> {
+    pub async fn create_products(
+        &self,
+        tenant: &Tenant,
+        price_and_stock: &[(i64, i64)],
+    ) -> anyhow::Result<Vec<Arc<str>>> {
         let calls = price_and_stock
             .iter()
             .enumerate()
             .map(|(n, (price, stock))| {
-                Call::post("/v1/products", &tenant.key, &json!({ "name": format!("load product {n}"), "price": price, "stock": stock }))
+                Call::post(
+                    "/v1/products",
+                    &tenant.key,
+                    &json!({ "name": format!("load product {n}"), "price": price, "stock": stock }),
+                )
             })
             .collect();
         self.created_ids(calls, "create product").await
@@ -112,17 +148,33 @@ impl Api {
 
     async fn created_ids(&self, calls: Vec<Call>, what: &str) -> anyhow::Result<Vec<Arc<str>>> {
         let replies = self.send_all(calls).await?;
-        replies.iter().map(|reply| string_at(&expect(reply, 201, what)?, &["id"])).collect()
+        replies
+            .iter()
+            .map(|reply| string_at(&expect(reply, 201, what)?, &["id"]))
+            .collect()
     }
 
     /// GET expecting 200 and a JSON body.
-    pub async fn get_json(&self, conn: &mut Conn, token: &str, path: &str) -> anyhow::Result<Value> {
-        let reply = conn.send(Method::GET, path, token, Bytes::new()).await.map_err(|e| anyhow!("GET {path}: {}", e.label()))?;
+    pub async fn get_json(
+        &self,
+        conn: &mut Conn,
+        token: &str,
+        path: &str,
+    ) -> anyhow::Result<Value> {
+        let reply = conn
+            .send(Method::GET, path, token, Bytes::new())
+            .await
+            .map_err(|e| anyhow!("GET {path}: {}", e.label()))?;
         expect(&reply, 200, &format!("GET {path}"))
     }
 
     /// Every item of a list endpoint, following `next_cursor`.
-    pub async fn list_all(&self, conn: &mut Conn, token: &str, path: &str) -> anyhow::Result<Vec<Value>> {
+    pub async fn list_all(
+        &self,
+        conn: &mut Conn,
+        token: &str,
+        path: &str,
+    ) -> anyhow::Result<Vec<Value>> {
         let joiner = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
@@ -139,7 +191,9 @@ impl Api {
             match page.get("next_cursor") {
                 Some(Value::String(next)) => cursor = Some(next.clone()),
                 Some(Value::Null) | None => return Ok(items),
-                Some(other) => bail!("GET {page_path}: next_cursor is {other}, not a string or null"),
+                Some(other) => {
+                    bail!("GET {page_path}: next_cursor is {other}, not a string or null")
+                }
             }
         }
     }
@@ -148,23 +202,36 @@ impl Api {
 /// The JSON body of a reply with the expected status, or an error naming both.
 pub fn expect(reply: &Reply, status: u16, what: &str) -> anyhow::Result<Value> {
     if reply.status != status {
-        bail!("{what}: expected {status}, got {}: {}", reply.status, reply.snippet());
+        bail!(
+            "{what}: expected {status}, got {}: {}",
+            reply.status,
+            reply.snippet()
+        );
     }
-    reply.json().ok_or_else(|| anyhow!("{what}: {status} without a JSON body: {}", reply.snippet()))
+    reply
+        .json()
+        .ok_or_else(|| anyhow!("{what}: {status} without a JSON body: {}", reply.snippet()))
 }
 
 /// The string at a path of object keys.
 pub fn string_at(value: &Value, path: &[&str]) -> anyhow::Result<Arc<str>> {
     let mut at = value;
     for key in path {
-        at = at.get(key).ok_or_else(|| anyhow!("no `{}` in {value}", path.join(".")))?;
+        at = at
+            .get(key)
+            .ok_or_else(|| anyhow!("no `{}` in {value}", path.join(".")))?;
     }
-    at.as_str().map(Arc::from).ok_or_else(|| anyhow!("`{}` is not a string in {value}", path.join(".")))
+    at.as_str()
+        .map(Arc::from)
+        .ok_or_else(|| anyhow!("`{}` is not a string in {value}", path.join(".")))
 }
 
 /// The integer at `key`, for money and quantities.
 pub fn int_at(value: &Value, key: &str) -> anyhow::Result<i64> {
-    value.get(key).and_then(Value::as_i64).ok_or_else(|| anyhow!("`{key}` is not an integer in {value}"))
+    value
+        .get(key)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| anyhow!("`{key}` is not an integer in {value}"))
 }
 
 /// Cursors are opaque: encode everything but unreserved characters.

@@ -12,9 +12,20 @@ use crate::http::{Reply, TransportError};
 /// What a request tried to do, with the amounts the client expects.
 #[derive(Debug, Clone)]
 pub enum Intent {
-    Purchase { customer: Arc<str>, lines: Vec<(Arc<str>, i64)>, total: i64 },
-    Payment { customer: Arc<str>, amount: i64 },
-    Return { customer: Arc<str>, lines: Vec<(Arc<str>, i64)>, amount: i64 },
+    Purchase {
+        customer: Arc<str>,
+        lines: Vec<(Arc<str>, i64)>,
+        total: i64,
+    },
+    Payment {
+        customer: Arc<str>,
+        amount: i64,
+    },
+    Return {
+        customer: Arc<str>,
+        lines: Vec<(Arc<str>, i64)>,
+        amount: i64,
+    },
 }
 
 /// Movements of one customer's balance seen by the client.
@@ -60,7 +71,11 @@ const MAX_VIOLATIONS_KEPT: usize = 50;
 impl Book {
     /// Books one outcome; returns the JSON body of an accepted request so the
     /// caller need not parse it again.
-    pub fn record(&mut self, intent: &Intent, outcome: &Result<Reply, TransportError>) -> Option<Value> {
+    pub fn record(
+        &mut self,
+        intent: &Intent,
+        outcome: &Result<Reply, TransportError>,
+    ) -> Option<Value> {
         match outcome {
             Ok(reply) if reply.status == 201 => self.accepted(intent, reply),
             Ok(reply) if reply.status == 409 => {
@@ -70,7 +85,11 @@ impl Book {
             Ok(reply) if reply.status < 500 && !(200..300).contains(&reply.status) => None,
             Ok(reply) => {
                 if reply.status < 300 {
-                    self.violation(format!("a movement answered {} instead of 201: {}", reply.status, reply.snippet()));
+                    self.violation(format!(
+                        "a movement answered {} instead of 201: {}",
+                        reply.status,
+                        reply.snippet()
+                    ));
                 }
                 self.maybe(intent);
                 None
@@ -89,10 +108,16 @@ impl Book {
             return None;
         };
         match intent {
-            Intent::Purchase { customer, lines, total } => {
+            Intent::Purchase {
+                customer,
+                lines,
+                total,
+            } => {
                 let answered = body.get("total").and_then(Value::as_i64);
                 if answered != Some(*total) {
-                    self.violation(format!("purchase 201 total {answered:?}, expected {total} from the prices"));
+                    self.violation(format!(
+                        "purchase 201 total {answered:?}, expected {total} from the prices"
+                    ));
                 }
                 self.purchase_total_ok += total;
                 let book = self.customers.entry(customer.clone()).or_default();
@@ -107,13 +132,20 @@ impl Book {
             Intent::Payment { customer, amount } => {
                 let answered = body.get("amount").and_then(Value::as_i64);
                 if answered != Some(-amount) {
-                    self.violation(format!("payment 201 amount {answered:?}, expected {}", -amount));
+                    self.violation(format!(
+                        "payment 201 amount {answered:?}, expected {}",
+                        -amount
+                    ));
                 }
                 let book = self.customers.entry(customer.clone()).or_default();
                 book.credited += amount;
                 book.entries += 1;
             }
-            Intent::Return { customer, lines, amount } => {
+            Intent::Return {
+                customer,
+                lines,
+                amount,
+            } => {
                 let answered = body.get("amount").and_then(Value::as_i64);
                 if answered != Some(*amount) {
                     self.violation(format!("return 201 amount {answered:?}, expected {amount}"));
@@ -135,29 +167,42 @@ impl Book {
         let int = |key: &str| body.get(key).and_then(Value::as_i64);
         match body.get("code").and_then(Value::as_str) {
             Some("insufficient_stock") => {
-                let (Some(requested), Some(available)) = (int("requested"), int("available")) else {
-                    self.violation(format!("insufficient_stock without requested/available: {body}"));
+                let (Some(requested), Some(available)) = (int("requested"), int("available"))
+                else {
+                    self.violation(format!(
+                        "insufficient_stock without requested/available: {body}"
+                    ));
                     return;
                 };
                 if available >= requested || available < 0 {
-                    self.violation(format!("insufficient_stock with requested {requested}, available {available}"));
+                    self.violation(format!(
+                        "insufficient_stock with requested {requested}, available {available}"
+                    ));
                 }
                 if let Some(product) = body.get("product_id").and_then(Value::as_str) {
                     let book = self.products.entry(Arc::from(product)).or_default();
-                    book.smallest_refused_request = Some(book.smallest_refused_request.map_or(requested, |s| s.min(requested)));
+                    book.smallest_refused_request = Some(
+                        book.smallest_refused_request
+                            .map_or(requested, |s| s.min(requested)),
+                    );
                 }
             }
             Some("credit_limit_exceeded") => {
-                let (Some(limit), Some(balance), Some(total)) = (int("credit_limit"), int("balance"), int("order_total")) else {
+                let (Some(limit), Some(balance), Some(total)) =
+                    (int("credit_limit"), int("balance"), int("order_total"))
+                else {
                     self.violation(format!("credit_limit_exceeded without its facts: {body}"));
                     return;
                 };
                 if balance.saturating_add(total) <= limit {
-                    self.violation(format!("credit_limit_exceeded although {balance} + {total} <= {limit}"));
+                    self.violation(format!(
+                        "credit_limit_exceeded although {balance} + {total} <= {limit}"
+                    ));
                 }
                 if let Intent::Purchase { customer, .. } = intent {
                     let book = self.customers.entry(customer.clone()).or_default();
-                    book.smallest_refused_total = Some(book.smallest_refused_total.map_or(total, |s| s.min(total)));
+                    book.smallest_refused_total =
+                        Some(book.smallest_refused_total.map_or(total, |s| s.min(total)));
                 }
             }
             _ => {}
@@ -166,7 +211,11 @@ impl Book {
 
     fn maybe(&mut self, intent: &Intent) {
         match intent {
-            Intent::Purchase { customer, lines, total } => {
+            Intent::Purchase {
+                customer,
+                lines,
+                total,
+            } => {
                 let book = self.customers.entry(customer.clone()).or_default();
                 book.maybe_charged += total;
                 book.maybe_entries += 1;
@@ -179,12 +228,19 @@ impl Book {
                 book.maybe_credited += amount;
                 book.maybe_entries += 1;
             }
-            Intent::Return { customer, lines, amount } => {
+            Intent::Return {
+                customer,
+                lines,
+                amount,
+            } => {
                 let book = self.customers.entry(customer.clone()).or_default();
                 book.maybe_credited += amount;
                 book.maybe_entries += 1;
                 for (product, quantity) in lines {
-                    self.products.entry(product.clone()).or_default().maybe_returned += quantity;
+                    self.products
+                        .entry(product.clone())
+                        .or_default()
+                        .maybe_returned += quantity;
                 }
             }
         }
@@ -206,7 +262,8 @@ impl Book {
             ours.maybe_charged += theirs.maybe_charged;
             ours.maybe_credited += theirs.maybe_credited;
             ours.maybe_entries += theirs.maybe_entries;
-            ours.smallest_refused_total = min_of(ours.smallest_refused_total, theirs.smallest_refused_total);
+            ours.smallest_refused_total =
+                min_of(ours.smallest_refused_total, theirs.smallest_refused_total);
         }
         for (id, theirs) in other.products {
             let ours = self.products.entry(id).or_default();
@@ -215,7 +272,10 @@ impl Book {
             ours.maybe_sold += theirs.maybe_sold;
             ours.maybe_returned += theirs.maybe_returned;
             ours.purchases_ok += theirs.purchases_ok;
-            ours.smallest_refused_request = min_of(ours.smallest_refused_request, theirs.smallest_refused_request);
+            ours.smallest_refused_request = min_of(
+                ours.smallest_refused_request,
+                theirs.smallest_refused_request,
+            );
         }
         for message in other.violations {
             self.violation(message);
@@ -238,11 +298,18 @@ mod tests {
     use bytes::Bytes;
 
     fn reply(status: u16, body: &str) -> Result<Reply, TransportError> {
-        Ok(Reply { status, body: Bytes::from(body.to_owned()) })
+        Ok(Reply {
+            status,
+            body: Bytes::from(body.to_owned()),
+        })
     }
 
     fn purchase(total: i64) -> Intent {
-        Intent::Purchase { customer: "c".into(), lines: vec![("p".into(), 2)], total }
+        Intent::Purchase {
+            customer: "c".into(),
+            lines: vec![("p".into(), 2)],
+            total,
+        }
     }
 
     #[test]
@@ -267,7 +334,13 @@ mod tests {
     #[test]
     fn refusal_without_a_reason_is_a_violation() {
         let mut book = Book::default();
-        book.record(&purchase(5), &reply(409, r#"{"code":"insufficient_stock","product_id":"p","requested":2,"available":7}"#));
+        book.record(
+            &purchase(5),
+            &reply(
+                409,
+                r#"{"code":"insufficient_stock","product_id":"p","requested":2,"available":7}"#,
+            ),
+        );
         assert_eq!(book.violations.len(), 1);
         assert_eq!(book.products["p"].smallest_refused_request, Some(2));
     }

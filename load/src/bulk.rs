@@ -33,7 +33,10 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Client> {
             }
         }
     }
-    let (client, connection) = config.connect(NoTls).await.context("connecting to --database-url")?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .context("connecting to --database-url")?;
     tokio::spawn(async move {
         // Ends when the client is dropped; an error surfaces on the next query.
         let _ = connection.await;
@@ -46,13 +49,24 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Client> {
 /// same amount (even seq), so the balance stays realistic: `price` after an
 /// odd count, 0 after an even one. One INSERT…SELECT per table, one
 /// transaction, the tenant set as the server sets it.
-pub async fn load_history(database_url: &str, business: &str, customer: &str, product: &str, price: i64, entries: u64) -> anyhow::Result<Loaded> {
+pub async fn load_history(
+    database_url: &str,
+    business: &str,
+    customer: &str,
+    product: &str,
+    price: i64,
+    entries: u64,
+) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let mut client = connect(database_url).await?;
     let entries_i64 = i64::try_from(entries).context("--history-entries too large")?;
     let purchases = (entries_i64 + 1) / 2;
     let tx = client.transaction().await?;
-    tx.execute("SELECT set_config('ontab.business_id', $1, true)", &[&business]).await?;
+    tx.execute(
+        "SELECT set_config('ontab.business_id', $1, true)",
+        &[&business],
+    )
+    .await?;
     tx.execute(
         "INSERT INTO orders (business_id, id, customer_id, total, created_at)
          SELECT $1::text::uuid, md5($2::text || ':order:' || k)::uuid, $2::text::uuid, $3::bigint,
@@ -94,12 +108,18 @@ pub async fn load_history(database_url: &str, business: &str, customer: &str, pr
         .await
         .context("lowering stock by what the history sold")?;
     if updated != 1 {
-        bail!("the history's product was not found in the database (is --database-url the server's database?)");
+        bail!(
+            "the history's product was not found in the database (is --database-url the server's database?)"
+        );
     }
-    tx.commit().await.context("committing the history (the deferred order checks run here)")?;
+    tx.commit()
+        .await
+        .context("committing the history (the deferred order checks run here)")?;
     // A database that grew this history over time would have statistics for
     // it; without them the first plans after the load are guesses.
-    client.batch_execute("ANALYZE orders; ANALYZE order_items; ANALYZE credit_ledger").await?;
+    client
+        .batch_execute("ANALYZE orders; ANALYZE order_items; ANALYZE credit_ledger")
+        .await?;
     Ok(Loaded {
         entries,
         balance: if entries % 2 == 1 { price } else { 0 },
@@ -110,17 +130,25 @@ pub async fn load_history(database_url: &str, business: &str, customer: &str, pr
 
 /// A ledger chain checked inside the database: (entries, breaks, last
 /// balance_after), where a break is an entry whose seq or balance_after does
-/// not continue the one before it.
-pub async fn chain_in_sql(client: &Client, business: &str, customer: &str) -> anyhow::Result<(i64, i64, i64)> {
+/// not continue the one before it, or whose purchases_to_date (migration
+/// 0005, what the overdue report settles against) is not the running sum of
+/// the customer's purchases.
+pub async fn chain_in_sql(
+    client: &Client,
+    business: &str,
+    customer: &str,
+) -> anyhow::Result<(i64, i64, i64)> {
     let row = client
         .query_one(
             "SELECT count(*),
-                    count(*) FILTER (WHERE seq <> n OR balance_after <> previous + amount),
+                    count(*) FILTER (WHERE seq <> n OR balance_after <> previous + amount
+                                        OR purchases_to_date <> purchased),
                     coalesce((SELECT balance_after FROM credit_ledger
                                WHERE business_id = $1::text::uuid AND customer_id = $2::text::uuid
                                ORDER BY seq DESC LIMIT 1), 0)
-               FROM (SELECT seq, amount, balance_after,
+               FROM (SELECT seq, amount, balance_after, purchases_to_date,
                             row_number() OVER w AS n,
+                            coalesce(sum(amount) FILTER (WHERE kind = 'purchase') OVER w, 0) AS purchased,
                             coalesce(lag(balance_after) OVER w, 0) AS previous
                        FROM credit_ledger
                       WHERE business_id = $1::text::uuid AND customer_id = $2::text::uuid

@@ -28,7 +28,13 @@ pub struct Step {
 pub trait Workload: Send + 'static {
     fn next_step(&mut self) -> Step;
 
-    fn observe(&mut self, _step: &Step, _outcome: &Result<Reply, TransportError>, _accepted: Option<&Value>) {}
+    fn observe(
+        &mut self,
+        _step: &Step,
+        _outcome: &Result<Reply, TransportError>,
+        _accepted: Option<&Value>,
+    ) {
+    }
 }
 
 /// How long to run and how long to wait for one answer.
@@ -51,7 +57,8 @@ pub struct OpStats {
 impl OpStats {
     fn new() -> anyhow::Result<Self> {
         Ok(OpStats {
-            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?,
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .context("histogram bounds")?,
             responses: 0,
             accepted: 0,
             transport_errors: 0,
@@ -59,7 +66,9 @@ impl OpStats {
     }
 
     fn merge(&mut self, other: &OpStats) -> anyhow::Result<()> {
-        self.latency_us.add(&other.latency_us).context("merging histograms")?;
+        self.latency_us
+            .add(&other.latency_us)
+            .context("merging histograms")?;
         self.responses += other.responses;
         self.accepted += other.accepted;
         self.transport_errors += other.transport_errors;
@@ -79,12 +88,21 @@ pub struct RunResult {
 }
 
 /// Drives one workload per client until the time is up.
-pub async fn run(endpoint: Arc<Endpoint>, workloads: Vec<Box<dyn Workload>>, timing: Timing) -> anyhow::Result<RunResult> {
+pub async fn run(
+    endpoint: Arc<Endpoint>,
+    workloads: Vec<Box<dyn Workload>>,
+    timing: Timing,
+) -> anyhow::Result<RunResult> {
     let barrier = Arc::new(Barrier::new(workloads.len() + 1));
     let mut tasks = Vec::with_capacity(workloads.len());
     for workload in workloads {
         let conn = Conn::new(endpoint.clone(), timing.request_timeout);
-        tasks.push(tokio::spawn(client(conn, workload, barrier.clone(), timing)));
+        tasks.push(tokio::spawn(client(
+            conn,
+            workload,
+            barrier.clone(),
+            timing,
+        )));
     }
     barrier.wait().await;
     let started = Instant::now();
@@ -113,7 +131,10 @@ pub async fn run(endpoint: Arc<Endpoint>, workloads: Vec<Box<dyn Workload>>, tim
     }
     // The window is what was asked for; stragglers finishing after it are
     // few (one per client) and counted in it.
-    result.measured = timing.duration.min(started.elapsed().saturating_sub(timing.warmup)).max(Duration::from_millis(1));
+    result.measured = timing
+        .duration
+        .min(started.elapsed().saturating_sub(timing.warmup))
+        .max(Duration::from_millis(1));
     Ok(result)
 }
 
@@ -124,14 +145,24 @@ struct ClientResult {
     reconnects: u64,
 }
 
-async fn client(mut conn: Conn, mut workload: Box<dyn Workload>, barrier: Arc<Barrier>, timing: Timing) -> anyhow::Result<ClientResult> {
+async fn client(
+    mut conn: Conn,
+    mut workload: Box<dyn Workload>,
+    barrier: Arc<Barrier>,
+    timing: Timing,
+) -> anyhow::Result<ClientResult> {
     // Connect before the clock starts so the first request is not charged
     // for the handshake; a failure here shows up as a transport error later.
     let _ = conn.open().await;
     barrier.wait().await;
     let measure_from = Instant::now() + timing.warmup;
     let end = measure_from + timing.duration;
-    let mut result = ClientResult { ops: BTreeMap::new(), outcomes: BTreeMap::new(), book: Book::default(), reconnects: 0 };
+    let mut result = ClientResult {
+        ops: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
+        book: Book::default(),
+        reconnects: 0,
+    };
     loop {
         let sent_at = Instant::now();
         if sent_at >= end {
@@ -139,7 +170,14 @@ async fn client(mut conn: Conn, mut workload: Box<dyn Workload>, barrier: Arc<Ba
         }
         let step = workload.next_step();
         let call = &step.call;
-        let outcome = conn.send(call.method.clone(), &call.path, &call.token, call.body.clone()).await;
+        let outcome = conn
+            .send(
+                call.method.clone(),
+                &call.path,
+                &call.token,
+                call.body.clone(),
+            )
+            .await;
         let latency = sent_at.elapsed();
         let accepted = match &step.intent {
             Some(intent) => result.book.record(intent, &outcome),
@@ -157,7 +195,9 @@ async fn client(mut conn: Conn, mut workload: Box<dyn Workload>, barrier: Arc<Ba
                     if (200..300).contains(&reply.status) {
                         stats.accepted += 1;
                     }
-                    stats.latency_us.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
+                    stats
+                        .latency_us
+                        .saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX));
                 }
                 Err(_) => stats.transport_errors += 1,
             }

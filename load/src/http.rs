@@ -34,7 +34,10 @@ impl Endpoint {
             Some(at) => rest.split_at(at),
             None => (rest, ""),
         };
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             authority.to_owned()
         } else {
             format!("{authority}:80")
@@ -44,10 +47,14 @@ impl Endpoint {
             .with_context(|| format!("cannot resolve `{authority}`"))?
             .collect();
         let Some(addr) = addrs.iter().copied().find(|a| a.ip().is_loopback()) else {
-            bail!("`{authority}` is not a loopback address; ontab-load only targets 127.0.0.0/8 or ::1");
+            bail!(
+                "`{authority}` is not a loopback address; ontab-load only targets 127.0.0.0/8 or ::1"
+            );
         };
         if addrs.iter().any(|a| !a.ip().is_loopback()) {
-            bail!("`{authority}` also resolves to non-loopback addresses; use 127.0.0.1 explicitly");
+            bail!(
+                "`{authority}` also resolves to non-loopback addresses; use 127.0.0.1 explicitly"
+            );
         }
         Ok(Endpoint {
             addr,
@@ -76,7 +83,10 @@ impl Reply {
 
     /// The body for error messages, cut short.
     pub fn snippet(&self) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(300).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(300)
+            .collect()
     }
 }
 
@@ -110,11 +120,23 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(endpoint: Arc<Endpoint>, timeout: Duration) -> Self {
-        Conn { endpoint, sender: None, timeout, reconnects: 0, opened: 0 }
+        Conn {
+            endpoint,
+            sender: None,
+            timeout,
+            reconnects: 0,
+            opened: 0,
+        }
     }
 
     /// Sends one request and reads the whole response within the timeout.
-    pub async fn send(&mut self, method: Method, path: &str, token: &str, body: Bytes) -> Result<Reply, TransportError> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Bytes,
+    ) -> Result<Reply, TransportError> {
         match tokio::time::timeout(self.timeout, self.send_inner(method, path, token, body)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(error)) => {
@@ -130,7 +152,13 @@ impl Conn {
         }
     }
 
-    async fn send_inner(&mut self, method: Method, path: &str, token: &str, body: Bytes) -> Result<Reply, TransportError> {
+    async fn send_inner(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Bytes,
+    ) -> Result<Reply, TransportError> {
         let endpoint = self.endpoint.clone();
         let sender = self.connected().await?;
         sender.ready().await.map_err(|_| TransportError::Io)?;
@@ -146,10 +174,20 @@ impl Conn {
         }
         // Only a malformed path or token could fail here: both come from this
         // tool or from ids the server returned, so treat it like a bad reply.
-        let request = request.body(Full::new(body)).map_err(|_| TransportError::Io)?;
-        let response = sender.send_request(request).await.map_err(|_| TransportError::Io)?;
+        let request = request
+            .body(Full::new(body))
+            .map_err(|_| TransportError::Io)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| TransportError::Io)?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|_| TransportError::Io)?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| TransportError::Io)?
+            .to_bytes();
         Ok(Reply { status, body })
     }
 
@@ -163,10 +201,16 @@ impl Conn {
             self.sender = None;
         }
         if self.sender.is_none() {
-            let stream = TcpStream::connect(self.endpoint.addr).await.map_err(|_| TransportError::Connect)?;
+            let stream = TcpStream::connect(self.endpoint.addr)
+                .await
+                .map_err(|_| TransportError::Connect)?;
             // Small requests and responses: Nagle would add latency, not save packets.
-            stream.set_nodelay(true).map_err(|_| TransportError::Connect)?;
-            let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| TransportError::Connect)?;
+            stream
+                .set_nodelay(true)
+                .map_err(|_| TransportError::Connect)?;
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|_| TransportError::Connect)?;
             tokio::spawn(async move {
                 // The connection ends when the server closes it or the
                 // sender is dropped; either way the next send reconnects.

@@ -31,7 +31,11 @@ use crate::http::Endpoint;
 use crate::scenarios::{Ctx, Knobs, Scenario};
 
 #[derive(Parser, Debug)]
-#[command(name = "ontab-load", version, about = "Load generator and invariant audit for a running ontab")]
+#[command(
+    name = "ontab-load",
+    version,
+    about = "Load generator and invariant audit for a running ontab"
+)]
 struct Cli {
     /// What to run.
     #[arg(long, value_enum, default_value_t = Scenario::Uncontended)]
@@ -115,6 +119,11 @@ struct Cli {
     #[arg(long, default_value_t = 16)]
     setup_connections: usize,
 
+    /// Count any 503 or transport error as a violation (for CI smoke runs,
+    /// whose few clients should never be shed or time out).
+    #[arg(long)]
+    strict: bool,
+
     /// Wait up to this long for GET /readyz to answer 200 before starting.
     #[arg(long, default_value = "0s", value_parser = util::parse_duration)]
     wait_ready: Duration,
@@ -122,7 +131,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads.max(1)).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ontab-load: cannot start the async runtime: {error}");
@@ -143,7 +156,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     anyhow::ensure!(cli.clients >= 1, "--clients must be at least 1");
     let endpoint = Arc::new(Endpoint::resolve(&cli.base_url).await?);
-    let api = Api { endpoint: endpoint.clone(), timeout: cli.request_timeout, parallelism: cli.setup_connections };
+    let api = Api {
+        endpoint: endpoint.clone(),
+        timeout: cli.request_timeout,
+        parallelism: cli.setup_connections,
+    };
     wait_ready(&api, cli.wait_ready).await?;
     let ctx = Ctx {
         api: api.clone(),
@@ -165,24 +182,49 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let plan = scenarios::plan(cli.scenario, &ctx).await?;
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     if !cli.json {
-        eprintln!("ontab-load: {} set up in {setup_seconds:.1} s; running {} clients", cli.scenario.name(), cli.clients);
+        eprintln!(
+            "ontab-load: {} set up in {setup_seconds:.1} s; running {} clients",
+            cli.scenario.name(),
+            cli.clients
+        );
     }
-    let timing = Timing { warmup: cli.warmup, duration: cli.duration, request_timeout: cli.request_timeout };
+    let timing = Timing {
+        warmup: cli.warmup,
+        duration: cli.duration,
+        request_timeout: cli.request_timeout,
+    };
     let result = driver::run(endpoint, plan.workloads, timing).await?;
 
-    let mut findings = audit::audit(&api, &plan.audit, &result.book, cli.database_url.as_deref()).await?;
-    audit::check_outcomes(&result.outcomes, &plan.audit, &mut findings);
-    findings.violations.splice(0..0, result.book.violations.iter().cloned());
+    let mut findings =
+        audit::audit(&api, &plan.audit, &result.book, cli.database_url.as_deref()).await?;
+    audit::check_outcomes(&result.outcomes, &plan.audit, cli.strict, &mut findings);
+    findings
+        .violations
+        .splice(0..0, result.book.violations.iter().cloned());
     let mut facts = plan.facts;
-    facts.insert("setup_seconds".into(), serde_json::json!((setup_seconds * 10.0).round() / 10.0));
-    let summary = report::summarize(cli.scenario.name(), cli.clients, cli.warmup.as_secs_f64(), &result, facts, findings);
+    facts.insert(
+        "setup_seconds".into(),
+        serde_json::json!((setup_seconds * 10.0).round() / 10.0),
+    );
+    let summary = report::summarize(
+        cli.scenario.name(),
+        cli.clients,
+        cli.warmup.as_secs_f64(),
+        &result,
+        facts,
+        findings,
+    );
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", report::text(&summary));
     }
     if !summary.ok {
-        eprintln!("ontab-load: AUDIT FAILED for {}: {} violation(s)", summary.scenario, summary.violations.len());
+        eprintln!(
+            "ontab-load: AUDIT FAILED for {}: {} violation(s)",
+            summary.scenario,
+            summary.violations.len()
+        );
     }
     Ok(summary.ok)
 }
@@ -192,7 +234,10 @@ async fn wait_ready(api: &Api, wait: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + wait;
     let mut conn = api.conn();
     loop {
-        match conn.send(hyper::Method::GET, "/readyz", "", bytes::Bytes::new()).await {
+        match conn
+            .send(hyper::Method::GET, "/readyz", "", bytes::Bytes::new())
+            .await
+        {
             Ok(reply) if reply.status == 200 => return Ok(()),
             outcome => {
                 if Instant::now() >= deadline {

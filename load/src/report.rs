@@ -70,14 +70,25 @@ fn op_summary(stats: &OpStats, seconds: f64) -> OpSummary {
     }
 }
 
-pub fn summarize(scenario: String, clients: usize, warmup_s: f64, run: &RunResult, mut facts: Map<String, Value>, findings: Findings) -> Summary {
+pub fn summarize(
+    scenario: String,
+    clients: usize,
+    warmup_s: f64,
+    run: &RunResult,
+    mut facts: Map<String, Value>,
+    findings: Findings,
+) -> Summary {
     let seconds = run.measured.as_secs_f64();
-    let ops: BTreeMap<String, OpSummary> = run.ops.iter().map(|(op, stats)| (op.to_string(), op_summary(stats, seconds))).collect();
-    if let (Some(empty), Some(long)) = (ops.get(history::EMPTY_OP), ops.get(history::LONG_OP)) {
-        if empty.latency_ms.p50 > 0.0 {
-            let ratio = (long.latency_ms.p50 / empty.latency_ms.p50 * 1000.0).round() / 1000.0;
-            facts.insert("p50_ratio_long_vs_empty".into(), Value::from(ratio));
-        }
+    let ops: BTreeMap<String, OpSummary> = run
+        .ops
+        .iter()
+        .map(|(op, stats)| (op.to_string(), op_summary(stats, seconds)))
+        .collect();
+    if let (Some(empty), Some(long)) = (ops.get(history::EMPTY_OP), ops.get(history::LONG_OP))
+        && empty.latency_ms.p50 > 0.0
+    {
+        let ratio = (long.latency_ms.p50 / empty.latency_ms.p50 * 1000.0).round() / 1000.0;
+        facts.insert("p50_ratio_long_vs_empty".into(), Value::from(ratio));
     }
     facts.extend(findings.facts);
     let responses: u64 = ops.values().map(|o| o.responses).sum();
@@ -105,7 +116,10 @@ pub fn text(s: &Summary) -> String {
         "scenario {}: {} clients, {:.1} s measured (+{:.1} s warm-up)\n  throughput {:.1} responses/s, {:.1} accepted/s\n",
         s.scenario, s.clients, s.duration_s, s.warmup_s, s.per_s, s.accepted_per_s
     );
-    out += &format!("  {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "latency (ms)", "count", "per s", "p50", "p95", "p99", "max", "mean");
+    out += &format!(
+        "  {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "latency (ms)", "count", "per s", "p50", "p95", "p99", "max", "mean"
+    );
     for (op, o) in &s.ops {
         let l = &o.latency_ms;
         out += &format!(

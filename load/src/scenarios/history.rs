@@ -8,7 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{Map, json};
 
-use super::{AuditPlan, AuditTenant, Ctx, CustomerStart, Plan, Priced, ProductStart, UNENDING_STOCK, UNREACHABLE_CREDIT_LIMIT};
+use super::{
+    AuditPlan, AuditTenant, Ctx, CustomerStart, Plan, Priced, ProductStart, UNENDING_STOCK,
+    UNREACHABLE_CREDIT_LIMIT,
+};
 use crate::bulk;
 use crate::driver::{Step, Workload};
 
@@ -39,29 +42,76 @@ impl Workload for History {
 
 pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let knobs = &ctx.knobs;
-    let database_url = knobs.database_url.as_deref().context("history needs --database-url (the server's database) to bulk-load the long ledger")?;
-    let tenant = ctx.api.create_business(&ctx.admin_token, "load history").await?;
-    let customers = ctx.api.create_customers(&tenant, &[UNREACHABLE_CREDIT_LIMIT; 2]).await?;
-    let products = ctx.api.create_products(&tenant, &[(PRICE, UNENDING_STOCK); 2]).await?;
-    let loaded = bulk::load_history(database_url, &tenant.id, &customers[1], &products[1], PRICE, knobs.history_entries).await?;
+    let database_url = knobs.database_url.as_deref().context(
+        "history needs --database-url (the server's database) to bulk-load the long ledger",
+    )?;
+    let tenant = ctx
+        .api
+        .create_business(&ctx.admin_token, "load history")
+        .await?;
+    let customers = ctx
+        .api
+        .create_customers(&tenant, &[UNREACHABLE_CREDIT_LIMIT; 2])
+        .await?;
+    let products = ctx
+        .api
+        .create_products(&tenant, &[(PRICE, UNENDING_STOCK); 2])
+        .await?;
+    let loaded = bulk::load_history(
+        database_url,
+        &tenant.id,
+        &customers[1],
+        &products[1],
+        PRICE,
+        knobs.history_entries,
+    )
+    .await?;
 
     let sides = Arc::new([
-        Side { op: EMPTY_OP, customer: customers[0].clone(), product: Priced { id: products[0].clone(), price: PRICE } },
-        Side { op: LONG_OP, customer: customers[1].clone(), product: Priced { id: products[1].clone(), price: PRICE } },
+        Side {
+            op: EMPTY_OP,
+            customer: customers[0].clone(),
+            product: Priced {
+                id: products[0].clone(),
+                price: PRICE,
+            },
+        },
+        Side {
+            op: LONG_OP,
+            customer: customers[1].clone(),
+            product: Priced {
+                id: products[1].clone(),
+                price: PRICE,
+            },
+        },
     ]);
     let workloads = (0..knobs.clients)
-        .map(|n| Box::new(History { token: tenant.key.clone(), sides: sides.clone(), turn: n }) as Box<dyn Workload>)
+        .map(|n| {
+            Box::new(History {
+                token: tenant.key.clone(),
+                sides: sides.clone(),
+                turn: n,
+            }) as Box<dyn Workload>
+        })
         .collect();
     let mut facts = Map::new();
     facts.insert("history_entries".into(), json!(loaded.entries));
-    facts.insert("history_load_seconds".into(), json!((loaded.took.as_secs_f64() * 10.0).round() / 10.0));
+    facts.insert(
+        "history_load_seconds".into(),
+        json!((loaded.took.as_secs_f64() * 10.0).round() / 10.0),
+    );
     Ok(Plan {
         workloads,
         audit: AuditPlan {
             tenants: vec![AuditTenant {
                 tenant,
                 customers: vec![
-                    CustomerStart { id: customers[0].clone(), credit_limit: UNREACHABLE_CREDIT_LIMIT, balance: 0, entries: 0 },
+                    CustomerStart {
+                        id: customers[0].clone(),
+                        credit_limit: UNREACHABLE_CREDIT_LIMIT,
+                        balance: 0,
+                        entries: 0,
+                    },
                     CustomerStart {
                         id: customers[1].clone(),
                         credit_limit: UNREACHABLE_CREDIT_LIMIT,
@@ -70,8 +120,14 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                     },
                 ],
                 products: vec![
-                    ProductStart { id: products[0].clone(), stock: UNENDING_STOCK },
-                    ProductStart { id: products[1].clone(), stock: UNENDING_STOCK - loaded.sold },
+                    ProductStart {
+                        id: products[0].clone(),
+                        stock: UNENDING_STOCK,
+                    },
+                    ProductStart {
+                        id: products[1].clone(),
+                        stock: UNENDING_STOCK - loaded.sold,
+                    },
                 ],
             }],
             balances_only_grow: true,

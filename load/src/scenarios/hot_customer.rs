@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, json};
 
-use super::{AuditPlan, AuditTenant, Ctx, CustomerStart, Plan, Priced, ProductStart, UNENDING_STOCK};
+use super::{
+    AuditPlan, AuditTenant, Ctx, CustomerStart, Plan, Priced, ProductStart, UNENDING_STOCK,
+};
 use crate::driver::{Step, Workload};
 
 const PRICE: i64 = 100;
@@ -23,16 +25,31 @@ struct HotCustomer {
 
 impl Workload for HotCustomer {
     fn next_step(&mut self) -> Step {
-        super::purchase_step("purchase", &self.token, &self.customer, &[(&self.product, 1)])
+        super::purchase_step(
+            "purchase",
+            &self.token,
+            &self.customer,
+            &[(&self.product, 1)],
+        )
     }
 }
 
 pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let knobs = &ctx.knobs;
     let credit_limit = knobs.credit_limit.unwrap_or(DEFAULT_CREDIT_LIMIT);
-    let tenant = ctx.api.create_business(&ctx.admin_token, "load hot-customer").await?;
-    let customer = ctx.api.create_customers(&tenant, &[credit_limit]).await?.remove(0);
-    let product_ids = ctx.api.create_products(&tenant, &vec![(PRICE, UNENDING_STOCK); knobs.clients]).await?;
+    let tenant = ctx
+        .api
+        .create_business(&ctx.admin_token, "load hot-customer")
+        .await?;
+    let customer = ctx
+        .api
+        .create_customers(&tenant, &[credit_limit])
+        .await?
+        .remove(0);
+    let product_ids = ctx
+        .api
+        .create_products(&tenant, &vec![(PRICE, UNENDING_STOCK); knobs.clients])
+        .await?;
 
     let workloads = product_ids
         .iter()
@@ -40,7 +57,10 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
             Box::new(HotCustomer {
                 token: tenant.key.clone(),
                 customer: customer.clone(),
-                product: Priced { id: id.clone(), price: PRICE },
+                product: Priced {
+                    id: id.clone(),
+                    price: PRICE,
+                },
             }) as Box<dyn Workload>
         })
         .collect();
@@ -52,8 +72,19 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         audit: AuditPlan {
             tenants: vec![AuditTenant {
                 tenant,
-                customers: vec![CustomerStart { id: customer, credit_limit, balance: 0, entries: 0 }],
-                products: product_ids.into_iter().map(|id| ProductStart { id, stock: UNENDING_STOCK }).collect(),
+                customers: vec![CustomerStart {
+                    id: customer,
+                    credit_limit,
+                    balance: 0,
+                    entries: 0,
+                }],
+                products: product_ids
+                    .into_iter()
+                    .map(|id| ProductStart {
+                        id,
+                        stock: UNENDING_STOCK,
+                    })
+                    .collect(),
             }],
             balances_only_grow: true,
             stock_only_falls: true,

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, json};
 
-use super::{AuditPlan, AuditTenant, Ctx, Plan, Priced, ProductStart, UNENDING_STOCK, UNREACHABLE_CREDIT_LIMIT};
+use super::{
+    AuditPlan, AuditTenant, Ctx, Plan, Priced, ProductStart, UNENDING_STOCK,
+    UNREACHABLE_CREDIT_LIMIT,
+};
 use crate::driver::{Step, Workload};
 
 /// Small enough to sell out within the first second even of a smoke run.
@@ -23,19 +26,42 @@ struct HotProduct {
 
 impl Workload for HotProduct {
     fn next_step(&mut self) -> Step {
-        super::purchase_step("purchase", &self.token, &self.customer, &[(&self.product, self.quantity)])
+        super::purchase_step(
+            "purchase",
+            &self.token,
+            &self.customer,
+            &[(&self.product, self.quantity)],
+        )
     }
 }
 
 pub async fn plan(ctx: &Ctx, sellout: bool) -> anyhow::Result<Plan> {
     let knobs = &ctx.knobs;
     anyhow::ensure!(knobs.quantity >= 1, "--quantity must be positive");
-    let stock = knobs.stock.unwrap_or(if sellout { SELLOUT_STOCK } else { UNENDING_STOCK });
-    let name = if sellout { "load sellout" } else { "load hot-product" };
+    let stock = knobs.stock.unwrap_or(if sellout {
+        SELLOUT_STOCK
+    } else {
+        UNENDING_STOCK
+    });
+    let name = if sellout {
+        "load sellout"
+    } else {
+        "load hot-product"
+    };
     let tenant = ctx.api.create_business(&ctx.admin_token, name).await?;
-    let customer_ids = ctx.api.create_customers(&tenant, &vec![UNREACHABLE_CREDIT_LIMIT; knobs.clients]).await?;
-    let product_id = ctx.api.create_products(&tenant, &[(PRICE, stock)]).await?.remove(0);
-    let product = Arc::new(Priced { id: product_id.clone(), price: PRICE });
+    let customer_ids = ctx
+        .api
+        .create_customers(&tenant, &vec![UNREACHABLE_CREDIT_LIMIT; knobs.clients])
+        .await?;
+    let product_id = ctx
+        .api
+        .create_products(&tenant, &[(PRICE, stock)])
+        .await?
+        .remove(0);
+    let product = Arc::new(Priced {
+        id: product_id.clone(),
+        price: PRICE,
+    });
 
     let workloads = customer_ids
         .iter()
@@ -57,11 +83,18 @@ pub async fn plan(ctx: &Ctx, sellout: bool) -> anyhow::Result<Plan> {
             tenants: vec![AuditTenant {
                 tenant,
                 customers: super::fresh_customers(customer_ids, UNREACHABLE_CREDIT_LIMIT),
-                products: vec![ProductStart { id: product_id, stock }],
+                products: vec![ProductStart {
+                    id: product_id,
+                    stock,
+                }],
             }],
             balances_only_grow: true,
             stock_only_falls: true,
-            allowed_refusals: if sellout || knobs.stock.is_some() { vec!["insufficient_stock"] } else { vec![] },
+            allowed_refusals: if sellout || knobs.stock.is_some() {
+                vec!["insufficient_stock"]
+            } else {
+                vec![]
+            },
         },
         facts,
     })

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::{AuditPlan, AuditTenant, Ctx, Plan, Priced, ProductStart, UNENDING_STOCK, UNREACHABLE_CREDIT_LIMIT};
+use super::{
+    AuditPlan, AuditTenant, Ctx, Plan, Priced, ProductStart, UNENDING_STOCK,
+    UNREACHABLE_CREDIT_LIMIT,
+};
 use crate::driver::{Step, Workload};
 use crate::http::{Reply, TransportError};
 use crate::util::Rng;
@@ -33,8 +36,14 @@ struct Placed {
 }
 
 enum Pending {
-    Purchase { customer: Arc<str>, lines: Vec<(usize, i64)> },
-    Return { order: usize, line: usize },
+    Purchase {
+        customer: Arc<str>,
+        lines: Vec<(usize, i64)>,
+    },
+    Return {
+        order: usize,
+        line: usize,
+    },
     Other,
 }
 
@@ -57,18 +66,29 @@ impl Mixed {
                 lines.push((product, self.rng.between(1, 3)));
             }
         }
-        let priced: Vec<(&Priced, i64)> = lines.iter().map(|(p, q)| (&shop.products[*p], *q)).collect();
+        let priced: Vec<(&Priced, i64)> = lines
+            .iter()
+            .map(|(p, q)| (&shop.products[*p], *q))
+            .collect();
         let step = super::purchase_step("purchase", &shop.token, &customer, &priced);
         self.pending = Pending::Purchase { customer, lines };
         step
     }
 
     fn give_back(&mut self) -> Option<Step> {
-        let order = self.placed.iter().position(|o| o.returnable.iter().any(|(_, q)| *q > 0))?;
+        let order = self
+            .placed
+            .iter()
+            .position(|o| o.returnable.iter().any(|(_, q)| *q > 0))?;
         let placed = &self.placed[order];
         let line = placed.returnable.iter().position(|(_, q)| *q > 0)?;
         let product = &self.shop.products[placed.returnable[line].0];
-        let step = super::return_step(&self.shop.token, &placed.customer, &placed.id, &[(product, 1)]);
+        let step = super::return_step(
+            &self.shop.token,
+            &placed.customer,
+            &placed.id,
+            &[(product, 1)],
+        );
         self.pending = Pending::Return { order, line };
         Some(step)
     }
@@ -89,15 +109,27 @@ impl Workload for Mixed {
         self.purchase()
     }
 
-    fn observe(&mut self, _step: &Step, outcome: &Result<Reply, TransportError>, accepted: Option<&Value>) {
+    fn observe(
+        &mut self,
+        _step: &Step,
+        outcome: &Result<Reply, TransportError>,
+        accepted: Option<&Value>,
+    ) {
         let definitive = matches!(outcome, Ok(reply) if reply.status < 500);
         match std::mem::replace(&mut self.pending, Pending::Other) {
             Pending::Purchase { customer, lines } => {
-                if let Some(id) = accepted.and_then(|body| body.get("id")).and_then(Value::as_str) {
+                if let Some(id) = accepted
+                    .and_then(|body| body.get("id"))
+                    .and_then(Value::as_str)
+                {
                     if self.placed.len() == ORDERS_REMEMBERED {
                         self.placed.pop_front();
                     }
-                    self.placed.push_back(Placed { id: id.to_owned(), customer, returnable: lines });
+                    self.placed.push_back(Placed {
+                        id: id.to_owned(),
+                        customer,
+                        returnable: lines,
+                    });
                 }
             }
             Pending::Return { order, line } => {
@@ -125,19 +157,40 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     let mut shops = Vec::with_capacity(tenants);
     let mut audit_tenants = Vec::with_capacity(tenants);
     for n in 0..tenants {
-        let tenant = ctx.api.create_business(&ctx.admin_token, &format!("load mixed {n}")).await?;
-        let customer_ids = ctx.api.create_customers(&tenant, &vec![UNREACHABLE_CREDIT_LIMIT; customers_each]).await?;
-        let prices: Vec<(i64, i64)> = (0..products_each).map(|_| (rng.between(100, 5_000), UNENDING_STOCK)).collect();
+        let tenant = ctx
+            .api
+            .create_business(&ctx.admin_token, &format!("load mixed {n}"))
+            .await?;
+        let customer_ids = ctx
+            .api
+            .create_customers(&tenant, &vec![UNREACHABLE_CREDIT_LIMIT; customers_each])
+            .await?;
+        let prices: Vec<(i64, i64)> = (0..products_each)
+            .map(|_| (rng.between(100, 5_000), UNENDING_STOCK))
+            .collect();
         let product_ids = ctx.api.create_products(&tenant, &prices).await?;
         shops.push(Arc::new(Shop {
             token: tenant.key.clone(),
             customers: customer_ids.clone(),
-            products: product_ids.iter().zip(&prices).map(|(id, (price, _))| Priced { id: id.clone(), price: *price }).collect(),
+            products: product_ids
+                .iter()
+                .zip(&prices)
+                .map(|(id, (price, _))| Priced {
+                    id: id.clone(),
+                    price: *price,
+                })
+                .collect(),
         }));
         audit_tenants.push(AuditTenant {
             tenant,
             customers: super::fresh_customers(customer_ids, UNREACHABLE_CREDIT_LIMIT),
-            products: product_ids.into_iter().map(|id| ProductStart { id, stock: UNENDING_STOCK }).collect(),
+            products: product_ids
+                .into_iter()
+                .map(|id| ProductStart {
+                    id,
+                    stock: UNENDING_STOCK,
+                })
+                .collect(),
         });
     }
     let workloads = (0..knobs.clients)
@@ -157,7 +210,12 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
     facts.insert("mix_percent".into(), json!({ "return": RETURN_SHARE, "payment": PAYMENT_SHARE - RETURN_SHARE, "purchase": 100 - PAYMENT_SHARE }));
     Ok(Plan {
         workloads,
-        audit: AuditPlan { tenants: audit_tenants, balances_only_grow: false, stock_only_falls: false, allowed_refusals: vec!["payment_exceeds_balance"] },
+        audit: AuditPlan {
+            tenants: audit_tenants,
+            balances_only_grow: false,
+            stock_only_falls: false,
+            allowed_refusals: vec!["payment_exceeds_balance"],
+        },
         facts,
     })
 }

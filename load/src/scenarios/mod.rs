@@ -40,7 +40,9 @@ pub enum Scenario {
 
 impl Scenario {
     pub fn name(self) -> String {
-        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -131,8 +133,16 @@ pub struct Priced {
 }
 
 /// POST /v1/purchases for `(product, quantity)` lines.
-pub fn purchase_step(op: &'static str, token: &Arc<str>, customer: &Arc<str>, lines: &[(&Priced, i64)]) -> Step {
-    let items: Vec<Value> = lines.iter().map(|(p, q)| json!({ "product_id": &*p.id, "quantity": q })).collect();
+pub fn purchase_step(
+    op: &'static str,
+    token: &Arc<str>,
+    customer: &Arc<str>,
+    lines: &[(&Priced, i64)],
+) -> Step {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(p, q)| json!({ "product_id": &*p.id, "quantity": q }))
+        .collect();
     let body = json!({ "customer_id": &**customer, "items": items });
     Step {
         op,
@@ -149,17 +159,36 @@ pub fn purchase_step(op: &'static str, token: &Arc<str>, customer: &Arc<str>, li
 pub fn payment_step(token: &Arc<str>, customer: &Arc<str>, amount: i64) -> Step {
     Step {
         op: "payment",
-        call: Call::post("/v1/payments", token, &json!({ "customer_id": &**customer, "amount": amount })),
-        intent: Some(Intent::Payment { customer: customer.clone(), amount }),
+        call: Call::post(
+            "/v1/payments",
+            token,
+            &json!({ "customer_id": &**customer, "amount": amount }),
+        ),
+        intent: Some(Intent::Payment {
+            customer: customer.clone(),
+            amount,
+        }),
     }
 }
 
 /// POST /v1/orders/{id}/returns for `(product, quantity)` at the order's prices.
-pub fn return_step(token: &Arc<str>, customer: &Arc<str>, order: &str, lines: &[(&Priced, i64)]) -> Step {
-    let items: Vec<Value> = lines.iter().map(|(p, q)| json!({ "product_id": &*p.id, "quantity": q })).collect();
+pub fn return_step(
+    token: &Arc<str>,
+    customer: &Arc<str>,
+    order: &str,
+    lines: &[(&Priced, i64)],
+) -> Step {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(p, q)| json!({ "product_id": &*p.id, "quantity": q }))
+        .collect();
     Step {
         op: "return",
-        call: Call::post(format!("/v1/orders/{order}/returns"), token, &json!({ "items": items })),
+        call: Call::post(
+            format!("/v1/orders/{order}/returns"),
+            token,
+            &json!({ "items": items }),
+        ),
         intent: Some(Intent::Return {
             customer: customer.clone(),
             lines: lines.iter().map(|(p, q)| (p.id.clone(), *q)).collect(),
@@ -170,5 +199,12 @@ pub fn return_step(token: &Arc<str>, customer: &Arc<str>, order: &str, lines: &[
 
 /// Fresh customers: zero balance, empty ledger.
 pub fn fresh_customers(ids: Vec<Arc<str>>, credit_limit: i64) -> Vec<CustomerStart> {
-    ids.into_iter().map(|id| CustomerStart { id, credit_limit, balance: 0, entries: 0 }).collect()
+    ids.into_iter()
+        .map(|id| CustomerStart {
+            id,
+            credit_limit,
+            balance: 0,
+            entries: 0,
+        })
+        .collect()
 }

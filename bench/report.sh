@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The overdue-report benchmark: one business with 10,000 customers and
+# 1,000,000 ledger entries (bench/load_history.sql), then 11 timed
+# GET /v1/reports/overdue?days=30; prints min / median / max.
+#
+#   bench/report.sh
+#
+# Environment: BENCH_PG [postgres://postgres@127.0.0.1:5432] (a throwaway
+# cluster is started when nothing answers), BENCH_PORT [18091],
+# CUSTOMERS [10000] and PAIRS [50] (entries = 2 x CUSTOMERS x PAIRS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+BENCH_PORT=${BENCH_PORT:-18091}
+CUSTOMERS=${CUSTOMERS:-10000}
+PAIRS=${PAIRS:-50}
+db=ontab_bench_report
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'bench/report.sh: %s\n' "$*" >&2; exit 2; }
+
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+missing=()
+[ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need ${missing[*]}: install them or run as root"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+fi
+
+step "building ontab (release)"
+cargo build --release --locked -p ontab >&2
+ontab=${CARGO_TARGET_DIR:-target}/release/ontab
+
+work=$(mktemp -d /tmp/ontab-report.XXXXXX)
+server_pid=""
+cluster=""
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    if [ -n "$cluster" ]; then as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$cluster"; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! "$pg_bin/pg_isready" -q -d "$BENCH_PG/postgres"; then
+    step "no PostgreSQL at $BENCH_PG: starting a throwaway cluster"
+    # Not under $work: mktemp makes that root-only, and the cluster runs as postgres.
+    cluster=$(mktemp -d /tmp/ontab-report-pg.XXXXXX)
+    [ "$(id -u)" = 0 ] && chown postgres "$cluster"
+    as_pg "$pg_bin/initdb" -D "$cluster/data" -U postgres --auth=trust >/dev/null
+    as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -l "$cluster/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p 55440 -k $cluster" start >/dev/null
+    BENCH_PG=postgres://postgres@127.0.0.1:55440
+fi
+export DATABASE_URL=$BENCH_PG/$db
+
+step "fresh database $db, migrated, one business"
+psql -qX "$BENCH_PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+"$ontab" migrate >&2
+business=$("$ontab" businesses create --name Bench)
+business_id=$(jq -r .id <<<"$business")
+api_key=$(jq -r .api_key.key <<<"$business")
+[ -n "$business_id" ] && [ "$business_id" != null ] || die "no business id in: $business"
+
+step "loading $CUSTOMERS customers x $((2 * PAIRS)) ledger entries (bench/load_history.sql)"
+started=$(date +%s.%N)
+psql -qX -v ON_ERROR_STOP=1 -v business="$business_id" -v customers="$CUSTOMERS" -v pairs="$PAIRS" \
+    "$DATABASE_URL" -f bench/load_history.sql >/dev/null
+echo "  loaded in $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s" >&2
+
+step "ontab serve on 127.0.0.1:$BENCH_PORT"
+ONTAB_LISTEN=127.0.0.1:$BENCH_PORT RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$BENCH_PORT/readyz" >/dev/null && break
+    sleep 0.2
+done
+curl -sf "http://127.0.0.1:$BENCH_PORT/readyz" >/dev/null || { cat "$work/serve.log" >&2; die "ontab did not become ready"; }
+
+step "11 x GET /v1/reports/overdue?days=30"
+url="http://127.0.0.1:$BENCH_PORT/v1/reports/overdue?days=30"
+for n in $(seq 11); do
+    # %{http_code} and %{time_total} (seconds) of one request; the body is discarded.
+    read -r status seconds < <(curl -s -o "$work/report.json" -w '%{http_code} %{time_total}\n' \
+        -H "Authorization: Bearer $api_key" "$url")
+    [ "$status" = 200 ] || { cat "$work/report.json" >&2; die "GET $url answered $status"; }
+    awk -v s="$seconds" 'BEGIN { printf "%.1f\n", s * 1000 }' >>"$work/times"
+    echo "  request $n: $(tail -1 "$work/times") ms" >&2
+done
+listed=$(jq '.customers | length' "$work/report.json")
+sort -n "$work/times" | awk -v listed="$listed" -v entries="$((2 * CUSTOMERS * PAIRS))" '
+    { t[NR] = $1 }
+    END { printf "overdue report over %d ledger entries (%d customers listed): min %s ms, median %s ms, max %s ms (11 requests)\n",
+                 entries, listed, t[1], t[6], t[11] }'
