@@ -69,8 +69,33 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Most purchases of one business committed in one transaction (group
+    /// commit under load); 1 turns batching off.
+    #[arg(long, env = "ONTAB_BATCH_MAX_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_max_size: u16,
+
+    /// Batches of one business in flight at once; a batch starts as soon as
+    /// one of these is free, so a lone purchase never waits.
+    #[arg(long, env = "ONTAB_BATCH_MAX_INFLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch_max_inflight: u16,
+
+    /// How long a batch that already has company may wait for more (e.g.
+    /// 200us); 0 never waits. At most 5ms.
+    #[arg(long, env = "ONTAB_BATCH_WAIT", default_value = "0us", value_parser = parse_batch_wait)]
+    pub batch_wait: Duration,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
+}
+
+fn parse_batch_wait(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration(text)?;
+    if wait > Duration::from_millis(5) {
+        return Err(format!(
+            "`{text}`: at most 5ms, or lone purchases would pay for it"
+        ));
+    }
+    Ok(wait)
 }
 
 /// Parses `250ms`, `2s`, `1m` or a bare number of seconds.
@@ -82,12 +107,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 250ms, 2s or 1m"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 200us, 250ms, 2s or 1m"))?;
     match unit {
+        "us" => Ok(Duration::from_micros(value)),
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
         "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+        _ => Err(format!(
+            "`{text}`: unknown unit `{unit}` (use us, ms, s or m)"
+        )),
     }
 }
 

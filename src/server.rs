@@ -10,6 +10,7 @@ use crate::config::{DatabaseConfig, ServeConfig};
 use crate::db::{Db, migrate};
 use crate::domain::{Currency, Name, Validator};
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::http::batch::{BatchConfig, Batcher};
 use crate::http::businesses::create_with_key;
 use crate::http::{AppState, auth::admin_token_hash, router};
 
@@ -113,6 +114,7 @@ pub async fn create_business(args: CreateBusinessArgs) -> anyhow::Result<()> {
             db,
             admin_token_sha256: None,
             request_timeout: Duration::from_secs(10),
+            batcher: None,
         };
         create_with_key(&state, &name, &currency)
             .await
@@ -151,10 +153,21 @@ async fn run(config: &ServeConfig, database: &Database) -> anyhow::Result<()> {
         (None, true) => Some(one_off_token()?),
         (None, false) => None,
     };
+    let batcher = (config.batch_max_size > 1).then(|| {
+        Batcher::new(
+            db.clone(),
+            BatchConfig {
+                max_size: usize::from(config.batch_max_size),
+                max_inflight: usize::from(config.batch_max_inflight),
+                wait: config.batch_wait,
+            },
+        )
+    });
     let state = AppState {
         db: db.clone(),
         admin_token_sha256: admin_token.as_deref().map(admin_token_hash),
         request_timeout: config.request_timeout,
+        batcher,
     };
     crate::http::metrics::install();
     let app = router(state, config.body_limit);

@@ -1,6 +1,8 @@
 //! Stored outcomes of requests sent with an Idempotency-Key, written in the
 //! same transaction as the effect they guard: either both commit or neither.
 
+use std::collections::HashMap;
+
 use tokio_postgres::types::Type;
 
 use super::{DbError, TenantTx};
@@ -33,6 +35,52 @@ pub async fn find(tx: &TenantTx, key: &str) -> Result<Option<StoredOutcome>, DbE
     .transpose()
 }
 
+const FIND_MANY: &str = "SELECT key, fingerprint, status, body FROM idempotency_keys
+                          WHERE business_id = $1 AND key = ANY ($2)";
+const STORE: &str = "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (business_id, key) DO NOTHING
+                     RETURNING 1";
+const STORE_TYPES: [Type; 5] = [Type::UUID, Type::TEXT, Type::BYTEA, Type::INT4, Type::JSON];
+
+/// Readies the statements a batch pipelines (see `TenantTx::prepare`).
+pub async fn prepare_batch(tx: &TenantTx) -> Result<(), DbError> {
+    tx.prepare(FIND_MANY, &[Type::UUID, Type::TEXT_ARRAY])
+        .await?;
+    tx.prepare(STORE, &STORE_TYPES).await
+}
+
+/// The stored outcomes of several keys at once (a batch of purchases).
+pub async fn find_many(
+    tx: &TenantTx,
+    keys: &[&str],
+) -> Result<HashMap<String, StoredOutcome>, DbError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let business = tx.business_id();
+    let rows = tx
+        .query(
+            FIND_MANY,
+            &[(&business, Type::UUID), (&keys, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let status: i32 = row.get("status");
+            Ok((
+                row.get("key"),
+                StoredOutcome {
+                    fingerprint: row.get("fingerprint"),
+                    status: u16::try_from(status)
+                        .map_err(|_| DbError::Decode(format!("stored status {status}")))?,
+                    body: row.get("body"),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Records the outcome. If a concurrent request with the same key committed
 /// first, the insert waits for it and then finds the key taken: that is
 /// `DbError::IdempotencyRace`, which rolls this transaction back (its effect
@@ -42,16 +90,13 @@ pub async fn store(tx: &TenantTx, key: &str, outcome: &StoredOutcome) -> Result<
     let status = i32::from(outcome.status);
     let inserted = tx
         .query_opt(
-            "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (business_id, key) DO NOTHING
-             RETURNING 1",
+            STORE,
             &[
-                (&business, Type::UUID),
-                (&key, Type::TEXT),
-                (&outcome.fingerprint, Type::BYTEA),
-                (&status, Type::INT4),
-                (&outcome.body, Type::JSON),
+                (&business, STORE_TYPES[0].clone()),
+                (&key, STORE_TYPES[1].clone()),
+                (&outcome.fingerprint, STORE_TYPES[2].clone()),
+                (&status, STORE_TYPES[3].clone()),
+                (&outcome.body, STORE_TYPES[4].clone()),
             ],
         )
         .await?;

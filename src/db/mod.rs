@@ -33,7 +33,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 pub use error::{DbError, Retryable, describe as describe_pg};
-pub use tx::TenantTx;
+pub use tx::{Param, TenantTx};
 
 use crate::config::StatementMode;
 

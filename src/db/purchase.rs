@@ -9,6 +9,20 @@ use super::orders::Order;
 use super::{DbError, TenantTx, decode_outcome};
 use crate::domain::{Lines, Refusal};
 
+const PURCHASE: &str = "SELECT ontab_purchase($1, $2, $3, $4, $5)";
+const PURCHASE_TYPES: [Type; 5] = [
+    Type::UUID,
+    Type::UUID,
+    Type::UUID,
+    Type::UUID_ARRAY,
+    Type::INT8_ARRAY,
+];
+
+/// Readies the purchase statement for pipelined use (see `TenantTx::prepare`).
+pub async fn prepare(tx: &TenantTx) -> Result<(), DbError> {
+    tx.prepare(PURCHASE, &PURCHASE_TYPES).await
+}
+
 pub async fn execute(
     tx: &TenantTx,
     customer_id: Uuid,
@@ -18,13 +32,13 @@ pub async fn execute(
     let (product_ids, quantities) = (lines.product_ids(), lines.quantities());
     let row = tx
         .query_one(
-            "SELECT ontab_purchase($1, $2, $3, $4, $5)",
+            PURCHASE,
             &[
-                (&order_id, Type::UUID),
-                (&entry_id, Type::UUID),
-                (&customer_id, Type::UUID),
-                (&product_ids, Type::UUID_ARRAY),
-                (&quantities, Type::INT8_ARRAY),
+                (&order_id, PURCHASE_TYPES[0].clone()),
+                (&entry_id, PURCHASE_TYPES[1].clone()),
+                (&customer_id, PURCHASE_TYPES[2].clone()),
+                (&product_ids, PURCHASE_TYPES[3].clone()),
+                (&quantities, PURCHASE_TYPES[4].clone()),
             ],
         )
         .await?;

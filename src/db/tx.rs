@@ -78,6 +78,18 @@ impl TenantTx {
         }
     }
 
+    /// Readies `sql` so that later `query` calls with these parameter types
+    /// send at once. Pipelined calls (several queries in flight on this
+    /// connection) then reach PostgreSQL in the order they were issued: a
+    /// statement still being prepared could otherwise be overtaken by one
+    /// already cached. Nothing to do for unnamed statements.
+    pub async fn prepare(&self, sql: &str, types: &[Type]) -> Result<(), DbError> {
+        if self.statements == StatementMode::Prepared {
+            self.connection()?.prepare_typed_cached(sql, types).await?;
+        }
+        Ok(())
+    }
+
     pub async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, DbError> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }

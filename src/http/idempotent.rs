@@ -50,6 +50,21 @@ pub async fn run_once(
     fingerprint: Vec<u8>,
     command: &impl Command,
 ) -> Result<Response, ApiError> {
+    reply_response(run_once_raw(db, tenant, key, fingerprint, command).await)
+}
+
+/// A use case's answer before it becomes a response: status, body, and
+/// whether it replays a stored outcome.
+pub type Reply = Result<(StatusCode, Value, bool), ApiError>;
+
+/// `run_once`, answering the parts of the response.
+pub async fn run_once_raw(
+    db: &Db,
+    tenant: &Tenant,
+    key: Option<String>,
+    fingerprint: Vec<u8>,
+    command: &impl Command,
+) -> Reply {
     let mut attempt = 1;
     loop {
         match attempt_once(db, tenant, key.as_deref(), &fingerprint, command).await {
@@ -59,18 +74,21 @@ pub async fn run_once(
                     .increment(1);
                 attempt += 1;
             }
-            Err(error) => return Err(error),
-            Ok((status, body, replayed)) => {
-                let mut response = json_response(status, &body);
-                if replayed {
-                    response
-                        .headers_mut()
-                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-                }
-                return Ok(response);
-            }
+            other => return other,
         }
     }
+}
+
+/// The response for a reply, marking replays.
+pub fn reply_response(reply: Reply) -> Result<Response, ApiError> {
+    let (status, body, replayed) = reply?;
+    let mut response = json_response(status, &body);
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 async fn attempt_once(

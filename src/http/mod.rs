@@ -2,6 +2,7 @@
 
 mod api_keys;
 pub mod auth;
+pub mod batch;
 pub mod businesses;
 mod customers;
 mod error;
@@ -43,6 +44,8 @@ pub struct AppState {
     /// SHA-256 of ONTAB_ADMIN_TOKEN; `None` disables the admin endpoint.
     pub admin_token_sha256: Option<[u8; 32]>,
     pub request_timeout: Duration,
+    /// Group commit of purchases; `None` runs each in its own transaction.
+    pub batcher: Option<std::sync::Arc<batch::Batcher>>,
 }
 
 /// The whole API, ready to serve or to drive with `oneshot` in tests.

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Tenant;
-use super::idempotent::{Answer, Command, run_once};
+use super::idempotent::{Answer, Command, reply_response, run_once};
 use super::request::{Body, idempotency_key};
 use super::{ApiError, AppState, metrics, to_json};
 use crate::db::{TenantTx, purchase};
-use crate::domain::Lines;
+use crate::domain::{Lines, Refusal};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,17 +67,42 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let purchase = Purchase(body.parse()?);
     let key = idempotency_key(&headers)?;
-    run_once(
-        &app.db,
-        &tenant,
-        key,
-        body.fingerprint(&purchase.route()),
-        &purchase,
-    )
-    .await
+    let fingerprint = body.fingerprint(&purchase.route());
+    // Invalid lines take the ordinary path, which records the 422 under the
+    // key like any definitive answer.
+    match (&app.batcher, parse_lines(&purchase.0.items)) {
+        (Some(batcher), Ok(lines)) => reply_response(
+            batcher
+                .submit(&tenant, key, fingerprint, purchase, lines)
+                .await,
+        ),
+        _ => run_once(&app.db, &tenant, key, fingerprint, &purchase).await,
+    }
 }
 
-struct Purchase(PurchaseRequest);
+pub struct Purchase(PurchaseRequest);
+
+impl Purchase {
+    pub fn customer_id(&self) -> Uuid {
+        self.0.customer_id
+    }
+}
+
+/// A purchase's outcome as an answer: 201 with the order, or the refusal.
+pub fn purchase_answer(outcome: Result<Order, Refusal>) -> Result<Answer, ApiError> {
+    match outcome {
+        Ok(order) => Ok((StatusCode::CREATED, to_json(&order)?)),
+        Err(refusal) => Err(ApiError::from(refusal)),
+    }
+}
+
+/// Counts a purchase's outcome by code, once it is final.
+pub fn record_outcome(answer: &Result<Answer, ApiError>) {
+    metrics::purchase_outcome(match answer {
+        Ok(_) => "created",
+        Err(error) => error.code(),
+    });
+}
 
 impl Command for Purchase {
     fn route(&self) -> String {
@@ -86,16 +111,8 @@ impl Command for Purchase {
 
     async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
         let lines = parse_lines(&self.0.items)?;
-        match purchase::execute(tx, self.0.customer_id, &lines).await? {
-            Ok(order) => {
-                metrics::purchase_outcome("created");
-                Ok((StatusCode::CREATED, to_json(&order)?))
-            }
-            Err(refusal) => {
-                let refused = ApiError::from(refusal);
-                metrics::purchase_outcome(refused.code());
-                Err(refused)
-            }
-        }
+        let answer = purchase_answer(purchase::execute(tx, self.0.customer_id, &lines).await?);
+        record_outcome(&answer);
+        answer
     }
 }

@@ -997,3 +997,41 @@ fn returned_per_line(results: &[(Job, Reply)]) -> HashMap<(Uuid, Uuid), i64> {
     }
     returned
 }
+
+/// 64 buyers of one product at once (a flash sale): orders share
+/// transactions (group commit), each still gets its own 201, and the books
+/// balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flash_sale_is_group_committed() {
+    let app = Arc::new(TestApp::spawn().await);
+    let shop = app.business("Shop").await;
+    let product = app.product(&shop, 100, 1_000).await;
+    let mut customers = Vec::new();
+    for _ in 0..64 {
+        customers.push(app.customer(&shop, 10_000).await);
+    }
+    let buys = customers.iter().map(|customer| {
+        let app = app.clone();
+        let shop = shop.clone();
+        let customer = *customer;
+        tokio::spawn(async move { app.purchase(&shop, customer, &[(product, 2)]).await })
+    });
+    for reply in futures::future::join_all(buys).await {
+        let reply = reply.expect("task");
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    let sql = app.sql().await;
+    let row = sql
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM orders",
+            &[],
+        )
+        .await
+        .expect("orders");
+    let (orders, transactions): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(orders, 64);
+    assert!(transactions < orders, "no two orders shared a transaction");
+    let stock = app.get(&format!("/v1/products/{product}"), &shop.key).await;
+    assert_eq!(stock.body["stock"], 1_000 - 128);
+    app.assert_audit_clean().await;
+}

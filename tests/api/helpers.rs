@@ -17,6 +17,7 @@ use std::time::Duration;
 use ontab::config::StatementMode;
 use ontab::db::{Db, migrate};
 use ontab::embedded_pg::EmbeddedPostgres;
+use ontab::http::batch::{BatchConfig, Batcher};
 use ontab::http::{AppState, auth::admin_token_hash, router};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -218,6 +219,10 @@ impl TestApp {
         pool_wait: Duration,
         request_timeout: Duration,
     ) -> Self {
+        // The server's logs, when asked for (RUST_LOG=debug cargo test ...).
+        if std::env::var_os("RUST_LOG").is_some() {
+            ontab::telemetry::init();
+        }
         let cluster = cluster().await;
         let db_name = format!("ontab_test_{}", Uuid::new_v4().simple());
         connect(&cluster.admin)
@@ -241,10 +246,23 @@ impl TestApp {
         let db = Db::connect(app_config, pool_size, pool_wait, statements)
             .expect("pool")
             .with_statement_timeout(request_timeout);
+        // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
+        // compare): every test runs through it.
+        let batcher = (std::env::var("ONTAB_TEST_BATCH").as_deref() != Ok("off")).then(|| {
+            Batcher::new(
+                db.clone(),
+                BatchConfig {
+                    max_size: 32,
+                    max_inflight: 4,
+                    wait: Duration::ZERO,
+                },
+            )
+        });
         let state = AppState {
             db,
             admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
             request_timeout,
+            batcher,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -80,6 +80,8 @@ async fn metrics_count_requests_by_route_and_purchases_by_outcome() {
         r#"ontab_purchases_total{outcome="created"}"#,
         r#"ontab_purchases_total{outcome="insufficient_stock"}"#,
         "ontab_db_pool_max_size 16",
+        r#"ontab_purchase_batches_total{flush="idle"}"#,
+        "ontab_purchase_batch_size_count",
         "ontab_db_pool_connections",
         "ontab_db_pool_idle",
         "ontab_db_pool_waiting",
