@@ -56,6 +56,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "purchase_refusal_order",
         sql: include_str!("../../migrations/0008_purchase_refusal_order.sql"),
     },
+    Migration {
+        version: 9,
+        name: "cheaper_ledger_guards",
+        sql: include_str!("../../migrations/0009_cheaper_ledger_guards.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

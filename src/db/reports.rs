@@ -76,7 +76,7 @@ WITH heads AS MATERIALIZED (
       FROM heads h
       JOIN credit_ledger p
         ON p.business_id = $1 AND p.customer_id = h.id
-       AND p.kind = 'purchase' AND p.purchases_to_date > h.credited
+       AND p.kind = 'purchase' AND p.amount > 0 AND p.purchases_to_date > h.credited
 ), aged AS (
     SELECT id, min(created_at) AS oldest_unpaid_at,
            coalesce(sum(unsettled) FILTER (WHERE bucket = 0), 0)::bigint AS current,
