@@ -71,12 +71,12 @@ pub struct ServeConfig {
 
     /// Most purchases of one business committed in one transaction (group
     /// commit under load); 1 turns batching off.
-    #[arg(long, env = "ONTAB_BATCH_MAX_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, env = "ONTAB_BATCH_MAX_SIZE", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_max_size: u16,
 
     /// Batches of one business in flight at once; a batch starts as soon as
     /// one of these is free, so a lone purchase never waits.
-    #[arg(long, env = "ONTAB_BATCH_MAX_INFLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "ONTAB_BATCH_MAX_INFLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_max_inflight: u16,
 
     /// How long a batch that already has company may wait for more (e.g.

@@ -61,6 +61,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "cheaper_ledger_guards",
         sql: include_str!("../../migrations/0009_cheaper_ledger_guards.sql"),
     },
+    Migration {
+        version: 10,
+        name: "products_by_key",
+        sql: include_str!("../../migrations/0010_products_by_key.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.
