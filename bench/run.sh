@@ -157,6 +157,17 @@ hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server_pid/status" 2>/dev/null || 
 kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true
 server_pid=""
 
+# The second opinion: every invariant of everything the scenarios stored,
+# re-checked from the database by `ontab audit`.
+step "ontab audit of ontab_bench"
+if DATABASE_URL=$BENCH_PG/ontab_bench "$ontab" audit >"$work/audit.txt" 2>&1; then
+    tail -1 "$work/audit.txt" >&2
+else
+    cat "$work/audit.txt" >&2
+    echo "ontab audit FAILED" >&2
+    failed=1
+fi
+
 # --- baselines -------------------------------------------------------------------
 # Latency percentiles from pgbench's per-transaction log (3rd column, µs).
 pgbench_run() { # name database script-args...
