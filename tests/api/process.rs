@@ -179,3 +179,197 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         "{logs}"
     );
 }
+
+/// Starts `ontab serve` on `port` over the test's database.
+fn start_serve(app: &TestApp, port: u16) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ontab"))
+        .arg("serve")
+        .env("DATABASE_URL", app.database_url())
+        .env("ONTAB_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ONTAB_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ontab serve starts")
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ontab serve did not become ready at {base}");
+}
+
+/// Sends every request with its Idempotency-Key, 32 at a time: (key,
+/// status), status 0 when no answer came.
+async fn send_all(
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    requests: Vec<(String, &'static str, Value)>,
+) -> Vec<(String, u16)> {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (idem, path, body) in requests {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let request = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", &idem)
+            .json(&body);
+        tasks.spawn(async move {
+            let status = match request.send().await {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 0,
+            };
+            drop(permit);
+            (idem, status)
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        done.push(result.expect("request task"));
+    }
+    done
+}
+
+/// SIGKILL while purchases and payments are in flight: after a restart,
+/// every acknowledged request is there exactly once, nothing is partial
+/// (the audit is clean), and retrying every request with its
+/// Idempotency-Key applies each at most once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_server_loses_nothing_acknowledged_and_applies_retries_once() {
+    let app = TestApp::spawn().await;
+    let port = free_port().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = start_serve(&app, port);
+    wait_ready(&http, &base).await;
+
+    let shop: Value = http
+        .post(format!("{base}/v1/businesses"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "name": "Kill" }))
+        .send()
+        .await
+        .expect("create business")
+        .json()
+        .await
+        .expect("json");
+    let key = shop["api_key"]["key"].as_str().expect("key").to_owned();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    let customer: Value = post(
+        "/v1/customers",
+        json!({ "name": "C", "credit_limit": 1_000_000 }),
+    )
+    .await
+    .expect("customer")
+    .json()
+    .await
+    .expect("json");
+    let product: Value = post(
+        "/v1/products",
+        json!({ "name": "P", "price": 10, "stock": 100_000 }),
+    )
+    .await
+    .expect("product")
+    .json()
+    .await
+    .expect("json");
+    let (customer, product) = (customer["id"].clone(), product["id"].clone());
+    // A balance for the payments to pay down, whatever order they run in.
+    let opening = post(
+        "/v1/purchases",
+        json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 200 }] }),
+    )
+    .await
+    .expect("opening purchase");
+    assert_eq!(opening.status(), 201);
+
+    // 400 requests with their own keys, 32 at a time; the server dies while
+    // they run.
+    let requests: Vec<(String, &'static str, Value)> = (0..400)
+        .map(|i| {
+            if i % 4 == 3 {
+                (format!("pay-{i}"), "/v1/payments", json!({ "customer_id": customer, "amount": 1 }))
+            } else {
+                (
+                    format!("buy-{i}"),
+                    "/v1/purchases",
+                    json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 1 }] }),
+                )
+            }
+        })
+        .collect();
+    let load = tokio::spawn(send_all(
+        http.clone(),
+        base.clone(),
+        key.clone(),
+        requests.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let first: Vec<(String, u16)> = load.await.expect("load task");
+    let acknowledged: Vec<&String> = first
+        .iter()
+        .filter(|(_, status)| (200..300).contains(status))
+        .map(|(idem, _)| idem)
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|(_, status)| *status == 0 || *status == 201 || *status == 503),
+        "{first:?}"
+    );
+
+    // Restart on the same database.
+    let mut child = start_serve(&app, port);
+    wait_ready(&http, &base).await;
+    let sql = app.sql().await;
+    let stored: i64 = sql
+        .query_one("SELECT count(*) FROM idempotency_keys", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(
+        stored >= acknowledged.len() as i64,
+        "an acknowledged request was lost"
+    );
+    app.assert_audit_clean().await;
+
+    // Every request again, same keys: all 201, each applied exactly once.
+    let again = send_all(http.clone(), base.clone(), key.clone(), requests.clone()).await;
+    assert!(again.iter().all(|(_, status)| *status == 201), "{again:?}");
+    let counts = sql
+        .query_one(
+            "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM credit_ledger WHERE kind = 'payment'),
+                    (SELECT stock FROM products)",
+            &[],
+        )
+        .await
+        .expect("counts");
+    let (orders, payments, stock): (i64, i64, i64) = (counts.get(0), counts.get(1), counts.get(2));
+    assert_eq!(orders, 1 + 300, "each purchase exactly once");
+    assert_eq!(payments, 100, "each payment exactly once");
+    assert_eq!(stock, 100_000 - 200 - 300);
+    app.assert_audit_clean().await;
+    child.start_kill().expect("stop");
+    let _ = child.wait().await;
+}
