@@ -15,4 +15,5 @@ mod openapi;
 mod ops;
 mod process;
 mod reports;
+mod slow_clients;
 mod smoke;
