@@ -181,6 +181,12 @@ const LOCK_PRODUCTS: &str =
 const BATCH_ATTEMPTS: u32 = 2;
 
 async fn run_batch(db: &Db, mut jobs: Vec<Job>) {
+    // A request that gave up while queued (its timeout answered 503, or the
+    // client went away) is not run: 503 promises the client may retry.
+    jobs.retain(|job| !job.reply.is_closed());
+    if jobs.is_empty() {
+        return;
+    }
     // One Idempotency-Key twice in a batch would race itself: the repeats
     // run after the batch, on their own, and replay its outcome.
     let mut seen = HashSet::new();
@@ -221,6 +227,9 @@ async fn run_batch(db: &Db, mut jobs: Vec<Job>) {
 /// The ordinary path, one order after another, in arrival order.
 async fn run_alone(db: &Db, jobs: Vec<Job>) {
     for job in jobs {
+        if job.reply.is_closed() {
+            continue;
+        }
         let tenant = Tenant {
             business_id: job.business_id,
             key_id: job.key_id,
