@@ -17,8 +17,10 @@ use crate::domain::{Currency, Name, Validator};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBusiness {
+    #[schema(schema_with = super::openapi::name)]
     pub name: String,
     /// ISO 4217 code; `USD` when omitted.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
 }
 

@@ -18,16 +18,20 @@ use crate::domain::{Name, NonNegative, Validator};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
+    #[schema(schema_with = super::openapi::name)]
     pub name: String,
     /// In minor units, >= 0.
+    #[schema(minimum = 0)]
     pub credit_limit: i64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
+    #[schema(schema_with = super::openapi::optional_name)]
     pub name: Option<String>,
     /// May be set below the balance: that only blocks new purchases.
+    #[schema(minimum = 0)]
     pub credit_limit: Option<i64>,
 }
 

@@ -6,6 +6,9 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -95,9 +98,82 @@ pub struct List<T> {
 #[expect(dead_code, reason = "describes the query read by http::request::Query")]
 pub struct ListParams {
     /// 1..=200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u8>,
     /// The previous page's next_cursor.
     cursor: Option<String>,
+}
+
+// Text rules of `domain::Name` and `domain::Reason`, as JSON Schema
+// patterns, so that a generated request is valid exactly when the server
+// accepts it: surrounding Unicode white space is trimmed, then at most 200
+// characters remain, none of them a control character (Cc). `\s` is not
+// used because ECMA and Rust disagree on what it covers.
+const SPACE: &str =
+    "[ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const INNER: &str = "[^\\u0000-\\u001f\\u007f-\\u009f]";
+const EDGE: &str = "[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+fn text(optional_text: bool, nullable: bool, description: &str) -> Object {
+    let body = format!("{EDGE}(?:{INNER}{{0,198}}{EDGE})?");
+    let body = if optional_text {
+        format!("(?:{body})?")
+    } else {
+        body
+    };
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .pattern(Some(format!("^{SPACE}*{body}{SPACE}*$")))
+        .description(Some(description))
+        .build()
+}
+
+const NAME: &str = "1..=200 characters once trimmed, no control characters.";
+
+/// `schema_with` of a required name.
+pub fn name() -> Object {
+    text(false, false, NAME)
+}
+
+/// `schema_with` of a name a PATCH may leave out (or send as null).
+pub fn optional_name() -> Object {
+    text(false, true, NAME)
+}
+
+/// `schema_with` of a stock adjustment's reason (`domain::Reason`).
+pub fn reason() -> Object {
+    text(
+        true,
+        false,
+        "Why, for the record (e.g. \"damaged\", \"recount\"); at most 200 characters once trimmed, no control characters.",
+    )
+}
+
+/// `schema_with` of a stock adjustment's delta: nonzero, and above i64::MIN
+/// (whose refusal could not report `requested` = -delta).
+pub fn delta() -> Schema {
+    let side = |minimum: Option<i64>, maximum: Option<i64>| {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(minimum)
+            .maximum(maximum)
+            .build()
+    };
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(side(Some(-i64::MAX), Some(-1)))
+            .item(side(Some(1), None))
+            .description(Some(
+                "Units to add (positive) or remove (negative); not zero.",
+            ))
+            .build(),
+    )
 }
 
 /// The document as JSON, rendered once when the router is built.

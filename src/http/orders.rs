@@ -20,6 +20,7 @@ use crate::domain::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     /// Products of the order and how many of each come back.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
 }
 
@@ -92,7 +93,7 @@ pub async fn list(
     tag = "orders",
     summary = "Return goods: stock back, customer credited at the order price",
     request_body = ReturnRequest,
-    params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
     responses(
         (status = 201, body = Return),
         (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),

@@ -20,6 +20,7 @@ use crate::domain::Positive;
 pub struct PaymentRequest {
     pub customer_id: Uuid,
     /// In minor units, > 0 and at most the outstanding balance.
+    #[schema(minimum = 1)]
     pub amount: i64,
 }
 
@@ -29,7 +30,7 @@ pub struct PaymentRequest {
     tag = "payments",
     summary = "Record a payment against the balance",
     request_body = PaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
     responses(
         (status = 201, body = LedgerEntry),
         (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),

@@ -18,18 +18,23 @@ use crate::domain::{FieldError, Name, NonNegative, Reason, Validator};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
+    #[schema(schema_with = super::openapi::name)]
     pub name: String,
     /// In minor units, >= 0.
+    #[schema(minimum = 0)]
     pub price: i64,
     /// Units in stock, >= 0.
+    #[schema(minimum = 0)]
     pub stock: i64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
+    #[schema(schema_with = super::openapi::optional_name)]
     pub name: Option<String>,
     /// New price for future orders; past orders keep theirs.
+    #[schema(minimum = 0)]
     pub price: Option<i64>,
 }
 
@@ -37,9 +42,11 @@ pub struct UpdateProduct {
 #[serde(deny_unknown_fields)]
 pub struct AdjustStock {
     /// Units to add (positive) or remove (negative); not zero.
+    #[schema(schema_with = super::openapi::delta)]
     pub delta: i64,
     /// Why, for the record (e.g. "damaged", "recount").
     #[serde(default)]
+    #[schema(schema_with = super::openapi::reason)]
     pub reason: String,
 }
 
@@ -181,7 +188,7 @@ pub async fn update(
     tag = "products",
     summary = "Adjust stock (never below zero)",
     request_body = AdjustStock,
-    params(("id" = Uuid, Path, description = "product id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("id" = Uuid, Path, description = "product id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
     responses(
         (status = 201, body = Adjusted),
         (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),

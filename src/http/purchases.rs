@@ -15,12 +15,36 @@ use super::{ApiError, AppState, metrics, to_json};
 use crate::db::{TenantTx, purchase};
 use crate::domain::{Lines, Refusal};
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product_id: Uuid,
     /// > 0. Lines of the same product are added together.
+    #[schema(minimum = 1)]
     pub quantity: i64,
+}
+
+/// A line's fields as they must be sent: a JSON object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineFields {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+/// Only a JSON object is a line: serde's derive would also read a struct
+/// from an array of its fields in order (`["<uuid>", 2]`), which the
+/// contract calls malformed.
+impl<'de> Deserialize<'de> for LineRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let line: LineFields = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            product_id: line.product_id,
+            quantity: line.quantity,
+        })
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -28,6 +52,7 @@ pub struct LineRequest {
 pub struct PurchaseRequest {
     pub customer_id: Uuid,
     /// 1..=100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
 }
 
@@ -46,7 +71,7 @@ pub fn parse_lines(items: &[LineRequest]) -> Result<Lines, ApiError> {
     tag = "purchases",
     summary = "Buy on credit: all lines or nothing",
     request_body = PurchaseRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
     responses(
         (status = 201, body = Order),
         (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),

@@ -30,7 +30,7 @@ pub struct OverdueReport {
     path = "/v1/reports/overdue",
     tag = "reports",
     summary = "Customers with purchases older than `days` not yet settled (FIFO), with aging buckets",
-    params(("days" = Option<i32>, Query, description = "payment terms in days, 0..=36500 (default 30): a purchase older than this is overdue")),
+    params(("days" = Option<i32>, Query, minimum = 0, maximum = 36500, description = "payment terms in days, 0..=36500 (default 30): a purchase older than this is overdue")),
     responses(
         (status = 200, body = OverdueReport),
         (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),

@@ -64,6 +64,13 @@ impl Body {
         if self.0.is_empty() {
             return Err(ApiError::Malformed("a JSON body is required".to_owned()));
         }
+        // Every request body is an object; serde would also read a struct
+        // from an array of its fields in order (`[null, null]`).
+        if self.0.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::Malformed(
+                "the JSON body must be an object".to_owned(),
+            ));
+        }
         serde_json::from_slice(&self.0)
             .map_err(|error| ApiError::Malformed(format!("invalid JSON body: {error}")))
     }

@@ -134,6 +134,14 @@ async fn hostile_ids_cursors_and_quantities_are_refused_cleanly() {
     )
     .await;
     assert_eq!(status, 400);
+    // Lines and bodies are JSON objects, not arrays of their fields.
+    for body in [
+        format!(r#"{{"customer_id": "{customer}", "items": [["{product}", 1]]}}"#),
+        format!(r#"["{customer}", [{{"product_id": "{product}", "quantity": 1}}]]"#),
+    ] {
+        let (status, problem) = raw(&app, "/v1/purchases", &shop.key, &body).await;
+        assert_eq!(status, 400, "{body}: {problem}");
+    }
     let stock = app.get(&format!("/v1/products/{product}"), &shop.key).await;
     assert_eq!(stock.body["stock"], 10);
 }
