@@ -162,16 +162,9 @@ impl EmbeddedPostgres {
         if !self.started_here {
             return Ok(());
         }
+        // Stopped here, so Drop (at the end of the closure) has nothing to do.
         self.started_here = false;
-        let cluster = Self {
-            bindir: self.bindir.clone(),
-            data: self.data.clone(),
-            socket_dir: self.socket_dir.clone(),
-            dbname: self.dbname.clone(),
-            run_as: self.run_as.clone(),
-            started_here: false,
-        };
-        tokio::task::spawn_blocking(move || cluster.pg_ctl_stop())
+        tokio::task::spawn_blocking(move || self.pg_ctl_stop())
             .await
             .map_err(|error| EmbeddedPgError::Io {
                 context: "stopping the private PostgreSQL".into(),

@@ -1,6 +1,7 @@
 //! `/v1/api-keys`: more keys for the caller's business, listing, revocation.
 
-use super::openapi::{List, ListParams, Problem};
+use super::openapi::problems::{NotFound, Unauthorized, Unavailable, ValidationFailed};
+use super::openapi::{List, ListParams};
 use crate::db::api_keys::ApiKeyInfo;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -30,8 +31,8 @@ pub struct CreatedKey {
     summary = "Issue another API key for this business",
     responses(
         (status = 201, body = CreatedKey),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -57,9 +58,9 @@ pub async fn create(State(app): State<AppState>, tenant: Tenant) -> Result<Respo
     params(ListParams),
     responses(
         (status = 200, body = List<ApiKeyInfo>),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -85,9 +86,9 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("api_key" = []))
 )]

@@ -41,7 +41,7 @@ use super::ApiError;
 use super::auth::Tenant;
 use super::idempotent::{Reply, run_once_raw};
 use super::metrics::purchase_outcome;
-use super::purchases::{Purchase, purchase_answer};
+use super::purchases::{Purchase, outcome_code, purchase_answer};
 use crate::db::idempotency::{self, StoredOutcome};
 use crate::db::{Db, DbError, Param, purchase};
 use crate::domain::Lines;
@@ -209,7 +209,10 @@ async fn run_batch(db: &Db, mut jobs: Vec<Job>) {
                     }
                     break;
                 }
-                Err(error) if error.is_retryable_conflict() && attempt < BATCH_ATTEMPTS => {
+                // A conflict with another transaction: the same batch may
+                // simply run again (an idempotency race may not: its
+                // orders must replay, one by one).
+                Err(DbError::Conflict(_)) if attempt < BATCH_ATTEMPTS => {
                     attempt += 1;
                 }
                 Err(error) => {
@@ -345,13 +348,9 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
                         },
                     ));
                 }
-                let outcome = match &answer {
-                    Ok(_) => "created",
-                    Err(error) => error.code(),
-                };
                 done.push(Done {
+                    outcome: Some(outcome_code(&answer)),
                     reply: answer.map(|(status, body)| (status, body, false)),
-                    outcome: Some(outcome),
                 });
             }
             (Plan::Run(_), None) => {
@@ -365,12 +364,4 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
     futures_util::future::try_join_all(stores).await?;
     tx.commit().await?;
     Ok(done)
-}
-
-impl DbError {
-    /// A conflict with another transaction: the same batch may simply run
-    /// again.
-    fn is_retryable_conflict(&self) -> bool {
-        matches!(self, DbError::Conflict(_))
-    }
 }

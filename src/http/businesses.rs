@@ -1,6 +1,8 @@
 //! `POST /v1/businesses` (admin): a new tenant and its first API key.
 
-use super::openapi::Problem;
+use super::openapi::problems::{
+    Malformed, PayloadTooLarge, Unauthorized, Unavailable, ValidationFailed,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,11 +48,11 @@ pub struct CreatedBusiness {
     request_body = CreateBusiness,
     responses(
         (status = 201, description = "The business; api_key.key is shown only here", body = CreatedBusiness),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("admin_token" = []))
 )]

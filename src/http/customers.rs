@@ -1,7 +1,10 @@
 //! `/v1/customers`: create, read, list, change name or credit limit, and
 //! the customer's ledger.
 
-use super::openapi::{List, ListParams, Problem};
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Unauthorized, Unavailable, ValidationFailed,
+};
+use super::openapi::{List, ListParams};
 use crate::db::customers::Customer;
 use crate::db::ledger::LedgerEntry;
 use axum::extract::{Path, RawQuery, State};
@@ -43,11 +46,11 @@ pub struct UpdateCustomer {
     request_body = CreateCustomer,
     responses(
         (status = 201, body = Customer),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -75,9 +78,9 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "customer id")),
     responses(
         (status = 200, body = Customer),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -103,9 +106,9 @@ pub async fn get(
     params(ListParams),
     responses(
         (status = 200, body = List<Customer>),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -131,12 +134,12 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "customer id")),
     responses(
         (status = 200, body = Customer),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -174,10 +177,10 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "customer id"), ListParams),
     responses(
         (status = 200, body = List<LedgerEntry>),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        NotFound,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]

@@ -104,6 +104,19 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
+/// The Idempotency-Key header of every command that moves money or stock.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "describes the header read by http::request::idempotency_key"
+)]
+pub struct IdempotencyKeyParam {
+    /// 1..=255 visible ASCII characters; a retry with the same key and body replays the first answer
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
 // Text rules of `domain::Name` and `domain::Reason`, as JSON Schema
 // patterns, so that a generated request is valid exactly when the server
 // accepts it: surrounding Unicode white space is trimmed, then at most 200
@@ -199,4 +212,74 @@ impl Rendered {
 )]
 pub async fn serve(axum::Extension(rendered): axum::Extension<Rendered>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], rendered.0).into_response()
+}
+
+/// The problem answers of the contract's error table, one type per status,
+/// so that every operation lists its errors by name and each is described
+/// the same way everywhere (`responses((status = 200, ...), Unauthorized)`).
+pub mod problems {
+    use super::Problem;
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 400,
+        description = "malformed_request: not JSON, wrong types, unknown fields or content type",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct Malformed(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 401,
+        description = "unauthorized: missing, invalid or revoked credentials",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct Unauthorized(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 404,
+        description = "not_found: no such id in this business",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct NotFound(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 409,
+        description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct Refused(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 413,
+        description = "payload_too_large",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct PayloadTooLarge(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 422,
+        description = "validation_failed, with errors[]",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct ValidationFailed(Problem);
+
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        description = "unavailable: database unreachable or overloaded; safe to retry",
+        content_type = "application/problem+json"
+    )]
+    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    pub struct Unavailable(Problem);
 }

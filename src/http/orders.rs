@@ -1,6 +1,10 @@
 //! `/v1/orders`: read orders (immutable) and return goods against them.
 
-use super::openapi::{List, ListParams, Problem};
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
+use super::openapi::{List, ListParams};
 use crate::db::orders::{Order, Return};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -32,9 +36,9 @@ pub struct ReturnRequest {
     params(("id" = Uuid, Path, description = "order id")),
     responses(
         (status = 200, body = Order),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -61,9 +65,9 @@ pub async fn get(
     params(ListParams, ("customer_id" = Option<Uuid>, Query, description = "only this customer's orders")),
     responses(
         (status = 200, body = List<Order>),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -93,16 +97,16 @@ pub async fn list(
     tag = "orders",
     summary = "Return goods: stock back, customer credited at the order price",
     request_body = ReturnRequest,
-    params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("id" = Uuid, Path, description = "order id"), IdempotencyKeyParam),
     responses(
         (status = 201, body = Return),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        Refused,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]

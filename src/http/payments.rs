@@ -1,6 +1,9 @@
 //! `POST /v1/payments`: the customer pays down their balance.
 
-use super::openapi::Problem;
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
 use crate::db::ledger::LedgerEntry;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -30,16 +33,16 @@ pub struct PaymentRequest {
     tag = "payments",
     summary = "Record a payment against the balance",
     request_body = PaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(IdempotencyKeyParam),
     responses(
         (status = 201, body = LedgerEntry),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        Refused,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]

@@ -1,6 +1,10 @@
 //! `/v1/products`: create, read, list, rename or reprice, adjust stock.
 
-use super::openapi::{List, ListParams, Problem};
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
+use super::openapi::{List, ListParams};
 use crate::db::products::Product;
 use crate::db::stock::Adjusted;
 use axum::extract::{Path, RawQuery, State};
@@ -58,11 +62,11 @@ pub struct AdjustStock {
     request_body = CreateProduct,
     responses(
         (status = 201, body = Product),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -91,9 +95,9 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "product id")),
     responses(
         (status = 200, body = Product),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        NotFound,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -119,9 +123,9 @@ pub async fn get(
     params(ListParams),
     responses(
         (status = 200, body = List<Product>),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -147,12 +151,12 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "product id")),
     responses(
         (status = 200, body = Product),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -188,16 +192,16 @@ pub async fn update(
     tag = "products",
     summary = "Adjust stock (never below zero)",
     request_body = AdjustStock,
-    params(("id" = Uuid, Path, description = "product id"), ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("id" = Uuid, Path, description = "product id"), IdempotencyKeyParam),
     responses(
         (status = 201, body = Adjusted),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        Refused,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]

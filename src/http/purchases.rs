@@ -1,6 +1,9 @@
 //! `POST /v1/purchases`: several lines bought on credit, all or nothing.
 
-use super::openapi::Problem;
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
 use crate::db::orders::Order;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -71,16 +74,16 @@ pub fn parse_lines(items: &[LineRequest]) -> Result<Lines, ApiError> {
     tag = "purchases",
     summary = "Buy on credit: all lines or nothing",
     request_body = PurchaseRequest,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1..=255 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(IdempotencyKeyParam),
     responses(
         (status = 201, body = Order),
-        (status = 400, description = "malformed_request: not JSON, wrong types, unknown fields or content type", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: no such id in this business", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Malformed,
+        Unauthorized,
+        NotFound,
+        Refused,
+        PayloadTooLarge,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
@@ -121,12 +124,13 @@ pub fn purchase_answer(outcome: Result<Order, Refusal>) -> Result<Answer, ApiErr
     }
 }
 
-/// Counts a purchase's outcome by code, once it is final.
-pub fn record_outcome(answer: &Result<Answer, ApiError>) {
-    metrics::purchase_outcome(match answer {
+/// A purchase's outcome as counted in the metrics: `created` or the
+/// refusal's code.
+pub fn outcome_code(answer: &Result<Answer, ApiError>) -> &'static str {
+    match answer {
         Ok(_) => "created",
         Err(error) => error.code(),
-    });
+    }
 }
 
 impl Command for Purchase {
@@ -137,7 +141,7 @@ impl Command for Purchase {
     async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
         let lines = parse_lines(&self.0.items)?;
         let answer = purchase_answer(purchase::execute(tx, self.0.customer_id, &lines).await?);
-        record_outcome(&answer);
+        metrics::purchase_outcome(outcome_code(&answer));
         answer
     }
 }

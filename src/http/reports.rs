@@ -1,12 +1,12 @@
 //! `GET /v1/reports/overdue`: who owes what, and for how long.
 
+use super::openapi::problems::{Unauthorized, Unavailable, ValidationFailed};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::auth::Tenant;
-use super::openapi::Problem;
 use super::request::Query;
 use super::{ApiError, AppState};
 use crate::db::reports::{self, OverdueCustomer};
@@ -33,9 +33,9 @@ pub struct OverdueReport {
     params(("days" = Option<i32>, Query, minimum = 0, maximum = 36500, description = "payment terms in days, 0..=36500 (default 30): a purchase older than this is overdue")),
     responses(
         (status = 200, body = OverdueReport),
-        (status = 401, description = "unauthorized: missing, invalid or revoked credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation_failed, with errors[]", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "unavailable: database unreachable or overloaded; safe to retry", body = Problem, content_type = "application/problem+json")
+        Unauthorized,
+        ValidationFailed,
+        Unavailable
     ),
     security(("api_key" = []))
 )]
