@@ -39,6 +39,11 @@ pub enum EmbeddedPgError {
         "running as root, but there is no `{SERVICE_USER}` user to run PostgreSQL as: create one or set DATABASE_URL"
     )]
     NoServiceUser,
+    #[error(
+        "the `{SERVICE_USER}` user that runs the private PostgreSQL cannot reach {} (a parent directory is not traversable): choose another --data-dir (ONTAB_DATA_DIR) or set DATABASE_URL",
+        .0.display()
+    )]
+    Unreachable(PathBuf),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -123,6 +128,12 @@ impl EmbeddedPostgres {
                 std::os::unix::fs::chown(&log, Some(user.uid), Some(user.gid)).map_err(io(
                     format!("handing {} to the {SERVICE_USER} user", log.display()),
                 ))?;
+            }
+            // Owning the directory is not enough when a parent (a 0700 home
+            // or temp directory) shuts the service user out: say so plainly
+            // rather than let initdb fail with "permission denied".
+            if !service_user_can_reach(&root) {
+                return Err(EmbeddedPgError::Unreachable(root));
             }
         }
         let mut cluster = Self {
@@ -365,6 +376,19 @@ fn service_user() -> Result<Option<ServiceUser>, EmbeddedPgError> {
     let uid = id(&["-u", SERVICE_USER]).map_err(|_| EmbeddedPgError::NoServiceUser)?;
     let gid = id(&["-g", SERVICE_USER]).map_err(|_| EmbeddedPgError::NoServiceUser)?;
     Ok(Some(ServiceUser { uid, gid }))
+}
+
+/// Whether the user that runs the private PostgreSQL can enter `dir`
+/// (always, unless ontab runs as root and the server as `postgres`).
+pub fn service_user_can_reach(dir: &Path) -> bool {
+    match id(&["-u"]) {
+        Ok(0) => Command::new("runuser")
+            .args(["-u", SERVICE_USER, "--", "test", "-x"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|status| status.success()),
+        _ => true,
+    }
 }
 
 /// `id` rather than libc: the crate forbids unsafe code.

@@ -10,13 +10,12 @@ use ontab::embedded_pg::EmbeddedPostgres;
 use ontab::http::{AppState, auth::admin_token_hash, router};
 use serde_json::json;
 
-use crate::helpers::ADMIN_TOKEN;
+use crate::helpers::{ADMIN_TOKEN, private_pg_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_is_503_then_recovers_without_a_server_restart() {
     // A cluster of its own: this test stops and starts it.
-    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ontab-restart-{}", uuid::Uuid::new_v4().simple()));
+    let root = private_pg_dir(&format!("ontab-restart-{}", uuid::Uuid::new_v4().simple()));
     let cluster = EmbeddedPostgres::start(&root, "ontab")
         .await
         .expect("private PostgreSQL starts");

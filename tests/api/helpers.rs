@@ -58,7 +58,7 @@ async fn admin_config() -> Config {
     if local.connect(NoTls).await.is_ok() {
         return local;
     }
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ontab-test-pg");
+    let root = private_pg_dir("ontab-test-pg");
     let cluster = EmbeddedPostgres::start(&root, "postgres")
         .await
         .expect("no PostgreSQL at 127.0.0.1:5432 and the private one could not start");
@@ -69,6 +69,22 @@ async fn admin_config() -> Config {
     // Left running on purpose: other test processes and later runs reuse it.
     std::mem::forget(cluster);
     config
+}
+
+/// Where a test keeps a private PostgreSQL cluster: under target/tmp, or,
+/// when the `postgres` user that runs it as root cannot reach that (a
+/// checkout inside a 0700 directory), under the system temp directory, in
+/// a folder named after this checkout's target dir. `.ci/run` stops
+/// clusters in both places.
+pub fn private_pg_dir(name: &str) -> std::path::PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if ontab::embedded_pg::service_user_can_reach(target) {
+        return target.join(name);
+    }
+    let checkout = hex::encode(Sha256::digest(target.as_os_str().as_encoded_bytes()));
+    std::env::temp_dir()
+        .join(format!("ontab-test-{}", &checkout[..12]))
+        .join(name)
 }
 
 async fn connect(config: &Config) -> Client {
