@@ -43,11 +43,26 @@ const STORE: &str = "INSERT INTO idempotency_keys (business_id, key, fingerprint
                      RETURNING 1";
 const STORE_TYPES: [Type; 5] = [Type::UUID, Type::TEXT, Type::BYTEA, Type::INT4, Type::JSON];
 
+const STORE_MANY: &str =
+    "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
+                          SELECT $1, o.key, o.fingerprint, o.status, o.body
+                            FROM unnest($2::text[], $3::bytea[], $4::int4[], $5::json[])
+                                 AS o (key, fingerprint, status, body)
+                          ON CONFLICT (business_id, key) DO NOTHING
+                          RETURNING 1";
+const STORE_MANY_TYPES: [Type; 5] = [
+    Type::UUID,
+    Type::TEXT_ARRAY,
+    Type::BYTEA_ARRAY,
+    Type::INT4_ARRAY,
+    Type::JSON_ARRAY,
+];
+
 /// Readies the statements a batch pipelines (see `TenantTx::prepare`).
 pub async fn prepare_batch(tx: &TenantTx) -> Result<(), DbError> {
     tx.prepare(FIND_MANY, &[Type::UUID, Type::TEXT_ARRAY])
         .await?;
-    tx.prepare(STORE, &STORE_TYPES).await
+    tx.prepare(STORE_MANY, &STORE_MANY_TYPES).await
 }
 
 /// The stored outcomes of several keys at once (a batch of purchases).
@@ -103,5 +118,43 @@ pub async fn store(tx: &TenantTx, key: &str, outcome: &StoredOutcome) -> Result<
     match inserted {
         Some(_) => Ok(()),
         None => Err(DbError::IdempotencyRace),
+    }
+}
+
+/// Records several outcomes (a batch of purchases, distinct keys) in one
+/// statement; a key already taken is `DbError::IdempotencyRace`, as in
+/// [`store`].
+pub async fn store_many(tx: &TenantTx, outcomes: &[(&str, StoredOutcome)]) -> Result<(), DbError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let business = tx.business_id();
+    let keys: Vec<&str> = outcomes.iter().map(|(key, _)| *key).collect();
+    let fingerprints: Vec<&[u8]> = outcomes
+        .iter()
+        .map(|(_, outcome)| outcome.fingerprint.as_slice())
+        .collect();
+    let statuses: Vec<i32> = outcomes
+        .iter()
+        .map(|(_, outcome)| i32::from(outcome.status))
+        .collect();
+    let bodies: Vec<&serde_json::Value> =
+        outcomes.iter().map(|(_, outcome)| &outcome.body).collect();
+    let inserted = tx
+        .query(
+            STORE_MANY,
+            &[
+                (&business, STORE_MANY_TYPES[0].clone()),
+                (&keys, STORE_MANY_TYPES[1].clone()),
+                (&fingerprints, STORE_MANY_TYPES[2].clone()),
+                (&statuses, STORE_MANY_TYPES[3].clone()),
+                (&bodies, STORE_MANY_TYPES[4].clone()),
+            ],
+        )
+        .await?;
+    if inserted.len() == outcomes.len() {
+        Ok(())
+    } else {
+        Err(DbError::IdempotencyRace)
     }
 }

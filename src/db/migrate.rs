@@ -66,6 +66,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "products_by_key",
         sql: include_str!("../../migrations/0010_products_by_key.sql"),
     },
+    Migration {
+        version: 11,
+        name: "purchase_batch",
+        sql: include_str!("../../migrations/0011_purchase_batch.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "one_order_check_per_line",
+        sql: include_str!("../../migrations/0012_one_order_check_per_line.sql"),
+    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

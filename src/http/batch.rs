@@ -271,7 +271,7 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
     tx.prepare(LOCK_CUSTOMERS, &lock_types).await?;
     tx.prepare(LOCK_PRODUCTS, &lock_types).await?;
     idempotency::prepare_batch(&tx).await?;
-    purchase::prepare(&tx).await?;
+    purchase::prepare_batch(&tx).await?;
 
     // Locks in the global order (customers, then products, each by id),
     // then the stored outcomes: one round trip.
@@ -311,57 +311,54 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
             },
         )
         .collect();
-    let runs = plans.iter().map(|plan| async {
-        match plan {
-            Plan::Answer(_) => Ok(None),
-            Plan::Run(job) => purchase::execute(&tx, job.purchase.customer_id(), &job.lines)
-                .await
-                .map(Some),
-        }
-    });
-    let outcomes = futures_util::future::try_join_all(runs).await?;
+    let to_run: Vec<(Uuid, &Lines)> = plans
+        .iter()
+        .filter_map(|plan| match plan {
+            Plan::Run(job) => Some((job.purchase.customer_id(), &job.lines)),
+            Plan::Answer(_) => None,
+        })
+        .collect();
+    let mut outcomes = purchase::execute_batch(&tx, &to_run).await?.into_iter();
 
     let mut done = Vec::with_capacity(jobs.len());
     let mut to_store = Vec::new();
-    for ((plan, outcome), job) in plans.into_iter().zip(outcomes).zip(jobs) {
-        match (plan, outcome) {
-            (Plan::Answer(reply), _) => done.push(Done {
-                reply,
-                outcome: None,
-            }),
-            (Plan::Run(_), Some(outcome)) => {
-                let answer = purchase_answer(outcome);
-                // What the ordinary path would store: the answer, or a
-                // definitive refusal (anything else fails the batch).
-                let (status, body) = match &answer {
-                    Ok((status, body)) => (*status, body.clone()),
-                    Err(error) if error.is_definitive() => (error.status(), error.body()),
-                    Err(error) => return Err(DbError::Decode(error.to_string())),
-                };
-                if let Some(key) = &job.key {
-                    to_store.push((
-                        key.as_str(),
-                        StoredOutcome {
-                            fingerprint: job.fingerprint.clone(),
-                            status: status.as_u16(),
-                            body,
-                        },
-                    ));
-                }
+    for (plan, job) in plans.into_iter().zip(jobs) {
+        let outcome = match plan {
+            Plan::Answer(reply) => {
                 done.push(Done {
-                    outcome: Some(outcome_code(&answer)),
-                    reply: answer.map(|(status, body)| (status, body, false)),
+                    reply,
+                    outcome: None,
                 });
+                continue;
             }
-            (Plan::Run(_), None) => {
-                return Err(DbError::Decode("a planned purchase did not run".into()));
-            }
+            Plan::Run(_) => outcomes
+                .next()
+                .ok_or_else(|| DbError::Decode("a planned purchase did not run".into()))?,
+        };
+        let answer = purchase_answer(outcome);
+        // What the ordinary path would store: the answer, or a definitive
+        // refusal (anything else fails the batch).
+        let (status, body) = match &answer {
+            Ok((status, body)) => (*status, body.clone()),
+            Err(error) if error.is_definitive() => (error.status(), error.body()),
+            Err(error) => return Err(DbError::Decode(error.to_string())),
+        };
+        if let Some(key) = &job.key {
+            to_store.push((
+                key.as_str(),
+                StoredOutcome {
+                    fingerprint: job.fingerprint.clone(),
+                    status: status.as_u16(),
+                    body,
+                },
+            ));
         }
+        done.push(Done {
+            outcome: Some(outcome_code(&answer)),
+            reply: answer.map(|(status, body)| (status, body, false)),
+        });
     }
-    let stores = to_store
-        .iter()
-        .map(|(key, outcome)| idempotency::store(&tx, key, outcome));
-    futures_util::future::try_join_all(stores).await?;
+    idempotency::store_many(&tx, &to_store).await?;
     tx.commit().await?;
     Ok(done)
 }

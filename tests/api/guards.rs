@@ -1000,6 +1000,18 @@ async fn incomplete_orders_and_returns_cannot_commit() {
             "an order whose ledger entry disagrees with its total",
             order_row(id, 200) + &line(id, 2, 200) + &purchase_entry(id, 100),
         ),
+        (
+            // Its own checks already ran (and passed) before the extra line.
+            "an order checked early, then given a line beyond its total",
+            order_row(id, 200)
+                + &line(id, 2, 200)
+                + &purchase_entry(id, 200)
+                + "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED;"
+                + &format!(
+                    "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                     VALUES ('{shop}', '{id}', 2, '{ink}', 1, 250, 250);"
+                ),
+        ),
     ];
     for session in [&owner, &client] {
         for (what, statements) in &cases {

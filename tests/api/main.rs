@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod batch;
 mod concurrency;
 mod contract;
 mod faults;

@@ -1,0 +1,322 @@
+//! `ontab_purchase_batch` (migrations/0011) against `ontab_purchase`: the
+//! same orders, from the same starting state, must get the same answers and
+//! leave the same stock and ledgers, whether they run one call each or as
+//! one batch. The state is built through the API; the two runs happen in
+//! SQL, as `ontab_app` for the business, each in its own transaction.
+
+use serde_json::{Value, json};
+use tokio_postgres::{Client, GenericClient};
+use uuid::Uuid;
+
+use crate::helpers::{Business, TestApp};
+
+/// A deterministic xorshift, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % n as u64).expect("small")
+    }
+}
+
+struct Order {
+    id: Uuid,
+    entry: Uuid,
+    customer: Uuid,
+    /// Merged: each product once, as the HTTP edge sends them.
+    lines: Vec<(Uuid, i64)>,
+}
+
+/// Orders that hit every answer: accepted, unknown customer, unknown
+/// product, short stock, over the limit, order total and lifetime purchases
+/// beyond i64, and several orders of one customer (a chain within a batch).
+fn orders(customers: &[Uuid], products: &[Uuid], seed: u64, count: usize) -> Vec<Order> {
+    let mut rng = Rng(seed);
+    let mut customers = customers.to_vec();
+    customers.push(Uuid::now_v7()); // unknown
+    let mut products = products.to_vec();
+    products.push(Uuid::now_v7()); // unknown
+    (0..count)
+        .map(|_| {
+            let customer = customers[rng.below(customers.len())];
+            let mut lines: Vec<(Uuid, i64)> = Vec::new();
+            for _ in 0..=rng.below(3) {
+                let product = products[rng.below(products.len())];
+                if !lines.iter().any(|(id, _)| *id == product) {
+                    lines.push((product, 1 + rng.below(3) as i64));
+                }
+            }
+            Order {
+                id: Uuid::now_v7(),
+                entry: Uuid::now_v7(),
+                customer,
+                lines,
+            }
+        })
+        .collect()
+}
+
+async fn as_tenant(client: &impl GenericClient, business: Uuid) {
+    client
+        .execute(
+            "SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', $1, true)",
+            &[&business.to_string()],
+        )
+        .await
+        .expect("become the tenant");
+}
+
+/// Answers without their creation time (each run has its own `now()`).
+fn timeless(mut answer: Value) -> Value {
+    if let Some(order) = answer.get_mut("order").and_then(Value::as_object_mut) {
+        order.remove("created_at");
+    }
+    answer
+}
+
+/// Stock of every product and every ledger entry, as one comparable value.
+async fn state(client: &impl GenericClient) -> Value {
+    let row = client
+        .query_one(
+            "SELECT json_build_object(
+                 'stock', (SELECT json_agg(json_build_array(id, stock) ORDER BY id) FROM products),
+                 'ledger', (SELECT json_agg(json_build_array(customer_id, seq, kind, amount, balance_after,
+                                                             purchases_to_date, order_id)
+                                            ORDER BY customer_id, seq) FROM credit_ledger),
+                 'orders', (SELECT json_agg(json_build_array(id, customer_id, total) ORDER BY id) FROM orders),
+                 'items', (SELECT json_agg(json_build_array(order_id, line_no, product_id, quantity,
+                                                            unit_price, line_total)
+                                           ORDER BY order_id, line_no) FROM order_items))",
+            &[],
+        )
+        .await
+        .expect("read the state");
+    row.get(0)
+}
+
+async fn one_by_one(client: &mut Client, business: Uuid, orders: &[Order]) -> (Vec<Value>, Value) {
+    let tx = client.transaction().await.expect("begin");
+    as_tenant(&tx, business).await;
+    let mut answers = Vec::new();
+    for order in orders {
+        let (products, quantities): (Vec<Uuid>, Vec<i64>) = order.lines.iter().copied().unzip();
+        let row = tx
+            .query_one(
+                "SELECT ontab_purchase($1, $2, $3, $4, $5)",
+                &[
+                    &order.id,
+                    &order.entry,
+                    &order.customer,
+                    &products,
+                    &quantities,
+                ],
+            )
+            .await
+            .expect("ontab_purchase");
+        answers.push(timeless(row.get(0)));
+    }
+    tx.batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+        .await
+        .expect("every deferred guard holds");
+    let after = state(&tx).await;
+    tx.rollback().await.expect("rollback");
+    (answers, after)
+}
+
+async fn batched(
+    client: &mut Client,
+    business: Uuid,
+    orders: &[Order],
+    commit: bool,
+) -> (Vec<Value>, Value) {
+    let tx = client.transaction().await.expect("begin");
+    as_tenant(&tx, business).await;
+    let mut line_orders = Vec::new();
+    let mut products = Vec::new();
+    let mut quantities = Vec::new();
+    for (index, order) in (1_i32..).zip(orders) {
+        for (product, quantity) in &order.lines {
+            line_orders.push(index);
+            products.push(*product);
+            quantities.push(*quantity);
+        }
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|order| order.id).collect();
+    let entries: Vec<Uuid> = orders.iter().map(|order| order.entry).collect();
+    let customers: Vec<Uuid> = orders.iter().map(|order| order.customer).collect();
+    let row = tx
+        .query_one(
+            "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)",
+            &[
+                &ids,
+                &entries,
+                &customers,
+                &line_orders,
+                &products,
+                &quantities,
+            ],
+        )
+        .await
+        .expect("ontab_purchase_batch");
+    let answers: Vec<Value> = row.get(0);
+    tx.batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+        .await
+        .expect("every deferred guard holds");
+    let after = state(&tx).await;
+    if commit {
+        tx.commit().await.expect("commit");
+    } else {
+        tx.rollback().await.expect("rollback");
+    }
+    (answers.into_iter().map(timeless).collect(), after)
+}
+
+/// A business whose customers and products make every refusal reachable.
+async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
+    let shop = app.business("Batch").await;
+    let big_price = 4_000_000_000_000_000_000_i64; // three of it overflow i64
+    let products = vec![
+        app.product(&shop, 250, 6).await,
+        app.product(&shop, 1_000, 4).await,
+        app.product(&shop, 0, 2).await,
+        app.product(&shop, big_price, 1_000).await,
+    ];
+    let mut customers = vec![
+        app.customer(&shop, 3_000).await,
+        app.customer(&shop, 10_000).await,
+        app.customer(&shop, 0).await,
+        app.customer(&shop, i64::MAX).await,
+    ];
+    // A customer who bought 2 × big_price and paid it back: lifetime
+    // purchases near i64::MAX with a zero balance, so the next big purchase
+    // is within the limit but beyond what the lifetime total can hold.
+    let settled = app.customer(&shop, i64::MAX).await;
+    let bought = app.purchase(&shop, settled, &[(products[3], 2)]).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    let paid = app
+        .post_once(
+            "/v1/payments",
+            &shop.key,
+            "settle",
+            json!({ "customer_id": settled, "amount": 2 * big_price }),
+        )
+        .await;
+    assert_eq!(paid.status, 201, "{paid:?}");
+    customers.push(settled);
+    (shop, customers, products)
+}
+
+#[tokio::test]
+async fn a_batch_answers_and_writes_exactly_as_one_call_per_order() {
+    let app = TestApp::spawn().await;
+    let (shop, customers, products) = world(&app).await;
+    let mut client = app.sql().await;
+
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in [7_u64, 42, 1_000_003, 99_991] {
+        let orders = orders(&customers, &products, seed, 60);
+        let (expected, expected_state) = one_by_one(&mut client, shop.id, &orders).await;
+        let (answers, state) = batched(&mut client, shop.id, &orders, false).await;
+        for (index, (answer, expected)) in answers.iter().zip(&expected).enumerate() {
+            assert_eq!(answer, expected, "seed {seed}, order {index}");
+        }
+        assert_eq!(answers.len(), expected.len(), "seed {seed}");
+        assert_eq!(
+            state, expected_state,
+            "seed {seed}: stock and ledgers differ"
+        );
+        for answer in &expected {
+            seen.insert(match answer.get("error") {
+                Some(code) => format!(
+                    "{}{}",
+                    code.as_str().unwrap_or("?"),
+                    answer
+                        .get("resource")
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default()
+                ),
+                None => "created".to_owned(),
+            });
+        }
+    }
+    // The orders must have reached every answer, or the comparison proves
+    // less than it claims.
+    for outcome in [
+        "created",
+        "not_found \"customer\"",
+        "not_found \"product\"",
+        "insufficient_stock",
+        "credit_limit_exceeded",
+        "validation_failed",
+    ] {
+        assert!(
+            seen.contains(outcome),
+            "no order was answered {outcome}: {seen:?}"
+        );
+    }
+
+    // Committed, the batch's rows pass every check of `ontab audit`.
+    let orders = orders(&customers, &products, 5, 40);
+    batched(&mut client, shop.id, &orders, true).await;
+    app.assert_audit_clean().await;
+}
+
+#[tokio::test]
+async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (shop, customers, products) = world(&app).await;
+    let mut client = app.sql().await;
+
+    let tx = client.transaction().await.expect("begin");
+    as_tenant(&tx, shop.id).await;
+    let empty: Vec<Uuid> = Vec::new();
+    let row = tx
+        .query_one(
+            "SELECT ontab_purchase_batch($1, $1, $1, '{}', $1, '{}')",
+            &[&empty],
+        )
+        .await
+        .expect("an empty batch");
+    let answers: Vec<Value> = row.get(0);
+    assert!(answers.is_empty());
+    tx.rollback().await.expect("rollback");
+
+    // A line pointing past the last order, an order without lines, and
+    // arrays of unequal length.
+    for (orders, line_orders, quantities) in [
+        (1, vec![2_i32], vec![1_i64]),
+        (2, vec![2], vec![1]),
+        (1, vec![1], vec![1, 1]),
+    ] {
+        let tx = client.transaction().await.expect("begin");
+        as_tenant(&tx, shop.id).await;
+        let error = tx
+            .query_one(
+                "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)",
+                &[
+                    &(0..orders).map(|_| Uuid::now_v7()).collect::<Vec<_>>(),
+                    &(0..orders).map(|_| Uuid::now_v7()).collect::<Vec<_>>(),
+                    &vec![customers[1]; orders],
+                    &line_orders,
+                    &vec![products[0]],
+                    &quantities,
+                ],
+            )
+            .await
+            .expect_err("malformed arguments are refused");
+        assert_eq!(
+            error.as_db_error().map(|db| db.code().clone()),
+            Some(tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE),
+            "{error:?}"
+        );
+        tx.rollback().await.expect("rollback");
+    }
+    let orders = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .expect("count");
+    assert_eq!(orders.get::<_, i64>(0), 1, "only the setup purchase");
+}
