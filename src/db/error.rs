@@ -14,6 +14,10 @@ pub enum DbError {
     /// A concurrent request with the same Idempotency-Key committed first.
     #[error("a concurrent request with the same Idempotency-Key committed first")]
     IdempotencyRace,
+    /// The API key acting was revoked (or is gone) since it was
+    /// authenticated: the request is answered as if the key were invalid.
+    #[error("the API key was revoked")]
+    KeyRevoked,
     /// Misconfiguration found before any query ran.
     #[error("{0}")]
     Config(String),

@@ -6,8 +6,11 @@
 //! `set_config(..., true)`; row level security does the rest. Both settings
 //! are transaction-local, so a pooled connection (or a PgBouncer server
 //! connection in transaction mode) never carries a tenant into its next use.
+//! The same statement checks that the API key acting is still live, so
+//! authentication itself may be served from a cache ([`key_cache`]).
 
 mod error;
+mod key_cache;
 mod tx;
 
 pub mod api_keys;
@@ -25,6 +28,7 @@ pub mod reports;
 pub mod returns;
 pub mod stock;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
@@ -33,11 +37,19 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 pub use error::{DbError, Retryable, describe as describe_pg};
+pub use key_cache::KeyRecord;
 pub use tx::{Param, TenantTx};
 
 use crate::config::StatementMode;
+use key_cache::KeyCache;
 
-/// The connection pool and how statements are sent.
+/// API keys remembered per process. A few thousand entries of 64 bytes
+/// (under half a megabyte) hold every key in use for any realistic number
+/// of businesses on one instance; past that, lookups simply come back.
+const KEY_CACHE_CAPACITY: usize = 4096;
+
+/// The connection pool, how statements are sent, and the API keys already
+/// looked up (shared by every clone, e.g. the purchase batcher's).
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
@@ -45,6 +57,7 @@ pub struct Db {
     /// Milliseconds, as PostgreSQL's statement_timeout setting takes them;
     /// "0" means none.
     statement_timeout: String,
+    keys: Arc<KeyCache>,
 }
 
 impl Db {
@@ -77,6 +90,7 @@ impl Db {
             pool,
             statements,
             statement_timeout: "0".to_owned(),
+            keys: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
         })
     }
 
@@ -101,21 +115,63 @@ impl Db {
         self.pool.get().await.map_err(DbError::from)
     }
 
-    /// Opens a transaction of tenant `business_id`: role `ontab_app`, row
-    /// level security on that business only.
-    pub async fn begin(&self, business_id: Uuid) -> Result<TenantTx, DbError> {
-        TenantTx::begin(
+    /// Opens a transaction of tenant `business_id` acting through its API
+    /// key `key_id`: role `ontab_app`, row level security on that business
+    /// only. A key revoked since it was authenticated fails with
+    /// `DbError::KeyRevoked`, and is forgotten by the key cache.
+    pub async fn begin(&self, business_id: Uuid, key_id: Uuid) -> Result<TenantTx, DbError> {
+        let (tx, revoked) = self.begin_for_keys(business_id, &[key_id]).await?;
+        if revoked.is_empty() {
+            Ok(tx)
+        } else {
+            Err(DbError::KeyRevoked)
+        }
+    }
+
+    /// `begin` for work of several API keys of one business (a purchase
+    /// batch): answers the transaction and which of `key_ids` are no longer
+    /// live keys of the business, forgotten by the key cache. Work of those
+    /// keys must not run.
+    pub async fn begin_for_keys(
+        &self,
+        business_id: Uuid,
+        key_ids: &[Uuid],
+    ) -> Result<(TenantTx, Vec<Uuid>), DbError> {
+        let (tx, live) = TenantTx::begin(
             self.client().await?,
             business_id,
+            key_ids,
             self.statements,
             &self.statement_timeout,
         )
-        .await
+        .await?;
+        let revoked: Vec<Uuid> = key_ids
+            .iter()
+            .copied()
+            .filter(|key_id| !live.contains(key_id))
+            .collect();
+        for key_id in &revoked {
+            self.keys.forget(*key_id);
+        }
+        Ok((tx, revoked))
     }
 
-    /// The business and secret hash of a live API key, looked up across
-    /// tenants by the one function allowed to.
-    pub async fn api_key(&self, key_id: Uuid) -> Result<Option<(Uuid, Vec<u8>)>, DbError> {
+    /// A tenant transaction on the operator's behalf, with no API key to
+    /// check: creating a business (admin endpoint, `ontab businesses
+    /// create`), whose first key does not exist yet.
+    pub async fn begin_as_operator(&self, business_id: Uuid) -> Result<TenantTx, DbError> {
+        let (tx, _) = self.begin_for_keys(business_id, &[]).await?;
+        Ok(tx)
+    }
+
+    /// The business and secret hash of a live API key: from this process's
+    /// cache, else looked up across tenants by the one function allowed to
+    /// (and then cached). A key revoked since it was cached is still found
+    /// here; `begin` refuses its work.
+    pub async fn api_key(&self, key_id: Uuid) -> Result<Option<KeyRecord>, DbError> {
+        if let Some(record) = self.keys.get(key_id) {
+            return Ok(Some(record));
+        }
         let client = self.client().await?;
         let sql = "SELECT business_id, secret_sha256 FROM ontab_api_key($1)";
         let row = match self.statements {
@@ -129,7 +185,24 @@ impl Db {
                 .into_iter()
                 .next(),
         };
-        Ok(row.map(|row| (row.get(0), row.get(1))))
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let decode_error = || DbError::Decode(format!("lookup of API key {key_id}"));
+        let business_id = row.try_get("business_id").map_err(|_| decode_error())?;
+        let secret_sha256: Vec<u8> = row.try_get("secret_sha256").map_err(|_| decode_error())?;
+        let record = KeyRecord {
+            business_id,
+            // 32 bytes by a CHECK on api_keys.
+            secret_sha256: secret_sha256.try_into().map_err(|_| decode_error())?,
+        };
+        self.keys.insert(key_id, record);
+        Ok(Some(record))
+    }
+
+    /// Forgets a key this process cached, e.g. once it revoked it.
+    pub fn forget_api_key(&self, key_id: Uuid) {
+        self.keys.forget(key_id);
     }
 
     /// Whether the database answers a trivial query.

@@ -12,9 +12,27 @@ use crate::config::StatementMode;
 /// (types known up front, one round trip) or prepared and cached.
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
-const SET_TENANT: &str = "SELECT set_config('role', 'ontab_app', true), \
-                                 set_config('ontab.business_id', $1, true), \
-                                 set_config('statement_timeout', $2, true)";
+/// Begins a tenant's work and, in the same statement, reads which of the
+/// presented API keys (`$3`) are still live, so a key revoked after it was
+/// authenticated (perhaps through another server instance) does no work,
+/// at no extra round trip.
+///
+/// The key check is a subquery over the output of the settings, so it runs
+/// after them: by then the tenant is set, and whatever tenant policy row
+/// level security applies to the connecting user (the owner is subject to
+/// it too: FORCE) sees this business's keys. OFFSET 0 keeps the settings in
+/// their own subquery, so the planner cannot fold them into the check.
+/// Privileges are those of the connecting user (checked when the statement
+/// starts, before the role switch); it owns the tables or is a superuser.
+const SET_TENANT: &str = "\
+    SELECT ARRAY(SELECT k.id FROM api_keys k
+                  WHERE k.business_id = tenant.business_id::uuid
+                    AND k.id = ANY ($3)
+                    AND k.revoked_at IS NULL) AS live_keys
+      FROM (SELECT set_config('role', 'ontab_app', true) AS role,
+                   set_config('ontab.business_id', $1, true) AS business_id,
+                   set_config('statement_timeout', $2, true) AS statement_timeout
+             OFFSET 0) AS tenant";
 
 /// An open transaction running as `ontab_app` for one business. It owns its
 /// pooled connection; dropped without `commit`, it rolls back.
@@ -25,13 +43,16 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    /// BEGIN and the tenant settings are pipelined: one round trip.
+    /// BEGIN and the tenant settings are pipelined: one round trip. Answers
+    /// the transaction and which of `key_ids` are live keys of the business
+    /// (the caller decides what a dead one means).
     pub(super) async fn begin(
         client: Object,
         business_id: Uuid,
+        key_ids: &[Uuid],
         statements: StatementMode,
         statement_timeout: &str,
-    ) -> Result<Self, DbError> {
+    ) -> Result<(Self, Vec<Uuid>), DbError> {
         let tx = Self {
             client: Some(client),
             statements,
@@ -39,10 +60,18 @@ impl TenantTx {
         };
         let business = business_id.to_string();
         let begin = tx.connection()?.batch_execute("BEGIN");
-        let params: [Param<'_>; 2] = [(&business, Type::TEXT), (&statement_timeout, Type::TEXT)];
-        let set_tenant = tx.query(SET_TENANT, &params);
-        tokio::try_join!(async { begin.await.map_err(DbError::from) }, set_tenant)?;
-        Ok(tx)
+        let params: [Param<'_>; 3] = [
+            (&business, Type::TEXT),
+            (&statement_timeout, Type::TEXT),
+            (&key_ids, Type::UUID_ARRAY),
+        ];
+        let set_tenant = tx.query_one(SET_TENANT, &params);
+        let (_, settings) =
+            tokio::try_join!(async { begin.await.map_err(DbError::from) }, set_tenant)?;
+        let live_keys = settings
+            .try_get("live_keys")
+            .map_err(|error| DbError::Decode(format!("live keys: {error}")))?;
+        Ok((tx, live_keys))
     }
 
     pub async fn commit(mut self) -> Result<(), DbError> {

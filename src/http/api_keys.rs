@@ -39,7 +39,7 @@ pub struct CreatedKey {
 pub async fn create(State(app): State<AppState>, tenant: Tenant) -> Result<Response, ApiError> {
     let key = ApiKey::generate()
         .map_err(|error| crate::db::DbError::Config(format!("random source: {error}")))?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let info = api_keys::create(&tx, key.id, &key.secret_sha256()).await?;
     tx.commit().await?;
     let created = CreatedKey {
@@ -70,14 +70,15 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let page = Query::parse(query.as_deref())?.created_page()?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let rows = api_keys::list(&tx, &page).await?;
     tx.commit().await?;
     let (rows, next) = page.finish(rows, api_keys::ApiKeyInfo::key);
     Ok(list_response(rows, next.map(created_cursor)))
 }
 
-/// Revocation takes effect at once: every request looks its key up afresh.
+/// Revocation takes effect at once, on every server instance: each tenant
+/// transaction checks that its key is live when it begins.
 #[utoipa::path(
     delete,
     path = "/v1/api-keys/{id}",
@@ -98,9 +99,14 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "API key")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let revoked = api_keys::revoke(&tx, id).await?;
     tx.commit().await?;
+    // Other instances find out when the key's next transaction begins; this
+    // one also stops authenticating it from its cache, so the key's next
+    // request here is refused up front like any invalid key (401 even
+    // where a malformed body would otherwise be answered first).
+    app.db.forget_api_key(id);
     if revoked {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::error::INVALID_API_KEY;
 use super::{ApiError, AppState};
 use crate::domain::api_key::ApiKey;
 
@@ -28,21 +29,24 @@ fn bearer(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
+    /// The key's record usually comes from the process's cache, so this
+    /// alone does not prove the key is still live: the transaction every
+    /// tenant request runs in checks that when it begins (`Db::begin`).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized(
             "missing Authorization: Bearer <API key>",
         ))?;
-        let key = ApiKey::parse(token).ok_or(ApiError::Unauthorized("invalid API key"))?;
-        let Some((business_id, stored_sha256)) = state.db.api_key(key.id).await? else {
-            return Err(ApiError::Unauthorized("invalid API key"));
+        let key = ApiKey::parse(token).ok_or(ApiError::Unauthorized(INVALID_API_KEY))?;
+        let Some(record) = state.db.api_key(key.id).await? else {
+            return Err(ApiError::Unauthorized(INVALID_API_KEY));
         };
         // Constant-time, so response timing says nothing about how much of a
         // guessed secret was right.
-        if !bool::from(key.secret_sha256().as_slice().ct_eq(&stored_sha256)) {
-            return Err(ApiError::Unauthorized("invalid API key"));
+        if !bool::from(key.secret_sha256().ct_eq(&record.secret_sha256)) {
+            return Err(ApiError::Unauthorized(INVALID_API_KEY));
         }
         Ok(Tenant {
-            business_id,
+            business_id: record.business_id,
             key_id: key.id,
         })
     }

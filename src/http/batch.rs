@@ -252,7 +252,12 @@ struct Done {
 /// One transaction for all of `jobs`; `Err` means nothing was committed.
 async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
     let business_id = jobs[0].business_id;
-    let tx = db.begin(business_id).await?;
+    // Keys revoked since their request was authenticated are found as the
+    // transaction begins; their orders are answered 401 below, not run.
+    let mut key_ids: Vec<Uuid> = jobs.iter().map(|job| job.key_id).collect();
+    key_ids.sort_unstable();
+    key_ids.dedup();
+    let (tx, revoked_keys) = db.begin_for_keys(business_id, &key_ids).await?;
 
     let mut customers: Vec<Uuid> = jobs.iter().map(|job| job.purchase.customer_id()).collect();
     customers.sort_unstable();
@@ -294,6 +299,10 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
         .iter()
         .map(
             |job| match job.key.as_ref().and_then(|key| stored.get(key)) {
+                // Before any replay: a revoked key gets 401, never a stored answer.
+                _ if revoked_keys.contains(&job.key_id) => {
+                    Plan::Answer(Err(ApiError::from(DbError::KeyRevoked)))
+                }
                 Some(outcome) if outcome.fingerprint != job.fingerprint => {
                     Plan::Answer(Err(ApiError::IdempotencyKeyReused))
                 }

@@ -83,7 +83,7 @@ pub async fn create_with_key(
     let key = ApiKey::generate()
         .map_err(|error| crate::db::DbError::Config(format!("random source: {error}")))?;
     let business_id = Uuid::now_v7();
-    let tx = app.db.begin(business_id).await?;
+    let tx = app.db.begin_as_operator(business_id).await?;
     let business = businesses::create(&tx, name, currency).await?;
     api_keys::create(&tx, key.id, &key.secret_sha256()).await?;
     tx.commit().await?;

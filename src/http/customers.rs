@@ -64,7 +64,7 @@ pub async fn create(
     let name = check.check(Name::parse("name", &request.name));
     let limit = check.check(NonNegative::parse("credit_limit", request.credit_limit));
     let (name, limit) = check.finish(|| Some((name?, limit?)))?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let customer = customers::create(&tx, &name, limit).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(customer)).into_response())
@@ -90,7 +90,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let customer = customers::get(&tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
@@ -118,7 +118,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let page = Query::parse(query.as_deref())?.created_page()?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let rows = customers::list(&tx, &page).await?;
     tx.commit().await?;
     let (rows, next) = page.finish(rows, customers::Customer::key);
@@ -161,7 +161,7 @@ pub async fn update(
     // A field given but invalid is already an error; given and valid is Some.
     let (name, limit) = check.finish(|| Some((name.flatten(), limit.flatten())))?;
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let customer = customers::update(&tx, id, name.as_ref(), limit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
@@ -192,7 +192,7 @@ pub async fn ledger(
 ) -> Result<Response, ApiError> {
     let page = Query::parse(query.as_deref())?.seq_page()?;
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let rows = ledger::list(&tx, id, &page)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;

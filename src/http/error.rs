@@ -10,6 +10,10 @@ use crate::domain::{FieldError, Refusal};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The detail of every refused API key, whatever the reason: unknown id,
+/// wrong secret, revoked.
+pub const INVALID_API_KEY: &str = "invalid API key";
+
 /// An error answer of the API; `code` in the body is one of the contract's.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,7 +34,18 @@ pub enum ApiError {
     #[error("request timed out")]
     Timeout,
     #[error(transparent)]
-    Database(#[from] DbError),
+    Database(DbError),
+}
+
+impl From<DbError> for ApiError {
+    /// A key revoked between authentication and its transaction gets the
+    /// same answer as any invalid key.
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::KeyRevoked => ApiError::Unauthorized(INVALID_API_KEY),
+            other => ApiError::Database(other),
+        }
+    }
 }
 
 impl From<Refusal> for ApiError {

@@ -98,7 +98,9 @@ async fn attempt_once(
     fingerprint: &[u8],
     command: &impl Command,
 ) -> Result<(StatusCode, Value, bool), ApiError> {
-    let tx = db.begin(tenant.business_id).await?;
+    // Beginning checks the API key is still live, before any stored outcome
+    // is read: a revoked key gets 401, never a replay.
+    let tx = db.begin(tenant.business_id, tenant.key_id).await?;
     let Some(key) = key else {
         let (status, body) = command.execute(&tx).await?;
         tx.commit().await?;

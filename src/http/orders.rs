@@ -48,7 +48,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "order")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let order = orders::get(&tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
@@ -84,7 +84,7 @@ pub async fn list(
         })?),
     };
     let page = query.created_page()?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let rows = orders::list(&tx, customer_id, &page).await?;
     tx.commit().await?;
     let (rows, next) = page.finish(rows, orders::Order::key);

@@ -81,7 +81,7 @@ pub async fn create(
     let price = check.check(NonNegative::parse("price", request.price));
     let stock = check.check(NonNegative::parse("stock", request.stock));
     let (name, price, stock) = check.finish(|| Some((name?, price?, stock?)))?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let product = products::create(&tx, &name, price, stock).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(product)).into_response())
@@ -107,7 +107,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "product")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let product = products::get(&tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
@@ -135,7 +135,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let page = Query::parse(query.as_deref())?.created_page()?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let rows = products::list(&tx, &page).await?;
     tx.commit().await?;
     let (rows, next) = page.finish(rows, products::Product::key);
@@ -178,7 +178,7 @@ pub async fn update(
     // A field given but invalid is already an error; given and valid is Some.
     let (name, price) = check.finish(|| Some((name.flatten(), price.flatten())))?;
     let id = path_id(&id, "product")?;
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let product = products::update(&tx, id, name.as_ref(), price)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;

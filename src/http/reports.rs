@@ -56,7 +56,7 @@ pub async fn overdue(
         }
     };
     let as_of = Utc::now();
-    let tx = app.db.begin(tenant.business_id).await?;
+    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
     let customers = reports::overdue(&tx, as_of, days).await?;
     tx.commit().await?;
     Ok(axum::Json(OverdueReport {

@@ -210,6 +210,60 @@ pub struct TestApp {
     pub http: reqwest::Client,
     db_config: Config,
     db_name: String,
+    /// How the app was started, so another instance can serve the same
+    /// database (`another_instance`).
+    launch: Launch,
+    /// Only the instance that created the database drops it.
+    owns_database: bool,
+}
+
+/// What a server instance is started with.
+#[derive(Clone)]
+struct Launch {
+    app_config: Config,
+    statements: StatementMode,
+    pool_size: usize,
+    pool_wait: Duration,
+    request_timeout: Duration,
+}
+
+impl Launch {
+    /// A server over `app_config` on port 0, as `ontab serve` builds it;
+    /// answers its base URL.
+    async fn serve(&self) -> String {
+        let db = Db::connect(
+            self.app_config.clone(),
+            self.pool_size,
+            self.pool_wait,
+            self.statements,
+        )
+        .expect("pool")
+        .with_statement_timeout(self.request_timeout);
+        // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
+        // compare): every test runs through it.
+        let batcher = (std::env::var("ONTAB_TEST_BATCH").as_deref() != Ok("off")).then(|| {
+            Batcher::new(
+                db.clone(),
+                BatchConfig {
+                    max_size: 32,
+                    max_inflight: 4,
+                    wait: Duration::ZERO,
+                },
+            )
+        });
+        let state = AppState {
+            db,
+            admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
+            request_timeout: self.request_timeout,
+            batcher,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let address = listener.local_addr().expect("bound address");
+        tokio::spawn(async move { axum::serve(listener, router(state, 1024 * 1024)).await });
+        format!("http://{address}")
+    }
 }
 
 impl TestApp {
@@ -259,38 +313,39 @@ impl TestApp {
             Ok("unnamed") => StatementMode::Unnamed,
             _ => statements,
         };
-        let db = Db::connect(app_config, pool_size, pool_wait, statements)
-            .expect("pool")
-            .with_statement_timeout(request_timeout);
-        // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
-        // compare): every test runs through it.
-        let batcher = (std::env::var("ONTAB_TEST_BATCH").as_deref() != Ok("off")).then(|| {
-            Batcher::new(
-                db.clone(),
-                BatchConfig {
-                    max_size: 32,
-                    max_inflight: 4,
-                    wait: Duration::ZERO,
-                },
-            )
-        });
-        let state = AppState {
-            db,
-            admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
+        let launch = Launch {
+            app_config,
+            statements,
+            pool_size,
+            pool_wait,
             request_timeout,
-            batcher,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
-        let address = listener.local_addr().expect("bound address");
-        tokio::spawn(async move { axum::serve(listener, router(state, 1024 * 1024)).await });
         Self {
-            base_url: format!("http://{address}"),
+            base_url: launch.serve().await,
             http: reqwest::Client::new(),
             db_config,
             db_name,
+            launch,
+            owns_database: true,
         }
+    }
+
+    /// A second server instance over this app's database, with its own pool
+    /// and caches, as when several instances share one database.
+    pub async fn another_instance(&self) -> Self {
+        Self {
+            base_url: self.launch.serve().await,
+            http: reqwest::Client::new(),
+            db_config: self.db_config.clone(),
+            db_name: self.db_name.clone(),
+            launch: self.launch.clone(),
+            owns_database: false,
+        }
+    }
+
+    /// The name of this test's database.
+    pub fn db_name(&self) -> &str {
+        &self.db_name
     }
 
     /// A superuser connection to this test's database.
@@ -475,6 +530,9 @@ impl Drop for TestApp {
     /// Drops this test's database. Drop cannot await, so a short-lived
     /// thread with its own runtime does it; FORCE ends the pool's sessions.
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         let Some(cluster) = CLUSTER.get() else { return };
         let admin = cluster.admin.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name);

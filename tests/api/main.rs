@@ -16,5 +16,6 @@ mod openapi;
 mod ops;
 mod process;
 mod reports;
+mod revocation;
 mod slow_clients;
 mod smoke;
