@@ -16,11 +16,12 @@
 //!   rolls everything back, and each order then runs on its own through the
 //!   ordinary path, which retries and replays as usual.
 //!
-//! Deadlocks: a batch locks every customer of the batch, then every product,
-//! each set in id order, before the first order runs. Single purchases lock
-//! their customer, then their products in id order; payments and returns
-//! lock a customer (then products); adjustments a product. Everyone takes
-//! customers before products and each kind in id order, so no cycle forms.
+//! Deadlocks: a batch locks every customer of the batch, then (in
+//! `ontab_purchase_batch`, migrations/0013, as late as it can) every
+//! product, each set in id order. Single purchases lock their customer, then
+//! their products in id order; payments and returns lock a customer (then
+//! products); adjustments a product. Everyone takes customers before
+//! products and each kind in id order, so no cycle forms.
 //!
 //! Latency: a lone purchase is not made to wait. Each business has a worker
 //! that starts a batch as soon as a batch slot is free (`max_inflight` per
@@ -174,8 +175,6 @@ async fn worker(batcher: Arc<Batcher>, mut queue: mpsc::UnboundedReceiver<Job>) 
 
 const LOCK_CUSTOMERS: &str =
     "SELECT 1 FROM customers WHERE business_id = $1 AND id = ANY ($2) ORDER BY id FOR UPDATE";
-const LOCK_PRODUCTS: &str =
-    "SELECT 1 FROM products WHERE business_id = $1 AND id = ANY ($2) ORDER BY id FOR UPDATE";
 
 /// Attempts of a whole batch before its orders run one by one.
 const BATCH_ATTEMPTS: u32 = 2;
@@ -262,32 +261,24 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
     let mut customers: Vec<Uuid> = jobs.iter().map(|job| job.purchase.customer_id()).collect();
     customers.sort_unstable();
     customers.dedup();
-    let mut products: Vec<Uuid> = jobs
-        .iter()
-        .flat_map(|job| job.lines.product_ids())
-        .collect();
-    products.sort_unstable();
-    products.dedup();
     let keys: Vec<&str> = jobs.iter().filter_map(|job| job.key.as_deref()).collect();
 
     // Pipelined below, so every statement is readied first: each then
     // reaches PostgreSQL in the order it was issued (see TenantTx::prepare).
     let lock_types = [Type::UUID, Type::UUID_ARRAY];
     tx.prepare(LOCK_CUSTOMERS, &lock_types).await?;
-    tx.prepare(LOCK_PRODUCTS, &lock_types).await?;
     idempotency::prepare_batch(&tx).await?;
     purchase::prepare_batch(&tx).await?;
 
-    // Locks in the global order (customers, then products, each by id),
-    // then the stored outcomes: one round trip.
+    // The customers' locks (by id; the products' come last, in the batch
+    // function), then the stored outcomes, read after the locks so that a
+    // concurrent request with the same key that held one has committed:
+    // one round trip.
     let customer_params: [Param<'_>; 2] =
         [(&business_id, Type::UUID), (&customers, Type::UUID_ARRAY)];
-    let product_params: [Param<'_>; 2] =
-        [(&business_id, Type::UUID), (&products, Type::UUID_ARRAY)];
     let lock_customers = tx.query(LOCK_CUSTOMERS, &customer_params);
-    let lock_products = tx.query(LOCK_PRODUCTS, &product_params);
     let stored = idempotency::find_many(&tx, &keys);
-    let (_, _, stored) = tokio::try_join!(lock_customers, lock_products, stored)?;
+    let (_, stored) = tokio::try_join!(lock_customers, stored)?;
 
     // Each order: a replay, a reuse refusal, or a run, all sent at once and
     // executed by PostgreSQL in this order.

@@ -183,6 +183,9 @@ async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
         app.product(&shop, 1_000, 4).await,
         app.product(&shop, 0, 2).await,
         app.product(&shop, big_price, 1_000).await,
+        // Enough for any run: batches of it alone write without a refusal
+        // for stock, the path that locks the product last (0013).
+        app.product(&shop, 10, 1_000_000).await,
     ];
     let mut customers = vec![
         app.customer(&shop, 3_000).await,
@@ -241,6 +244,27 @@ async fn a_batch_answers_and_writes_exactly_as_one_call_per_order() {
                 None => "created".to_owned(),
             });
         }
+    }
+    // Orders of the ample product only: no refusal for stock, so the batch
+    // decides and writes before it locks the product, and must still agree.
+    let ample = [products[4]];
+    for seed in [3_u64, 17] {
+        let orders = orders(&customers, &ample, seed, 60);
+        let (expected, expected_state) = one_by_one(&mut client, shop.id, &orders).await;
+        let (answers, state) = batched(&mut client, shop.id, &orders, false).await;
+        assert_eq!(answers, expected, "seed {seed}");
+        assert_eq!(
+            state, expected_state,
+            "seed {seed}: stock and ledgers differ"
+        );
+        assert!(
+            expected
+                .iter()
+                .filter(|answer| answer.get("order").is_some())
+                .count()
+                > 10,
+            "seed {seed}: too few orders accepted to prove anything: {expected:?}"
+        );
     }
     // The orders must have reached every answer, or the comparison proves
     // less than it claims.
@@ -319,4 +343,126 @@ async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
         .await
         .expect("count");
     assert_eq!(orders.get::<_, i64>(0), 1, "only the setup purchase");
+}
+
+/// Orders of one product, one per customer given.
+fn orders_of(customers: &[Uuid], product: Uuid, quantity: i64) -> Vec<Order> {
+    customers
+        .iter()
+        .map(|customer| Order {
+            id: Uuid::now_v7(),
+            entry: Uuid::now_v7(),
+            customer: *customer,
+            lines: vec![(product, quantity)],
+        })
+        .collect()
+}
+
+/// Runs `orders` as a batch while another session holds `product` locked
+/// with `change` made but not committed; commits the change once the batch
+/// waits for the product's lock, i.e. after it decided and wrote on the
+/// product as it was. Answers what the batch answered.
+async fn batch_racing(
+    app: &TestApp,
+    shop: Uuid,
+    product: Uuid,
+    change: &str,
+    orders: Vec<Order>,
+) -> Vec<Value> {
+    let mut other = app.sql().await;
+    let changer = other.transaction().await.expect("begin");
+    as_tenant(&changer, shop).await;
+    changer
+        .query(change, &[&product])
+        .await
+        .expect("change the product");
+    let mut client = app.sql().await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let batch = tokio::spawn(async move {
+        let (answers, _) = batched(&mut client, shop, &orders, true).await;
+        answers
+    });
+    let watcher = app.sql().await;
+    let mut waited = false;
+    for _ in 0..500 {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if waiting {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waited, "the batch never waited for the product's lock");
+    // It waits having written its orders: they are in its transaction.
+    changer.commit().await.expect("commit the change");
+    batch.await.expect("the batch finishes")
+}
+
+#[tokio::test]
+async fn a_batch_decided_on_a_product_that_changed_before_its_lock_decides_again() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Race").await;
+    let customers = vec![
+        app.customer(&shop, 1_000_000).await,
+        app.customer(&shop, 1_000_000).await,
+        app.customer(&shop, 1_000_000).await,
+    ];
+    let product = app.product(&shop, 100, 100).await;
+
+    // A new price committed while the batch waits for the product: every
+    // order is written at the new price, not the one it was first decided on.
+    let answers = batch_racing(
+        &app,
+        shop.id,
+        product,
+        "UPDATE products SET price = 120 WHERE id = $1",
+        orders_of(&customers, product, 2),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer["order"]["total"], 240, "{answers:?}");
+        assert_eq!(
+            answer["order"]["items"][0]["unit_price"], 120,
+            "{answers:?}"
+        );
+    }
+
+    // Stock taken meanwhile (100 - 6 sold = 94, 90 written off: 4 left): the batch's
+    // three orders of 2 no longer fit. Decided again under the lock, the
+    // first two are sold and the third is refused with the true stock.
+    let answers = batch_racing(
+        &app,
+        shop.id,
+        product,
+        "SELECT ontab_adjust_stock(gen_random_uuid(), $1, -90, 'counted again')",
+        orders_of(&customers, product, 2),
+    )
+    .await;
+    assert_eq!(answers[0]["order"]["total"], 240, "{answers:?}");
+    assert_eq!(answers[1]["order"]["total"], 240, "{answers:?}");
+    assert_eq!(
+        answers[2],
+        json!({ "error": "insufficient_stock", "product_id": product, "requested": 2, "available": 0 }),
+        "{answers:?}"
+    );
+    let stock = app
+        .sql()
+        .await
+        .query_one("SELECT stock FROM products WHERE id = $1", &[&product])
+        .await
+        .expect("stock")
+        .get::<_, i64>(0);
+    assert_eq!(stock, 0);
+    app.assert_audit_clean().await;
 }
