@@ -197,6 +197,13 @@ impl Reply {
     }
 }
 
+/// Whether test servers group-commit purchases (the default, as `ontab
+/// serve`); `ONTAB_TEST_BATCH=off` runs every purchase on its own, which CI
+/// does in its second pass so both paths go through the whole suite.
+pub fn batching() -> bool {
+    std::env::var("ONTAB_TEST_BATCH").as_deref() != Ok("off")
+}
+
 /// A business created through the API, with its key.
 #[derive(Debug, Clone)]
 pub struct Business {
@@ -241,7 +248,7 @@ impl Launch {
         .with_statement_timeout(self.request_timeout);
         // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
         // compare): every test runs through it.
-        let batcher = (std::env::var("ONTAB_TEST_BATCH").as_deref() != Ok("off")).then(|| {
+        let batcher = batching().then(|| {
             Batcher::new(
                 db.clone(),
                 BatchConfig {

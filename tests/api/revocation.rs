@@ -110,7 +110,7 @@ async fn a_key_revoked_on_one_instance_is_refused_at_once_by_another_that_cached
 async fn queued_purchases_of_a_key_revoked_meanwhile_are_refused_and_the_rest_of_the_batch_runs() {
     // Without group commit nothing queues: each purchase begins (and
     // checks its key) before the revocation, then waits on the lock.
-    if std::env::var("ONTAB_TEST_BATCH").as_deref() == Ok("off") {
+    if !crate::helpers::batching() {
         return;
     }
     let first = TestApp::spawn().await;
