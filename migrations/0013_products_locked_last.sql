@@ -4,7 +4,8 @@
 -- the other core sat idle. The product rows are now locked last.
 --
 -- A batch locks its customers (in id order, as before) and reads their chain
--- heads, reads its products without locking them, decides every order in
+-- heads, reads its products under a KEY SHARE lock (which only keeps them
+-- from being deleted or re-keyed, and waits for no other batch), decides every order in
 -- memory, writes the accepted orders, lines and ledger entries, runs the
 -- orders' completeness checks (otherwise deferred to commit), and only then
 -- locks its products (in id order) and checks that what it decided on still
@@ -26,8 +27,9 @@
 -- not conflict with KEY SHARE, only with itself and stronger locks, so two
 -- batches still take the product one after the other.
 --
--- Lock order is unchanged (customers, then products, each in id order), so
--- no deadlock can form with the other use cases. A batch that writes
+-- Lock order is unchanged (customers, then products, each in id order: the
+-- KEY SHARE locks, then the NO KEY UPDATE ones), so no deadlock can form
+-- with the other use cases. A batch that writes
 -- nothing (every order refused) takes no product lock: its answers hold as
 -- of the moment it read the products, its customers being locked already.
 
@@ -120,11 +122,18 @@ BEGIN
     FOR attempt IN 1..2 LOOP
         BEGIN
             IF attempt = 1 THEN
-                SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
-                       coalesce(array_agg(p.stock ORDER BY p.id), '{}')
+                -- KEY SHARE, in id order: the lock the order lines' foreign
+                -- keys take anyway (and would otherwise take in line order,
+                -- which could deadlock with a return or a lone purchase
+                -- locking the same products in id order). It does not
+                -- conflict with another batch's NO KEY UPDATE below.
+                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
+                       coalesce(array_agg(stock ORDER BY id), '{}')
                   INTO p_ids, p_price, p_stock
-                  FROM products p
-                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
+                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                         ORDER BY p.id
+                           FOR KEY SHARE) shared;
             ELSE
                 SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
                        coalesce(array_agg(stock ORDER BY id), '{}')

@@ -466,3 +466,72 @@ async fn a_batch_decided_on_a_product_that_changed_before_its_lock_decides_again
     assert_eq!(stock, 0);
     app.assert_audit_clean().await;
 }
+
+/// A batch whose lines name products against their id order, while another
+/// transaction (a return or a lone purchase does this) locks those
+/// products in id order: the batch takes its locks in id order too, so the
+/// two wait for each other one way only, and both commit.
+#[tokio::test]
+async fn a_batch_and_a_product_locker_never_deadlock() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Locks").await;
+    let customer = app.customer(&shop, 1_000_000).await;
+    let mut products = vec![
+        app.product(&shop, 100, 100).await,
+        app.product(&shop, 100, 100).await,
+    ];
+    products.sort();
+    let (low, high) = (products[0], products[1]);
+
+    let mut other = app.sql().await;
+    let locker = other.transaction().await.expect("begin");
+    as_tenant(&locker, shop.id).await;
+    locker
+        .query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", &[&low])
+        .await
+        .expect("lock the lower product");
+
+    let mut client = app.sql().await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let orders = vec![Order {
+        id: Uuid::now_v7(),
+        entry: Uuid::now_v7(),
+        customer,
+        lines: vec![(high, 1), (low, 1)],
+    }];
+    let shop_id = shop.id;
+    let batch = tokio::spawn(async move { batched(&mut client, shop_id, &orders, true).await.0 });
+    let watcher = app.sql().await;
+    let mut waited = false;
+    for _ in 0..500 {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if waiting {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(waited, "the batch never waited for the locked product");
+    // The locker now takes the higher product too, as one locking in id
+    // order does next. Had the batch taken it first (its line order), each
+    // would wait for the other until PostgreSQL aborted one.
+    locker
+        .query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", &[&high])
+        .await
+        .expect("the higher product is free: no deadlock");
+    locker.commit().await.expect("the locker commits");
+    let answers = batch.await.expect("the batch commits");
+    assert_eq!(answers[0]["order"]["total"], 200, "{answers:?}");
+    app.assert_audit_clean().await;
+}
