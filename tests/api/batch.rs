@@ -476,7 +476,7 @@ async fn a_batch_and_a_product_locker_never_deadlock() {
     let app = TestApp::spawn().await;
     let shop = app.business("Locks").await;
     let customer = app.customer(&shop, 1_000_000).await;
-    let mut products = vec![
+    let mut products = [
         app.product(&shop, 100, 100).await,
         app.product(&shop, 100, 100).await,
     ];
