@@ -4,10 +4,23 @@
 # through a pooler. Prints nothing on success; `stop` stops it.
 set -euo pipefail
 dir=/tmp/ontab-ci-pgbouncer
+stop() {
+    local pid
+    pid=$(cat "$dir/pgbouncer.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    # Gone before a new one starts: it would find the pidfile and refuse.
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    rm -f "$dir/pgbouncer.pid"
+}
 if [ "${1:-}" = stop ]; then
-    [ -f "$dir/pgbouncer.pid" ] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
+    stop
     exit 0
 fi
+# One left by an interrupted run (its script never reached `stop`).
+stop
 upstream_host=${1%:*}
 upstream_port=${1#*:}
 command -v pgbouncer >/dev/null || {
