@@ -358,6 +358,26 @@ fn orders_of(customers: &[Uuid], product: Uuid, quantity: i64) -> Vec<Order> {
         .collect()
 }
 
+/// Returns once the session `pid` waits for a lock (within 5 s).
+async fn wait_for_a_lock(app: &TestApp, pid: i32, failure: &str) {
+    let watcher = app.sql().await;
+    for _ in 0..500 {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if waiting {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{failure}");
+}
+
 /// Runs `orders` as a batch while another session holds `product` locked
 /// with `change` made but not committed; commits the change once the batch
 /// waits for the product's lock, i.e. after it decided and wrote on the
@@ -386,24 +406,7 @@ async fn batch_racing(
         let (answers, _) = batched(&mut client, shop, &orders, true).await;
         answers
     });
-    let watcher = app.sql().await;
-    let mut waited = false;
-    for _ in 0..500 {
-        let waiting: bool = watcher
-            .query_one(
-                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .expect("activity")
-            .get(0);
-        if waiting {
-            waited = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(waited, "the batch never waited for the product's lock");
+    wait_for_a_lock(app, pid, "the batch never waited for the product's lock").await;
     // It waits having written its orders: they are in its transaction.
     changer.commit().await.expect("commit the change");
     batch.await.expect("the batch finishes")
@@ -505,24 +508,7 @@ async fn a_batch_and_a_product_locker_never_deadlock() {
     }];
     let shop_id = shop.id;
     let batch = tokio::spawn(async move { batched(&mut client, shop_id, &orders, true).await.0 });
-    let watcher = app.sql().await;
-    let mut waited = false;
-    for _ in 0..500 {
-        let waiting: bool = watcher
-            .query_one(
-                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .expect("activity")
-            .get(0);
-        if waiting {
-            waited = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(waited, "the batch never waited for the locked product");
+    wait_for_a_lock(&app, pid, "the batch never waited for the locked product").await;
     // The locker now takes the higher product too, as one locking in id
     // order does next. Had the batch taken it first (its line order), each
     // would wait for the other until PostgreSQL aborted one.
