@@ -37,12 +37,6 @@ pub async fn find(tx: &TenantTx, key: &str) -> Result<Option<StoredOutcome>, DbE
 
 const FIND_MANY: &str = "SELECT key, fingerprint, status, body FROM idempotency_keys
                           WHERE business_id = $1 AND key = ANY ($2)";
-const STORE: &str = "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (business_id, key) DO NOTHING
-                     RETURNING 1";
-const STORE_TYPES: [Type; 5] = [Type::UUID, Type::TEXT, Type::BYTEA, Type::INT4, Type::JSON];
-
 const STORE_MANY: &str =
     "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
                           SELECT $1, o.key, o.fingerprint, o.status, o.body
@@ -101,30 +95,13 @@ pub async fn find_many(
 /// `DbError::IdempotencyRace`, which rolls this transaction back (its effect
 /// with it) and runs it again, to replay the winner's outcome.
 pub async fn store(tx: &TenantTx, key: &str, outcome: &StoredOutcome) -> Result<(), DbError> {
-    let business = tx.business_id();
-    let status = i32::from(outcome.status);
-    let inserted = tx
-        .query_opt(
-            STORE,
-            &[
-                (&business, STORE_TYPES[0].clone()),
-                (&key, STORE_TYPES[1].clone()),
-                (&outcome.fingerprint, STORE_TYPES[2].clone()),
-                (&status, STORE_TYPES[3].clone()),
-                (&outcome.body, STORE_TYPES[4].clone()),
-            ],
-        )
-        .await?;
-    match inserted {
-        Some(_) => Ok(()),
-        None => Err(DbError::IdempotencyRace),
-    }
+    store_many(tx, &[(key, outcome)]).await
 }
 
 /// Records several outcomes (a batch of purchases, distinct keys) in one
-/// statement; a key already taken is `DbError::IdempotencyRace`, as in
+/// statement; any key already taken is `DbError::IdempotencyRace`, as in
 /// [`store`].
-pub async fn store_many(tx: &TenantTx, outcomes: &[(&str, StoredOutcome)]) -> Result<(), DbError> {
+pub async fn store_many(tx: &TenantTx, outcomes: &[(&str, &StoredOutcome)]) -> Result<(), DbError> {
     if outcomes.is_empty() {
         return Ok(());
     }

@@ -1,6 +1,8 @@
 //! The purchase: one call of `ontab_purchase` (migrations/0004), which locks
 //! the customer, then the products in id order, checks stock and credit on
-//! the rows it locked, and writes order, lines, stock and ledger entry.
+//! the rows it locked, and writes order, lines, stock and ledger entry; or,
+//! for a group-committed batch, one call of `ontab_purchase_batch` for all
+//! of its orders.
 
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -17,11 +19,6 @@ const PURCHASE_TYPES: [Type; 5] = [
     Type::UUID_ARRAY,
     Type::INT8_ARRAY,
 ];
-
-/// Readies the purchase statement for pipelined use (see `TenantTx::prepare`).
-pub async fn prepare(tx: &TenantTx) -> Result<(), DbError> {
-    tx.prepare(PURCHASE, &PURCHASE_TYPES).await
-}
 
 pub async fn execute(
     tx: &TenantTx,

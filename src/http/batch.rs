@@ -358,6 +358,10 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
             reply: answer.map(|(status, body)| (status, body, false)),
         });
     }
+    let to_store: Vec<(&str, &StoredOutcome)> = to_store
+        .iter()
+        .map(|(key, outcome)| (*key, outcome))
+        .collect();
     idempotency::store_many(&tx, &to_store).await?;
     tx.commit().await?;
     Ok(done)
