@@ -76,11 +76,6 @@ const MIGRATIONS: &[Migration] = &[
         name: "one_order_check_per_line",
         sql: include_str!("../../migrations/0012_one_order_check_per_line.sql"),
     },
-    Migration {
-        version: 13,
-        name: "products_locked_last",
-        sql: include_str!("../../migrations/0013_products_locked_last.sql"),
-    },
 ];
 
 /// Connects with `config`, migrates, disconnects.

@@ -17,7 +17,7 @@
 //!   ordinary path, which retries and replays as usual.
 //!
 //! Deadlocks: a batch locks every customer of the batch, then (in
-//! `ontab_purchase_batch`, migrations/0013, as late as it can) every
+//! `ontab_purchase_batch`, migrations/0011, as late as it can) every
 //! product, each set in id order. Single purchases lock their customer, then
 //! their products in id order; payments and returns lock a customer (then
 //! products); adjustments a product. Everyone takes customers before

@@ -184,7 +184,7 @@ async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
         app.product(&shop, 0, 2).await,
         app.product(&shop, big_price, 1_000).await,
         // Enough for any run: batches of it alone write without a refusal
-        // for stock, the path that locks the product last (0013).
+        // for stock, the path that locks the product last.
         app.product(&shop, 10, 1_000_000).await,
     ];
     let mut customers = vec![
