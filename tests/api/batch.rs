@@ -358,6 +358,25 @@ fn orders_of(customers: &[Uuid], product: Uuid, quantity: i64) -> Vec<Order> {
         .collect()
 }
 
+/// Runs `orders` as a committed batch in a task of its own, and returns it
+/// once its session waits for a lock (within 5 s; else fails with `failure`).
+async fn spawn_waiting_batch(
+    app: &TestApp,
+    shop: Uuid,
+    orders: Vec<Order>,
+    failure: &str,
+) -> tokio::task::JoinHandle<Vec<Value>> {
+    let mut client = app.sql().await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let batch = tokio::spawn(async move { batched(&mut client, shop, &orders, true).await.0 });
+    wait_for_a_lock(app, pid, failure).await;
+    batch
+}
+
 /// Returns once the session `pid` waits for a lock (within 5 s).
 async fn wait_for_a_lock(app: &TestApp, pid: i32, failure: &str) {
     let watcher = app.sql().await;
@@ -396,17 +415,13 @@ async fn batch_racing(
         .query(change, &[&product])
         .await
         .expect("change the product");
-    let mut client = app.sql().await;
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
-    let batch = tokio::spawn(async move {
-        let (answers, _) = batched(&mut client, shop, &orders, true).await;
-        answers
-    });
-    wait_for_a_lock(app, pid, "the batch never waited for the product's lock").await;
+    let batch = spawn_waiting_batch(
+        app,
+        shop,
+        orders,
+        "the batch never waited for the product's lock",
+    )
+    .await;
     // It waits having written its orders: they are in its transaction.
     changer.commit().await.expect("commit the change");
     batch.await.expect("the batch finishes")
@@ -494,21 +509,19 @@ async fn a_batch_and_a_product_locker_never_deadlock() {
         .await
         .expect("lock the lower product");
 
-    let mut client = app.sql().await;
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
     let orders = vec![Order {
         id: Uuid::now_v7(),
         entry: Uuid::now_v7(),
         customer,
         lines: vec![(high, 1), (low, 1)],
     }];
-    let shop_id = shop.id;
-    let batch = tokio::spawn(async move { batched(&mut client, shop_id, &orders, true).await.0 });
-    wait_for_a_lock(&app, pid, "the batch never waited for the locked product").await;
+    let batch = spawn_waiting_batch(
+        &app,
+        shop.id,
+        orders,
+        "the batch never waited for the locked product",
+    )
+    .await;
     // The locker now takes the higher product too, as one locking in id
     // order does next. Had the batch taken it first (its line order), each
     // would wait for the other until PostgreSQL aborted one.
