@@ -236,8 +236,20 @@ async fn run_alone(db: &Db, jobs: Vec<Job>) {
             business_id: job.business_id,
             key_id: job.key_id,
         };
-        let reply = run_once_raw(db, &tenant, job.key, job.fingerprint, &job.purchase).await;
-        let _ = job.reply.send(reply);
+        let mut reply = job.reply;
+        let work = run_once_raw(db, &tenant, job.key, job.fingerprint, &job.purchase);
+        // As on the path without batching, where the request's own future
+        // holds the transaction: a request that gives up (its timeout
+        // answered 503) drops its unfinished transaction, which rolls back,
+        // rather than letting it commit once a lock it waits for is free.
+        tokio::select! {
+            answer = work => {
+                let _ = reply.send(answer);
+            }
+            () = reply.closed() => {
+                tracing::debug!("a purchase's request gave up before it committed: rolled back");
+            }
+        }
     }
 }
 
@@ -357,6 +369,14 @@ async fn try_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Done>, DbError> {
             outcome: Some(outcome_code(&answer)),
             reply: answer.map(|(status, body)| (status, body, false)),
         });
+    }
+    // A request of the batch that gave up meanwhile (503) must find nothing
+    // written: rather than commit its order with the others, the batch is
+    // rolled back and its orders run one by one, skipping that one.
+    if jobs.iter().any(|job| job.reply.is_closed()) {
+        return Err(DbError::Unavailable(
+            "a request of the batch gave up before its commit".into(),
+        ));
     }
     let to_store: Vec<(&str, &StoredOutcome)> = to_store
         .iter()

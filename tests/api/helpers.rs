@@ -232,6 +232,7 @@ struct Launch {
     pool_size: usize,
     pool_wait: Duration,
     request_timeout: Duration,
+    statement_timeout: Duration,
 }
 
 impl Launch {
@@ -245,7 +246,7 @@ impl Launch {
             self.statements,
         )
         .expect("pool")
-        .with_statement_timeout(self.request_timeout);
+        .with_statement_timeout(self.statement_timeout);
         // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
         // compare): every test runs through it.
         let batcher = batching().then(|| {
@@ -296,6 +297,40 @@ impl TestApp {
         pool_wait: Duration,
         request_timeout: Duration,
     ) -> Self {
+        Self::spawn_inner(
+            statements,
+            pool_size,
+            pool_wait,
+            request_timeout,
+            request_timeout,
+        )
+        .await
+    }
+
+    /// An app whose statements may outlive its requests (serve ties the two
+    /// together; a statement can still start after its request did): for
+    /// showing that a request that gave up leaves nothing written even then.
+    pub async fn spawn_with_timeouts(
+        request_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Self {
+        Self::spawn_inner(
+            StatementMode::Prepared,
+            16,
+            Duration::from_secs(10),
+            request_timeout,
+            statement_timeout,
+        )
+        .await
+    }
+
+    async fn spawn_inner(
+        statements: StatementMode,
+        pool_size: usize,
+        pool_wait: Duration,
+        request_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Self {
         // The server's logs, when asked for (RUST_LOG=debug cargo test ...).
         if std::env::var_os("RUST_LOG").is_some() {
             ontab::telemetry::init();
@@ -326,6 +361,7 @@ impl TestApp {
             pool_size,
             pool_wait,
             request_timeout,
+            statement_timeout,
         };
         Self {
             base_url: launch.serve().await,

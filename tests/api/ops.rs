@@ -100,6 +100,48 @@ async fn metrics_count_requests_by_route_and_purchases_by_outcome() {
     assert!(!text.contains(&customer.to_string()), "{text}");
 }
 
+/// The purchase is still waiting for a lock, its statement not yet timed
+/// out, when its request gives up and the lock comes free: it must not
+/// commit after its 503 (with group commit, it runs in the batch worker,
+/// not in the request's own future).
+#[tokio::test]
+async fn a_purchase_whose_request_gave_up_is_not_committed_when_its_lock_frees() {
+    let app =
+        TestApp::spawn_with_timeouts(Duration::from_millis(500), Duration::from_secs(20)).await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 10_000).await;
+    let product = app.product(&shop, 100, 10).await;
+    let lock = lock_customer(&app, customer).await;
+
+    let timed_out = app
+        .post_once(
+            "/v1/purchases",
+            &shop.key,
+            "gave-up-1",
+            json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(timed_out.status, 503, "{timed_out:?}");
+    lock.batch_execute("COMMIT")
+        .await
+        .expect("release the lock");
+
+    // Time for a purchase still running to take the lock and commit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let product_now = app.get(&format!("/v1/products/{product}"), &shop.key).await;
+    assert_eq!(product_now.body["stock"], 10, "{product_now:?}");
+    let retried = app
+        .post_once(
+            "/v1/purchases",
+            &shop.key,
+            "gave-up-1",
+            json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(retried.status, 201, "{retried:?}");
+    app.assert_audit_clean().await;
+}
+
 /// Holds the customer's row lock from a SQL session, so that a purchase for
 /// that customer waits inside the database.
 async fn lock_customer(app: &TestApp, customer: uuid::Uuid) -> tokio_postgres::Client {
