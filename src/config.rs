@@ -1,23 +1,16 @@
-//! The one configuration struct, read from flags with environment fallbacks.
+//! The configuration, read from flags with environment fallbacks: the edge
+//! where operators meet ontab. The layers below take plain values built
+//! from it (`db::PoolOptions`, `app::AppConfig`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-/// How SQL statements are sent to PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum StatementMode {
-    /// Named statements prepared once per connection and reused: fastest
-    /// against PostgreSQL directly.
-    #[default]
-    Prepared,
-    /// Unnamed statements sent with their parameter types in one round trip:
-    /// needed behind a transaction-mode pooler that does not track prepared
-    /// statements (PgBouncer before 1.21).
-    Unnamed,
-}
+use crate::app::AppConfig;
+use crate::app::group_commit::GroupCommitConfig;
+use crate::db::{PoolOptions, StatementMode};
 
 /// Database settings shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -41,8 +34,16 @@ pub struct DatabaseConfig {
     pub pool_timeout: Duration,
 
     /// prepared (default) or unnamed (behind PgBouncer < 1.21 in transaction mode).
-    #[arg(long, env = "ONTAB_DB_STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
+    #[arg(long, env = "ONTAB_DB_STATEMENTS", default_value = "prepared", value_parser = parse_statement_mode)]
     pub statements: StatementMode,
+}
+
+fn parse_statement_mode(text: &str) -> Result<StatementMode, String> {
+    match text {
+        "prepared" => Ok(StatementMode::Prepared),
+        "unnamed" => Ok(StatementMode::Unnamed),
+        other => Err(format!("`{other}`: use prepared or unnamed")),
+    }
 }
 
 /// Settings of `ontab serve`.
@@ -61,9 +62,16 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
 
-    /// Longest a request may take before it is answered with 503.
+    /// Longest a request's work may take before it is rolled back and
+    /// answered 503 (a request whose COMMIT is under way waits for it).
     #[arg(long, env = "ONTAB_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// Longest one SQL statement may run, lock waits included (default: the
+    /// request timeout), so a request that gave up does not leave its
+    /// database session waiting behind it.
+    #[arg(long, env = "ONTAB_STATEMENT_TIMEOUT", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
 
     /// How long in-flight requests may run after a shutdown signal.
     #[arg(long, env = "ONTAB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
@@ -86,6 +94,43 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub database: DatabaseConfig,
+}
+
+impl ServeConfig {
+    /// The pool as `serve` runs it.
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            size: self.database.pool_size,
+            wait: self.database.pool_timeout,
+            statements: self.database.statements,
+            statement_timeout: Some(self.statement_timeout.unwrap_or(self.request_timeout)),
+        }
+    }
+
+    /// The use cases as `serve` runs them; `admin_token` is the token in
+    /// force (configured, or this run's one-off token).
+    pub fn app_config(&self, admin_token: Option<String>) -> AppConfig {
+        AppConfig {
+            admin_token,
+            group_commit: Some(GroupCommitConfig {
+                max_size: usize::from(self.batch_max_size),
+                max_inflight: usize::from(self.batch_max_inflight),
+                wait: self.batch_wait,
+            }),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The pool for one-off commands (a single connection).
+    pub fn single_connection(&self) -> PoolOptions {
+        PoolOptions {
+            size: 1,
+            wait: self.pool_timeout,
+            statements: self.statements,
+            statement_timeout: None,
+        }
+    }
 }
 
 fn parse_batch_wait(text: &str) -> Result<Duration, String> {

@@ -1,20 +1,38 @@
 //! ontab: many businesses sell to their customers on credit from one service
 //! and one PostgreSQL database.
 //!
-//! Layout (the arrows point one way: `http` → `domain`, `db`; `db` → `domain`):
-//! - [`config`]: the one typed configuration (flags with env fallbacks).
-//! - [`http`]: the HTTP edge: router, auth extractors, problem+json errors,
-//!   one module per resource.
-//! - [`domain`]: types and rules with no I/O: names, money, order lines and
-//!   the refusals of the contract.
-//! - [`db`]: the pool, tenant-scoped transactions, migrations, and one
-//!   module per use case with its SQL. The invariants themselves live in
-//!   `migrations/` (constraints, triggers, row level security).
-//! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is set.
-//! - [`audit`]: `ontab audit`, which checks every invariant of the stored data.
-//! - [`server`]: wiring it all together for `ontab serve`.
+//! The layers, and the only direction their dependencies go:
+//!
+//! ```text
+//!   main.rs, cli ──> server ──> http ──> app ──> db ──> domain
+//!                                         │              ▲
+//!                                         └──────────────┘
+//! ```
+//!
+//! - [`http`]: the HTTP edge. Router, auth extractors, problem+json
+//!   ([`http::problem`], the one place errors become answers), and one
+//!   module per resource that parses a request, calls a use case and maps
+//!   its outcome.
+//! - [`app`]: the use cases, one module each (purchases, payments,
+//!   returns…), with the transaction runner (deadline up to COMMIT,
+//!   retries), idempotency and group commit. Called by the HTTP edge, the
+//!   CLI and background work alike; no axum, no status codes.
+//! - [`db`]: the pool, the tenant transaction, the migrator, and one module
+//!   per use case holding its SQL. The invariants themselves live in
+//!   `migrations/` (constraints, triggers, row level security, functions).
+//! - [`domain`]: values that parse rather than validate, order lines, the
+//!   records, refusals and error codes. No I/O, no edge crates.
+//! - [`server`] builds all of it for `ontab serve` (and for the tests);
+//!   [`cli`] runs the other subcommands; [`config`] is the typed
+//!   configuration; [`embedded_pg`] the private PostgreSQL for a first run.
+//!
+//! The purchase path, for instance: `http::purchases::create` →
+//! `app::purchases::buy` (→ `app::group_commit` under load) →
+//! `db::purchase::execute` → `ontab_purchase` in
+//! `migrations/0004_use_cases.sql`.
 
-pub mod audit;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,39 +1,9 @@
-//! The `ontab` command line: parses arguments and calls into the library.
+//! The `ontab` binary: parses arguments and hands them to the library.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use ontab::config::{DatabaseConfig, ServeConfig};
-
-#[derive(Parser)]
-#[command(
-    name = "ontab",
-    version,
-    about = "Multi-tenant credit purchases on PostgreSQL"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Apply pending migrations, then serve the HTTP API.
-    Serve(ServeConfig),
-    /// Apply pending migrations and exit.
-    Migrate(DatabaseConfig),
-    /// Manage businesses without the admin token.
-    #[command(subcommand)]
-    Businesses(BusinessesCommand),
-    /// Check every invariant of every business (or one); exit 1 on any violation.
-    Audit(ontab::audit::AuditArgs),
-}
-
-#[derive(Subcommand)]
-enum BusinessesCommand {
-    /// Create a business and print it with its first API key (shown once).
-    Create(ontab::server::CreateBusinessArgs),
-}
+use clap::Parser;
+use ontab::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,17 +18,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(config) => ontab::server::serve(config).await,
-            Command::Migrate(config) => ontab::server::migrate(config).await,
-            Command::Audit(args) => ontab::audit::run(args).await,
-            Command::Businesses(BusinessesCommand::Create(args)) => {
-                ontab::server::create_business(args).await
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(ontab::cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ontab: {error:#}");

@@ -1,18 +1,21 @@
-//! `ontab serve` and `ontab migrate`: find or start the database, migrate,
-//! serve until a shutdown signal, then drain and stop.
+//! `ontab serve`: find or start the database, migrate, build the use cases
+//! and the HTTP edge, serve until told to stop, then drain and stop.
+//! [`build`] is used by `main` and by the test harness alike, so tests run
+//! the server exactly as it ships.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::db::{Db, migrate};
-use crate::domain::{Currency, Name, Validator};
 use crate::embedded_pg::EmbeddedPostgres;
-use crate::http::batch::{BatchConfig, Batcher};
-use crate::http::businesses::create_with_key;
-use crate::http::{AppState, auth::admin_token_hash, router};
+use crate::http::{self, HttpState};
 
 /// A database to talk to: the configured one, or a private one we started.
 pub struct Database {
@@ -61,90 +64,50 @@ impl Database {
     }
 }
 
-pub async fn migrate(config: DatabaseConfig) -> anyhow::Result<()> {
-    let database = Database::open(&config).await?;
-    let outcome = database.migrate().await;
-    database.close().await?;
-    match outcome?.as_slice() {
-        [] => println!("database is up to date"),
-        applied => println!("applied migrations {applied:?}"),
-    }
-    Ok(())
+/// A server ready to run: its database migrated, its port bound.
+pub struct Server {
+    database: Database,
+    app: Arc<App>,
+    listener: TcpListener,
+    router: axum::Router,
+    admin_token: Option<String>,
+    admin_token_configured: bool,
+    shutdown_grace: Duration,
 }
 
-/// Arguments of `ontab businesses create`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CreateBusinessArgs {
-    /// The business's name.
-    #[arg(long)]
-    pub name: String,
-    /// ISO 4217 currency code.
-    #[arg(long, default_value = "USD")]
-    pub currency: String,
-    #[command(flatten)]
-    pub database: DatabaseConfig,
-}
-
-/// Creates a business through the same code path as the admin endpoint and
-/// prints it as JSON, API key included.
-pub async fn create_business(args: CreateBusinessArgs) -> anyhow::Result<()> {
-    let mut check = Validator::default();
-    let name = check.check(Name::parse("name", &args.name));
-    let currency = check.check(Currency::parse("currency", &args.currency));
-    let (name, currency) = check
-        .finish(|| Some((name?, currency?)))
-        .map_err(|errors| {
-            let reasons: Vec<String> = errors
-                .iter()
-                .map(|e| format!("--{}: {}", e.field, e.message))
-                .collect();
-            anyhow::anyhow!(reasons.join("; "))
-        })?;
-    let database = Database::open(&args.database).await?;
-    let created = async {
-        database.migrate().await?;
-        let config = &args.database;
-        let db = Db::connect(
-            crate::db::parse_url(&database.url)?,
-            1,
-            config.pool_timeout,
-            config.statements,
-        )?;
-        let state = AppState {
-            db,
-            admin_token_sha256: None,
-            request_timeout: Duration::from_secs(10),
-            batcher: None,
-        };
-        create_with_key(&state, &name, &currency)
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))
-    }
-    .await;
-    database.close().await?;
-    println!("{}", serde_json::to_string_pretty(&created?)?);
-    Ok(())
-}
-
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+/// Opens (or starts) the database, migrates it, and builds the use cases
+/// and the HTTP edge on a bound listener, as `config` says.
+pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
     let database = Database::open(&config.database).await?;
-    let served = run(&config, &database).await;
-    database.close().await?;
-    served
+    match assemble(config, &database).await {
+        Ok((app, listener, router, admin_token)) => Ok(Server {
+            database,
+            app,
+            listener,
+            router,
+            admin_token,
+            admin_token_configured: config.admin_token.is_some(),
+            shutdown_grace: config.shutdown_grace,
+        }),
+        Err(error) => {
+            // Whatever failed, a private PostgreSQL we started stops again.
+            if let Err(stop_error) = database.close().await {
+                tracing::warn!(%stop_error, "could not stop the private PostgreSQL");
+            }
+            Err(error)
+        }
+    }
 }
 
-async fn run(config: &ServeConfig, database: &Database) -> anyhow::Result<()> {
+async fn assemble(
+    config: &ServeConfig,
+    database: &Database,
+) -> anyhow::Result<(Arc<App>, TcpListener, axum::Router, Option<String>)> {
     let applied = database.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
-    let db = Db::connect(
-        crate::db::parse_url(&database.url)?,
-        config.database.pool_size,
-        config.database.pool_timeout,
-        config.database.statements,
-    )?
-    .with_statement_timeout(config.request_timeout);
+    let db = Db::connect(crate::db::parse_url(&database.url)?, config.pool_options())?;
     // On a private local database with no admin token configured, a one-off
     // token makes the quick start work without any setup; with a real
     // DATABASE_URL the admin endpoint stays off unless configured.
@@ -153,52 +116,99 @@ async fn run(config: &ServeConfig, database: &Database) -> anyhow::Result<()> {
         (None, true) => Some(one_off_token()?),
         (None, false) => None,
     };
-    let batcher = (config.batch_max_size > 1).then(|| {
-        Batcher::new(
-            db.clone(),
-            BatchConfig {
-                max_size: usize::from(config.batch_max_size),
-                max_inflight: usize::from(config.batch_max_inflight),
-                wait: config.batch_wait,
-            },
-        )
-    });
-    let state = AppState {
-        db: db.clone(),
-        admin_token_sha256: admin_token.as_deref().map(admin_token_hash),
-        request_timeout: config.request_timeout,
-        batcher,
-    };
-    crate::http::metrics::install();
-    let app = router(state, config.body_limit);
+    let app = App::new(db, config.app_config(admin_token.clone()));
+    http::install_metrics();
+    let router = http::router(
+        HttpState {
+            app: app.clone(),
+            request_timeout: config.request_timeout,
+        },
+        config.body_limit,
+    );
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    print_welcome(
-        address,
-        admin_token.as_deref(),
-        config.admin_token.is_some(),
-    );
-    let janitor = tokio::spawn(expire_idempotency_keys(db));
+    Ok((app, listener, router, admin_token))
+}
 
-    let grace = config.shutdown_grace;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop_tx.send(());
-    });
-    let mut drained = Box::pin(server.into_future());
-    let mut stop_rx = stop_rx;
-    tokio::select! {
-        served = &mut drained => served.context("server failed")?,
-        _ = async { let _ = stop_rx.changed().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
-        }
+impl Server {
+    /// Where it listens (the real port when configured with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
     }
-    janitor.abort();
-    Ok(())
+
+    /// The use cases, for work beside the HTTP edge (tests, background jobs).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests
+    /// finish within the grace period, and stops the private PostgreSQL if
+    /// it was started here.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            database,
+            app,
+            listener,
+            router,
+            shutdown_grace,
+            ..
+        } = self;
+        let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
+        let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(());
+        });
+        let mut drained = Box::pin(served.into_future());
+        let outcome = tokio::select! {
+            served = &mut drained => served.context("server failed"),
+            _ = async { let _ = stop_rx.changed().await; tokio::time::sleep(shutdown_grace).await } => {
+                tracing::warn!(?shutdown_grace, "in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        janitor.abort();
+        drop(app);
+        database.close().await?;
+        outcome
+    }
+
+    /// Prints where it listens and how to create a business.
+    pub fn print_welcome(&self) -> anyhow::Result<()> {
+        let address = self.local_addr()?;
+        println!("ontab listening on http://{address}");
+        let Some(token) = &self.admin_token else {
+            println!(
+                "the admin endpoint is off: set ONTAB_ADMIN_TOKEN to create businesses over HTTP"
+            );
+            return Ok(());
+        };
+        // A configured token is the operator's secret: refer to it, never print it.
+        let bearer = if self.admin_token_configured {
+            "$ONTAB_ADMIN_TOKEN".to_owned()
+        } else {
+            println!("no ONTAB_ADMIN_TOKEN set: this run's admin token is {token}");
+            token.clone()
+        };
+        println!("create a business:");
+        println!(
+            "  curl -s -X POST http://{address}/v1/businesses -H \"Authorization: Bearer {bearer}\" \\\n    \
+             -H 'Content-Type: application/json' -d '{{\"name\": \"Acme\", \"currency\": \"USD\"}}'"
+        );
+        Ok(())
+    }
+}
+
+/// `ontab serve`.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let server = build(&config).await?;
+    server.print_welcome()?;
+    server.run(shutdown_signal()).await
 }
 
 fn one_off_token() -> anyhow::Result<String> {
@@ -207,34 +217,13 @@ fn one_off_token() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-fn print_welcome(address: std::net::SocketAddr, admin_token: Option<&str>, configured: bool) {
-    println!("ontab listening on http://{address}");
-    let Some(token) = admin_token else {
-        println!("the admin endpoint is off: set ONTAB_ADMIN_TOKEN to create businesses over HTTP");
-        return;
-    };
-    // A configured token is the operator's secret: refer to it, never print it.
-    let bearer = if configured {
-        "$ONTAB_ADMIN_TOKEN".to_owned()
-    } else {
-        token.to_owned()
-    };
-    if !configured {
-        println!("no ONTAB_ADMIN_TOKEN set: this run's admin token is {token}");
-    }
-    println!("create a business:");
-    println!(
-        "  curl -s -X POST http://{address}/v1/businesses -H \"Authorization: Bearer {bearer}\" \\\n    \
-         -H 'Content-Type: application/json' -d '{{\"name\": \"Acme\", \"currency\": \"USD\"}}'"
-    );
-}
-
 /// Keys are kept at least 24 hours (the contract); older ones go hourly.
-async fn expire_idempotency_keys(db: Db) {
+async fn expire_idempotency_keys(app: Arc<App>) {
     let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every_hour.tick().await;
-        match db
+        match app
+            .db()
             .expire_idempotency_keys(Duration::from_secs(48 * 3600))
             .await
         {
@@ -245,7 +234,8 @@ async fn expire_idempotency_keys(db: Db) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,46 +1,68 @@
 //! API keys of a business. Only the SHA-256 of each secret is stored.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
-use super::{DbError, TenantTx};
+use super::{Db, DbError, TenantTx, column};
+use crate::domain::records::ApiKeyInfo;
 
-/// A key as listed: never the secret.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ApiKeyInfo {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+/// What authentication needs to know about a live key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRecord {
+    pub business_id: Uuid,
+    pub secret_sha256: [u8; 32],
 }
 
-impl ApiKeyInfo {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get("id"),
-            created_at: row.get("created_at"),
-            revoked_at: row.get("revoked_at"),
-        }
-    }
+fn info(row: &Row) -> Result<ApiKeyInfo, DbError> {
+    Ok(ApiKeyInfo {
+        id: column(row, "id")?,
+        created_at: column(row, "created_at")?,
+        revoked_at: column(row, "revoked_at")?,
+    })
+}
 
-    pub fn key(&self) -> CreatedKey {
-        CreatedKey {
-            created_at: self.created_at,
-            id: self.id,
-        }
+/// The key's position in the list.
+pub fn key(info: &ApiKeyInfo) -> CreatedKey {
+    CreatedKey {
+        created_at: info.created_at,
+        id: info.id,
     }
 }
+
+// Authentication runs before a tenant is known: the one function allowed
+// to look across tenants (SECURITY DEFINER, migrations) answers a live
+// key's business and secret hash.
+const LOOKUP: &str = "SELECT business_id, secret_sha256 FROM ontab_api_key($1)";
+
+/// The business and secret hash of a live key, if there is one.
+pub async fn lookup(db: &Db, key_id: Uuid) -> Result<Option<KeyRecord>, DbError> {
+    let rows = db
+        .query_untenanted(LOOKUP, &[(&key_id, Type::UUID)])
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let secret: Vec<u8> = column(row, "secret_sha256")?;
+    Ok(Some(KeyRecord {
+        business_id: column(row, "business_id")?,
+        // 32 bytes by a CHECK on api_keys.
+        secret_sha256: secret
+            .try_into()
+            .map_err(|_| DbError::Decode("api key secret hash is not 32 bytes".into()))?,
+    }))
+}
+
+const CREATE: &str = "INSERT INTO api_keys (business_id, id, secret_sha256) VALUES ($1, $2, $3)
+                      RETURNING id, created_at, revoked_at";
 
 /// Stores a new key's hash for the current business.
 pub async fn create(tx: &TenantTx, id: Uuid, secret_sha256: &[u8]) -> Result<ApiKeyInfo, DbError> {
     let business = tx.business_id();
     let row = tx
         .query_one(
-            "INSERT INTO api_keys (business_id, id, secret_sha256) VALUES ($1, $2, $3)
-             RETURNING id, created_at, revoked_at",
+            CREATE,
             &[
                 (&business, Type::UUID),
                 (&id, Type::UUID),
@@ -48,23 +70,22 @@ pub async fn create(tx: &TenantTx, id: Uuid, secret_sha256: &[u8]) -> Result<Api
             ],
         )
         .await?;
-    Ok(ApiKeyInfo::from_row(&row))
+    info(&row)
 }
+
+const LIST: &str = "SELECT id, created_at, revoked_at FROM api_keys
+                     WHERE business_id = $1
+                       AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+                     ORDER BY created_at, id
+                     LIMIT $4";
 
 pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<ApiKeyInfo>, DbError> {
     let business = tx.business_id();
-    let (after_at, after_id) = match page.after {
-        Some(key) => (Some(key.created_at), Some(key.id)),
-        None => (None, None),
-    };
+    let (after_at, after_id) = page.after_parts();
     let limit = page.fetch_limit();
     let rows = tx
         .query(
-            "SELECT id, created_at, revoked_at FROM api_keys
-              WHERE business_id = $1
-                AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-              ORDER BY created_at, id
-              LIMIT $4",
+            LIST,
             &[
                 (&business, Type::UUID),
                 (&after_at, Type::TIMESTAMPTZ),
@@ -73,20 +94,19 @@ pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<ApiKeyIn
             ],
         )
         .await?;
-    Ok(rows.iter().map(ApiKeyInfo::from_row).collect())
+    rows.iter().map(info).collect()
 }
+
+const REVOKE: &str = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+                       WHERE business_id = $1 AND id = $2
+                      RETURNING id";
 
 /// Revokes a key; `false` when the business has no such key. Revoking twice
 /// keeps the first revocation time.
 pub async fn revoke(tx: &TenantTx, id: Uuid) -> Result<bool, DbError> {
     let business = tx.business_id();
     let row = tx
-        .query_opt(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-              WHERE business_id = $1 AND id = $2
-             RETURNING id",
-            &[(&business, Type::UUID), (&id, Type::UUID)],
-        )
+        .query_opt(REVOKE, &[(&business, Type::UUID), (&id, Type::UUID)])
         .await?;
     Ok(row.is_some())
 }

@@ -5,7 +5,8 @@ use tokio_postgres::error::SqlState;
 /// What went wrong talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The database cannot be reached or the pool is exhausted: retry later.
+    /// The database cannot be reached, the pool is exhausted, or a statement
+    /// was cancelled: nothing was written; retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// Serialization failure or deadlock: nothing was written, run it again.
@@ -15,16 +16,21 @@ pub enum DbError {
     #[error("a concurrent request with the same Idempotency-Key committed first")]
     IdempotencyRace,
     /// The API key acting was revoked (or is gone) since it was
-    /// authenticated: the request is answered as if the key were invalid.
+    /// authenticated: the work must not run.
     #[error("the API key was revoked")]
     KeyRevoked,
-    /// Misconfiguration found before any query ran.
+    /// COMMIT was sent but its answer never came (the connection broke):
+    /// the transaction may or may not have committed.
+    #[error("the outcome of COMMIT is unknown: {0}")]
+    CommitOutcomeUnknown(String),
+    /// A bad connection string or pool setting, found before any query ran.
     #[error("{0}")]
     Config(String),
     /// A guard fired or a query is wrong: a bug in ontab, never the client's.
     #[error("database error: {}", describe(.0))]
     Query(tokio_postgres::Error),
-    /// The database answered something ontab does not understand.
+    /// The database answered something ontab does not understand (a column
+    /// of another type, a function's answer of another shape).
     #[error("unexpected database answer: {0}")]
     Decode(String),
 }
@@ -35,13 +41,16 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
         Some(db) => {
             let mut text = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
             if let Some(detail) = db.detail() {
-                text.push_str(&format!("; detail: {detail}"));
+                text.push_str("; detail: ");
+                text.push_str(detail);
             }
             if let Some(constraint) = db.constraint() {
-                text.push_str(&format!("; constraint: {constraint}"));
+                text.push_str("; constraint: ");
+                text.push_str(constraint);
             }
             if let Some(location) = db.where_() {
-                text.push_str(&format!("; where: {location}"));
+                text.push_str("; where: ");
+                text.push_str(location);
             }
             text
         }
@@ -49,19 +58,14 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Whether an error means "nothing happened, the same work may run again".
-pub trait Retryable {
-    fn is_retryable(&self) -> bool;
-    /// Why it may run again, as a metrics label.
-    fn retry_reason(&self) -> &'static str;
-}
-
-impl Retryable for DbError {
-    fn is_retryable(&self) -> bool {
+impl DbError {
+    /// Whether the same work may simply run again: nothing was written.
+    pub fn is_retryable(&self) -> bool {
         matches!(self, DbError::Conflict(_) | DbError::IdempotencyRace)
     }
 
-    fn retry_reason(&self) -> &'static str {
+    /// Why it may run again, as a metrics label.
+    pub fn retry_reason(&self) -> &'static str {
         match self {
             DbError::Conflict(error) if error.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => {
                 "deadlock"
@@ -89,7 +93,7 @@ impl From<tokio_postgres::Error> for DbError {
             || *code == SqlState::TOO_MANY_CONNECTIONS
             || *code == SqlState::QUERY_CANCELED
         {
-            DbError::Unavailable(error.to_string())
+            DbError::Unavailable(describe(&error))
         } else {
             DbError::Query(error)
         }

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use super::{DbError, TenantTx};
+use super::{DbError, TenantTx, column};
 
-/// A definitive outcome as it was first answered.
+/// A definitive outcome as it was first answered: what the edge stored
+/// (a status and the body it sent) and what identifies the request.
 #[derive(Debug, Clone)]
 pub struct StoredOutcome {
     pub fingerprint: Vec<u8>,
@@ -15,35 +17,26 @@ pub struct StoredOutcome {
     pub body: serde_json::Value,
 }
 
-pub async fn find(tx: &TenantTx, key: &str) -> Result<Option<StoredOutcome>, DbError> {
-    let business = tx.business_id();
-    let row = tx
-        .query_opt(
-            "SELECT fingerprint, status, body FROM idempotency_keys WHERE business_id = $1 AND key = $2",
-            &[(&business, Type::UUID), (&key, Type::TEXT)],
-        )
-        .await?;
-    row.map(|row| {
-        let status: i32 = row.get("status");
-        Ok(StoredOutcome {
-            fingerprint: row.get("fingerprint"),
-            status: u16::try_from(status)
-                .map_err(|_| DbError::Decode(format!("stored status {status}")))?,
-            body: row.get("body"),
-        })
+fn outcome(row: &Row) -> Result<StoredOutcome, DbError> {
+    let status: i32 = column(row, "status")?;
+    Ok(StoredOutcome {
+        fingerprint: column(row, "fingerprint")?,
+        status: u16::try_from(status)
+            .map_err(|_| DbError::Decode(format!("stored status {status}")))?,
+        body: column(row, "body")?,
     })
-    .transpose()
 }
 
 const FIND_MANY: &str = "SELECT key, fingerprint, status, body FROM idempotency_keys
                           WHERE business_id = $1 AND key = ANY ($2)";
+const FIND_MANY_TYPES: [Type; 2] = [Type::UUID, Type::TEXT_ARRAY];
 const STORE_MANY: &str =
     "INSERT INTO idempotency_keys (business_id, key, fingerprint, status, body)
-                          SELECT $1, o.key, o.fingerprint, o.status, o.body
-                            FROM unnest($2::text[], $3::bytea[], $4::int4[], $5::json[])
-                                 AS o (key, fingerprint, status, body)
-                          ON CONFLICT (business_id, key) DO NOTHING
-                          RETURNING 1";
+     SELECT $1, o.key, o.fingerprint, o.status, o.body
+       FROM unnest($2::text[], $3::bytea[], $4::int4[], $5::json[])
+            AS o (key, fingerprint, status, body)
+     ON CONFLICT (business_id, key) DO NOTHING
+     RETURNING 1";
 const STORE_MANY_TYPES: [Type; 5] = [
     Type::UUID,
     Type::TEXT_ARRAY,
@@ -53,10 +46,14 @@ const STORE_MANY_TYPES: [Type; 5] = [
 ];
 
 /// Readies the statements a batch pipelines (see `TenantTx::prepare`).
-pub async fn prepare_batch(tx: &TenantTx) -> Result<(), DbError> {
-    tx.prepare(FIND_MANY, &[Type::UUID, Type::TEXT_ARRAY])
-        .await?;
+pub async fn prepare(tx: &TenantTx) -> Result<(), DbError> {
+    tx.prepare(FIND_MANY, &FIND_MANY_TYPES).await?;
     tx.prepare(STORE_MANY, &STORE_MANY_TYPES).await
+}
+
+/// The stored outcome of one key.
+pub async fn find(tx: &TenantTx, key: &str) -> Result<Option<StoredOutcome>, DbError> {
+    Ok(find_many(tx, &[key]).await?.remove(key))
 }
 
 /// The stored outcomes of several keys at once (a batch of purchases).
@@ -71,36 +68,22 @@ pub async fn find_many(
     let rows = tx
         .query(
             FIND_MANY,
-            &[(&business, Type::UUID), (&keys, Type::TEXT_ARRAY)],
+            &[
+                (&business, FIND_MANY_TYPES[0].clone()),
+                (&keys, FIND_MANY_TYPES[1].clone()),
+            ],
         )
         .await?;
     rows.iter()
-        .map(|row| {
-            let status: i32 = row.get("status");
-            Ok((
-                row.get("key"),
-                StoredOutcome {
-                    fingerprint: row.get("fingerprint"),
-                    status: u16::try_from(status)
-                        .map_err(|_| DbError::Decode(format!("stored status {status}")))?,
-                    body: row.get("body"),
-                },
-            ))
-        })
+        .map(|row| Ok((column(row, "key")?, outcome(row)?)))
         .collect()
 }
 
-/// Records the outcome. If a concurrent request with the same key committed
-/// first, the insert waits for it and then finds the key taken: that is
-/// `DbError::IdempotencyRace`, which rolls this transaction back (its effect
-/// with it) and runs it again, to replay the winner's outcome.
-pub async fn store(tx: &TenantTx, key: &str, outcome: &StoredOutcome) -> Result<(), DbError> {
-    store_many(tx, &[(key, outcome)]).await
-}
-
-/// Records several outcomes (a batch of purchases, distinct keys) in one
-/// statement; any key already taken is `DbError::IdempotencyRace`, as in
-/// [`store`].
+/// Records several outcomes (distinct keys) in one statement. If a
+/// concurrent request with one of the keys committed first, the insert waits
+/// for it and then finds the key taken: that is `DbError::IdempotencyRace`,
+/// which rolls this transaction back (its effect with it) so it can run
+/// again and replay the winner's outcome.
 pub async fn store_many(tx: &TenantTx, outcomes: &[(&str, &StoredOutcome)]) -> Result<(), DbError> {
     if outcomes.is_empty() {
         return Ok(());

@@ -1,19 +1,22 @@
 //! The database: a pool, tenant-scoped transactions, the migrator, and one
 //! module per use case with its SQL.
 //!
-//! Every tenant query runs inside a [`TenantTx`] from [`Db::begin`], which begins a
-//! transaction, switches to role `ontab_app` and sets the tenant with
-//! `set_config(..., true)`; row level security does the rest. Both settings
-//! are transaction-local, so a pooled connection (or a PgBouncer server
-//! connection in transaction mode) never carries a tenant into its next use.
-//! The same statement checks that the API key acting is still live, so
-//! authentication itself may be served from a cache ([`key_cache`]).
+//! Every tenant query runs inside a [`TenantTx`] from [`Db::begin`], which
+//! begins a transaction, switches to role `ontab_app` and sets the tenant
+//! with `set_config(..., true)`; row level security does the rest. Both
+//! settings are transaction-local, so a pooled connection (or a PgBouncer
+//! server connection in transaction mode) never carries a tenant into its
+//! next use. The same statement reports which of the API keys acting are
+//! still live, so authentication itself may be served from a cache.
+//!
+//! Rows are decoded with `try_get` ([`column`]): a column of an unexpected
+//! type is a [`DbError::Decode`], never a panic.
 
 mod error;
-mod key_cache;
 mod tx;
 
 pub mod api_keys;
+pub mod audit;
 pub mod businesses;
 pub mod customers;
 pub mod idempotency;
@@ -28,28 +31,47 @@ pub mod reports;
 pub mod returns;
 pub mod stock;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
-use tokio_postgres::types::Type;
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
 
-pub use error::{DbError, Retryable, describe as describe_pg};
-pub use key_cache::KeyRecord;
+pub use error::{DbError, describe as describe_pg};
 pub use tx::{Param, TenantTx};
 
-use crate::config::StatementMode;
-use key_cache::KeyCache;
+use crate::domain::Refusal;
 
-/// API keys remembered per process. A few thousand entries of 64 bytes
-/// (under half a megabyte) hold every key in use for any realistic number
-/// of businesses on one instance; past that, lookups simply come back.
-const KEY_CACHE_CAPACITY: usize = 4096;
+/// How SQL statements are sent to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatementMode {
+    /// Named statements prepared once per connection and reused: fastest
+    /// against PostgreSQL directly.
+    #[default]
+    Prepared,
+    /// Unnamed statements sent with their parameter types in one round trip:
+    /// needed behind a transaction-mode pooler that does not track prepared
+    /// statements (PgBouncer before 1.21).
+    Unnamed,
+}
 
-/// The connection pool, how statements are sent, and the API keys already
-/// looked up (shared by every clone, e.g. the purchase batcher's).
+/// How the pool behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Most connections open at once.
+    pub size: usize,
+    /// How long to wait for a free connection before `DbError::Unavailable`.
+    pub wait: Duration,
+    pub statements: StatementMode,
+    /// Bounds every statement of a tenant transaction, lock waits included,
+    /// so a request that gave up does not leave its backend waiting on a row
+    /// lock behind it. `None`: no bound.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// The connection pool and how statements are sent on it.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
@@ -57,53 +79,36 @@ pub struct Db {
     /// Milliseconds, as PostgreSQL's statement_timeout setting takes them;
     /// "0" means none.
     statement_timeout: String,
-    keys: Arc<KeyCache>,
 }
 
 impl Db {
-    /// A bounded pool; a request that waits longer than `wait` for a
+    /// A bounded pool; a request that waits longer than `options.wait` for a
     /// connection gets `DbError::Unavailable` instead of hanging.
-    pub fn connect(
-        pg_config: tokio_postgres::Config,
-        size: usize,
-        wait: Duration,
-        statements: StatementMode,
-    ) -> Result<Self, DbError> {
+    pub fn connect(config: tokio_postgres::Config, options: PoolOptions) -> Result<Self, DbError> {
         let manager = Manager::from_config(
-            pg_config,
+            config,
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(size)
+            .max_size(options.size)
             .runtime(Runtime::Tokio1)
             .timeouts(Timeouts {
-                wait: Some(wait),
-                create: Some(wait),
-                recycle: Some(wait),
+                wait: Some(options.wait),
+                create: Some(options.wait),
+                recycle: Some(options.wait),
             })
             .build()
             .map_err(|error| DbError::Config(error.to_string()))?;
         Ok(Self {
             pool,
-            statements,
-            statement_timeout: "0".to_owned(),
-            keys: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+            statements: options.statements,
+            statement_timeout: options
+                .statement_timeout
+                .map_or_else(|| "0".to_owned(), |timeout| timeout.as_millis().to_string()),
         })
-    }
-
-    /// Bounds every statement of a tenant transaction, lock waits included,
-    /// so a request that gave up does not leave its backend waiting on a
-    /// row lock behind it.
-    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = timeout.as_millis().to_string();
-        self
-    }
-
-    pub fn statements(&self) -> StatementMode {
-        self.statements
     }
 
     /// Pool size and how many requests wait for a connection right now.
@@ -111,28 +116,15 @@ impl Db {
         self.pool.status()
     }
 
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
+    async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
         self.pool.get().await.map_err(DbError::from)
     }
 
-    /// Opens a transaction of tenant `business_id` acting through its API
-    /// key `key_id`: role `ontab_app`, row level security on that business
-    /// only. A key revoked since it was authenticated fails with
-    /// `DbError::KeyRevoked`, and is forgotten by the key cache.
-    pub async fn begin(&self, business_id: Uuid, key_id: Uuid) -> Result<TenantTx, DbError> {
-        let (tx, revoked) = self.begin_for_keys(business_id, &[key_id]).await?;
-        if revoked.is_empty() {
-            Ok(tx)
-        } else {
-            Err(DbError::KeyRevoked)
-        }
-    }
-
-    /// `begin` for work of several API keys of one business (a purchase
-    /// batch): answers the transaction and which of `key_ids` are no longer
-    /// live keys of the business, forgotten by the key cache. Work of those
-    /// keys must not run.
-    pub async fn begin_for_keys(
+    /// Opens a transaction of tenant `business_id` for work of the API keys
+    /// `key_ids` (none for the operator's own work): role `ontab_app`, row
+    /// level security on that business only. Answers which of `key_ids` are
+    /// no longer live keys of the business; their work must not run.
+    pub async fn begin(
         &self,
         business_id: Uuid,
         key_ids: &[Uuid],
@@ -145,64 +137,12 @@ impl Db {
             &self.statement_timeout,
         )
         .await?;
-        let revoked: Vec<Uuid> = key_ids
+        let revoked = key_ids
             .iter()
             .copied()
             .filter(|key_id| !live.contains(key_id))
             .collect();
-        for key_id in &revoked {
-            self.keys.forget(*key_id);
-        }
         Ok((tx, revoked))
-    }
-
-    /// A tenant transaction on the operator's behalf, with no API key to
-    /// check: creating a business (admin endpoint, `ontab businesses
-    /// create`), whose first key does not exist yet.
-    pub async fn begin_as_operator(&self, business_id: Uuid) -> Result<TenantTx, DbError> {
-        let (tx, _) = self.begin_for_keys(business_id, &[]).await?;
-        Ok(tx)
-    }
-
-    /// The business and secret hash of a live API key: from this process's
-    /// cache, else looked up across tenants by the one function allowed to
-    /// (and then cached). A key revoked since it was cached is still found
-    /// here; `begin` refuses its work.
-    pub async fn api_key(&self, key_id: Uuid) -> Result<Option<KeyRecord>, DbError> {
-        if let Some(record) = self.keys.get(key_id) {
-            return Ok(Some(record));
-        }
-        let client = self.client().await?;
-        let sql = "SELECT business_id, secret_sha256 FROM ontab_api_key($1)";
-        let row = match self.statements {
-            StatementMode::Prepared => {
-                let statement = client.prepare_typed_cached(sql, &[Type::UUID]).await?;
-                client.query_opt(&statement, &[&key_id]).await?
-            }
-            StatementMode::Unnamed => client
-                .query_typed(sql, &[(&key_id, Type::UUID)])
-                .await?
-                .into_iter()
-                .next(),
-        };
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let decode_error = || DbError::Decode(format!("lookup of API key {key_id}"));
-        let business_id = row.try_get("business_id").map_err(|_| decode_error())?;
-        let secret_sha256: Vec<u8> = row.try_get("secret_sha256").map_err(|_| decode_error())?;
-        let record = KeyRecord {
-            business_id,
-            // 32 bytes by a CHECK on api_keys.
-            secret_sha256: secret_sha256.try_into().map_err(|_| decode_error())?,
-        };
-        self.keys.insert(key_id, record);
-        Ok(Some(record))
-    }
-
-    /// Forgets a key this process cached, e.g. once it revoked it.
-    pub fn forget_api_key(&self, key_id: Uuid) {
-        self.keys.forget(key_id);
     }
 
     /// Whether the database answers a trivial query.
@@ -212,17 +152,27 @@ impl Db {
         Ok(())
     }
 
+    /// Runs one statement outside any tenant (the lookups and sweeps that
+    /// SECURITY DEFINER functions allow across tenants), in the configured
+    /// statement mode.
+    async fn query_untenanted(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
+        let client = self.client().await?;
+        tx::query_on(&client, self.statements, sql, params).await
+    }
+
     /// Deletes idempotency records older than `age` (never younger than 24h).
     pub async fn expire_idempotency_keys(&self, age: Duration) -> Result<i64, DbError> {
-        let client = self.client().await?;
         let seconds = format!("{} seconds", age.as_secs());
-        let rows = client
-            .query_typed(
+        let rows = self
+            .query_untenanted(
                 "SELECT ontab_expire_idempotency_keys($1::text::interval)",
                 &[(&seconds, Type::TEXT)],
             )
             .await?;
-        Ok(rows.first().map(|row| row.get(0)).unwrap_or(0))
+        match rows.first() {
+            Some(row) => column(row, 0),
+            None => Ok(0),
+        }
     }
 }
 
@@ -232,12 +182,23 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
         .map_err(|error| DbError::Config(format!("invalid database URL: {error}")))
 }
 
+/// One column of a row, by name or position, as `T`; a mismatch is a
+/// `DbError::Decode` naming the column.
+pub fn column<'a, I, T>(row: &'a Row, index: I) -> Result<T, DbError>
+where
+    I: tokio_postgres::row::RowIndex + std::fmt::Display,
+    T: FromSql<'a>,
+{
+    row.try_get(&index)
+        .map_err(|error| DbError::Decode(format!("column {index}: {error}")))
+}
+
 /// Splits a use-case function's jsonb answer into the created record (under
 /// `key`) or the refusal it returned instead.
 fn decode_outcome<T: serde::de::DeserializeOwned>(
     answer: serde_json::Value,
     key: &str,
-) -> Result<Result<T, crate::domain::Refusal>, DbError> {
+) -> Result<Result<T, Refusal>, DbError> {
     let decode_error = |error: serde_json::Error| DbError::Decode(format!("{key}: {error}"));
     if answer.get("error").is_some() {
         return serde_json::from_value(answer)
@@ -249,5 +210,30 @@ fn decode_outcome<T: serde::de::DeserializeOwned>(
         None => Err(DbError::Decode(format!(
             "answer has neither `{key}` nor `error`"
         ))),
+    }
+}
+
+/// One connection outside the pool, for the operator's work (migrations,
+/// audit); its driver stops when it is dropped.
+pub struct Session {
+    pub client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    pub async fn open(config: &tokio_postgres::Config) -> Result<Self, DbError> {
+        let (client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "operator connection ended");
+            }
+        });
+        Ok(Self { client, driver })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
     }
 }

@@ -36,3 +36,20 @@ impl<K: Copy> Page<K> {
         }
     }
 }
+
+impl Page<CreatedKey> {
+    /// The keyset bound as two nullable parameters.
+    pub fn after_parts(&self) -> (Option<DateTime<Utc>>, Option<Uuid>) {
+        match self.after {
+            Some(key) => (Some(key.created_at), Some(key.id)),
+            None => (None, None),
+        }
+    }
+}
+
+/// A listed page: its rows and where the next one starts.
+#[derive(Debug)]
+pub struct Listed<T, K> {
+    pub rows: Vec<T>,
+    pub next: Option<K>,
+}

@@ -1,12 +1,14 @@
-//! A payment: one call of `ontab_pay` (migrations/0004), which locks the
-//! customer, refuses more than the balance, and appends a ledger entry.
+//! A payment: one call of `ontab_pay`, which locks the customer, refuses
+//! more than the balance, and appends a ledger entry.
 
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::ledger::LedgerEntry;
-use super::{DbError, TenantTx, decode_outcome};
+use super::{DbError, TenantTx, column, decode_outcome};
+use crate::domain::records::LedgerEntry;
 use crate::domain::{Positive, Refusal};
+
+const PAY: &str = "SELECT ontab_pay($1, $2, $3)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -16,7 +18,7 @@ pub async fn execute(
     let (entry_id, amount) = (Uuid::now_v7(), amount.get());
     let row = tx
         .query_one(
-            "SELECT ontab_pay($1, $2, $3)",
+            PAY,
             &[
                 (&entry_id, Type::UUID),
                 (&customer_id, Type::UUID),
@@ -24,5 +26,5 @@ pub async fn execute(
             ],
         )
         .await?;
-    decode_outcome(row.get(0), "entry")
+    decode_outcome(column(&row, 0)?, "entry")
 }

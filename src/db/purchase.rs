@@ -1,24 +1,17 @@
-//! The purchase: one call of `ontab_purchase` (migrations/0004), which locks
-//! the customer, then the products in id order, checks stock and credit on
-//! the rows it locked, and writes order, lines, stock and ledger entry; or,
-//! for a group-committed batch, one call of `ontab_purchase_batch` for all
-//! of its orders.
+//! The purchase: one call of `ontab_purchase`, which locks the customer,
+//! then the products in id order, checks stock and credit on the rows it
+//! locked, and writes order, lines, stock and ledger entry; or, for a
+//! group-committed batch, one call of `ontab_purchase_batch` for all of its
+//! orders.
 
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::orders::Order;
-use super::{DbError, TenantTx, decode_outcome};
+use super::{DbError, TenantTx, column, decode_outcome};
+use crate::domain::records::Order;
 use crate::domain::{Lines, Refusal};
 
 const PURCHASE: &str = "SELECT ontab_purchase($1, $2, $3, $4, $5)";
-const PURCHASE_TYPES: [Type; 5] = [
-    Type::UUID,
-    Type::UUID,
-    Type::UUID,
-    Type::UUID_ARRAY,
-    Type::INT8_ARRAY,
-];
 
 pub async fn execute(
     tx: &TenantTx,
@@ -31,16 +24,23 @@ pub async fn execute(
         .query_one(
             PURCHASE,
             &[
-                (&order_id, PURCHASE_TYPES[0].clone()),
-                (&entry_id, PURCHASE_TYPES[1].clone()),
-                (&customer_id, PURCHASE_TYPES[2].clone()),
-                (&product_ids, PURCHASE_TYPES[3].clone()),
-                (&quantities, PURCHASE_TYPES[4].clone()),
+                (&order_id, Type::UUID),
+                (&entry_id, Type::UUID),
+                (&customer_id, Type::UUID),
+                (&product_ids, Type::UUID_ARRAY),
+                (&quantities, Type::INT8_ARRAY),
             ],
         )
         .await?;
-    decode_outcome(row.get(0), "order")
+    decode_outcome(column(&row, 0)?, "order")
 }
+
+// A batch locks its customers first, in id order (the products come last,
+// inside the batch function), so that stored Idempotency-Key outcomes read
+// afterwards include those of a concurrent request that held a lock.
+const LOCK_CUSTOMERS: &str =
+    "SELECT 1 FROM customers WHERE business_id = $1 AND id = ANY ($2) ORDER BY id FOR UPDATE";
+const LOCK_CUSTOMERS_TYPES: [Type; 2] = [Type::UUID, Type::UUID_ARRAY];
 
 const PURCHASE_BATCH: &str = "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)";
 const PURCHASE_BATCH_TYPES: [Type; 6] = [
@@ -52,15 +52,30 @@ const PURCHASE_BATCH_TYPES: [Type; 6] = [
     Type::INT8_ARRAY,
 ];
 
-/// Readies the batch statement for pipelined use (see `TenantTx::prepare`).
+/// Readies the batch statements for pipelined use (see `TenantTx::prepare`).
 pub async fn prepare_batch(tx: &TenantTx) -> Result<(), DbError> {
+    tx.prepare(LOCK_CUSTOMERS, &LOCK_CUSTOMERS_TYPES).await?;
     tx.prepare(PURCHASE_BATCH, &PURCHASE_BATCH_TYPES).await
 }
 
-/// Several purchases in one call of `ontab_purchase_batch` (migrations/0011):
-/// each decided, in the order given, against the state the ones before it
-/// left, exactly as if they ran one after another; the outcomes in the same
-/// order.
+/// Locks these customers (ids sorted and unique) for the rest of the
+/// transaction.
+pub async fn lock_customers(tx: &TenantTx, customer_ids: &[Uuid]) -> Result<(), DbError> {
+    let business = tx.business_id();
+    tx.query(
+        LOCK_CUSTOMERS,
+        &[
+            (&business, LOCK_CUSTOMERS_TYPES[0].clone()),
+            (&customer_ids, LOCK_CUSTOMERS_TYPES[1].clone()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Several purchases in one call of `ontab_purchase_batch`: each decided, in
+/// the order given, against the state the ones before it left, exactly as if
+/// they ran one after another; the outcomes in the same order.
 pub async fn execute_batch(
     tx: &TenantTx,
     orders: &[(Uuid, &Lines)],
@@ -94,7 +109,7 @@ pub async fn execute_batch(
             ],
         )
         .await?;
-    let answers: Vec<serde_json::Value> = row.try_get(0)?;
+    let answers: Vec<serde_json::Value> = column(&row, 0)?;
     if answers.len() != orders.len() {
         return Err(DbError::Decode(format!(
             "ontab_purchase_batch answered {} of {} orders",

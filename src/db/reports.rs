@@ -2,7 +2,7 @@
 //!
 //! Settlement is FIFO: payments and returns pay off the oldest purchases
 //! first. Every ledger entry carries `purchases_to_date`, the running sum of
-//! its customer's purchases (migration 0005), so at the newest entry
+//! its customer's purchases, so at the newest entry
 //! `purchases_to_date - balance_after` is everything ever credited, and a
 //! purchase is still (partly) open exactly when its own `purchases_to_date`
 //! exceeds that. The open purchases of a customer are then one range of the
@@ -10,41 +10,11 @@
 //! each chain plus the open purchases, never the settled history.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use uuid::Uuid;
 
-use super::{DbError, TenantTx};
-
-/// Aging of a customer's balance, by days past due (a purchase falls due
-/// `days` after it was made). The buckets sum to the balance.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Aging {
-    /// Not yet due: purchases at most `days` old.
-    pub current: i64,
-    #[serde(rename = "1_30")]
-    #[schema(rename = "1_30")]
-    pub days_1_30: i64,
-    #[serde(rename = "31_60")]
-    #[schema(rename = "31_60")]
-    pub days_31_60: i64,
-    #[serde(rename = "61_90")]
-    #[schema(rename = "61_90")]
-    pub days_61_90: i64,
-    pub over_90: i64,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct OverdueCustomer {
-    pub customer_id: Uuid,
-    pub name: String,
-    pub balance: i64,
-    /// The unsettled part of the purchases older than `days`.
-    pub overdue_amount: i64,
-    /// When the oldest purchase not yet fully settled was made.
-    pub oldest_unpaid_at: DateTime<Utc>,
-    pub aging: Aging,
-}
+use super::{DbError, TenantTx, column};
+use crate::domain::records::{Aging, OverdueCustomer};
 
 // A purchase falls due `days` after it was made; it is overdue once
 // created_at < due ($2 = as_of - days) and lands in the bucket of its whole
@@ -93,6 +63,23 @@ SELECT a.*, h.name, h.balance, a.d30 + a.d60 + a.d90 + a.over_90 AS overdue
   JOIN heads h USING (id)
  ORDER BY a.oldest_unpaid_at, a.id";
 
+fn overdue_customer(row: &Row) -> Result<OverdueCustomer, DbError> {
+    Ok(OverdueCustomer {
+        customer_id: column(row, "id")?,
+        name: column(row, "name")?,
+        balance: column(row, "balance")?,
+        overdue_amount: column(row, "overdue")?,
+        oldest_unpaid_at: column(row, "oldest_unpaid_at")?,
+        aging: Aging {
+            current: column(row, "current")?,
+            days_1_30: column(row, "d30")?,
+            days_31_60: column(row, "d60")?,
+            days_61_90: column(row, "d90")?,
+            over_90: column(row, "over_90")?,
+        },
+    })
+}
+
 /// Customers with a purchase older than `days` that is not fully settled,
 /// oldest debt first, as of `as_of`.
 pub async fn overdue(
@@ -115,21 +102,5 @@ pub async fn overdue(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| OverdueCustomer {
-            customer_id: row.get("id"),
-            name: row.get("name"),
-            balance: row.get("balance"),
-            overdue_amount: row.get("overdue"),
-            oldest_unpaid_at: row.get("oldest_unpaid_at"),
-            aging: Aging {
-                current: row.get("current"),
-                days_1_30: row.get("d30"),
-                days_31_60: row.get("d60"),
-                days_61_90: row.get("d90"),
-                over_90: row.get("over_90"),
-            },
-        })
-        .collect())
+    rows.iter().map(overdue_customer).collect()
 }

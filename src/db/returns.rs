@@ -1,13 +1,15 @@
-//! A return: one call of `ontab_return` (migrations/0004), which locks the
-//! buyer and the products, refuses more than was bought minus earlier
-//! returns, puts the stock back and credits the ledger at the order's prices.
+//! A return: one call of `ontab_return`, which locks the buyer and the
+//! products, refuses more than was bought minus earlier returns, puts the
+//! stock back and credits the ledger at the order's prices.
 
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::orders::Return;
-use super::{DbError, TenantTx, decode_outcome};
+use super::{DbError, TenantTx, column, decode_outcome};
+use crate::domain::records::Return;
 use crate::domain::{Lines, Refusal};
+
+const RETURN: &str = "SELECT ontab_return($1, $2, $3, $4, $5)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -18,7 +20,7 @@ pub async fn execute(
     let (product_ids, quantities) = (lines.product_ids(), lines.quantities());
     let row = tx
         .query_one(
-            "SELECT ontab_return($1, $2, $3, $4, $5)",
+            RETURN,
             &[
                 (&return_id, Type::UUID),
                 (&entry_id, Type::UUID),
@@ -28,5 +30,5 @@ pub async fn execute(
             ],
         )
         .await?;
-    decode_outcome(row.get(0), "return")
+    decode_outcome(column(&row, 0)?, "return")
 }

@@ -1,44 +1,26 @@
 //! Stock adjustments (counted, damaged, restocked): one call of
-//! `ontab_adjust_stock` (migrations/0004), which locks the product and
-//! refuses to take stock below zero.
+//! `ontab_adjust_stock`, which locks the product and refuses to take stock
+//! below zero.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::products::Product;
-use super::{DbError, TenantTx, decode_outcome};
-use crate::domain::{Reason, Refusal};
+use super::{DbError, TenantTx, column, decode_outcome};
+use crate::domain::records::Adjusted;
+use crate::domain::{Delta, Reason, Refusal};
 
-/// One recorded change of stock outside purchases and returns.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StockAdjustment {
-    pub id: Uuid,
-    pub product_id: Uuid,
-    pub delta: i64,
-    pub reason: String,
-    pub stock_after: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The product after the adjustment, and the adjustment itself.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Adjusted {
-    pub product: Product,
-    pub adjustment: StockAdjustment,
-}
+const ADJUST: &str = "SELECT ontab_adjust_stock($1, $2, $3, $4)";
 
 pub async fn adjust(
     tx: &TenantTx,
     product_id: Uuid,
-    delta: i64,
+    delta: Delta,
     reason: &Reason,
 ) -> Result<Result<Adjusted, Refusal>, DbError> {
-    let (adjustment_id, reason) = (Uuid::now_v7(), reason.as_str());
+    let (adjustment_id, delta, reason) = (Uuid::now_v7(), delta.get(), reason.as_str());
     let row = tx
         .query_one(
-            "SELECT ontab_adjust_stock($1, $2, $3, $4)",
+            ADJUST,
             &[
                 (&adjustment_id, Type::UUID),
                 (&product_id, Type::UUID),
@@ -47,7 +29,7 @@ pub async fn adjust(
             ],
         )
         .await?;
-    let answer: serde_json::Value = row.get(0);
+    let answer: serde_json::Value = column(&row, 0)?;
     // The function answers {product, adjustment}; decode both under one key.
     let wrapped = match answer.get("error") {
         Some(_) => answer,

@@ -2,11 +2,11 @@
 
 use deadpool_postgres::Object;
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
-use super::DbError;
-use crate::config::StatementMode;
+use super::{DbError, StatementMode, column};
 
 /// A parameter with its PostgreSQL type, so a statement can be sent unnamed
 /// (types known up front, one round trip) or prepared and cached.
@@ -23,7 +23,7 @@ pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 /// it too: FORCE) sees this business's keys. OFFSET 0 keeps the settings in
 /// their own subquery, so the planner cannot fold them into the check.
 /// Privileges are those of the connecting user (checked when the statement
-/// starts, before the role switch); it owns the tables or is a superuser.
+/// starts, before the role switch).
 const SET_TENANT: &str = "\
     SELECT ARRAY(SELECT k.id FROM api_keys k
                   WHERE k.business_id = tenant.business_id::uuid
@@ -68,18 +68,19 @@ impl TenantTx {
         let set_tenant = tx.query_one(SET_TENANT, &params);
         let (_, settings) =
             tokio::try_join!(async { begin.await.map_err(DbError::from) }, set_tenant)?;
-        let live_keys = settings
-            .try_get("live_keys")
-            .map_err(|error| DbError::Decode(format!("live keys: {error}")))?;
+        let live_keys = column(&settings, "live_keys")?;
         Ok((tx, live_keys))
     }
 
+    /// Commits. Once COMMIT is sent the transaction may commit whatever
+    /// happens to this future or the connection; an answer that never
+    /// comes is `DbError::CommitOutcomeUnknown`, not "nothing written".
     pub async fn commit(mut self) -> Result<(), DbError> {
         let client = self
             .client
             .take()
             .ok_or_else(|| DbError::Decode("transaction already ended".into()))?;
-        client.batch_execute("COMMIT").await.map_err(DbError::from)
+        client.batch_execute("COMMIT").await.map_err(commit_error)
     }
 
     fn connection(&self) -> Result<&Object, DbError> {
@@ -94,17 +95,7 @@ impl TenantTx {
     }
 
     pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
-        let client = self.connection()?;
-        match self.statements {
-            StatementMode::Prepared => {
-                let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
-                let values: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|(value, _)| *value).collect();
-                let statement = client.prepare_typed_cached(sql, &types).await?;
-                Ok(client.query(&statement, &values).await?)
-            }
-            StatementMode::Unnamed => Ok(client.query_typed(sql, params).await?),
-        }
+        query_on(self.connection()?, self.statements, sql, params).await
     }
 
     /// Readies `sql` so that later `query` calls with these parameter types
@@ -124,9 +115,47 @@ impl TenantTx {
     }
 
     pub async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row, DbError> {
-        self.query_opt(sql, params)
-            .await?
-            .ok_or_else(|| DbError::Decode(format!("no row returned by: {sql}")))
+        self.query_opt(sql, params).await?.ok_or_else(|| {
+            DbError::Decode("a statement that always answers a row answered none".into())
+        })
+    }
+}
+
+/// Runs `sql` on `client`, prepared and cached or unnamed.
+pub(super) async fn query_on(
+    client: &Object,
+    statements: StatementMode,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, DbError> {
+    match statements {
+        StatementMode::Prepared => {
+            let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(value, _)| *value).collect();
+            let statement = client.prepare_typed_cached(sql, &types).await?;
+            Ok(client.query(&statement, &values).await?)
+        }
+        StatementMode::Unnamed => Ok(client.query_typed(sql, params).await?),
+    }
+}
+
+/// An error answered to COMMIT. A deferred check that fired, or a
+/// serialization failure, rolled the transaction back: those are ordinary
+/// errors. A lost connection, a terminated backend or an interrupted wait
+/// (for a synchronous standby, say) may come after the commit record was
+/// written: the outcome is unknown.
+fn commit_error(error: tokio_postgres::Error) -> DbError {
+    let unknown = match error.code() {
+        None => true,
+        Some(code) => {
+            let class = code.code().get(..2);
+            matches!(class, Some("08" | "57")) || *code == SqlState::IO_ERROR
+        }
+    };
+    if unknown {
+        DbError::CommitOutcomeUnknown(super::describe_pg(&error))
+    } else {
+        DbError::from(error)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{FieldError, Positive};
+use super::{FieldError, MAX_SAFE_INTEGER, Positive};
 
 /// A request may carry at most this many lines.
 pub const MAX_LINES: usize = 100;
@@ -21,7 +21,8 @@ pub struct Line {
 pub struct Lines(Vec<Line>);
 
 impl Lines {
-    pub fn parse(field: &str, raw: &[(Uuid, i64)]) -> Result<Self, Vec<FieldError>> {
+    /// `raw` quantities are wire values, possibly beyond i64.
+    pub fn parse(field: &str, raw: &[(Uuid, i128)]) -> Result<Self, Vec<FieldError>> {
         if raw.is_empty() {
             return Err(vec![FieldError::new(field, "must have at least one line")]);
         }
@@ -31,7 +32,8 @@ impl Lines {
         let mut errors = Vec::new();
         let mut merged: Vec<Line> = Vec::with_capacity(raw.len());
         for (index, &(product_id, quantity)) in raw.iter().enumerate() {
-            let quantity = match Positive::parse(&format!("{field}[{index}].quantity"), quantity) {
+            let at = format!("{field}[{index}].quantity");
+            let quantity = match Positive::parse(&at, quantity) {
                 Ok(quantity) => quantity.get(),
                 Err(error) => {
                     errors.push(error);
@@ -40,10 +42,10 @@ impl Lines {
             };
             match merged.iter_mut().find(|line| line.product_id == product_id) {
                 Some(line) => match line.quantity.checked_add(quantity) {
-                    Some(sum) => line.quantity = sum,
-                    None => errors.push(FieldError::new(
-                        format!("{field}[{index}].quantity"),
-                        "quantities of this product add up to more than can be represented",
+                    Some(sum) if sum <= MAX_SAFE_INTEGER => line.quantity = sum,
+                    _ => errors.push(FieldError::new(
+                        at,
+                        "the quantities of this product add up to more than 9007199254740991",
                     )),
                 },
                 None => merged.push(Line {
@@ -61,6 +63,14 @@ impl Lines {
 
     pub fn iter(&self) -> impl Iterator<Item = &Line> {
         self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn product_ids(&self) -> Vec<Uuid> {
@@ -96,8 +106,11 @@ mod tests {
     }
 
     #[test]
-    fn merged_quantity_overflow_is_a_field_error() {
+    fn merged_quantities_stay_within_the_safe_range() {
         let a = Uuid::from_u128(1);
-        assert!(Lines::parse("items", &[(a, i64::MAX), (a, 1)]).is_err());
+        let max = i128::from(MAX_SAFE_INTEGER);
+        assert!(Lines::parse("items", &[(a, max)]).is_ok());
+        assert!(Lines::parse("items", &[(a, max), (a, 1)]).is_err());
+        assert!(Lines::parse("items", &[(a, max + 1)]).is_err());
     }
 }

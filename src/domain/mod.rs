@@ -1,17 +1,24 @@
-//! Types and rules with no I/O: what a valid name, amount or order is, and
-//! the refusals a use case can answer with.
+//! Types and rules with no I/O: what a valid name, amount or order line is,
+//! the records the service keeps, and the refusals and error codes of the
+//! contract. Depends on nothing of ours, and on no edge crate (no utoipa,
+//! no clap, no axum): schemas and flags belong to the edges.
 
 pub mod api_key;
+mod codes;
 mod lines;
+pub mod records;
 mod refusal;
 mod values;
 
+pub use codes::ErrorCode;
 pub use lines::{Line, Lines, MAX_LINES};
 pub use refusal::Refusal;
-pub use values::{Currency, Name, NonNegative, Positive, Reason};
+pub use values::{
+    Currency, Delta, IdempotencyKey, MAX_SAFE_INTEGER, Name, NonNegative, Positive, Reason,
+};
 
 /// One invalid field of a request, reported under `errors` in a 422.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -41,6 +48,18 @@ impl Validator {
                 self.errors.push(error);
                 None
             }
+        }
+    }
+
+    /// Checks an optional value: `Ok(None)` when absent.
+    pub fn check_optional<T, R>(
+        &mut self,
+        raw: Option<R>,
+        parse: impl FnOnce(R) -> Result<T, FieldError>,
+    ) -> Option<Option<T>> {
+        match raw {
+            None => Some(None),
+            Some(raw) => self.check(parse(raw)).map(Some),
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::FieldError;
+use super::{ErrorCode, FieldError};
 
 /// Why a use case wrote nothing. The database functions return these as
 /// `{"error": "<code>", ...facts}` rather than raising, so the transaction
@@ -12,9 +12,11 @@ use super::FieldError;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum Refusal {
+    /// `id` as the client gave it (a path segment need not be a UUID to
+    /// name nothing).
     NotFound {
         resource: String,
-        id: Uuid,
+        id: String,
     },
     InsufficientStock {
         product_id: Uuid,
@@ -35,7 +37,7 @@ pub enum Refusal {
         returnable: i64,
     },
     /// A value that is only invalid given what is stored, such as an order
-    /// total beyond i64.
+    /// total beyond what a JSON client can read exactly.
     ValidationFailed {
         field: String,
         message: String,
@@ -43,6 +45,26 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A refusal for an id this business does not have.
+    pub fn not_found(resource: &str, id: impl std::fmt::Display) -> Self {
+        Refusal::NotFound {
+            resource: resource.to_owned(),
+            id: id.to_string(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::NotFound { .. } => ErrorCode::NotFound,
+            Refusal::InsufficientStock { .. } => ErrorCode::InsufficientStock,
+            Refusal::CreditLimitExceeded { .. } => ErrorCode::CreditLimitExceeded,
+            Refusal::PaymentExceedsBalance { .. } => ErrorCode::PaymentExceedsBalance,
+            Refusal::ReturnExceedsPurchase { .. } => ErrorCode::ReturnExceedsPurchase,
+            Refusal::ValidationFailed { .. } => ErrorCode::ValidationFailed,
+        }
+    }
+
+    /// A validation refusal as the field errors of a 422.
     pub fn field_errors(&self) -> Option<Vec<FieldError>> {
         match self {
             Refusal::ValidationFailed { field, message } => {
@@ -71,5 +93,6 @@ mod tests {
                 order_total: 20
             }
         );
+        assert_eq!(refusal.code(), ErrorCode::CreditLimitExceeded);
     }
 }

@@ -1,6 +1,17 @@
 //! Value types that parse, rather than validate: holding one proves it valid.
+//!
+//! Amounts, prices, limits, stock and quantities are bounded to
+//! ±(2^53 − 1), the integers every JSON client (JavaScript's numbers
+//! included) reads exactly. Their parsers take an `i128` so that a wire
+//! value beyond i64 is still a number to refuse with a reason, not a parse
+//! failure.
 
 use super::FieldError;
+
+/// The largest integer a JSON client reads exactly: 2^53 − 1.
+pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
+
+const BEYOND_SAFE: &str = "must be at most 9007199254740991 in magnitude (2^53 - 1)";
 
 /// A display name: 1..=200 characters after trimming, no control characters
 /// (PostgreSQL text cannot hold NUL, and the others only cause harm).
@@ -84,17 +95,17 @@ impl Default for Currency {
     }
 }
 
-/// Money or a count that may be zero (prices, credit limits, stock).
+/// Money or a count that may be zero (prices, credit limits, stock), at
+/// most 2^53 − 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonNegative(i64);
 
 impl NonNegative {
-    pub fn parse(field: &str, value: i64) -> Result<Self, FieldError> {
-        if value >= 0 {
-            Ok(Self(value))
-        } else {
-            Err(FieldError::new(field, "must not be negative"))
+    pub fn parse(field: &str, value: i128) -> Result<Self, FieldError> {
+        if value < 0 {
+            return Err(FieldError::new(field, "must not be negative"));
         }
+        safe(field, value).map(Self)
     }
 
     pub fn get(self) -> i64 {
@@ -102,22 +113,68 @@ impl NonNegative {
     }
 }
 
-/// Money or a count that must be above zero (payments, quantities).
+/// Money or a count that must be above zero (payments, quantities), at
+/// most 2^53 − 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Positive(i64);
 
 impl Positive {
-    pub fn parse(field: &str, value: i64) -> Result<Self, FieldError> {
-        if value > 0 {
-            Ok(Self(value))
-        } else {
-            Err(FieldError::new(field, "must be greater than zero"))
+    pub fn parse(field: &str, value: i128) -> Result<Self, FieldError> {
+        if value <= 0 {
+            return Err(FieldError::new(field, "must be greater than zero"));
         }
+        safe(field, value).map(Self)
     }
 
     pub fn get(self) -> i64 {
         self.0
     }
+}
+
+/// A change of stock: not zero, at most 2^53 − 1 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delta(i64);
+
+impl Delta {
+    pub fn parse(field: &str, value: i128) -> Result<Self, FieldError> {
+        if value == 0 {
+            return Err(FieldError::new(field, "must not be zero"));
+        }
+        safe(field, value).map(Self)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// An Idempotency-Key: 1..=255 visible ASCII characters, chosen by the
+/// client; scoped to its business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(field: &str, raw: &[u8]) -> Result<Self, FieldError> {
+        let visible = raw.iter().all(|byte| (0x21..=0x7e).contains(byte));
+        match std::str::from_utf8(raw) {
+            Ok(text) if visible && (1..=255).contains(&raw.len()) => Ok(Self(text.to_owned())),
+            _ => Err(FieldError::new(
+                field,
+                "must be 1 to 255 visible ASCII characters",
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn safe(field: &str, value: i128) -> Result<i64, FieldError> {
+    if value.unsigned_abs() > MAX_SAFE_INTEGER.unsigned_abs().into() {
+        return Err(FieldError::new(field, BEYOND_SAFE));
+    }
+    i64::try_from(value).map_err(|_| FieldError::new(field, BEYOND_SAFE))
 }
 
 #[cfg(test)]
@@ -148,6 +205,29 @@ mod tests {
         assert!(NonNegative::parse("price", 0).is_ok());
         assert!(NonNegative::parse("price", -1).is_err());
         assert!(Positive::parse("amount", 0).is_err());
-        assert!(Positive::parse("amount", i64::MAX).is_ok());
+        assert!(Delta::parse("delta", 0).is_err());
+        assert_eq!(Delta::parse("delta", -3).map(Delta::get), Ok(-3));
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("k", b"order-1").is_ok());
+        assert!(IdempotencyKey::parse("k", b"").is_err());
+        assert!(IdempotencyKey::parse("k", b"with space").is_err());
+        assert!(IdempotencyKey::parse("k", "caf\u{e9}".as_bytes()).is_err());
+        assert!(IdempotencyKey::parse("k", &[b'a'; 255]).is_ok());
+        assert!(IdempotencyKey::parse("k", &[b'a'; 256]).is_err());
+    }
+
+    #[test]
+    fn amounts_stop_at_the_largest_safe_integer() {
+        let max = i128::from(MAX_SAFE_INTEGER);
+        assert!(Positive::parse("amount", max).is_ok());
+        assert!(Positive::parse("amount", max + 1).is_err());
+        assert!(NonNegative::parse("price", i128::from(i64::MAX)).is_err());
+        assert!(NonNegative::parse("price", i128::MAX).is_err());
+        assert!(Delta::parse("delta", -max).is_ok());
+        assert!(Delta::parse("delta", -max - 1).is_err());
+        assert!(Delta::parse("delta", i128::from(i64::MIN)).is_err());
     }
 }

@@ -5,50 +5,46 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
-use super::error::INVALID_API_KEY;
-use super::{ApiError, AppState};
-use crate::domain::api_key::ApiKey;
+use super::HttpState;
+use super::deadline::RequestDeadline;
+use super::problem::Problem;
+use crate::app::{self, AppError};
 
-/// The business an API key belongs to.
+/// The business an API key acts for.
 #[derive(Debug, Clone, Copy)]
-pub struct Tenant {
-    pub business_id: Uuid,
-    pub key_id: Uuid,
+pub struct Tenant(pub app::Tenant);
+
+/// The bearer token, if exactly one Authorization header carries one. Two
+/// Authorization headers are ambiguous credentials: refused, not guessed.
+fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AppError::Unauthorized("more than one Authorization header"));
+    }
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    Ok(token)
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
+impl FromRequestParts<HttpState> for Tenant {
+    type Rejection = Problem;
 
-impl FromRequestParts<AppState> for Tenant {
-    type Rejection = ApiError;
-
-    /// The key's record usually comes from the process's cache, so this
-    /// alone does not prove the key is still live: the transaction every
-    /// tenant request runs in checks that when it begins (`Db::begin`).
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized(
+    async fn from_request_parts(parts: &mut Parts, http: &HttpState) -> Result<Self, Problem> {
+        let RequestDeadline(deadline) = RequestDeadline::from_request_parts(parts, http)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let token = bearer(parts)?.ok_or(AppError::Unauthorized(
             "missing Authorization: Bearer <API key>",
         ))?;
-        let key = ApiKey::parse(token).ok_or(ApiError::Unauthorized(INVALID_API_KEY))?;
-        let Some(record) = state.db.api_key(key.id).await? else {
-            return Err(ApiError::Unauthorized(INVALID_API_KEY));
-        };
-        // Constant-time, so response timing says nothing about how much of a
-        // guessed secret was right.
-        if !bool::from(key.secret_sha256().ct_eq(&record.secret_sha256)) {
-            return Err(ApiError::Unauthorized(INVALID_API_KEY));
-        }
-        Ok(Tenant {
-            business_id: record.business_id,
-            key_id: key.id,
-        })
+        Ok(Tenant(http.app.authenticate(token, deadline).await?))
     }
 }
 
@@ -56,28 +52,11 @@ impl FromRequestParts<AppState> for Tenant {
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
-/// The admin token as stored in the state: only its hash, compared in
-/// constant time.
-pub fn admin_token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
+impl FromRequestParts<HttpState> for Admin {
+    type Rejection = Problem;
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = state.admin_token_sha256 else {
-            return Err(ApiError::Unauthorized(
-                "the admin endpoint is disabled: set ONTAB_ADMIN_TOKEN",
-            ));
-        };
-        let token = bearer(parts).ok_or(ApiError::Unauthorized(
-            "missing Authorization: Bearer <admin token>",
-        ))?;
-        if bool::from(admin_token_hash(token).ct_eq(&expected)) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized("invalid admin token"))
-        }
+    async fn from_request_parts(parts: &mut Parts, http: &HttpState) -> Result<Self, Problem> {
+        http.app.authenticate_admin(bearer(parts)?)?;
+        Ok(Admin)
     }
 }

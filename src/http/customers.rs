@@ -1,41 +1,44 @@
 //! `/v1/customers`: create, read, list, change name or credit limit, and
 //! the customer's ledger.
 
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::Tenant;
+use super::deadline::RequestDeadline;
+use super::idempotent::sent;
 use super::openapi::problems::{
     Malformed, NotFound, PayloadTooLarge, Unauthorized, Unavailable, ValidationFailed,
 };
 use super::openapi::{List, ListParams};
-use crate::db::customers::Customer;
-use crate::db::ledger::LedgerEntry;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-
-use super::auth::Tenant;
-use super::request::{Body, Query, created_cursor, path_id, seq_cursor};
-use super::{ApiError, AppState, list_response};
-use crate::db::{customers, ledger};
-use crate::domain::{Name, NonNegative, Validator};
+use super::problem::Problem;
+use super::request::{Body, Query, WireInt, created_cursor, path_id, seq_cursor};
+use super::views::{Customer, LedgerEntry};
+use super::{HttpState, list_response};
+use crate::app::customers::{self, CustomerChanges, CustomerUpdate, NewCustomer};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
     #[schema(schema_with = super::openapi::name)]
     pub name: String,
-    /// In minor units, >= 0.
-    #[schema(minimum = 0)]
-    pub credit_limit: i64,
+    /// In minor units.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub credit_limit: WireInt,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
+    #[serde(default, deserialize_with = "super::request::present")]
     #[schema(schema_with = super::openapi::optional_name)]
-    pub name: Option<String>,
+    pub name: Option<Option<String>>,
     /// May be set below the balance: that only blocks new purchases.
-    #[schema(minimum = 0)]
-    pub credit_limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::request::present")]
+    #[schema(schema_with = super::openapi::optional_non_negative)]
+    pub credit_limit: Option<Option<WireInt>>,
 }
 
 #[utoipa::path(
@@ -55,19 +58,18 @@ pub struct UpdateCustomer {
     security(("api_key" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let request: CreateCustomer = body.parse()?;
-    let mut check = Validator::default();
-    let name = check.check(Name::parse("name", &request.name));
-    let limit = check.check(NonNegative::parse("credit_limit", request.credit_limit));
-    let (name, limit) = check.finish(|| Some((name?, limit?)))?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let customer = customers::create(&tx, &name, limit).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(customer)).into_response())
+    let request = NewCustomer {
+        name: request.name,
+        credit_limit: request.credit_limit.0,
+    };
+    let customer = customers::create(&http.app, &tenant, deadline, request).await?;
+    Ok(sent(StatusCode::CREATED, &Customer::from(customer)))
 }
 
 #[utoipa::path(
@@ -85,17 +87,14 @@ pub async fn create(
     security(("api_key" = []))
 )]
 pub async fn get(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let customer = customers::get(&tx, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
-    tx.commit().await?;
-    Ok(axum::Json(customer).into_response())
+    let customer = customers::get(&http.app, &tenant, deadline, id).await?;
+    Ok(sent(StatusCode::OK, &Customer::from(customer)))
 }
 
 #[utoipa::path(
@@ -113,16 +112,17 @@ pub async fn get(
     security(("api_key" = []))
 )]
 pub async fn list(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.created_page()?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let rows = customers::list(&tx, &page).await?;
-    tx.commit().await?;
-    let (rows, next) = page.finish(rows, customers::Customer::key);
-    Ok(list_response(rows, next.map(created_cursor)))
+    let listed = customers::list(&http.app, &tenant, deadline, page).await?;
+    Ok(list_response(
+        listed.rows.into_iter().map(Customer::from).collect(),
+        listed.next.map(created_cursor),
+    ))
 }
 
 #[utoipa::path(
@@ -144,29 +144,21 @@ pub async fn list(
     security(("api_key" = []))
 )]
 pub async fn update(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let request: UpdateCustomer = body.parse()?;
-    let mut check = Validator::default();
-    let name = request
-        .name
-        .as_deref()
-        .map(|raw| check.check(Name::parse("name", raw)));
-    let limit = request
-        .credit_limit
-        .map(|raw| check.check(NonNegative::parse("credit_limit", raw)));
-    // A field given but invalid is already an error; given and valid is Some.
-    let (name, limit) = check.finish(|| Some((name.flatten(), limit.flatten())))?;
+    // The contract's order: invalid values, then an unknown id.
+    let update = CustomerUpdate::parse(CustomerChanges {
+        name: request.name,
+        credit_limit: request.credit_limit.map(|limit| limit.map(|limit| limit.0)),
+    })?;
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let customer = customers::update(&tx, id, name.as_ref(), limit)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
-    tx.commit().await?;
-    Ok(axum::Json(customer).into_response())
+    let customer = customers::update(&http.app, &tenant, deadline, id, update).await?;
+    Ok(sent(StatusCode::OK, &Customer::from(customer)))
 }
 
 #[utoipa::path(
@@ -185,18 +177,17 @@ pub async fn update(
     security(("api_key" = []))
 )]
 pub async fn ledger(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.seq_page()?;
     let id = path_id(&id, "customer")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let rows = ledger::list(&tx, id, &page)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
-    tx.commit().await?;
-    let (rows, next) = page.finish(rows, |entry| entry.seq);
-    Ok(list_response(rows, next.map(seq_cursor)))
+    let listed = customers::ledger(&http.app, &tenant, deadline, id, page).await?;
+    Ok(list_response(
+        listed.rows.into_iter().map(LedgerEntry::from).collect(),
+        listed.next.map(seq_cursor),
+    ))
 }

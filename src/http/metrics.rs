@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests and latency by route and status, purchase
-//! outcomes, pool size and waiters, transaction retries.
+//! outcomes (counted by the use cases), pool size and waiters, transaction
+//! retries.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -10,7 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::{ApiError, AppState};
+use super::HttpState;
+use super::problem::Problem;
 
 /// Latency buckets in seconds: sub-millisecond to the request timeout.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -61,11 +63,6 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// How a purchase attempt ended: `created` or the refusal's code.
-pub fn purchase_outcome(outcome: &'static str) {
-    metrics::counter!("ontab_purchases_total", "outcome" => outcome).increment(1);
-}
-
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -73,12 +70,15 @@ pub fn purchase_outcome(outcome: &'static str) {
     summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
 )]
-pub async fn render(State(app): State<AppState>) -> Response {
+pub async fn render(State(http): State<HttpState>) -> Response {
     let Some(handle) = recorder() else {
-        return ApiError::NotFound("metrics are not recorded by this process".to_owned())
-            .into_response();
+        return Problem::new(
+            crate::domain::ErrorCode::NotFound,
+            "metrics are not recorded by this process",
+        )
+        .into_response();
     };
-    let pool = app.db.pool_status();
+    let pool = http.app.db().pool_status();
     metrics::gauge!("ontab_db_pool_max_size").set(pool.max_size as f64);
     metrics::gauge!("ontab_db_pool_connections").set(pool.size as f64);
     metrics::gauge!("ontab_db_pool_idle").set(pool.available as f64);

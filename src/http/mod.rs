@@ -1,28 +1,32 @@
 //! The HTTP edge: the route table, shared state, and the layers around it.
+//! Each resource module parses a request, calls a use case (`crate::app`)
+//! and maps its outcome; nothing else.
 
 mod api_keys;
-pub mod auth;
-pub mod batch;
-pub mod businesses;
+mod auth;
+mod businesses;
 mod customers;
-mod error;
+mod deadline;
 mod idempotent;
-pub mod metrics;
+mod metrics;
 mod openapi;
 mod ops;
 mod orders;
 mod payments;
+pub mod problem;
 mod products;
 mod purchases;
 mod reports;
-pub mod request;
+mod request;
+mod views;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -33,41 +37,37 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use error::ApiError;
+use crate::app::App;
+use problem::Problem;
 
-use crate::db::{Db, DbError};
+pub use metrics::install as install_metrics;
 
 /// What every handler can reach.
 #[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    /// SHA-256 of ONTAB_ADMIN_TOKEN; `None` disables the admin endpoint.
-    pub admin_token_sha256: Option<[u8; 32]>,
+pub struct HttpState {
+    pub app: Arc<App>,
+    /// Each request's budget; see `deadline`.
     pub request_timeout: Duration,
-    /// Group commit of purchases; `None` runs each in its own transaction.
-    pub batcher: Option<std::sync::Arc<batch::Batcher>>,
 }
 
 /// The whole API, ready to serve or to drive with `oneshot` in tests.
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: HttpState, body_limit: usize) -> Router {
     // Counting starts with the first request, whoever builds the router.
     metrics::install();
     let (api, document) = api_routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
-    // Serializing a document built from our own types cannot fail short of
-    // a bug; serve an empty object rather than refuse to start.
-    let rendered = openapi::Rendered::new(&document).unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot render the OpenAPI document");
-        openapi::Rendered::empty()
-    });
+    let rendered = openapi::Rendered::new(&document);
     api.fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .layer(axum::Extension(rendered))
         .layer(middleware::from_fn(metrics::track))
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            deadline::stamp,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Database(DbError::Decode("handler panicked".into())).into_response()
+            Problem::from(crate::app::AppError::Internal("handler panicked".into())).into_response()
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         // One access line per request at info, inside the request's span
@@ -86,7 +86,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
 
 /// The route table: each handler's `#[utoipa::path]` gives both its route
 /// and its part of the OpenAPI document.
-fn api_routes() -> OpenApiRouter<AppState> {
+fn api_routes() -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(businesses::create))
         .routes(routes!(api_keys::create, api_keys::list))
@@ -109,24 +109,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::serve))
 }
 
-/// The OpenAPI document, e.g. for `ontab openapi` or tests.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
-}
-
-/// A request that outlives the timeout is answered 503 (safe to retry: an
-/// unfinished transaction is rolled back when its future is dropped).
-async fn deadline(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(app.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    }
-}
-
 /// Every log line of a request carries its id (also echoed in the
 /// x-request-id response header). The query string is left out: nothing
 /// secret belongs there, but nothing useful to the log does either.
-fn request_span(request: &Request) -> tracing::Span {
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -136,8 +122,8 @@ fn request_span(request: &Request) -> tracing::Span {
 }
 
 /// No such route, or no such method on it: both name nothing.
-async fn unknown_route() -> ApiError {
-    ApiError::NotFound("no such route".to_owned())
+async fn unknown_route() -> Problem {
+    Problem::no_such_route()
 }
 
 /// `{"data": [...], "next_cursor": ...}`.
@@ -148,10 +134,4 @@ fn list_response<T: Serialize>(data: Vec<T>, next_cursor: Option<String>) -> Res
         next_cursor: Option<String>,
     }
     axum::Json(List { data, next_cursor }).into_response()
-}
-
-/// A record as the JSON stored for Idempotency-Key replays.
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value)
-        .map_err(|error| ApiError::Database(DbError::Decode(error.to_string())))
 }

@@ -3,17 +3,17 @@
 //! `router`), so the spec cannot list a route the server lacks or miss one
 //! it has.
 
+use super::problem::Problem;
+use crate::domain::{ErrorCode, MAX_SAFE_INTEGER};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
-use uuid::Uuid;
-
-use crate::domain::FieldError;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +23,7 @@ use crate::domain::FieldError;
                        every invariant is held by PostgreSQL. Money is integer minor units.",
         license(name = "MIT")
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldErrorSchema)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -49,39 +49,59 @@ impl Modify for Security {
     }
 }
 
-/// An error (RFC 9457 problem+json). `code` is stable; the other members
-/// depend on it.
+/// The schema of `problem::Problem`: the members every problem has, and
+/// the facts some codes add.
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> RefOr<Schema> {
+        let integer = || {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        };
+        let string = || ObjectBuilder::new().schema_type(SchemaType::Type(Type::String));
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        ObjectBuilder::new()
+            .description(Some(
+                "An error (RFC 9457 problem+json). `code` is stable; the other members depend on it.",
+            ))
+            .property("type", string().description(Some("`urn:ontab:problem:<code>`")))
+            .required("type")
+            .property("title", string())
+            .required("title")
+            .property("status", integer())
+            .required("status")
+            .property("detail", string())
+            .required("detail")
+            .property("code", string().enum_values(Some(codes)))
+            .required("code")
+            .property(
+                "errors",
+                utoipa::openapi::schema::ArrayBuilder::new().items(FieldErrorSchema::schema()),
+            )
+            .property("product_id", string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))))
+            .property("requested", integer())
+            .property("available", integer())
+            .property("credit_limit", integer())
+            .property("balance", integer())
+            .property("order_total", integer())
+            .property("amount", integer())
+            .property("returnable", integer())
+            .into()
+    }
+}
+
+impl ToSchema for Problem {}
+
+/// One invalid field of a 422.
 #[derive(ToSchema)]
+#[schema(as = FieldError)]
 #[expect(
     dead_code,
-    reason = "describes the JSON built in http::error; never constructed"
+    reason = "describes domain::FieldError, which has no schema of its own"
 )]
-pub struct Problem {
-    /// `urn:ontab:problem:<code>`.
-    r#type: String,
-    title: String,
-    status: u16,
-    detail: String,
-    #[schema(example = "insufficient_stock")]
-    code: String,
-    /// validation_failed: every invalid field.
-    errors: Option<Vec<FieldError>>,
-    /// insufficient_stock, return_exceeds_purchase.
-    product_id: Option<Uuid>,
-    /// insufficient_stock.
-    requested: Option<i64>,
-    /// insufficient_stock.
-    available: Option<i64>,
-    /// credit_limit_exceeded.
-    credit_limit: Option<i64>,
-    /// credit_limit_exceeded, payment_exceeds_balance.
-    balance: Option<i64>,
-    /// credit_limit_exceeded.
-    order_total: Option<i64>,
-    /// payment_exceeds_balance.
-    amount: Option<i64>,
-    /// return_exceeds_purchase.
-    returnable: Option<i64>,
+struct FieldErrorSchema {
+    field: String,
+    message: String,
 }
 
 /// One page of a list.
@@ -167,8 +187,46 @@ pub fn reason() -> Object {
     )
 }
 
-/// `schema_with` of a stock adjustment's delta: nonzero, and above i64::MIN
-/// (whose refusal could not report `requested` = -delta).
+/// An integer within the safe range of JSON clients, from `minimum`.
+fn safe_integer(minimum: i64, nullable: bool, description: &str) -> Object {
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::Integer, Type::Null])
+    } else {
+        SchemaType::Type(Type::Integer)
+    };
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(minimum))
+        .maximum(Some(MAX_SAFE_INTEGER))
+        .description(Some(description))
+        .build()
+}
+
+/// `schema_with` of an amount, price, limit or stock: 0..=2^53 − 1.
+pub fn non_negative() -> Object {
+    safe_integer(
+        0,
+        false,
+        "In minor units (or units of stock); 0 to 2^53 - 1.",
+    )
+}
+
+/// `schema_with` of such a field a PATCH may leave out.
+pub fn optional_non_negative() -> Object {
+    safe_integer(
+        0,
+        false,
+        "In minor units; 0 to 2^53 - 1. Leave out to keep.",
+    )
+}
+
+/// `schema_with` of a payment amount or a quantity: 1..=2^53 − 1.
+pub fn positive() -> Object {
+    safe_integer(1, false, "1 to 2^53 - 1.")
+}
+
+/// `schema_with` of a stock adjustment's delta: nonzero, within ±(2^53 − 1).
 pub fn delta() -> Schema {
     let side = |minimum: Option<i64>, maximum: Option<i64>| {
         ObjectBuilder::new()
@@ -180,8 +238,8 @@ pub fn delta() -> Schema {
     };
     Schema::OneOf(
         OneOfBuilder::new()
-            .item(side(Some(-i64::MAX), Some(-1)))
-            .item(side(Some(1), None))
+            .item(side(Some(-MAX_SAFE_INTEGER), Some(-1)))
+            .item(side(Some(1), Some(MAX_SAFE_INTEGER)))
             .description(Some(
                 "Units to add (positive) or remove (negative); not zero.",
             ))
@@ -194,12 +252,16 @@ pub fn delta() -> Schema {
 pub struct Rendered(axum::body::Bytes);
 
 impl Rendered {
-    pub fn new(document: &utoipa::openapi::OpenApi) -> Result<Self, serde_json::Error> {
-        document.to_json().map(|json| Self(json.into()))
-    }
-
-    pub fn empty() -> Self {
-        Self(axum::body::Bytes::from_static(b"{}"))
+    /// Serializing a document built from our own types cannot fail short of
+    /// a bug; then an empty object is served and the failure logged.
+    pub fn new(document: &utoipa::openapi::OpenApi) -> Self {
+        match document.to_json() {
+            Ok(json) => Self(json.into()),
+            Err(error) => {
+                tracing::error!(%error, "cannot render the OpenAPI document");
+                Self(axum::body::Bytes::from_static(b"{}"))
+            }
+        }
     }
 }
 
@@ -226,7 +288,7 @@ pub mod problems {
         description = "malformed_request: not JSON, wrong types, unknown fields or content type",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct Malformed(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -235,7 +297,7 @@ pub mod problems {
         description = "unauthorized: missing, invalid or revoked credentials",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct Unauthorized(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -244,7 +306,7 @@ pub mod problems {
         description = "not_found: no such id in this business",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct NotFound(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -253,7 +315,7 @@ pub mod problems {
         description = "a refusal with the facts to act on: insufficient_stock, credit_limit_exceeded, payment_exceeds_balance, return_exceeds_purchase or idempotency_key_reused",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct Refused(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -262,7 +324,7 @@ pub mod problems {
         description = "payload_too_large",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct PayloadTooLarge(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -271,7 +333,7 @@ pub mod problems {
         description = "validation_failed, with errors[]",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct ValidationFailed(Problem);
 
     #[derive(utoipa::IntoResponses)]
@@ -280,6 +342,6 @@ pub mod problems {
         description = "unavailable: database unreachable or overloaded; safe to retry",
         content_type = "application/problem+json"
     )]
-    #[allow(dead_code, reason = "documents an answer built by http::error")]
+    #[expect(dead_code, reason = "documents an answer built by http::problem")]
     pub struct Unavailable(Problem);
 }

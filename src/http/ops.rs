@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::AppState;
+use super::HttpState;
 
 /// The process is up.
 #[utoipa::path(
@@ -31,8 +31,8 @@ pub async fn healthz() -> Response {
         (status = 200, description = "Ready"), (status = 503, description = "Database unreachable")
     )
 )]
-pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.db.ping().await {
+pub async fn readyz(State(http): State<HttpState>) -> Response {
+    match http.app.db().ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready");

@@ -1,24 +1,26 @@
 //! `/v1/orders`: read orders (immutable) and return goods against them.
 
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::Tenant;
+use super::deadline::RequestDeadline;
+use super::idempotent::{Answer, Keyed, once, respond, sent};
 use super::openapi::IdempotencyKeyParam;
 use super::openapi::problems::{
     Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
 };
 use super::openapi::{List, ListParams};
-use crate::db::orders::{Order, Return};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use uuid::Uuid;
-
-use super::auth::Tenant;
-use super::idempotent::{Answer, Command, run_once};
-use super::purchases::{LineRequest, parse_lines};
-use super::request::{Body, Query, created_cursor, idempotency_key, path_id};
-use super::{ApiError, AppState, list_response, to_json};
-use crate::db::{TenantTx, orders, returns};
-use crate::domain::FieldError;
+use super::problem::Problem;
+use super::purchases::{LineRequest, raw_lines};
+use super::request::{Body, Query, created_cursor, path_id};
+use super::views::{Order, Return};
+use super::{HttpState, list_response};
+use crate::app::orders;
+use crate::app::returns::{self, ReturnOfGoods};
+use crate::domain::records;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,11 @@ pub struct ReturnRequest {
     /// Products of the order and how many of each come back.
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
+}
+
+impl Answer for records::Return {
+    const STATUS: StatusCode = StatusCode::CREATED;
+    type View = Return;
 }
 
 #[utoipa::path(
@@ -43,17 +50,14 @@ pub struct ReturnRequest {
     security(("api_key" = []))
 )]
 pub async fn get(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let id = path_id(&id, "order")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let order = orders::get(&tx, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("order {id} not found")))?;
-    tx.commit().await?;
-    Ok(axum::Json(order).into_response())
+    let order = orders::get(&http.app, &tenant, deadline, id).await?;
+    Ok(sent(StatusCode::OK, &Order::from(order)))
 }
 
 /// Newest first; `?customer_id=` narrows to one customer.
@@ -72,23 +76,19 @@ pub async fn get(
     security(("api_key" = []))
 )]
 pub async fn list(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let query = Query::parse(query.as_deref())?;
-    let customer_id = match query.get("customer_id") {
-        None => None,
-        Some(raw) => Some(Uuid::try_parse(raw).map_err(|_| {
-            ApiError::Validation(vec![FieldError::new("customer_id", "must be a UUID")])
-        })?),
-    };
+    let customer_id = query.uuid("customer_id")?;
     let page = query.created_page()?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let rows = orders::list(&tx, customer_id, &page).await?;
-    tx.commit().await?;
-    let (rows, next) = page.finish(rows, orders::Order::key);
-    Ok(list_response(rows, next.map(created_cursor)))
+    let listed = orders::list(&http.app, &tenant, deadline, customer_id, page).await?;
+    Ok(list_response(
+        listed.rows.into_iter().map(Order::from).collect(),
+        listed.next.map(created_cursor),
+    ))
 }
 
 #[utoipa::path(
@@ -111,41 +111,26 @@ pub async fn list(
     security(("api_key" = []))
 )]
 pub async fn create_return(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(order_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let command = ReturnGoods {
-        order_id,
-        request: body.parse()?,
-    };
-    let key = idempotency_key(&headers)?;
-    run_once(
-        &app.db,
-        &tenant,
+) -> Result<Response, Problem> {
+    let route = format!("POST /v1/orders/{order_id}/returns");
+    let prepared = body.parse::<ReturnRequest>().and_then(|request| {
+        let goods = ReturnOfGoods::parse(&raw_lines(&request.items))?;
+        Ok((path_id(&order_id, "order")?, goods))
+    });
+    let Keyed {
         key,
-        body.fingerprint(&command.route()),
-        &command,
-    )
-    .await
-}
-
-struct ReturnGoods {
-    order_id: String,
-    request: ReturnRequest,
-}
-
-impl Command for ReturnGoods {
-    fn route(&self) -> String {
-        format!("POST /v1/orders/{}/returns", self.order_id)
-    }
-
-    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
-        let lines = parse_lines(&self.request.items)?;
-        let order_id = path_id(&self.order_id, "order")?;
-        let returned = returns::execute(tx, order_id, &lines).await??;
-        Ok((StatusCode::CREATED, to_json(&returned)?))
-    }
+        fingerprint,
+        input,
+    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    let once = once::<records::Return>(&key, &fingerprint);
+    respond(match input {
+        Ok((id, goods)) => returns::record(&http.app, &tenant, deadline, &once, id, goods).await,
+        Err(error) => http.app.refuse_once(&tenant, deadline, &once, error).await,
+    })
 }

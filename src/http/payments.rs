@@ -1,30 +1,37 @@
 //! `POST /v1/payments`: the customer pays down their balance.
 
-use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
-use crate::db::ledger::LedgerEntry;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::HttpState;
 use super::auth::Tenant;
-use super::idempotent::{Answer, Command, run_once};
-use super::request::{Body, idempotency_key};
-use super::{ApiError, AppState, to_json};
-use crate::db::{TenantTx, payment};
-use crate::domain::Positive;
+use super::deadline::RequestDeadline;
+use super::idempotent::{Answer, Keyed, once, respond};
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
+use super::problem::Problem;
+use super::request::{Body, WireInt};
+use super::views::LedgerEntry;
+use crate::app::payments::{self, Payment, PaymentRequest as NewPayment};
+use crate::domain::records;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub customer_id: Uuid,
-    /// In minor units, > 0 and at most the outstanding balance.
-    #[schema(minimum = 1)]
-    pub amount: i64,
+    /// In minor units, at most the outstanding balance.
+    #[schema(schema_with = super::openapi::positive)]
+    pub amount: WireInt,
+}
+
+impl Answer for records::LedgerEntry {
+    const STATUS: StatusCode = StatusCode::CREATED;
+    type View = LedgerEntry;
 }
 
 #[utoipa::path(
@@ -47,34 +54,26 @@ pub struct PaymentRequest {
     security(("api_key" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let payment = Payment(body.parse()?);
-    let key = idempotency_key(&headers)?;
-    run_once(
-        &app.db,
-        &tenant,
+) -> Result<Response, Problem> {
+    let prepared = body.parse::<PaymentRequest>().and_then(|request| {
+        Payment::parse(NewPayment {
+            customer_id: request.customer_id,
+            amount: request.amount.0,
+        })
+    });
+    let Keyed {
         key,
-        body.fingerprint(&payment.route()),
-        &payment,
-    )
-    .await
-}
-
-struct Payment(PaymentRequest);
-
-impl Command for Payment {
-    fn route(&self) -> String {
-        "POST /v1/payments".to_owned()
-    }
-
-    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
-        let amount = Positive::parse("amount", self.0.amount)
-            .map_err(|error| ApiError::Validation(vec![error]))?;
-        let entry = payment::execute(tx, self.0.customer_id, amount).await??;
-        Ok((StatusCode::CREATED, to_json(&entry)?))
-    }
+        fingerprint,
+        input,
+    } = Keyed::new(&headers, body.fingerprint("POST /v1/payments"), prepared)?;
+    let once = once::<records::LedgerEntry>(&key, &fingerprint);
+    respond(match input {
+        Ok(payment) => payments::record(&http.app, &tenant, deadline, &once, payment).await,
+        Err(error) => http.app.refuse_once(&tenant, deadline, &once, error).await,
+    })
 }

@@ -1,45 +1,49 @@
 //! `/v1/products`: create, read, list, rename or reprice, adjust stock.
 
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::Tenant;
+use super::deadline::RequestDeadline;
+use super::idempotent::{Answer, Keyed, once, respond, sent};
 use super::openapi::IdempotencyKeyParam;
 use super::openapi::problems::{
     Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
 };
 use super::openapi::{List, ListParams};
-use crate::db::products::Product;
-use crate::db::stock::Adjusted;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-
-use super::auth::Tenant;
-use super::idempotent::{Answer, Command, run_once};
-use super::request::{Body, Query, created_cursor, idempotency_key, path_id};
-use super::{ApiError, AppState, list_response, to_json};
-use crate::db::{TenantTx, products, stock};
-use crate::domain::{FieldError, Name, NonNegative, Reason, Validator};
+use super::problem::Problem;
+use super::request::{Body, Query, WireInt, created_cursor, path_id, present};
+use super::views::{Adjusted, Product};
+use super::{HttpState, list_response};
+use crate::app::products::{self, NewProduct, ProductChanges, ProductUpdate};
+use crate::app::stock::{self, Adjustment, AdjustmentRequest};
+use crate::domain::records;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     #[schema(schema_with = super::openapi::name)]
     pub name: String,
-    /// In minor units, >= 0.
-    #[schema(minimum = 0)]
-    pub price: i64,
-    /// Units in stock, >= 0.
-    #[schema(minimum = 0)]
-    pub stock: i64,
+    /// In minor units.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub price: WireInt,
+    /// Units in stock.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub stock: WireInt,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
+    #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = super::openapi::optional_name)]
-    pub name: Option<String>,
+    pub name: Option<Option<String>>,
     /// New price for future orders; past orders keep theirs.
-    #[schema(minimum = 0)]
-    pub price: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::optional_non_negative)]
+    pub price: Option<Option<WireInt>>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -47,11 +51,16 @@ pub struct UpdateProduct {
 pub struct AdjustStock {
     /// Units to add (positive) or remove (negative); not zero.
     #[schema(schema_with = super::openapi::delta)]
-    pub delta: i64,
+    pub delta: WireInt,
     /// Why, for the record (e.g. "damaged", "recount").
     #[serde(default)]
     #[schema(schema_with = super::openapi::reason)]
     pub reason: String,
+}
+
+impl Answer for records::Adjusted {
+    const STATUS: StatusCode = StatusCode::CREATED;
+    type View = Adjusted;
 }
 
 #[utoipa::path(
@@ -71,20 +80,19 @@ pub struct AdjustStock {
     security(("api_key" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let request: CreateProduct = body.parse()?;
-    let mut check = Validator::default();
-    let name = check.check(Name::parse("name", &request.name));
-    let price = check.check(NonNegative::parse("price", request.price));
-    let stock = check.check(NonNegative::parse("stock", request.stock));
-    let (name, price, stock) = check.finish(|| Some((name?, price?, stock?)))?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let product = products::create(&tx, &name, price, stock).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(product)).into_response())
+    let request = NewProduct {
+        name: request.name,
+        price: request.price.0,
+        stock: request.stock.0,
+    };
+    let product = products::create(&http.app, &tenant, deadline, request).await?;
+    Ok(sent(StatusCode::CREATED, &Product::from(product)))
 }
 
 #[utoipa::path(
@@ -102,17 +110,14 @@ pub async fn create(
     security(("api_key" = []))
 )]
 pub async fn get(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let id = path_id(&id, "product")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let product = products::get(&tx, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
-    tx.commit().await?;
-    Ok(axum::Json(product).into_response())
+    let product = products::get(&http.app, &tenant, deadline, id).await?;
+    Ok(sent(StatusCode::OK, &Product::from(product)))
 }
 
 #[utoipa::path(
@@ -130,16 +135,17 @@ pub async fn get(
     security(("api_key" = []))
 )]
 pub async fn list(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.created_page()?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let rows = products::list(&tx, &page).await?;
-    tx.commit().await?;
-    let (rows, next) = page.finish(rows, products::Product::key);
-    Ok(list_response(rows, next.map(created_cursor)))
+    let listed = products::list(&http.app, &tenant, deadline, page).await?;
+    Ok(list_response(
+        listed.rows.into_iter().map(Product::from).collect(),
+        listed.next.map(created_cursor),
+    ))
 }
 
 #[utoipa::path(
@@ -161,29 +167,21 @@ pub async fn list(
     security(("api_key" = []))
 )]
 pub async fn update(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Problem> {
     let request: UpdateProduct = body.parse()?;
-    let mut check = Validator::default();
-    let name = request
-        .name
-        .as_deref()
-        .map(|raw| check.check(Name::parse("name", raw)));
-    let price = request
-        .price
-        .map(|raw| check.check(NonNegative::parse("price", raw)));
-    // A field given but invalid is already an error; given and valid is Some.
-    let (name, price) = check.finish(|| Some((name.flatten(), price.flatten())))?;
+    // The contract's order: invalid values, then an unknown id.
+    let update = ProductUpdate::parse(ProductChanges {
+        name: request.name,
+        price: request.price.map(|price| price.map(|price| price.0)),
+    })?;
     let id = path_id(&id, "product")?;
-    let tx = app.db.begin(tenant.business_id, tenant.key_id).await?;
-    let product = products::update(&tx, id, name.as_ref(), price)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("product {id} not found")))?;
-    tx.commit().await?;
-    Ok(axum::Json(product).into_response())
+    let product = products::update(&http.app, &tenant, deadline, id, update).await?;
+    Ok(sent(StatusCode::OK, &Product::from(product)))
 }
 
 #[utoipa::path(
@@ -206,52 +204,32 @@ pub async fn update(
     security(("api_key" = []))
 )]
 pub async fn adjust_stock(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     Path(product_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let command = Adjust {
-        product_id,
-        request: body.parse()?,
-    };
-    let key = idempotency_key(&headers)?;
-    run_once(
-        &app.db,
-        &tenant,
+) -> Result<Response, Problem> {
+    let route = format!("POST /v1/products/{product_id}/stock-adjustments");
+    // The contract's order: malformed, then invalid values, then unknown id.
+    let prepared = body.parse::<AdjustStock>().and_then(|request| {
+        let adjustment = Adjustment::parse(AdjustmentRequest {
+            delta: request.delta.0,
+            reason: request.reason,
+        })?;
+        Ok((path_id(&product_id, "product")?, adjustment))
+    });
+    let Keyed {
         key,
-        body.fingerprint(&command.route()),
-        &command,
-    )
-    .await
-}
-
-struct Adjust {
-    product_id: String,
-    request: AdjustStock,
-}
-
-impl Command for Adjust {
-    fn route(&self) -> String {
-        format!("POST /v1/products/{}/stock-adjustments", self.product_id)
-    }
-
-    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
-        let mut check = Validator::default();
-        if self.request.delta == 0 {
-            check.push(FieldError::new("delta", "must not be zero"));
-        } else if self.request.delta == i64::MIN {
-            // Its refusal would report `requested` = -delta, beyond i64.
-            check.push(FieldError::new(
-                "delta",
-                "must be at least -9223372036854775807",
-            ));
+        fingerprint,
+        input,
+    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    let once = once::<records::Adjusted>(&key, &fingerprint);
+    respond(match input {
+        Ok((id, adjustment)) => {
+            stock::adjust(&http.app, &tenant, deadline, &once, id, adjustment).await
         }
-        let reason = check.check(Reason::parse("reason", &self.request.reason));
-        let reason = check.finish(|| reason)?;
-        let product_id = path_id(&self.product_id, "product")?;
-        let adjusted = stock::adjust(tx, product_id, self.request.delta, &reason).await??;
-        Ok((StatusCode::CREATED, to_json(&adjusted)?))
-    }
+        Err(error) => http.app.refuse_once(&tenant, deadline, &once, error).await,
+    })
 }

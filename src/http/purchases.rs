@@ -1,30 +1,32 @@
 //! `POST /v1/purchases`: several lines bought on credit, all or nothing.
 
-use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
-use crate::db::orders::Order;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::HttpState;
 use super::auth::Tenant;
-use super::idempotent::{Answer, Command, reply_response, run_once};
-use super::request::{Body, idempotency_key};
-use super::{ApiError, AppState, metrics, to_json};
-use crate::db::{TenantTx, purchase};
-use crate::domain::{Lines, Refusal};
+use super::deadline::RequestDeadline;
+use super::idempotent::{Answer, Keyed, once, respond};
+use super::openapi::IdempotencyKeyParam;
+use super::openapi::problems::{
+    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
+};
+use super::problem::Problem;
+use super::request::{Body, WireInt};
+use super::views::Order;
+use crate::app::purchases::{self, Purchase};
+use crate::domain::records;
 
+/// One line: a product and how many of it.
 #[derive(utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product_id: Uuid,
-    /// > 0. Lines of the same product are added together.
-    #[schema(minimum = 1)]
-    pub quantity: i64,
+    /// Lines of the same product are added together.
+    #[schema(schema_with = super::openapi::positive)]
+    pub quantity: WireInt,
 }
 
 /// A line's fields as they must be sent: a JSON object.
@@ -32,7 +34,7 @@ pub struct LineRequest {
 #[serde(deny_unknown_fields)]
 struct LineFields {
     product_id: Uuid,
-    quantity: i64,
+    quantity: WireInt,
 }
 
 /// Only a JSON object is a line: serde's derive would also read a struct
@@ -50,6 +52,14 @@ impl<'de> Deserialize<'de> for LineRequest {
     }
 }
 
+/// The lines as the use cases take them.
+pub fn raw_lines(items: &[LineRequest]) -> Vec<(Uuid, i128)> {
+    items
+        .iter()
+        .map(|line| (line.product_id, line.quantity.0))
+        .collect()
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
@@ -59,13 +69,9 @@ pub struct PurchaseRequest {
     pub items: Vec<LineRequest>,
 }
 
-/// The request's lines, merged per product and checked.
-pub fn parse_lines(items: &[LineRequest]) -> Result<Lines, ApiError> {
-    let raw: Vec<(Uuid, i64)> = items
-        .iter()
-        .map(|line| (line.product_id, line.quantity))
-        .collect();
-    Ok(Lines::parse("items", &raw)?)
+impl Answer for records::Order {
+    const STATUS: StatusCode = StatusCode::CREATED;
+    type View = Order;
 }
 
 #[utoipa::path(
@@ -88,60 +94,23 @@ pub fn parse_lines(items: &[LineRequest]) -> Result<Lines, ApiError> {
     security(("api_key" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
-    tenant: Tenant,
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let purchase = Purchase(body.parse()?);
-    let key = idempotency_key(&headers)?;
-    let fingerprint = body.fingerprint(&purchase.route());
-    // Invalid lines take the ordinary path, which records the 422 under the
-    // key like any definitive answer.
-    match (&app.batcher, parse_lines(&purchase.0.items)) {
-        (Some(batcher), Ok(lines)) => reply_response(
-            batcher
-                .submit(&tenant, key, fingerprint, purchase, lines)
-                .await,
-        ),
-        _ => run_once(&app.db, &tenant, key, fingerprint, &purchase).await,
-    }
-}
-
-pub struct Purchase(PurchaseRequest);
-
-impl Purchase {
-    pub fn customer_id(&self) -> Uuid {
-        self.0.customer_id
-    }
-}
-
-/// A purchase's outcome as an answer: 201 with the order, or the refusal.
-pub fn purchase_answer(outcome: Result<Order, Refusal>) -> Result<Answer, ApiError> {
-    match outcome {
-        Ok(order) => Ok((StatusCode::CREATED, to_json(&order)?)),
-        Err(refusal) => Err(ApiError::from(refusal)),
-    }
-}
-
-/// A purchase's outcome as counted in the metrics: `created` or the
-/// refusal's code.
-pub fn outcome_code(answer: &Result<Answer, ApiError>) -> &'static str {
-    match answer {
-        Ok(_) => "created",
-        Err(error) => error.code(),
-    }
-}
-
-impl Command for Purchase {
-    fn route(&self) -> String {
-        "POST /v1/purchases".to_owned()
-    }
-
-    async fn execute(&self, tx: &TenantTx) -> Result<Answer, ApiError> {
-        let lines = parse_lines(&self.0.items)?;
-        let answer = purchase_answer(purchase::execute(tx, self.0.customer_id, &lines).await?);
-        metrics::purchase_outcome(outcome_code(&answer));
-        answer
-    }
+) -> Result<Response, Problem> {
+    let prepared = body
+        .parse::<PurchaseRequest>()
+        .and_then(|request| Purchase::parse(request.customer_id, &raw_lines(&request.items)));
+    let Keyed {
+        key,
+        fingerprint,
+        input,
+    } = Keyed::new(&headers, body.fingerprint("POST /v1/purchases"), prepared)?;
+    let once = once::<records::Order>(&key, &fingerprint);
+    respond(match input {
+        Ok(purchase) => purchases::buy(&http.app, &tenant, deadline, &once, purchase).await,
+        Err(error) => http.app.refuse_once(&tenant, deadline, &once, error).await,
+    })
 }

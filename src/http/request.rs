@@ -1,6 +1,9 @@
 //! Reading requests: JSON bodies, query strings, cursors, path ids and the
 //! Idempotency-Key header, each failure mapped to the contract's code.
 
+use std::collections::HashSet;
+use std::fmt;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
@@ -8,39 +11,53 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::ApiError;
-use crate::db::page::{CreatedKey, Page};
-use crate::domain::FieldError;
+use super::deadline::RequestDeadline;
+use super::problem::Problem;
+use crate::app::AppError;
+use crate::app::page::{CreatedKey, Page};
+use crate::domain::{FieldError, IdempotencyKey};
 
-/// A request body, read whole (within the size limit), parsed on demand.
+/// A request body, read whole (within the size limit and the request's
+/// deadline), parsed on demand.
 pub struct Body(Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
-    type Rejection = ApiError;
+    type Rejection = Problem;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         let json_content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(is_json_media_type);
-        let bytes =
-            Bytes::from_request(request, state)
+        let deadline = request
+            .extensions()
+            .get::<RequestDeadline>()
+            .map(|deadline| deadline.0);
+        let read = Bytes::from_request(request, state);
+        let read = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.instant(), read)
                 .await
-                .map_err(|rejection| match rejection {
-                    BytesRejection::FailedToBufferBody(_) if rejection.status() == 413 => {
-                        ApiError::PayloadTooLarge
-                    }
-                    other => ApiError::Malformed(other.body_text()),
-                })?;
+                .map_err(|_| {
+                    Problem::from(AppError::Unavailable(
+                        "the request body did not arrive before the request's deadline".into(),
+                    ))
+                })?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(_) if rejection.status() == 413 => {
+                Problem::payload_too_large()
+            }
+            other => AppError::Malformed(other.body_text()).into(),
+        })?;
         if !bytes.is_empty() && json_content_type != Some(true) {
-            return Err(ApiError::Malformed(
-                "Content-Type must be application/json".to_owned(),
-            ));
+            return Err(AppError::Malformed("Content-Type must be application/json".into()).into());
         }
         Ok(Self(bytes))
     }
@@ -58,21 +75,25 @@ fn is_json_media_type(value: &str) -> bool {
 }
 
 impl Body {
-    /// The body as `T`; wrong JSON, wrong types, unknown or duplicate fields
-    /// are all `400 malformed_request`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+    /// The body as `T`; wrong JSON, wrong types, unknown fields, and a key
+    /// given twice in any object at any depth are all `malformed_request`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AppError> {
         if self.0.is_empty() {
-            return Err(ApiError::Malformed("a JSON body is required".to_owned()));
+            return Err(AppError::Malformed("a JSON body is required".into()));
         }
         // Every request body is an object; serde would also read a struct
         // from an array of its fields in order (`[null, null]`).
         if self.0.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::Malformed(
-                "the JSON body must be an object".to_owned(),
+            return Err(AppError::Malformed(
+                "the JSON body must be an object".into(),
             ));
         }
+        // serde_json keeps the last of two equal keys of a map; a request
+        // that says two things at once must not be read as either.
+        serde_json::from_slice::<UniqueKeys>(&self.0)
+            .map_err(|error| AppError::Malformed(format!("invalid JSON body: {error}")))?;
         serde_json::from_slice(&self.0)
-            .map_err(|error| ApiError::Malformed(format!("invalid JSON body: {error}")))
+            .map_err(|error| AppError::Malformed(format!("invalid JSON body: {error}")))
     }
 
     /// What identifies "the same request" for an Idempotency-Key: the route
@@ -89,6 +110,112 @@ impl Body {
         hash.update(&canonical);
         hash.finalize().to_vec()
     }
+}
+
+/// Any JSON value in which no object repeats a key.
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+}
+
+/// A JSON integer as sent, possibly beyond i64: a quantity of 2^63 is a
+/// value to refuse with its reason (`422`), not an unreadable body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireInt(pub i128);
+
+impl<'de> Deserialize<'de> for WireInt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WireIntVisitor)
+    }
+}
+
+struct WireIntVisitor;
+
+impl Visitor<'_> for WireIntVisitor {
+    type Value = WireInt;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<WireInt, E> {
+        Ok(WireInt(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<WireInt, E> {
+        Ok(WireInt(value.into()))
+    }
+
+    /// serde_json reads an integer literal beyond u64 as a float; only
+    /// those (whole, and too large for i64) are integers out of range. Any
+    /// other float (`1.5`, `2.0`) is not an integer at all.
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<WireInt, E> {
+        if value.fract() == 0.0 && value.abs() >= 9.223_372_036_854_776e18 {
+            // `as` saturates: the value is out of range either way.
+            Ok(WireInt(value as i128))
+        } else {
+            Err(de::Error::invalid_type(de::Unexpected::Float(value), &self))
+        }
+    }
+}
+
+/// `deserialize_with` of a PATCH field: absent is `None` (via `default`),
+/// null is `Some(None)`, a value is `Some(Some(value))`, so that "leave it"
+/// and "set it to null" are told apart.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The same JSON with every object's keys sorted.
@@ -111,23 +238,24 @@ fn canonical_json(value: serde_json::Value) -> serde_json::Value {
 }
 
 /// An id from the path. Anything that is not a UUID names nothing: 404.
-pub fn path_id(raw: &str, resource: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("{resource} {raw} not found")))
+pub fn path_id(raw: &str, resource: &str) -> Result<Uuid, AppError> {
+    Uuid::try_parse(raw).map_err(|_| crate::domain::Refusal::not_found(resource, raw).into())
 }
 
-/// The Idempotency-Key header: 1..=255 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+/// The Idempotency-Key header, if sent: once, 1..=255 visible ASCII
+/// characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, AppError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        )]));
+    if values.next().is_some() {
+        return Err(FieldError::new("Idempotency-Key", "must be sent once").into());
     }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    Ok(Some(IdempotencyKey::parse(
+        "Idempotency-Key",
+        value.as_bytes(),
+    )?))
 }
 
 /// `?limit=&cursor=` plus whatever filters an endpoint takes.
@@ -136,9 +264,9 @@ pub struct Query {
 }
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, AppError> {
         let pairs = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|error| ApiError::Malformed(format!("invalid query string: {error}")))?;
+            .map_err(|error| AppError::Malformed(format!("invalid query string: {error}")))?;
         Ok(Self { pairs })
     }
 
@@ -147,6 +275,15 @@ impl Query {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// A UUID filter such as `?customer_id=`.
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, AppError> {
+        self.get(name)
+            .map(|raw| {
+                Uuid::try_parse(raw).map_err(|_| FieldError::new(name, "must be a UUID").into())
+            })
+            .transpose()
     }
 
     fn limit(&self, errors: &mut Vec<FieldError>) -> i64 {
@@ -160,46 +297,34 @@ impl Query {
         }
     }
 
-    /// A page of a list ordered by creation.
-    pub fn created_page(&self) -> Result<Page<CreatedKey>, ApiError> {
+    fn page<K>(&self, decode: impl Fn(&str) -> Option<K>) -> Result<Page<K>, AppError> {
         let mut errors = Vec::new();
         let limit = self.limit(&mut errors);
-        let after = match self.get("cursor") {
-            None => None,
-            Some(cursor) => decode_created_cursor(cursor).or_else(|| {
+        let after = self.get("cursor").and_then(|cursor| {
+            let decoded = decode(cursor);
+            if decoded.is_none() {
                 errors.push(FieldError::new(
                     "cursor",
                     "is not a cursor returned by this list",
                 ));
-                None
-            }),
-        };
+            }
+            decoded
+        });
         if errors.is_empty() {
             Ok(Page { limit, after })
         } else {
-            Err(ApiError::Validation(errors))
+            Err(AppError::Invalid(errors))
         }
     }
 
+    /// A page of a list ordered by creation.
+    pub fn created_page(&self) -> Result<Page<CreatedKey>, AppError> {
+        self.page(decode_created_cursor)
+    }
+
     /// A page of a ledger, ordered by sequence number.
-    pub fn seq_page(&self) -> Result<Page<i64>, ApiError> {
-        let mut errors = Vec::new();
-        let limit = self.limit(&mut errors);
-        let after = match self.get("cursor") {
-            None => None,
-            Some(cursor) => decode_seq_cursor(cursor).or_else(|| {
-                errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor returned by this list",
-                ));
-                None
-            }),
-        };
-        if errors.is_empty() {
-            Ok(Page { limit, after })
-        } else {
-            Err(ApiError::Validation(errors))
-        }
+    pub fn seq_page(&self) -> Result<Page<i64>, AppError> {
+        self.page(decode_seq_cursor)
     }
 }
 
@@ -218,11 +343,20 @@ pub fn seq_cursor(seq: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("s.{seq}"))
 }
 
+/// Cursor times PostgreSQL can compare with: years 1 to 9999, a subset of
+/// both chrono's and PostgreSQL's ranges, and every real row's time. A
+/// forged cursor beyond them is a bad cursor, never a database error.
+const CURSOR_MICROS: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
+
 fn decode_created_cursor(cursor: &str) -> Option<CreatedKey> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
     let mut parts = text.splitn(3, '.');
     (parts.next()? == "c").then_some(())?;
-    let created_at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+    let micros: i64 = parts.next()?.parse().ok()?;
+    let created_at = CURSOR_MICROS
+        .contains(&micros)
+        .then(|| DateTime::from_timestamp_micros(micros))??;
     let id = Uuid::try_parse(parts.next()?).ok()?;
     Some(CreatedKey { created_at, id })
 }
@@ -253,22 +387,48 @@ mod tests {
     }
 
     #[test]
+    fn cursor_times_outside_years_1_to_9999_are_refused() {
+        let forged = |micros: i64| URL_SAFE_NO_PAD.encode(format!("c.{micros}.{}", Uuid::nil()));
+        // Before 4713 BC: PostgreSQL's timestamptz cannot hold it.
+        assert_eq!(
+            decode_created_cursor(&forged(-210_866_803_200_000_001)),
+            None
+        );
+        assert_eq!(decode_created_cursor(&forged(i64::MIN)), None);
+        assert_eq!(decode_created_cursor(&forged(i64::MAX)), None);
+        assert!(decode_created_cursor(&forged(0)).is_some());
+    }
+
+    #[test]
     fn fingerprints_ignore_key_order_and_whitespace_but_not_values() {
         let a = Body(Bytes::from_static(br#"{"a": 1, "b": {"y": 2, "x": 3}}"#));
         let b = Body(Bytes::from_static(br#"{"b":{"x":3,"y":2},"a":1}"#));
         let c = Body(Bytes::from_static(br#"{"b":{"x":3,"y":2},"a":2}"#));
-        assert_eq!(
-            a.fingerprint("POST /v1/payments"),
-            b.fingerprint("POST /v1/payments")
-        );
-        assert_ne!(
-            a.fingerprint("POST /v1/payments"),
-            c.fingerprint("POST /v1/payments")
-        );
-        assert_ne!(
-            a.fingerprint("POST /v1/payments"),
-            a.fingerprint("POST /v1/purchases")
-        );
+        let route = "POST /v1/payments";
+        assert_eq!(a.fingerprint(route), b.fingerprint(route));
+        assert_ne!(a.fingerprint(route), c.fingerprint(route));
+        assert_ne!(a.fingerprint(route), a.fingerprint("POST /v1/purchases"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_depth() {
+        let parse = |raw: &'static [u8]| Body(Bytes::from_static(raw)).parse::<serde_json::Value>();
+        assert!(parse(br#"{"a": 1, "b": [{"q": 1}, {"q": 2}]}"#).is_ok());
+        assert!(parse(br#"{"a": 1, "a": 2}"#).is_err());
+        assert!(parse(br#"{"items": [{"quantity": 1, "quantity": 5}]}"#).is_err());
+        assert!(parse(br#"{"x": {"y": {"z": 1, "z": 1}}}"#).is_err());
+    }
+
+    #[test]
+    fn wire_integers_keep_values_beyond_i64_and_refuse_fractions() {
+        let read = |raw: &str| serde_json::from_str::<WireInt>(raw).map(|int| int.0);
+        assert_eq!(read("12").ok(), Some(12));
+        assert_eq!(read("-9007199254740992").ok(), Some(-9_007_199_254_740_992));
+        assert_eq!(read("18446744073709551615").ok(), Some(u64::MAX.into()));
+        assert!(read("99999999999999999999").is_ok_and(|value| value > i64::MAX.into()));
+        assert!(read("1.5").is_err());
+        assert!(read("2.0").is_err());
+        assert!(read("\"12\"").is_err());
     }
 
     #[test]

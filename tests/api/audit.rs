@@ -67,16 +67,17 @@ async fn corrupt(app: &TestApp, sql: &str) -> Client {
     client
 }
 
-async fn audit(app: &TestApp) -> ontab::audit::Report {
+async fn audit(app: &TestApp) -> ontab::app::audit::Report {
     let mut client = app.sql().await;
-    ontab::audit::audit(&mut client, None)
+    ontab::app::audit::audit(&mut client, None)
         .await
         .expect("audit runs")
 }
 
 /// Asserts that exactly the `expected` checks fail, each naming `subject`.
-fn assert_found(report: &ontab::audit::Report, expected: &[&str], subject: &str) {
-    let failed: Vec<&str> = ontab::audit::check_names()
+fn assert_found(report: &ontab::app::audit::Report, expected: &[&str], subject: &str) {
+    let failed: Vec<&str> = ontab::app::audit::checks()
+        .map(|(name, _)| name)
         .filter(|check| report.failed(check))
         .collect();
     assert_eq!(failed, expected, "{:#?}", report.violations);
@@ -102,7 +103,7 @@ async fn clean_data_passes_every_check() {
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 
     let mut client = app.sql().await;
-    let one = ontab::audit::audit(&mut client, Some(shop.id))
+    let one = ontab::app::audit::audit(&mut client, Some(shop.id))
         .await
         .expect("audit of one business");
     assert_eq!(one.businesses, 1);

@@ -4,13 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use ontab::config::StatementMode;
-use ontab::db::{Db, migrate};
 use ontab::embedded_pg::EmbeddedPostgres;
-use ontab::http::{AppState, auth::admin_token_hash, router};
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, private_pg_dir};
+use crate::helpers::{ADMIN_TOKEN, private_pg_dir, start_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_is_503_then_recovers_without_a_server_restart() {
@@ -19,22 +16,12 @@ async fn a_database_restart_is_503_then_recovers_without_a_server_restart() {
     let cluster = EmbeddedPostgres::start(&root, "ontab")
         .await
         .expect("private PostgreSQL starts");
-    let config: tokio_postgres::Config = cluster.connection_string().parse().expect("config");
-    migrate::run_on(&config).await.expect("migrations");
-    let db = Db::connect(config, 4, Duration::from_secs(2), StatementMode::Prepared)
-        .expect("pool")
-        .with_statement_timeout(Duration::from_secs(5));
-    let state = AppState {
-        db,
-        admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
-        request_timeout: Duration::from_secs(5),
-        batcher: None,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router(state, 1 << 20)).await });
+    let base = start_server(cluster.connection_string(), |config| {
+        config.database.pool_size = 4;
+        config.database.pool_timeout = Duration::from_secs(2);
+        config.request_timeout = Duration::from_secs(5);
+    })
+    .await;
     let http = reqwest::Client::new();
 
     let created: serde_json::Value = http

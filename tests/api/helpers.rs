@@ -14,11 +14,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ontab::config::StatementMode;
-use ontab::db::{Db, migrate};
+use clap::Parser;
+use ontab::config::ServeConfig;
+use ontab::db::{StatementMode, migrate};
 use ontab::embedded_pg::EmbeddedPostgres;
-use ontab::http::batch::{BatchConfig, Batcher};
-use ontab::http::{AppState, auth::admin_token_hash, router};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -235,43 +234,65 @@ struct Launch {
     statement_timeout: Duration,
 }
 
+/// `ontab serve`'s flags, to read its defaults exactly as it ships.
+#[derive(Parser)]
+struct Serve {
+    #[command(flatten)]
+    config: ServeConfig,
+}
+
+/// A libpq key=value connection string for `config`.
+fn connection_string(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "host='{host}' port={port} user={} dbname={}",
+        config.get_user().unwrap_or("postgres"),
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
 impl Launch {
-    /// A server over `app_config` on port 0, as `ontab serve` builds it;
-    /// answers its base URL.
+    /// A server over `app_config` on port 0, built by `server::build` as
+    /// `ontab serve` builds it (its defaults, group commit included, unless
+    /// ONTAB_TEST_BATCH=off); answers its base URL.
     async fn serve(&self) -> String {
-        let db = Db::connect(
-            self.app_config.clone(),
-            self.pool_size,
-            self.pool_wait,
-            self.statements,
-        )
-        .expect("pool")
-        .with_statement_timeout(self.statement_timeout);
-        // Group commit on, as in `ontab serve` (ONTAB_TEST_BATCH=off to
-        // compare): every test runs through it.
-        let batcher = batching().then(|| {
-            Batcher::new(
-                db.clone(),
-                BatchConfig {
-                    max_size: 32,
-                    max_inflight: 4,
-                    wait: Duration::ZERO,
-                },
-            )
-        });
-        let state = AppState {
-            db,
-            admin_token_sha256: Some(admin_token_hash(ADMIN_TOKEN)),
-            request_timeout: self.request_timeout,
-            batcher,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
-        let address = listener.local_addr().expect("bound address");
-        tokio::spawn(async move { axum::serve(listener, router(state, 1024 * 1024)).await });
-        format!("http://{address}")
+        start_server(connection_string(&self.app_config), |config| {
+            config.request_timeout = self.request_timeout;
+            config.statement_timeout = Some(self.statement_timeout);
+            config.database.pool_size = self.pool_size;
+            config.database.pool_timeout = self.pool_wait;
+            config.database.statements = self.statements;
+        })
+        .await
     }
+}
+
+/// Starts a server on `database_url` (already migrated, or it migrates)
+/// with `ontab serve`'s defaults, then `tune`s them, on a loopback port;
+/// answers its base URL. Group commit is on, as `serve` ships, unless
+/// ONTAB_TEST_BATCH=off.
+pub async fn start_server(database_url: String, tune: impl FnOnce(&mut ServeConfig)) -> String {
+    let mut config = Serve::try_parse_from(["ontab"])
+        .expect("serve's defaults parse")
+        .config;
+    config.listen = "127.0.0.1:0".parse().expect("loopback address");
+    config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    config.database.database_url = Some(database_url);
+    if !batching() {
+        config.batch_max_size = 1;
+    }
+    tune(&mut config);
+    let server = ontab::server::build(&config)
+        .await
+        .expect("the server builds");
+    let address = server.local_addr().expect("bound address");
+    tokio::spawn(server.run(std::future::pending()));
+    format!("http://{address}")
 }
 
 impl TestApp {
@@ -399,24 +420,13 @@ impl TestApp {
     /// A libpq connection string for this test's database, superuser, for
     /// running the `ontab` binary against it.
     pub fn database_url(&self) -> String {
-        let config = &self.db_config;
-        let host = match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-            None => "localhost".to_owned(),
-        };
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        format!(
-            "host='{host}' port={port} user={} dbname={}",
-            config.get_user().unwrap_or("postgres"),
-            self.db_name
-        )
+        connection_string(&self.db_config)
     }
 
     /// Runs `ontab audit` over this test's database and asserts it is clean.
     pub async fn assert_audit_clean(&self) {
         let mut client = self.sql().await;
-        let report = ontab::audit::audit(&mut client, None)
+        let report = ontab::app::audit::audit(&mut client, None)
             .await
             .expect("audit runs");
         assert!(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ontab::config::StatementMode;
+use ontab::db::StatementMode;
 use serde_json::json;
 
 use crate::helpers::TestApp;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ontab::config::StatementMode;
+use ontab::db::StatementMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

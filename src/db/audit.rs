@@ -1,36 +1,12 @@
-//! `ontab audit`: re-checks, from the stored data alone, every invariant the
-//! database is meant to hold, for every business (or one).
-//!
-//! The guards in the migrations refuse bad writes as they happen; the audit
-//! is the independent second opinion: it finds what a disabled trigger, a
-//! manual fix in psql, a restored backup or a bug in a guard let through.
-//! Each check is one read-only query per business, returning one row per
-//! violation (`subject`, `detail`), run under that business's row level
-//! security in one REPEATABLE READ snapshot, so the checks agree with each
-//! other even while the service is writing.
+//! The audit's checks: one read-only query per invariant, listing its
+//! violations for one business (`subject`, `detail` per row). They run under
+//! that business's row level security in one REPEATABLE READ snapshot, so
+//! the checks agree with each other even while the service is writing.
 
-use std::fmt;
-
-use anyhow::Context;
-use tokio_postgres::{Client, IsolationLevel, NoTls};
+use tokio_postgres::{Client, IsolationLevel};
 use uuid::Uuid;
 
-use crate::config::DatabaseConfig;
-use crate::db::describe_pg;
-use crate::server::Database;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct AuditArgs {
-    #[command(flatten)]
-    pub database: DatabaseConfig,
-    /// Audit only this business.
-    #[arg(long)]
-    pub business: Option<Uuid>,
-    /// Print at most this many violations per check and business (all are
-    /// counted).
-    #[arg(long, default_value_t = 20)]
-    pub max_listed: usize,
-}
+use super::{DbError, column};
 
 /// One invariant and the query that lists its violations for business $1.
 struct Check {
@@ -247,145 +223,53 @@ pub struct Violation {
     pub detail: String,
 }
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "business {} [{}] {}: {}",
-            self.business_id, self.check, self.subject, self.detail
-        )
+/// The names and rules of the checks, in the order they run.
+pub fn checks() -> impl Iterator<Item = (&'static str, &'static str)> {
+    CHECKS.iter().map(|check| (check.name, check.rule))
+}
+
+const BUSINESS_IDS: &str = "SELECT ontab_business_ids()";
+
+/// Every business, through the one function that may list them (the
+/// migrating role may call it; `ontab_app` may not).
+pub async fn business_ids(client: &Client) -> Result<Vec<Uuid>, DbError> {
+    let rows = client.query(BUSINESS_IDS, &[]).await?;
+    rows.iter().map(|row| column(row, 0)).collect()
+}
+
+const SET_TENANT: &str = "SELECT set_config('ontab.business_id', $1, true)";
+const KNOWN: &str = "SELECT 1 FROM businesses WHERE id = $1";
+
+/// Runs every check for one business. `Ok(None)` when there is no such
+/// business.
+pub async fn check_business(
+    client: &mut Client,
+    business_id: Uuid,
+) -> Result<Option<Vec<Violation>>, DbError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    // The same tenant scoping as the server's transactions: a row that
+    // points at another business's row finds nothing to point at.
+    tx.execute(SET_TENANT, &[&business_id.to_string()]).await?;
+    if tx.query_opt(KNOWN, &[&business_id]).await?.is_none() {
+        return Ok(None);
     }
-}
-
-/// What an audit found.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub businesses: usize,
-    pub violations: Vec<Violation>,
-}
-
-impl Report {
-    /// Whether `check` found anything.
-    pub fn failed(&self, check: &str) -> bool {
-        self.violations.iter().any(|v| v.check == check)
-    }
-}
-
-/// The names of the checks, in the order they run.
-pub fn check_names() -> impl Iterator<Item = &'static str> {
-    CHECKS.iter().map(|check| check.name)
-}
-
-/// Audits `business`, or every business. Needs a role that may call
-/// `ontab_business_ids()` (the role that ran the migrations) or a superuser.
-pub async fn audit(client: &mut Client, business: Option<Uuid>) -> anyhow::Result<Report> {
-    let businesses: Vec<Uuid> = match business {
-        Some(id) => vec![id],
-        None => client
-            .query("SELECT ontab_business_ids()", &[])
-            .await
-            .map_err(|error| anyhow::anyhow!("listing businesses: {}", describe_pg(&error)))?
-            .iter()
-            .map(|row| row.get(0))
-            .collect(),
-    };
-    let mut report = Report::default();
-    for business_id in businesses {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        // The same tenant scoping as the server's transactions: a row that
-        // points at another business's row finds nothing to point at.
-        tx.execute(
-            "SELECT set_config('ontab.business_id', $1, true)",
-            &[&business_id.to_string()],
-        )
-        .await
-        .map_err(|error| anyhow::anyhow!("{}", describe_pg(&error)))?;
-        let known = tx
-            .query_opt("SELECT 1 FROM businesses WHERE id = $1", &[&business_id])
-            .await
-            .map_err(|error| anyhow::anyhow!("{}", describe_pg(&error)))?;
-        if known.is_none() {
-            anyhow::bail!("no business {business_id}");
-        }
-        for check in CHECKS {
-            let rows = tx
-                .query(check.sql, &[&business_id])
-                .await
-                .map_err(|error| {
-                    anyhow::anyhow!(
-                        "check {} failed to run: {}",
-                        check.name,
-                        describe_pg(&error)
-                    )
-                })?;
-            report.violations.extend(rows.iter().map(|row| Violation {
+    let mut violations = Vec::new();
+    for check in CHECKS {
+        let rows = tx.query(check.sql, &[&business_id]).await?;
+        for row in &rows {
+            violations.push(Violation {
                 business_id,
                 check: check.name,
-                subject: row.get(0),
-                detail: row.get(1),
-            }));
-        }
-        tx.commit().await?;
-        report.businesses += 1;
-    }
-    Ok(report)
-}
-
-/// `ontab audit`: prints the report; an error (exit status 1) when anything
-/// is broken.
-pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
-    let database = Database::open(&args.database).await?;
-    let outcome = audit_url(&database.url, args.business).await;
-    database.close().await?;
-    let report = outcome?;
-    for check in CHECKS {
-        let found: Vec<&Violation> = report
-            .violations
-            .iter()
-            .filter(|v| v.check == check.name)
-            .collect();
-        let verdict = if found.is_empty() {
-            "ok".to_owned()
-        } else {
-            format!("{} VIOLATION(S)", found.len())
-        };
-        println!("{:<13} {verdict:<16} {}", check.name, check.rule);
-        for violation in found.iter().take(args.max_listed) {
-            println!("    {violation}");
-        }
-        if found.len() > args.max_listed {
-            println!("    … and {} more", found.len() - args.max_listed);
+                subject: column(row, 0)?,
+                detail: column(row, 1)?,
+            });
         }
     }
-    println!(
-        "audited {} business(es): {} violation(s)",
-        report.businesses,
-        report.violations.len()
-    );
-    if report.violations.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "{} invariant violation(s) found (listed above)",
-            report.violations.len()
-        )
-    }
-}
-
-async fn audit_url(url: &str, business: Option<Uuid>) -> anyhow::Result<Report> {
-    let config = crate::db::parse_url(url)?;
-    let (mut client, connection) = config
-        .connect(NoTls)
-        .await
-        .context("connecting to the database")?;
-    let driver = tokio::spawn(connection);
-    let report = audit(&mut client, business).await;
-    drop(client);
-    let _ = driver.await;
-    report
+    tx.commit().await?;
+    Ok(Some(violations))
 }

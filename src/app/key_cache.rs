@@ -2,11 +2,11 @@
 //! pay a pool checkout and a round trip to learn whose key it carries.
 //!
 //! What is cached never changes: a key's business and secret hash are
-//! written once (ontab_app may UPDATE only `api_keys.revoked_at`, migration
-//! 0003). The one thing that does change, revocation, is not taken from the
-//! cache: every tenant transaction re-reads its key's liveness in the
-//! statement that begins it (`TenantTx::begin`), which holds across server
-//! instances, and a key found revoked there is forgotten here.
+//! written once (`ontab_app` may UPDATE only `api_keys.revoked_at`). The one
+//! thing that does change, revocation, is not taken from the cache: every
+//! tenant transaction re-reads its key's liveness in the statement that
+//! begins it (`db::TenantTx`), which holds across server instances, and a
+//! key found revoked there is forgotten here.
 //!
 //! Unknown ids are not cached. An id that is not found is mistyped, guessed
 //! or revoked; remembering it would let anyone fill the cache with random ids
@@ -18,12 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use uuid::Uuid;
 
-/// What authentication needs to know about a live key.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyRecord {
-    pub business_id: Uuid,
-    pub secret_sha256: [u8; 32],
-}
+use crate::db::api_keys::KeyRecord;
 
 /// Key id -> record, bounded.
 ///

@@ -1,0 +1,478 @@
+//! Group commit of purchases: purchases of one business that arrive together
+//! run in one transaction, so one lock acquisition and one WAL flush serve
+//! many orders (the flash-sale case, where every purchase waits for the
+//! previous one's commit on the same product row).
+//!
+//! What each order keeps:
+//! - its own outcome: the batch function refuses an order before writing
+//!   it, so a refused order writes nothing and the others are unaffected;
+//! - arrival order: orders are decided in the order they were queued, as if
+//!   they ran one after another;
+//! - its answer only after commit: replies go out once COMMIT succeeded;
+//! - idempotency: replays are answered from stored outcomes read in the
+//!   batch's transaction, new outcomes are stored in it. A batch that fails
+//!   as a whole and was certainly rolled back (a conflict, an idempotency
+//!   race, a guard) runs its orders one by one through the ordinary path;
+//!   a batch whose COMMIT went unanswered answers every order "outcome
+//!   unknown" and runs nothing again;
+//! - its deadline: each job moves Queued → Claimed (by a batch) →
+//!   Committing, or to Abandoned when its request gives up first. A batch
+//!   sends COMMIT only after moving every job to Committing; a request
+//!   whose deadline passes abandons its job if it still can (then nothing
+//!   of it is written: 503), and otherwise waits for the answer of the
+//!   COMMIT already under way.
+//!
+//! Deadlocks: a batch locks every customer of the batch, then (inside the
+//! batch function, as late as it can) every product, each set in id order.
+//! Everyone takes customers before products and each kind in id order, so
+//! no cycle forms.
+//!
+//! Latency: a lone purchase is not made to wait. Each business has a worker
+//! that starts a batch as soon as a batch slot is free (`max_inflight` per
+//! business), with whatever is queued by then; batches grow only while the
+//! slots are busy, i.e. under load. An optional `wait` lets a batch that
+//! already has company wait a little longer for more.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::db::idempotency::{self, StoredOutcome};
+use crate::db::{DbError, purchase};
+use crate::domain::IdempotencyKey;
+use crate::domain::records::Order;
+
+use super::idempotency::{Once, Outcome, Render, StoredAnswer};
+use super::purchases::{Purchase, buy_alone, count};
+use super::transaction::{CommitGate, deadline_passed};
+use super::{App, AppError, Deadline, INVALID_API_KEY, Tenant};
+
+/// Group commit settings (`ontab serve --batch-*`).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitConfig {
+    /// Most purchases in one transaction; 1 turns batching off.
+    pub max_size: usize,
+    /// Batches of one business running at once.
+    pub max_inflight: usize,
+    /// How long a batch that already has company may wait for more.
+    pub wait: Duration,
+}
+
+type Reply = Result<Outcome<Order>, AppError>;
+
+struct Job {
+    tenant: Tenant,
+    deadline: Deadline,
+    key: Option<IdempotencyKey>,
+    fingerprint: Vec<u8>,
+    render: Render<Order>,
+    purchase: Purchase,
+    state: Arc<JobState>,
+    reply: oneshot::Sender<Reply>,
+}
+
+const QUEUED: u8 = 0;
+const CLAIMED: u8 = 1;
+const COMMITTING: u8 = 2;
+const ABANDONED: u8 = 3;
+
+/// Where a job stands between its request and the batch that runs it.
+struct JobState(AtomicU8);
+
+impl JobState {
+    fn cas(&self, from: u8, to: u8) -> bool {
+        self.0
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// A batch takes the job, unless its request gave up.
+    fn claim(&self) -> bool {
+        self.cas(QUEUED, CLAIMED)
+    }
+
+    /// The request gives up, unless a COMMIT with its order is under way.
+    fn abandon(&self) -> bool {
+        self.cas(QUEUED, ABANDONED) || self.cas(CLAIMED, ABANDONED)
+    }
+
+    /// The job may be committed: from here its request waits for the answer.
+    fn enter_commit(&self) -> bool {
+        self.cas(CLAIMED, COMMITTING) || self.0.load(Ordering::Acquire) == COMMITTING
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
+}
+
+/// A job run on its own may commit while its deadline holds and its request
+/// still waits.
+struct JobGate<'a> {
+    deadline: Deadline,
+    state: &'a JobState,
+}
+
+impl CommitGate for JobGate<'_> {
+    fn enter_commit(&self) -> bool {
+        !self.deadline.passed() && self.state.enter_commit()
+    }
+}
+
+/// Abandons the job if the request's future is dropped (the client went
+/// away) before its order was committed.
+struct AbandonOnDrop(Arc<JobState>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+/// The per-business queues.
+pub struct GroupCommit {
+    config: GroupCommitConfig,
+    queues: Mutex<HashMap<Uuid, mpsc::UnboundedSender<Job>>>,
+}
+
+impl GroupCommit {
+    pub(super) fn new(config: GroupCommitConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            queues: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs `purchase` in the next batch of its business.
+    pub(super) async fn submit(
+        self: &Arc<Self>,
+        app: &Arc<App>,
+        tenant: &Tenant,
+        deadline: Deadline,
+        once: &Once<'_, Order>,
+        purchase: Purchase,
+    ) -> Reply {
+        let state = Arc::new(JobState(AtomicU8::new(QUEUED)));
+        let (reply, mut answer) = oneshot::channel();
+        let job = Job {
+            tenant: *tenant,
+            deadline,
+            key: once.key.cloned(),
+            fingerprint: once.fingerprint.to_vec(),
+            render: once.render,
+            purchase,
+            state: state.clone(),
+            reply,
+        };
+        self.queue(app, tenant.business_id)
+            .send(job)
+            .map_err(|_| AppError::Unavailable("the purchase queue is closed".into()))?;
+        let _gone = AbandonOnDrop(state.clone());
+        let abandoned_batch = || AppError::Unavailable("the purchase batch was abandoned".into());
+        tokio::select! {
+            reply = &mut answer => return reply.unwrap_or_else(|_| Err(abandoned_batch())),
+            () = tokio::time::sleep_until(deadline.instant()) => {}
+        }
+        if state.abandon() {
+            return Err(deadline_passed());
+        }
+        // Its COMMIT is under way: the answer says what happened.
+        answer.await.unwrap_or_else(|_| Err(abandoned_batch()))
+    }
+
+    fn queue(self: &Arc<Self>, app: &Arc<App>, business_id: Uuid) -> mpsc::UnboundedSender<Job> {
+        // A poisoned lock only means a thread panicked while holding it; the
+        // map stays consistent (entries are inserted whole).
+        let mut queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues
+            .entry(business_id)
+            .or_insert_with(|| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(worker(Arc::downgrade(app), self.config, receiver));
+                sender
+            })
+            .clone()
+    }
+}
+
+/// Forms the batches of one business, in arrival order. Holds the app only
+/// weakly: when the app goes, its queues close and the worker ends.
+async fn worker(
+    app: Weak<App>,
+    config: GroupCommitConfig,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_inflight.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut jobs = vec![first];
+        let mut flush = "idle";
+        let deadline = Instant::now() + config.wait;
+        while jobs.len() < config.max_size {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) if jobs.len() > 1 && !config.wait.is_zero() => {
+                    match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
+                        Ok(Some(job)) => jobs.push(job),
+                        _ => {
+                            flush = "wait";
+                            break;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if jobs.len() >= config.max_size {
+            flush = "full";
+        }
+        metrics::counter!("ontab_purchase_batches_total", "flush" => flush).increment(1);
+        metrics::histogram!("ontab_purchase_batch_size").record(jobs.len() as f64);
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            run_batch(&app, jobs).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Attempts of a whole batch before its orders run one by one.
+const BATCH_ATTEMPTS: u32 = 2;
+
+async fn run_batch(app: &App, mut jobs: Vec<Job>) {
+    // A request that gave up while queued (503) is not run.
+    jobs.retain(|job| job.state.claim());
+    // One Idempotency-Key twice in a batch would race itself: the repeats
+    // run after the batch, on their own, and replay its outcome.
+    let mut seen = HashSet::new();
+    let (mut batch, repeats): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|job| job.key.as_ref().is_none_or(|key| seen.insert(key.clone())));
+    if batch.len() > 1 {
+        let mut attempt = 1;
+        loop {
+            match try_batch(app, &batch).await {
+                Ok(replies) => {
+                    for (job, reply) in batch.drain(..).zip(replies) {
+                        count(&reply);
+                        let _ = job.reply.send(reply);
+                    }
+                    break;
+                }
+                Err(BatchFailed::Unknown(detail)) => {
+                    // It may have committed: running its orders again could
+                    // charge twice. Each client resolves it with its key.
+                    tracing::warn!(%detail, size = batch.len(), "a batch's COMMIT went unanswered");
+                    for job in batch.drain(..) {
+                        let reply = Err(AppError::OutcomeUnknown(detail.clone()));
+                        count(&reply);
+                        let _ = job.reply.send(reply);
+                    }
+                    break;
+                }
+                // A conflict with another transaction: the same batch may
+                // simply run again (an idempotency race may not: its
+                // orders must replay, one by one).
+                Err(BatchFailed::RolledBack(DbError::Conflict(_))) if attempt < BATCH_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(failure) => {
+                    tracing::debug!(
+                        ?failure,
+                        size = batch.len(),
+                        "batch rolled back: running its orders one by one"
+                    );
+                    metrics::counter!("ontab_purchase_batch_fallbacks_total").increment(1);
+                    break;
+                }
+            }
+        }
+    }
+    // Whatever is left (a lone order, a fallen-back batch, the repeats)
+    // runs one by one, in arrival order.
+    for job in batch.into_iter().chain(repeats) {
+        run_alone(app, job).await;
+    }
+}
+
+/// The ordinary path for one order of a batch.
+async fn run_alone(app: &App, job: Job) {
+    if job.state.abandoned() {
+        return;
+    }
+    let gate = JobGate {
+        deadline: job.deadline,
+        state: &job.state,
+    };
+    let once = Once {
+        key: job.key.as_ref(),
+        fingerprint: &job.fingerprint,
+        render: job.render,
+    };
+    let reply = buy_alone(app, &job.tenant, job.deadline, &gate, &once, &job.purchase).await;
+    count(&reply);
+    let _ = job.reply.send(reply);
+}
+
+/// Why a batch did not commit.
+#[derive(Debug)]
+enum BatchFailed {
+    /// Certainly rolled back: its orders may run again.
+    RolledBack(DbError),
+    /// COMMIT went unanswered.
+    Unknown(String),
+}
+
+impl From<DbError> for BatchFailed {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::CommitOutcomeUnknown(detail) => BatchFailed::Unknown(detail),
+            other => BatchFailed::RolledBack(other),
+        }
+    }
+}
+
+/// One transaction for all of `jobs`; `Err` means nothing was committed, or
+/// (`Unknown`) that nobody can tell.
+async fn try_batch(app: &App, jobs: &[Job]) -> Result<Vec<Reply>, BatchFailed> {
+    let business_id = jobs[0].tenant.business_id;
+    // Keys revoked since their request was authenticated are found as the
+    // transaction begins; their orders are answered 401 below, not run.
+    let mut key_ids: Vec<Uuid> = jobs.iter().map(|job| job.tenant.key_id).collect();
+    key_ids.sort_unstable();
+    key_ids.dedup();
+    let (tx, revoked_keys) = app.db.begin(business_id, &key_ids).await?;
+    for key_id in &revoked_keys {
+        app.forget_api_key(*key_id);
+    }
+
+    let mut customers: Vec<Uuid> = jobs.iter().map(|job| job.purchase.customer_id).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let keys: Vec<&str> = jobs
+        .iter()
+        .filter_map(|job| job.key.as_ref().map(IdempotencyKey::as_str))
+        .collect();
+
+    // Pipelined below, so every statement is readied first: each then
+    // reaches PostgreSQL in the order it was issued (see TenantTx::prepare).
+    idempotency::prepare(&tx).await?;
+    purchase::prepare_batch(&tx).await?;
+    // The customers' locks, then the stored outcomes, read after the locks
+    // so that a concurrent request with the same key that held one has
+    // committed: one round trip.
+    let (_, stored) = tokio::try_join!(
+        purchase::lock_customers(&tx, &customers),
+        idempotency::find_many(&tx, &keys)
+    )?;
+
+    // Each order: a replay, a reuse refusal, or a run.
+    let plans: Vec<Option<Reply>> = jobs
+        .iter()
+        .map(|job| {
+            if revoked_keys.contains(&job.tenant.key_id) {
+                // Before any replay: a revoked key gets 401, never a stored answer.
+                return Some(Err(AppError::Unauthorized(INVALID_API_KEY)));
+            }
+            let outcome = job.key.as_ref().and_then(|key| stored.get(key.as_str()))?;
+            Some(if outcome.fingerprint == job.fingerprint {
+                Ok(Outcome::Replayed(StoredAnswer {
+                    status: outcome.status,
+                    body: outcome.body.clone(),
+                }))
+            } else {
+                Err(AppError::IdempotencyKeyReused)
+            })
+        })
+        .collect();
+    let to_run: Vec<(Uuid, &crate::domain::Lines)> = jobs
+        .iter()
+        .zip(&plans)
+        .filter(|(_, plan)| plan.is_none())
+        .map(|(job, _)| (job.purchase.customer_id, &job.purchase.lines))
+        .collect();
+    let mut outcomes = purchase::execute_batch(&tx, &to_run).await?.into_iter();
+
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut to_store = Vec::new();
+    for (plan, job) in plans.into_iter().zip(jobs) {
+        if let Some(reply) = plan {
+            replies.push(reply);
+            continue;
+        }
+        let outcome = outcomes
+            .next()
+            .ok_or_else(|| DbError::Decode("a planned purchase did not run".into()))?;
+        let result = outcome.map_err(AppError::from);
+        if let Some(key) = &job.key {
+            // What the ordinary path would store; an answer the edge would
+            // not store fails the batch, and the order runs on its own.
+            let answer = (job.render)(&result)
+                .ok_or_else(|| DbError::Decode("an order's answer is not one to store".into()))?;
+            to_store.push((
+                key.as_str(),
+                StoredOutcome {
+                    fingerprint: job.fingerprint.clone(),
+                    status: answer.status,
+                    body: answer.body,
+                },
+            ));
+        }
+        replies.push(result.map(Outcome::Fresh));
+    }
+    let to_store: Vec<(&str, &StoredOutcome)> = to_store
+        .iter()
+        .map(|(key, outcome)| (*key, outcome))
+        .collect();
+    idempotency::store_many(&tx, &to_store).await?;
+    // Every request still waits, and from now on will wait for the answer;
+    // if one gave up, the batch is rolled back and its orders run one by
+    // one, without that one.
+    if !jobs.iter().all(|job| job.state.enter_commit()) {
+        return Err(BatchFailed::RolledBack(DbError::Unavailable(
+            "a request of the batch gave up before its commit".into(),
+        )));
+    }
+    tx.commit().await?;
+    Ok(replies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> JobState {
+        JobState(AtomicU8::new(QUEUED))
+    }
+
+    #[test]
+    fn a_request_can_give_up_until_its_commit_is_under_way() {
+        let queued = state();
+        assert!(queued.abandon());
+        assert!(!queued.claim(), "an abandoned job is never run");
+
+        let claimed = state();
+        assert!(claimed.claim());
+        assert!(claimed.abandon());
+        assert!(!claimed.enter_commit(), "nor committed");
+
+        let committing = state();
+        assert!(committing.claim() && committing.enter_commit());
+        assert!(!committing.abandon(), "its request waits for the answer");
+        assert!(committing.enter_commit(), "a retry of the commit may go on");
+    }
+}

@@ -1,0 +1,172 @@
+//! The records the service keeps, as the use cases hand them to an edge.
+//! How an edge shows them (JSON fields, schemas) is the edge's business.
+//! Records written by the database's use-case functions are decoded from
+//! the JSON those functions answer, hence `Deserialize`.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// A tenant.
+#[derive(Debug, Clone)]
+pub struct Business {
+    pub id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key as listed: never the secret.
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A customer and where their account stands.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: Uuid,
+    pub name: String,
+    pub credit_limit: i64,
+    /// What the ledger says is owed (negative: in credit).
+    pub balance: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Customer {
+    /// `max(credit_limit - balance, 0)`, never beyond i64 whatever the
+    /// balance.
+    pub fn available_credit(&self) -> i64 {
+        let available =
+            (i128::from(self.credit_limit) - i128::from(self.balance)).clamp(0, i64::MAX.into());
+        i64::try_from(available).unwrap_or(i64::MAX)
+    }
+}
+
+/// A product: its current price and stock.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Product {
+    pub id: Uuid,
+    pub name: String,
+    pub price: i64,
+    pub stock: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One recorded change of stock outside purchases and returns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StockAdjustment {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub delta: i64,
+    pub reason: String,
+    pub stock_after: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A product after an adjustment, and the adjustment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Adjusted {
+    pub product: Product,
+    pub adjustment: StockAdjustment,
+}
+
+/// One line of an order or a return, at the order's unit price.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+/// Goods taken back from an order, credited at the order's prices.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Return {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub amount: i64,
+    pub items: Vec<Item>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A completed purchase, never changed after it is written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub total: i64,
+    pub created_at: DateTime<Utc>,
+    pub items: Vec<Item>,
+    /// Returns against the order, oldest first (none when just created).
+    #[serde(default)]
+    pub returns: Vec<Return>,
+}
+
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Purchase,
+    Payment,
+    Return,
+}
+
+/// One append-only ledger entry: positive for purchases, negative for
+/// payments and returns, with the running balance after it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub kind: EntryKind,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<Uuid>,
+    #[serde(default)]
+    pub return_id: Option<Uuid>,
+    /// Position in the customer's chain, from 1.
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A customer's balance split by how long it has been due.
+#[derive(Debug, Clone, Default)]
+pub struct Aging {
+    pub current: i64,
+    pub days_1_30: i64,
+    pub days_31_60: i64,
+    pub days_61_90: i64,
+    pub over_90: i64,
+}
+
+/// A customer with a purchase overdue and not yet settled.
+#[derive(Debug, Clone)]
+pub struct OverdueCustomer {
+    pub customer_id: Uuid,
+    pub name: String,
+    pub balance: i64,
+    pub overdue_amount: i64,
+    pub oldest_unpaid_at: DateTime<Utc>,
+    pub aging: Aging,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn available_credit_is_never_negative_nor_overflows() {
+        let customer = |credit_limit, balance| Customer {
+            id: Uuid::nil(),
+            name: "c".into(),
+            credit_limit,
+            balance,
+            created_at: DateTime::UNIX_EPOCH,
+        };
+        assert_eq!(customer(100, 30).available_credit(), 70);
+        assert_eq!(customer(100, 130).available_credit(), 0);
+        assert_eq!(customer(i64::MAX, -10).available_credit(), i64::MAX);
+    }
+}
