@@ -8,6 +8,7 @@ mod batch;
 mod concurrency;
 mod contract;
 mod faults;
+mod first_run;
 mod guards;
 mod hostile;
 mod idempotency;
