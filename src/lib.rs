@@ -13,12 +13,14 @@
 //! - [`embedded_pg`]: the private PostgreSQL used when no `DATABASE_URL` is set.
 //! - [`audit`]: `ontab audit`, which checks every invariant of the stored data.
 //! - [`server`]: wiring it all together for `ontab serve`.
+//! - [`health`]: `ontab health`, the container health check.
 
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod embedded_pg;
+pub mod health;
 pub mod http;
 pub mod server;
 pub mod telemetry;

@@ -27,6 +27,9 @@ enum Command {
     Businesses(BusinessesCommand),
     /// Check every invariant of every business (or one); exit 1 on any violation.
     Audit(ontab::audit::AuditArgs),
+    /// Exit 0 if `ontab serve` at --listen answers GET /healthz with 200, else 1
+    /// (a container health check with no shell or curl).
+    Health(ontab::health::HealthArgs),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
             Command::Serve(config) => ontab::server::serve(config).await,
             Command::Migrate(config) => ontab::server::migrate(config).await,
             Command::Audit(args) => ontab::audit::run(args).await,
+            Command::Health(args) => ontab::health::check(&args).map_err(Into::into),
             Command::Businesses(BusinessesCommand::Create(args)) => {
                 ontab::server::create_business(args).await
             }

@@ -10,6 +10,7 @@ mod contract;
 mod faults;
 mod first_run;
 mod guards;
+mod health;
 mod hostile;
 mod idempotency;
 mod isolation;
