@@ -41,7 +41,10 @@ cleanup() {
         if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_ctl" -D "$data" -m fast stop >/dev/null || true
         else "$pg_ctl" -D "$data" -m fast stop >/dev/null || true; fi
     done
-    [ -n "$data_dir" ] && rm -rf "$data_dir"
+    if [ -n "$data_dir" ]; then
+        rm -rf "$data_dir"
+        rmdir "$(dirname "$data_dir")" 2>/dev/null || true   # if no other checkout uses it
+    fi
     rm -rf "$home"
 }
 trap cleanup EXIT
