@@ -31,6 +31,9 @@ pub enum Command {
     Businesses(BusinessesCommand),
     /// Check every invariant of every business (or one); exit 1 on any violation.
     Audit(AuditArgs),
+    /// Exit 0 when the server at ONTAB_LISTEN answers /healthz (for container
+    /// health checks; needs no shell or curl in the image).
+    Health(crate::health::HealthArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,6 +76,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(config) => migrate(config).await,
         Command::Audit(args) => audit(args).await,
         Command::Businesses(BusinessesCommand::Create(args)) => create_business(args).await,
+        Command::Health(args) => crate::health::check(&args).map_err(Into::into),
     }
 }
 

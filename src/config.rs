@@ -21,8 +21,12 @@ pub struct DatabaseConfig {
     pub database_url: Option<String>,
 
     /// Where the private PostgreSQL keeps its data when DATABASE_URL is unset.
-    #[arg(long, env = "ONTAB_DATA_DIR", default_value = ".ontab")]
-    pub data_dir: PathBuf,
+    /// Unset: `.ontab`, or, as root when the postgres user cannot reach it, a
+    /// directory of this checkout's own under /var/lib/ontab.
+    // No clap default: an explicit directory is used as given, the default
+    // may move (embedded_pg::data_dir).
+    #[arg(long, env = "ONTAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// Maximum number of pooled database connections.
     #[arg(long, env = "ONTAB_DB_POOL_SIZE", default_value_t = 16)]

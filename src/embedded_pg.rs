@@ -10,7 +10,10 @@
 //!
 //! `initdb` and `postgres` refuse to run as root; when ontab runs as root
 //! (containers, CI) the server processes run as the `postgres` user through
-//! `runuser`, and the directory is handed to that user first.
+//! `runuser`, and the directory is handed to that user first. Where the
+//! directory is when none is given is [`data_dir`]'s business.
+
+pub mod data_dir;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -44,6 +47,11 @@ pub enum EmbeddedPgError {
         .0.display()
     )]
     Unreachable(PathBuf),
+    #[error(
+        "the `{SERVICE_USER}` user that runs the private PostgreSQL cannot reach {}, and no directory it can reach could be made for this checkout ({tried}): choose a --data-dir (ONTAB_DATA_DIR) or set DATABASE_URL",
+        .default.display()
+    )]
+    NoReachableDir { default: PathBuf, tried: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -382,13 +390,18 @@ fn service_user() -> Result<Option<ServiceUser>, EmbeddedPgError> {
 /// (always, unless ontab runs as root and the server as `postgres`).
 pub fn service_user_can_reach(dir: &Path) -> bool {
     match id(&["-u"]) {
-        Ok(0) => Command::new("runuser")
-            .args(["-u", SERVICE_USER, "--", "test", "-x"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|status| status.success()),
+        Ok(0) => reachable_by_service_user(dir),
         _ => true,
     }
+}
+
+/// Whether the service user can search `dir` (and so every directory above).
+fn reachable_by_service_user(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", SERVICE_USER, "--", "test", "-x"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// `id` rather than libc: the crate forbids unsafe code.

@@ -24,7 +24,8 @@
 //!   records, refusals and error codes. No I/O, no edge crates.
 //! - [`server`] builds all of it for `ontab serve` (and for the tests);
 //!   [`cli`] runs the other subcommands; [`config`] is the typed
-//!   configuration; [`embedded_pg`] the private PostgreSQL for a first run.
+//!   configuration; [`embedded_pg`] the private PostgreSQL for a first run;
+//!   [`health`] the container health check.
 //!
 //! The purchase path, for instance: `http::purchases::create` →
 //! `app::purchases::buy` (→ `app::group_commit` under load) →
@@ -37,6 +38,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod embedded_pg;
+pub mod health;
 pub mod http;
 pub mod server;
 pub mod telemetry;

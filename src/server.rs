@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::db::{Db, migrate};
 use crate::embedded_pg::EmbeddedPostgres;
+use crate::embedded_pg::data_dir::DataDir;
 use crate::http::{self, HttpState};
 
 /// A database to talk to: the configured one, or a private one we started.
@@ -32,10 +33,15 @@ impl Database {
                 embedded: None,
             });
         }
-        let embedded = EmbeddedPostgres::start(&config.data_dir, "ontab")
+        let data_dir = DataDir::resolve(config.data_dir.as_deref())
+            .context("DATABASE_URL is not set, and the private PostgreSQL has nowhere to live")?;
+        if let Some(notice) = data_dir.notice() {
+            eprintln!("ontab: {notice}");
+        }
+        let embedded = EmbeddedPostgres::start(data_dir.path(), "ontab")
             .await
             .context("DATABASE_URL is not set, and the private PostgreSQL could not start")?;
-        tracing::info!(data_dir = %config.data_dir.display(), "using the private PostgreSQL");
+        tracing::info!(data_dir = %data_dir.path().display(), "using the private PostgreSQL");
         Ok(Self {
             url: embedded.connection_string(),
             embedded: Some(embedded),
