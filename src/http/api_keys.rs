@@ -4,27 +4,24 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::HttpState;
 use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::sent;
-use super::openapi::problems::{NotFound, Unauthorized, Unavailable, ValidationFailed};
-use super::openapi::{List, ListParams};
+use super::openapi::ListParams;
 use super::problem::Problem;
 use super::request::{Query, created_cursor, path_id};
-use super::views::{ApiKeyInfo, CreatedKey};
-use super::{HttpState, list_response};
+use super::views::{ApiKeyInfo, ApiKeyList, CreatedKey};
 use crate::app::api_keys;
 
 #[utoipa::path(
     post,
     path = "/v1/api-keys",
+    operation_id = "createApiKey",
+    description = "Issues another API key for the caller's business. Its plain text is shown only in this answer.",
     tag = "api-keys",
     summary = "Issue another API key for this business",
-    responses(
-        (status = 201, body = CreatedKey),
-        Unauthorized,
-        Unavailable
-    ),
+    responses((status = 201, description = "The new key; `key` is shown only here", body = CreatedKey)),
     security(("api_key" = []))
 )]
 pub async fn create(
@@ -44,15 +41,12 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/api-keys",
+    operation_id = "listApiKeys",
+    description = "The business's API keys, oldest first, with when each was revoked; never their secrets.",
     tag = "api-keys",
     summary = "List API keys (never the secrets)",
     params(ListParams),
-    responses(
-        (status = 200, body = List<ApiKeyInfo>),
-        Unauthorized,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "A page of the business's keys, oldest first", body = ApiKeyList)),
     security(("api_key" = []))
 )]
 pub async fn list(
@@ -63,24 +57,22 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.created_page()?;
     let listed = api_keys::list(&http.app, &tenant, deadline, page).await?;
-    Ok(list_response(
-        listed.rows.into_iter().map(ApiKeyInfo::from).collect(),
-        listed.next.map(created_cursor),
-    ))
+    let page = ApiKeyList {
+        data: listed.rows.into_iter().map(ApiKeyInfo::from).collect(),
+        next_cursor: listed.next.map(created_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
 }
 
 #[utoipa::path(
     delete,
     path = "/v1/api-keys/{id}",
+    operation_id = "revokeApiKey",
+    description = "Revokes a key of the caller's business. It stops working at once, on every server instance.",
     tag = "api-keys",
     summary = "Revoke an API key at once",
     params(("id" = Uuid, Path, description = "API key id")),
-    responses(
-        (status = 204, description = "Revoked"),
-        Unauthorized,
-        NotFound,
-        Unavailable
-    ),
+    responses((status = 204, description = "Revoked; the key stops working at once")),
     security(("api_key" = []))
 )]
 pub async fn revoke(

@@ -6,17 +6,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::HttpState;
 use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::sent;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Unauthorized, Unavailable, ValidationFailed,
-};
-use super::openapi::{List, ListParams};
+use super::openapi::ListParams;
 use super::problem::Problem;
 use super::request::{Body, Query, WireInt, created_cursor, path_id, seq_cursor};
-use super::views::{Customer, LedgerEntry};
-use super::{HttpState, list_response};
+use super::views::{Customer, CustomerList, LedgerEntry, LedgerEntryList};
 use crate::app::customers::{self, CustomerChanges, CustomerUpdate, NewCustomer};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -44,17 +41,12 @@ pub struct UpdateCustomer {
 #[utoipa::path(
     post,
     path = "/v1/customers",
+    operation_id = "createCustomer",
+    description = "Opens a customer account with a credit limit; its balance starts at 0.",
     tag = "customers",
     summary = "Create a customer",
     request_body = CreateCustomer,
-    responses(
-        (status = 201, body = Customer),
-        Malformed,
-        Unauthorized,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The new customer", body = Customer)),
     security(("api_key" = []))
 )]
 pub async fn create(
@@ -75,15 +67,12 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/customers/{id}",
+    operation_id = "getCustomer",
+    description = "The customer with its balance (what the ledger says is owed) and available credit.",
     tag = "customers",
     summary = "Get a customer with balance and available credit",
     params(("id" = Uuid, Path, description = "customer id")),
-    responses(
-        (status = 200, body = Customer),
-        Unauthorized,
-        NotFound,
-        Unavailable
-    ),
+    responses((status = 200, description = "The customer", body = Customer)),
     security(("api_key" = []))
 )]
 pub async fn get(
@@ -100,15 +89,12 @@ pub async fn get(
 #[utoipa::path(
     get,
     path = "/v1/customers",
+    operation_id = "listCustomers",
+    description = "The business's customers, oldest first.",
     tag = "customers",
     summary = "List customers, oldest first",
     params(ListParams),
-    responses(
-        (status = 200, body = List<Customer>),
-        Unauthorized,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "A page of customers, oldest first", body = CustomerList)),
     security(("api_key" = []))
 )]
 pub async fn list(
@@ -119,28 +105,23 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.created_page()?;
     let listed = customers::list(&http.app, &tenant, deadline, page).await?;
-    Ok(list_response(
-        listed.rows.into_iter().map(Customer::from).collect(),
-        listed.next.map(created_cursor),
-    ))
+    let page = CustomerList {
+        data: listed.rows.into_iter().map(Customer::from).collect(),
+        next_cursor: listed.next.map(created_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
 }
 
 #[utoipa::path(
     patch,
     path = "/v1/customers/{id}",
+    operation_id = "updateCustomer",
+    description = "Renames the customer or changes its credit limit. A limit below the balance is allowed: it only blocks new purchases. Fields left out stay; null is refused.",
     tag = "customers",
     summary = "Change name or credit limit",
     request_body = UpdateCustomer,
     params(("id" = Uuid, Path, description = "customer id")),
-    responses(
-        (status = 200, body = Customer),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "The customer as changed", body = Customer)),
     security(("api_key" = []))
 )]
 pub async fn update(
@@ -164,16 +145,12 @@ pub async fn update(
 #[utoipa::path(
     get,
     path = "/v1/customers/{id}/ledger",
+    operation_id = "listCustomerLedger",
+    description = "The customer's append-only credit ledger, oldest first: purchases (positive), payments and returns (negative), each with the balance after it.",
     tag = "customers",
     summary = "The customer's credit ledger, oldest first",
     params(("id" = Uuid, Path, description = "customer id"), ListParams),
-    responses(
-        (status = 200, body = List<LedgerEntry>),
-        Unauthorized,
-        NotFound,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "A page of the customer's ledger, oldest first", body = LedgerEntryList)),
     security(("api_key" = []))
 )]
 pub async fn ledger(
@@ -186,8 +163,9 @@ pub async fn ledger(
     let page = Query::parse(query.as_deref())?.seq_page()?;
     let id = path_id(&id, "customer")?;
     let listed = customers::ledger(&http.app, &tenant, deadline, id, page).await?;
-    Ok(list_response(
-        listed.rows.into_iter().map(LedgerEntry::from).collect(),
-        listed.next.map(seq_cursor),
-    ))
+    let page = LedgerEntryList {
+        data: listed.rows.into_iter().map(LedgerEntry::from).collect(),
+        next_cursor: listed.next.map(seq_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
 }

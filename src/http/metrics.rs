@@ -66,9 +66,11 @@ pub async fn track(request: Request, next: Next) -> Response {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "getMetrics",
+    description = "Prometheus text: requests and latency by route and status, purchases by outcome, transaction retries, pool and connection gauges.",
     tag = "operations",
     summary = "Prometheus metrics",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub async fn render(State(http): State<HttpState>) -> Response {
     let Some(handle) = recorder() else {

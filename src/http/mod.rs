@@ -27,8 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, header};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -54,7 +53,8 @@ pub struct HttpState {
 pub fn router(state: HttpState, body_limit: usize) -> Router {
     // Counting starts with the first request, whoever builds the router.
     metrics::install();
-    let (api, document) = api_routes().split_for_parts();
+    let (api, mut document) = api_routes().split_for_parts();
+    openapi::finish(&mut document);
     let request_id = HeaderName::from_static("x-request-id");
     let rendered = openapi::Rendered::new(&document);
     api.fallback(unknown_route)
@@ -124,14 +124,4 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
 /// No such route, or no such method on it: both name nothing.
 async fn unknown_route() -> Problem {
     Problem::no_such_route()
-}
-
-/// `{"data": [...], "next_cursor": ...}`.
-fn list_response<T: Serialize>(data: Vec<T>, next_cursor: Option<String>) -> Response {
-    #[derive(Serialize)]
-    struct List<T> {
-        data: Vec<T>,
-        next_cursor: Option<String>,
-    }
-    axum::Json(List { data, next_cursor }).into_response()
 }

@@ -5,19 +5,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::HttpState;
 use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::{Answer, Keyed, once, respond, sent};
 use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
-use super::openapi::{List, ListParams};
+use super::openapi::ListParams;
 use super::problem::Problem;
 use super::purchases::{LineRequest, raw_lines};
 use super::request::{Body, Query, created_cursor, path_id};
-use super::views::{Order, Return};
-use super::{HttpState, list_response};
+use super::views::{Order, OrderList, Return};
 use crate::app::orders;
 use crate::app::returns::{self, ReturnOfGoods};
 use crate::domain::records;
@@ -38,15 +35,12 @@ impl Answer for records::Return {
 #[utoipa::path(
     get,
     path = "/v1/orders/{id}",
+    operation_id = "getOrder",
+    description = "An order (never changed after it was written) with the returns made against it.",
     tag = "orders",
     summary = "Get an order with its returns",
     params(("id" = Uuid, Path, description = "order id")),
-    responses(
-        (status = 200, body = Order),
-        Unauthorized,
-        NotFound,
-        Unavailable
-    ),
+    responses((status = 200, description = "The order with its returns", body = Order)),
     security(("api_key" = []))
 )]
 pub async fn get(
@@ -64,15 +58,12 @@ pub async fn get(
 #[utoipa::path(
     get,
     path = "/v1/orders",
+    operation_id = "listOrders",
+    description = "The business's orders, newest first; `customer_id` narrows to one customer.",
     tag = "orders",
     summary = "List orders, newest first",
     params(ListParams, ("customer_id" = Option<Uuid>, Query, description = "only this customer's orders")),
-    responses(
-        (status = 200, body = List<Order>),
-        Unauthorized,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "A page of orders, newest first", body = OrderList)),
     security(("api_key" = []))
 )]
 pub async fn list(
@@ -85,29 +76,23 @@ pub async fn list(
     let customer_id = query.uuid("customer_id")?;
     let page = query.created_page()?;
     let listed = orders::list(&http.app, &tenant, deadline, customer_id, page).await?;
-    Ok(list_response(
-        listed.rows.into_iter().map(Order::from).collect(),
-        listed.next.map(created_cursor),
-    ))
+    let page = OrderList {
+        data: listed.rows.into_iter().map(Order::from).collect(),
+        next_cursor: listed.next.map(created_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
 }
 
 #[utoipa::path(
     post,
     path = "/v1/orders/{id}/returns",
+    operation_id = "createReturn",
+    description = "Returns goods from an order: the stock comes back and the customer is credited at the order's unit prices, never beyond what the order bought minus earlier returns. Accepts an Idempotency-Key.",
     tag = "orders",
     summary = "Return goods: stock back, customer credited at the order price",
     request_body = ReturnRequest,
     params(("id" = Uuid, Path, description = "order id"), IdempotencyKeyParam),
-    responses(
-        (status = 201, body = Return),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        Refused,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The return: stock back, customer credited", body = Return)),
     security(("api_key" = []))
 )]
 pub async fn create_return(

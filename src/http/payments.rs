@@ -11,9 +11,6 @@ use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::{Answer, Keyed, once, respond};
 use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
 use super::problem::Problem;
 use super::request::{Body, WireInt};
 use super::views::LedgerEntry;
@@ -37,20 +34,13 @@ impl Answer for records::LedgerEntry {
 #[utoipa::path(
     post,
     path = "/v1/payments",
+    operation_id = "createPayment",
+    description = "Records a payment against the customer's balance, never above it. Accepts an Idempotency-Key.",
     tag = "payments",
     summary = "Record a payment against the balance",
     request_body = PaymentRequest,
     params(IdempotencyKeyParam),
-    responses(
-        (status = 201, body = LedgerEntry),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        Refused,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The payment's ledger entry", body = LedgerEntry)),
     security(("api_key" = []))
 )]
 pub async fn create(

@@ -5,18 +5,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::HttpState;
 use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::{Answer, Keyed, once, respond, sent};
 use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
-use super::openapi::{List, ListParams};
+use super::openapi::ListParams;
 use super::problem::Problem;
 use super::request::{Body, Query, WireInt, created_cursor, path_id, present};
-use super::views::{Adjusted, Product};
-use super::{HttpState, list_response};
+use super::views::{Adjusted, Product, ProductList};
 use crate::app::products::{self, NewProduct, ProductChanges, ProductUpdate};
 use crate::app::stock::{self, Adjustment, AdjustmentRequest};
 use crate::domain::records;
@@ -66,17 +63,12 @@ impl Answer for records::Adjusted {
 #[utoipa::path(
     post,
     path = "/v1/products",
+    operation_id = "createProduct",
+    description = "Creates a product with a price and a stock.",
     tag = "products",
     summary = "Create a product",
     request_body = CreateProduct,
-    responses(
-        (status = 201, body = Product),
-        Malformed,
-        Unauthorized,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The new product", body = Product)),
     security(("api_key" = []))
 )]
 pub async fn create(
@@ -98,15 +90,12 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/products/{id}",
+    operation_id = "getProduct",
+    description = "The product with its current price and stock.",
     tag = "products",
     summary = "Get a product",
     params(("id" = Uuid, Path, description = "product id")),
-    responses(
-        (status = 200, body = Product),
-        Unauthorized,
-        NotFound,
-        Unavailable
-    ),
+    responses((status = 200, description = "The product", body = Product)),
     security(("api_key" = []))
 )]
 pub async fn get(
@@ -123,15 +112,12 @@ pub async fn get(
 #[utoipa::path(
     get,
     path = "/v1/products",
+    operation_id = "listProducts",
+    description = "The business's products, oldest first.",
     tag = "products",
     summary = "List products, oldest first",
     params(ListParams),
-    responses(
-        (status = 200, body = List<Product>),
-        Unauthorized,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "A page of products, oldest first", body = ProductList)),
     security(("api_key" = []))
 )]
 pub async fn list(
@@ -142,28 +128,23 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     let page = Query::parse(query.as_deref())?.created_page()?;
     let listed = products::list(&http.app, &tenant, deadline, page).await?;
-    Ok(list_response(
-        listed.rows.into_iter().map(Product::from).collect(),
-        listed.next.map(created_cursor),
-    ))
+    let page = ProductList {
+        data: listed.rows.into_iter().map(Product::from).collect(),
+        next_cursor: listed.next.map(created_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
 }
 
 #[utoipa::path(
     patch,
     path = "/v1/products/{id}",
+    operation_id = "updateProduct",
+    description = "Renames or reprices the product. Past orders keep the prices they were bought at. Fields left out stay; null is refused.",
     tag = "products",
     summary = "Rename or reprice (past orders keep their prices)",
     request_body = UpdateProduct,
     params(("id" = Uuid, Path, description = "product id")),
-    responses(
-        (status = 200, body = Product),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "The product as changed", body = Product)),
     security(("api_key" = []))
 )]
 pub async fn update(
@@ -187,20 +168,13 @@ pub async fn update(
 #[utoipa::path(
     post,
     path = "/v1/products/{id}/stock-adjustments",
+    operation_id = "createStockAdjustment",
+    description = "Adds or removes stock outside purchases and returns (a recount, damage), with its reason; never below zero. Accepts an Idempotency-Key.",
     tag = "products",
     summary = "Adjust stock (never below zero)",
     request_body = AdjustStock,
     params(("id" = Uuid, Path, description = "product id"), IdempotencyKeyParam),
-    responses(
-        (status = 201, body = Adjusted),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        Refused,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The product after the adjustment, and the adjustment", body = Adjusted)),
     security(("api_key" = []))
 )]
 pub async fn adjust_stock(

@@ -11,9 +11,6 @@ use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::{Answer, Keyed, once, respond};
 use super::openapi::IdempotencyKeyParam;
-use super::openapi::problems::{
-    Malformed, NotFound, PayloadTooLarge, Refused, Unauthorized, Unavailable, ValidationFailed,
-};
 use super::problem::Problem;
 use super::request::{Body, WireInt};
 use super::views::Order;
@@ -77,20 +74,13 @@ impl Answer for records::Order {
 #[utoipa::path(
     post,
     path = "/v1/purchases",
+    operation_id = "createPurchase",
+    description = "Buys several lines on credit in one atomic operation: stock goes down, an immutable order is written at today's prices, and the customer's ledger grows; on any refusal nothing at all is written. Accepts an Idempotency-Key.",
     tag = "purchases",
     summary = "Buy on credit: all lines or nothing",
     request_body = PurchaseRequest,
     params(IdempotencyKeyParam),
-    responses(
-        (status = 201, body = Order),
-        Malformed,
-        Unauthorized,
-        NotFound,
-        Refused,
-        PayloadTooLarge,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 201, description = "The order: every line bought at today's price", body = Order)),
     security(("api_key" = []))
 )]
 pub async fn create(

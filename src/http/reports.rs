@@ -8,7 +8,6 @@ use super::HttpState;
 use super::auth::Tenant;
 use super::deadline::RequestDeadline;
 use super::idempotent::sent;
-use super::openapi::problems::{Unauthorized, Unavailable, ValidationFailed};
 use super::problem::Problem;
 use super::request::Query;
 use super::views::OverdueReport;
@@ -18,15 +17,12 @@ use crate::domain::FieldError;
 #[utoipa::path(
     get,
     path = "/v1/reports/overdue",
+    operation_id = "getOverdueReport",
+    description = "Customers with a purchase older than `days` that is not fully settled (payments and returns settle the oldest purchases first), with the overdue amount and the balance by days past due; oldest debt first.",
     tag = "reports",
     summary = "Customers with purchases older than `days` not yet settled (FIFO), with aging buckets",
     params(("days" = Option<i32>, Query, minimum = 0, maximum = 36500, description = "payment terms in days, 0..=36500 (default 30): a purchase older than this is overdue")),
-    responses(
-        (status = 200, body = OverdueReport),
-        Unauthorized,
-        ValidationFailed,
-        Unavailable
-    ),
+    responses((status = 200, description = "Who owes what, and for how long", body = OverdueReport)),
     security(("api_key" = []))
 )]
 pub async fn overdue(

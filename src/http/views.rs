@@ -17,10 +17,13 @@ pub struct Customer {
     pub id: Uuid,
     pub name: String,
     /// In minor units.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub credit_limit: i64,
     /// Sum of the ledger: what the customer owes now (negative: in credit).
+    #[schema(schema_with = super::openapi::signed_amount)]
     pub balance: i64,
     /// `max(credit_limit - balance, 0)`.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub available_credit: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -44,7 +47,9 @@ pub struct Product {
     pub id: Uuid,
     pub name: String,
     /// Current price in minor units; past orders keep the price they paid.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub price: i64,
+    #[schema(schema_with = super::openapi::non_negative)]
     pub stock: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -66,8 +71,10 @@ impl From<records::Product> for Product {
 pub struct StockAdjustment {
     pub id: Uuid,
     pub product_id: Uuid,
+    #[schema(schema_with = super::openapi::signed_amount)]
     pub delta: i64,
     pub reason: String,
+    #[schema(schema_with = super::openapi::non_negative)]
     pub stock_after: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -100,10 +107,13 @@ impl From<records::Adjusted> for Adjusted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Item {
     pub product_id: Uuid,
+    #[schema(schema_with = super::openapi::positive)]
     pub quantity: i64,
     /// The price at purchase time.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub unit_price: i64,
     /// `quantity × unit_price`.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub line_total: i64,
 }
 
@@ -128,6 +138,7 @@ pub struct Return {
     pub id: Uuid,
     pub order_id: Uuid,
     /// Credited amount: sum of quantity × the order's unit price.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub amount: i64,
     pub items: Vec<Item>,
     pub created_at: DateTime<Utc>,
@@ -151,6 +162,7 @@ pub struct Order {
     pub id: Uuid,
     pub customer_id: Uuid,
     /// Sum of the line totals.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub total: i64,
     pub created_at: DateTime<Utc>,
     pub items: Vec<Item>,
@@ -187,11 +199,15 @@ pub struct LedgerEntry {
     pub id: Uuid,
     pub customer_id: Uuid,
     pub kind: EntryKind,
+    #[schema(schema_with = super::openapi::signed_amount)]
     pub amount: i64,
+    #[schema(schema_with = super::openapi::signed_amount)]
     pub balance_after: i64,
     /// The order of a purchase or a return.
+    #[schema(required = true)]
     pub order_id: Option<Uuid>,
     /// The return of a return entry.
+    #[schema(required = true)]
     pub return_id: Option<Uuid>,
     /// Position in the customer's chain, from 1.
     pub seq: i64,
@@ -266,6 +282,7 @@ pub struct ApiKeyInfo {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
     /// When it stopped working; null while it works.
+    #[schema(required = true)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -283,16 +300,21 @@ impl From<records::ApiKeyInfo> for ApiKeyInfo {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Aging {
     /// Not yet due.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub current: i64,
     #[serde(rename = "1_30")]
     #[schema(rename = "1_30")]
+    #[schema(schema_with = super::openapi::non_negative)]
     pub days_1_30: i64,
     #[serde(rename = "31_60")]
     #[schema(rename = "31_60")]
+    #[schema(schema_with = super::openapi::non_negative)]
     pub days_31_60: i64,
     #[serde(rename = "61_90")]
     #[schema(rename = "61_90")]
+    #[schema(schema_with = super::openapi::non_negative)]
     pub days_61_90: i64,
+    #[schema(schema_with = super::openapi::non_negative)]
     pub over_90: i64,
 }
 
@@ -301,8 +323,10 @@ pub struct Aging {
 pub struct OverdueCustomer {
     pub customer_id: Uuid,
     pub name: String,
+    #[schema(schema_with = super::openapi::signed_amount)]
     pub balance: i64,
     /// The unsettled part of the overdue purchases.
+    #[schema(schema_with = super::openapi::non_negative)]
     pub overdue_amount: i64,
     /// When the oldest purchase not yet fully settled was made.
     pub oldest_unpaid_at: DateTime<Utc>,
@@ -343,4 +367,51 @@ impl From<OverdueReportRecord> for OverdueReport {
                 .collect(),
         }
     }
+}
+
+/// A page of a list: the rows, and where the next page starts.
+macro_rules! list_view {
+    ($name:ident, $item:ty, $what:literal) => {
+        #[doc = concat!("A page of ", $what, ".")]
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub data: Vec<$item>,
+            /// Pass as `?cursor=` for the next page; null on the last page.
+            #[schema(required = true)]
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
+list_view!(ApiKeyList, ApiKeyInfo, "API keys");
+list_view!(CustomerList, Customer, "customers");
+list_view!(ProductList, Product, "products");
+list_view!(OrderList, Order, "orders");
+list_view!(LedgerEntryList, LedgerEntry, "ledger entries");
+
+/// `ok` while the process runs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Up {
+    Ok,
+}
+
+/// The process is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: Up,
+}
+
+/// Whether the database answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    Ready,
+    Unavailable,
+}
+
+/// The database answers (`ready`) or not (`unavailable`, with 503).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: Ready,
 }

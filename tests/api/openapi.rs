@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use serde_json::json;
+
 use crate::helpers::TestApp;
 
 /// Every endpoint of api-contract.md, as (method, path template).
@@ -101,11 +103,31 @@ async fn errors_are_documented_as_problem_json() {
             "POST /v1/purchases {status} not documented as problem+json"
         );
     }
-    let problem = &document["components"]["schemas"]["Problem"]["properties"];
-    for member in ["type", "title", "status", "detail", "code"] {
+    // Each code has a schema of its own: its code a single value, its
+    // facts required, so a client reads `available` as a number.
+    let stock = &document["components"]["schemas"]["InsufficientStockProblem"];
+    assert_eq!(
+        stock["properties"]["code"]["enum"],
+        json!(["insufficient_stock"])
+    );
+    let required = stock["required"].as_array().expect("required members");
+    for member in [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "code",
+        "product_id",
+        "requested",
+        "available",
+    ] {
         assert!(
-            problem.get(member).is_some(),
-            "Problem schema lacks `{member}`"
+            required.contains(&json!(member)),
+            "insufficient_stock lacks required `{member}`"
         );
     }
+    let conflicts = &purchase["409"]["content"]["application/problem+json"]["schema"];
+    assert_eq!(conflicts["discriminator"]["propertyName"], "code");
+    assert_eq!(conflicts["oneOf"].as_array().map(Vec::len), Some(3));
+    assert!(purchase["default"].is_object(), "no default (500) answer");
 }
