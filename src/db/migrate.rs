@@ -28,53 +28,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "row_level_security",
-        sql: include_str!("../../migrations/0003_row_level_security.sql"),
+        name: "security",
+        sql: include_str!("../../migrations/0003_security.sql"),
     },
     Migration {
         version: 4,
         name: "use_cases",
         sql: include_str!("../../migrations/0004_use_cases.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "settlement_and_limit_history",
-        sql: include_str!("../../migrations/0005_settlement_and_limit_history.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "complete_on_every_line",
-        sql: include_str!("../../migrations/0006_complete_on_every_line.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "audit_access",
-        sql: include_str!("../../migrations/0007_audit_access.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "purchase_refusal_order",
-        sql: include_str!("../../migrations/0008_purchase_refusal_order.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "cheaper_ledger_guards",
-        sql: include_str!("../../migrations/0009_cheaper_ledger_guards.sql"),
-    },
-    Migration {
-        version: 10,
-        name: "products_by_key",
-        sql: include_str!("../../migrations/0010_products_by_key.sql"),
-    },
-    Migration {
-        version: 11,
-        name: "purchase_batch",
-        sql: include_str!("../../migrations/0011_purchase_batch.sql"),
-    },
-    Migration {
-        version: 12,
-        name: "one_order_check_per_line",
-        sql: include_str!("../../migrations/0012_one_order_check_per_line.sql"),
     },
 ];
 

@@ -1,4 +1,4 @@
-//! `ontab_purchase_batch` (migrations/0011) against `ontab_purchase`: the
+//! `ontab_purchase_batch` (migrations/0004) against `ontab_purchase`: the
 //! same orders, from the same starting state, must get the same answers and
 //! leave the same stock and ledgers, whether they run one call each or as
 //! one batch. The state is built through the API; the two runs happen in

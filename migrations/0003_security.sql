@@ -1,14 +1,19 @@
--- Tenant isolation in the database.
+-- Tenant isolation and privileges.
 --
 -- * Every tenant table has row level security enabled AND forced, with one
 --   policy: rows belong to the tenant of the current transaction, set by
 --   `set_config('ontab.business_id', <uuid>, true)`. Being transaction-local,
 --   it cannot leak to the next user of a pooled connection (PgBouncer
 --   transaction mode included). With no tenant set, no row is visible and
---   no row can be written.
+--   no row can be written. Forced, so the owner is bound too.
 -- * ontab_app, the role the server runs as, may read and append; it may
 --   update only the mutable columns of customers, products, api_keys, and
 --   nothing of history.
+-- * Work that must look across tenants runs only inside SECURITY DEFINER
+--   functions owned by ontab_system, whose policies show it exactly the rows
+--   that work needs: live API keys (authentication, before the tenant is
+--   known), expired idempotency records, and the list of business ids (for
+--   `ontab audit`, callable by the migrating role only).
 
 -- NULL when unset or empty, so `business_id = ontab_tenant()` is never true.
 CREATE FUNCTION ontab_tenant() RETURNS uuid
@@ -22,7 +27,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['api_keys', 'customers', 'products', 'stock_adjustments',
                              'orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'idempotency_keys']
+                             'credit_ledger', 'credit_limit_changes', 'idempotency_keys']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
@@ -43,10 +48,14 @@ CREATE POLICY tenant_isolation ON businesses
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT SELECT, INSERT ON businesses, api_keys, customers, products, stock_adjustments,
-    orders, order_items, returns, return_items, credit_ledger, idempotency_keys TO ontab_app;
+    orders, order_items, returns, return_items, credit_ledger, credit_limit_changes,
+    idempotency_keys TO ontab_app;
 GRANT UPDATE (name, credit_limit) ON customers TO ontab_app;
 GRANT UPDATE (name, price, stock) ON products TO ontab_app;
 GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
+-- The limit history's ids (0002 records a change on every customer insert
+-- and limit update).
+GRANT USAGE ON SEQUENCE credit_limit_changes_id_seq TO ontab_app;
 GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_system;
 
 -- Authentication runs before a tenant is known, so it cannot go through the
@@ -85,3 +94,26 @@ $$;
 ALTER FUNCTION ontab_expire_idempotency_keys(interval) OWNER TO ontab_system;
 REVOKE ALL ON FUNCTION ontab_expire_idempotency_keys(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ontab_expire_idempotency_keys(interval) TO ontab_app;
+
+-- `ontab audit` checks every tenant, so it must first learn which tenants
+-- exist, while every table (businesses included) hides its rows from anyone
+-- but the tenant of the transaction, the owner included. ontab_system may
+-- list business ids, and only through this function, which the migrating
+-- role (the operator's role) may call and ontab_app may not: a tenant must
+-- never learn of the others. The audit then reads each tenant under that
+-- tenant's own policy.
+GRANT SELECT ON businesses TO ontab_system;
+CREATE POLICY business_listing ON businesses FOR SELECT TO ontab_system USING (true);
+
+CREATE FUNCTION ontab_business_ids()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT b.id FROM public.businesses b ORDER BY b.created_at, b.id
+$$;
+ALTER FUNCTION ontab_business_ids() OWNER TO ontab_system;
+REVOKE ALL ON FUNCTION ontab_business_ids() FROM PUBLIC;
+DO $$
+BEGIN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION ontab_business_ids() TO %I', current_user);
+END
+$$;
