@@ -12,6 +12,7 @@ mod guards;
 mod hostile;
 mod idempotency;
 mod isolation;
+mod migrations;
 mod openapi;
 mod ops;
 mod process;
