@@ -58,6 +58,12 @@ GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
 GRANT USAGE ON SEQUENCE credit_limit_changes_id_seq TO ontab_app;
 GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_system;
 
+-- Handing a function to ontab_system (ALTER FUNCTION ... OWNER TO) requires
+-- ontab_system to have CREATE on the function's schema, which a migrating
+-- role that is not a superuser (the database owner, with CREATEROLE) cannot
+-- skip. ontab_system has it for the hand-overs below only.
+GRANT CREATE ON SCHEMA public TO ontab_system;
+
 -- Authentication runs before a tenant is known, so it cannot go through the
 -- tenant policy. ontab_system may read live keys, and only through this
 -- function, which returns what is needed to check a presented key.
@@ -117,3 +123,5 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION ontab_business_ids() TO %I', current_user);
 END
 $$;
+
+REVOKE CREATE ON SCHEMA public FROM ontab_system;

@@ -1,8 +1,10 @@
 //! The migrator's rules: a database migrated by another ontab is refused
-//! before anything is applied.
+//! before anything is applied, and the schema migrates as the database
+//! owner without superuser rights.
 
 use ontab::db::migrate;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, NoTls};
+use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
@@ -77,4 +79,153 @@ async fn a_database_whose_applied_migration_differs_is_refused_at_start() {
     let message = refusal(&config_of(&app)).await;
     assert!(message.contains("migration 0002_guards"), "{message}");
     assert!(message.contains("differs"), "{message}");
+}
+
+/// A login role with CREATEROLE that owns an empty database, dropped (with
+/// its database) when the test ends: roles are cluster-wide.
+struct DatabaseOwner {
+    admin: Config,
+    role: String,
+    database: String,
+}
+
+impl DatabaseOwner {
+    async fn create(app: &TestApp) -> Self {
+        let admin = config_of(app);
+        let suffix = Uuid::new_v4().simple().to_string();
+        let owner = Self {
+            admin,
+            role: format!("ontab_test_owner_{suffix}"),
+            database: format!("ontab_test_owned_{suffix}"),
+        };
+        let sql = app.sql().await;
+        sql.batch_execute(&format!(
+            "CREATE ROLE {} LOGIN NOSUPERUSER CREATEROLE NOBYPASSRLS",
+            owner.role
+        ))
+        .await
+        .expect("create the owner role");
+        sql.batch_execute(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            owner.database, owner.role
+        ))
+        .await
+        .expect("create its database");
+        owner
+    }
+
+    /// Its database, as itself.
+    fn config(&self) -> Config {
+        let mut config = self.admin.clone();
+        config.user(&self.role).dbname(&self.database);
+        config
+    }
+}
+
+impl Drop for DatabaseOwner {
+    fn drop(&mut self) {
+        let mut admin = self.admin.clone();
+        admin.dbname("postgres");
+        let statements = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE); DROP ROLE IF EXISTS {}",
+            self.database, self.role
+        );
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = admin.connect(NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&statements).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!(
+                "warning: could not drop {} and role {}",
+                self.database, self.role
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_owner_without_superuser_migrates_and_serves_a_purchase() {
+    let app = TestApp::spawn().await;
+    let owner = DatabaseOwner::create(&app).await;
+
+    let applied = migrate::run_on(&owner.config())
+        .await
+        .expect("the database owner with CREATEROLE can migrate");
+    assert_eq!(applied, vec![1, 2, 3, 4]);
+
+    let (sql, connection) = owner.config().connect(NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    let owners: Vec<(String, String)> = sql
+        .query(
+            "SELECT p.proname::text, pg_get_userbyid(p.proowner)::text FROM pg_proc p
+              WHERE p.prosecdef ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for (function, owner_role) in &owners {
+        assert!(
+            owner_role.starts_with("ontab_") && !owner_role.starts_with("ontab_test_owner_"),
+            "{function} is owned by {owner_role}, not by an ontab role"
+        );
+    }
+    let creators: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_roles r
+              WHERE r.rolname LIKE 'ontab\\_%' AND r.rolname NOT LIKE 'ontab\\_test\\_%'
+                AND has_schema_privilege(r.oid, 'public', 'CREATE')",
+            &[],
+        )
+        .await
+        .expect("privilege query")
+        .get(0);
+    assert_eq!(creators, 0, "no ontab role keeps CREATE on schema public");
+
+    // The server's path: the owner becomes ontab_app for one tenant, as
+    // src/db/tx.rs does, and purchases through the function.
+    let shop = Uuid::new_v4();
+    let customer = Uuid::new_v4();
+    let product = Uuid::new_v4();
+    sql.batch_execute(&format!(
+        "BEGIN;
+         SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', '{shop}', true);
+         INSERT INTO businesses (id, name, currency) VALUES ('{shop}', 'Shop', 'EUR');
+         INSERT INTO customers (business_id, id, name, credit_limit) VALUES ('{shop}', '{customer}', 'C', 1000);
+         INSERT INTO products (business_id, id, name, price, stock, initial_stock)
+              VALUES ('{shop}', '{product}', 'P', 300, 5, 5);
+         COMMIT;"
+    ))
+    .await
+    .expect("ontab_app creates a business, a customer and a product");
+    sql.batch_execute(&format!(
+        "SET ROLE ontab_app; SELECT set_config('ontab.business_id', '{shop}', false)"
+    ))
+    .await
+    .expect("become ontab_app for the shop");
+    let purchase: serde_json::Value = sql
+        .query_one(
+            "SELECT ontab_purchase($1, $2, $3, $4, $5)",
+            &[
+                &Uuid::new_v4(),
+                &Uuid::new_v4(),
+                &customer,
+                &vec![product],
+                &vec![2_i64],
+            ],
+        )
+        .await
+        .expect("purchase runs")
+        .get(0);
+    assert_eq!(purchase["order"]["total"], 600, "{purchase}");
 }
