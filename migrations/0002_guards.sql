@@ -236,7 +236,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     bought bigint;
     bought_price bigint;
-    already_returned bigint;
+    already_returned numeric;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(NEW.business_id::text || NEW.order_id::text, 0));
     SELECT quantity, unit_price INTO bought, bought_price

@@ -78,7 +78,7 @@ DECLARE
     head record;
     line record;
     locked uuid;
-    order_total numeric := 0;
+    order_total numeric := 0::numeric;
     short_product uuid;
     short_requested bigint;
     short_available bigint;
@@ -254,7 +254,7 @@ DECLARE
     created timestamptz := now();
     n_orders int := coalesce(cardinality(p_order_ids), 0);
     n_lines int := coalesce(cardinality(p_product_ids), 0);
-    max_amount constant numeric := 9223372036854775807;
+    max_amount constant numeric := 9223372036854775807::numeric;
 
     -- The batch's customers (by id) with their limits and chain heads, and
     -- its products (by id) with price and stock: the state each order is
@@ -278,22 +278,23 @@ DECLARE
     l_stock bigint[];
     stock_refused boolean;
 
-    -- What the accepted orders write.
-    o_ids uuid[] := '{}';
-    o_customers uuid[] := '{}';
-    o_totals bigint[] := '{}';
-    i_orders uuid[] := '{}';
-    i_line_nos int[] := '{}';
-    i_products uuid[] := '{}';
-    i_quantities bigint[] := '{}';
-    i_prices bigint[] := '{}';
-    e_ids uuid[] := '{}';
-    e_customers uuid[] := '{}';
-    e_seqs bigint[] := '{}';
-    e_amounts bigint[] := '{}';
-    e_balances bigint[] := '{}';
+    -- What the accepted orders write, and the answers (set afresh by each
+    -- attempt).
+    o_ids uuid[];
+    o_customers uuid[];
+    o_totals bigint[];
+    i_orders uuid[];
+    i_line_nos int[];
+    i_products uuid[];
+    i_quantities bigint[];
+    i_prices bigint[];
+    e_ids uuid[];
+    e_customers uuid[];
+    e_seqs bigint[];
+    e_amounts bigint[];
+    e_balances bigint[];
 
-    answers jsonb[] := '{}';
+    answers jsonb[];
     answer jsonb;
     items jsonb;
     ci int;
@@ -426,8 +427,9 @@ BEGIN
                             'unit_price', p_price[k], 'line_total', p_price[k] * p_quantities[l]));
                     END LOOP;
                     c_seq[ci] := c_seq[ci] + 1;
-                    c_balance[ci] := c_balance[ci] + order_total;
-                    c_purchased[ci] := c_purchased[ci] + order_total;
+                    -- Both within bigint: checked against the limit and max_amount above.
+                    c_balance[ci] := (c_balance[ci] + order_total)::bigint;
+                    c_purchased[ci] := (c_purchased[ci] + order_total)::bigint;
                     o_ids := array_append(o_ids, p_order_ids[i]);
                     o_customers := array_append(o_customers, p_customer_ids[i]);
                     o_totals := array_append(o_totals, order_total::bigint);
@@ -563,7 +565,7 @@ DECLARE
     head record;
     line record;
     locked uuid;
-    return_amount numeric := 0;
+    return_amount numeric := 0::numeric;
     created timestamptz := now();
     items jsonb;
 BEGIN
