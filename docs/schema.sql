@@ -17,11 +17,12 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
--- Name: ontab_adjust_stock(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_adjust_stock(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -60,7 +61,7 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) OWNER TO postgres;
+ALTER FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) OWNER TO ontab_writer;
 
 --
 -- Name: ontab_api_key(uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
@@ -363,11 +364,12 @@ $$;
 ALTER FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) OWNER TO postgres;
 
 --
--- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -395,14 +397,15 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO postgres;
+ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO ontab_writer;
 
 --
--- Name: ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -518,14 +521,15 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO postgres;
+ALTER FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
--- Name: ontab_purchase_batch(uuid[], uuid[], uuid[], integer[], uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_purchase_batch(uuid[], uuid[], uuid[], integer[], uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb[]
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -802,14 +806,15 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) OWNER TO postgres;
+ALTER FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
--- Name: ontab_record_credit_limit(); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_record_credit_limit(); Type: FUNCTION; Schema: public; Owner: ontab_limit_recorder
 --
 
 CREATE FUNCTION public.ontab_record_credit_limit() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     AS $$
 DECLARE
     head_seq bigint;
@@ -825,7 +830,7 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_record_credit_limit() OWNER TO postgres;
+ALTER FUNCTION public.ontab_record_credit_limit() OWNER TO ontab_limit_recorder;
 
 --
 -- Name: ontab_refuse_history_change(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -841,6 +846,21 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_refuse_history_change() OWNER TO postgres;
+
+--
+-- Name: ontab_refuse_unexplained_stock(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_refuse_unexplained_stock() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'a new product''s stock % differs from its initial_stock %', NEW.stock, NEW.initial_stock
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'products_start_at_initial_stock';
+END
+$$;
+
+ALTER FUNCTION public.ontab_refuse_unexplained_stock() OWNER TO postgres;
 
 --
 -- Name: ontab_require_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -862,11 +882,12 @@ $$;
 ALTER FUNCTION public.ontab_require_tenant() OWNER TO postgres;
 
 --
--- Name: ontab_return(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_return(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -946,7 +967,7 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO postgres;
+ALTER FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
 -- Name: ontab_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1497,6 +1518,12 @@ CREATE TRIGGER orders_no_truncate BEFORE TRUNCATE ON public.orders FOR EACH STAT
 CREATE TRIGGER products_keep_initial_stock BEFORE UPDATE ON public.products FOR EACH ROW EXECUTE FUNCTION public.ontab_keep_initial_stock();
 
 --
+-- Name: products products_start_at_initial_stock; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON public.products FOR EACH ROW WHEN ((new.stock IS DISTINCT FROM new.initial_stock)) EXECUTE FUNCTION public.ontab_refuse_unexplained_stock();
+
+--
 -- Name: return_items return_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
@@ -1822,11 +1849,14 @@ CREATE POLICY tenant_isolation ON public.stock_adjustments USING ((business_id =
 --
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
+GRANT USAGE ON SCHEMA public TO ontab_writer;
+GRANT USAGE ON SCHEMA public TO ontab_limit_recorder;
 
 --
--- Name: FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
+REVOKE ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) TO ontab_app;
 
 --
@@ -1855,35 +1885,47 @@ GRANT ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval
 --
 
 GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_writer;
 
 --
--- Name: FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
+REVOKE ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
+REVOKE ALL ON FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
+REVOKE ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_record_credit_limit(); Type: ACL; Schema: public; Owner: ontab_limit_recorder
+--
+
+REVOKE ALL ON FUNCTION public.ontab_record_credit_limit() FROM PUBLIC;
 
 --
 -- Name: FUNCTION ontab_require_tenant(); Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_writer;
 
 --
--- Name: FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
+REVOKE ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
@@ -1891,6 +1933,8 @@ GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_o
 --
 
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_limit_recorder;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
 
 --
@@ -1917,25 +1961,52 @@ GRANT SELECT ON TABLE public.businesses TO ontab_system;
 -- Name: TABLE credit_ledger; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_app;
+GRANT SELECT ON TABLE public.credit_ledger TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_writer;
+
+--
+-- Name: COLUMN credit_ledger.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+
+--
+-- Name: COLUMN credit_ledger.customer_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+
+--
+-- Name: COLUMN credit_ledger.seq; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_limit_recorder;
 
 --
 -- Name: TABLE credit_limit_changes; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.credit_limit_changes TO ontab_app;
+GRANT SELECT ON TABLE public.credit_limit_changes TO ontab_app;
+GRANT INSERT ON TABLE public.credit_limit_changes TO ontab_limit_recorder;
 
 --
 -- Name: SEQUENCE credit_limit_changes_id_seq; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT USAGE ON SEQUENCE public.credit_limit_changes_id_seq TO ontab_app;
+GRANT USAGE ON SEQUENCE public.credit_limit_changes_id_seq TO ontab_limit_recorder;
 
 --
 -- Name: TABLE customers; Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT SELECT,INSERT ON TABLE public.customers TO ontab_app;
+GRANT SELECT ON TABLE public.customers TO ontab_writer;
+
+--
+-- Name: COLUMN customers.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(business_id) ON TABLE public.customers TO ontab_writer;
 
 --
 -- Name: COLUMN customers.name; Type: ACL; Schema: public; Owner: postgres
@@ -1960,19 +2031,22 @@ GRANT SELECT,DELETE ON TABLE public.idempotency_keys TO ontab_system;
 -- Name: TABLE order_items; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.order_items TO ontab_app;
+GRANT SELECT ON TABLE public.order_items TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.order_items TO ontab_writer;
 
 --
 -- Name: TABLE orders; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.orders TO ontab_app;
+GRANT SELECT ON TABLE public.orders TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.orders TO ontab_writer;
 
 --
 -- Name: TABLE products; Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT SELECT,INSERT ON TABLE public.products TO ontab_app;
+GRANT SELECT ON TABLE public.products TO ontab_writer;
 
 --
 -- Name: COLUMN products.name; Type: ACL; Schema: public; Owner: postgres
@@ -1990,25 +2064,28 @@ GRANT UPDATE(price) ON TABLE public.products TO ontab_app;
 -- Name: COLUMN products.stock; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT UPDATE(stock) ON TABLE public.products TO ontab_app;
+GRANT UPDATE(stock) ON TABLE public.products TO ontab_writer;
 
 --
 -- Name: TABLE return_items; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.return_items TO ontab_app;
+GRANT SELECT ON TABLE public.return_items TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.return_items TO ontab_writer;
 
 --
 -- Name: TABLE returns; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.returns TO ontab_app;
+GRANT SELECT ON TABLE public.returns TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.returns TO ontab_writer;
 
 --
 -- Name: TABLE stock_adjustments; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT,INSERT ON TABLE public.stock_adjustments TO ontab_app;
+GRANT SELECT ON TABLE public.stock_adjustments TO ontab_app;
+GRANT INSERT ON TABLE public.stock_adjustments TO ontab_writer;
 
 --
 -- PostgreSQL database dump complete

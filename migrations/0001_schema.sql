@@ -14,9 +14,21 @@
 -- 0002 (guards), 0003 (row level security, grants) and 0004 (use cases).
 
 -- Roles are cluster-wide and several databases (one per test) may migrate at
--- once, so creation tolerates a concurrent twin.
--- * ontab_app: what the server's queries run as (no superuser, no BYPASSRLS,
---   owns nothing).
+-- once, so creation tolerates a concurrent twin. None can log in, none is a
+-- superuser or bypasses row level security; what each may do is granted in
+-- 0003 and 0004.
+-- * ontab_app: what the server's queries run as. Reads its tenant's rows,
+--   creates and edits businesses, keys, customers and products, and moves
+--   money and stock only by calling the use-case functions (0004). Owns
+--   nothing.
+-- * ontab_writer: owns the use-case functions (SECURITY DEFINER) and may
+--   write exactly what they write: orders, returns and their lines, ledger
+--   entries, stock adjustments, products' stock. No one logs in as it or is
+--   granted it (bar the migrating role), so these writes happen only
+--   through the functions, each together with its reason.
+-- * ontab_limit_recorder: owns the trigger function that records credit
+--   limit changes (0002); the only role that may append to
+--   credit_limit_changes, so limit history cannot be forged.
 -- * ontab_system: owns the SECURITY DEFINER functions that must look across
 --   tenants (API key lookup, idempotency expiry, the audit's business list);
 --   its policies let it see exactly those tables and nothing else.
@@ -24,14 +36,14 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_system'] LOOP
+    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_limit_recorder', 'ontab_system'] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', r);
         EXCEPTION
             WHEN duplicate_object OR unique_violation THEN NULL;
         END;
         -- The migrating user sets ontab_app per transaction and hands
-        -- functions to ontab_system, so it must be a member of both.
+        -- functions to the others, so it must be a member of each.
         IF NOT pg_has_role(current_user, r, 'MEMBER') THEN
             EXECUTE format('GRANT %I TO %I', r, current_user);
         END IF;

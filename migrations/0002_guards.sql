@@ -13,7 +13,8 @@
 --   commit, when all three exist, and again for every line added later.
 -- * A return never exceeds what the order bought minus earlier returns, and
 --   carries the order's unit price.
--- * A product's initial_stock, business_id and id never change.
+-- * A product starts at its initial_stock, which, like its business_id and
+--   id, never changes.
 -- * Every credit limit a customer is given is recorded in
 --   credit_limit_changes, with the ledger position from which it applies.
 
@@ -278,15 +279,34 @@ $$;
 CREATE TRIGGER products_keep_initial_stock BEFORE UPDATE ON products
     FOR EACH ROW EXECUTE FUNCTION ontab_keep_initial_stock();
 
+-- A product starts at its initial stock, so the reconciliation holds from
+-- its first row; every later change of stock comes with its reason row
+-- (order line, return line, adjustment), written by the use cases (0004).
+-- AFTER the row is stored, so that the CHECKs on stock speak first.
+CREATE FUNCTION ontab_refuse_unexplained_stock() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'a new product''s stock % differs from its initial_stock %', NEW.stock, NEW.initial_stock
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'products_start_at_initial_stock';
+END
+$$;
+
+CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON products
+    FOR EACH ROW WHEN (NEW.stock IS DISTINCT FROM NEW.initial_stock)
+    EXECUTE FUNCTION ontab_refuse_unexplained_stock();
+
 -- A customer's limit is recorded when it is created and whenever it
 -- changes, while its row is locked (by the INSERT or UPDATE that fires
--- this), the lock every ledger append takes first. Runs as the writer
--- (ontab_app under its tenant), so row level security applies to what it
--- records. In READ COMMITTED each statement here takes a fresh snapshot
--- after the row lock was won: it sees every ledger entry appended under
--- that lock before, so after_seq is exact.
+-- this), the lock every ledger append takes first. In READ COMMITTED each
+-- statement here takes a fresh snapshot after the row lock was won: it sees
+-- every ledger entry appended under that lock before, so after_seq is
+-- exact. It runs as ontab_limit_recorder (SECURITY DEFINER, owner set in
+-- 0003), the one role that may append to credit_limit_changes: the writer
+-- of customers cannot write limit history of its own making. Row level
+-- security still applies to the recorder, so it records only for the
+-- tenant of the transaction.
 CREATE FUNCTION ontab_record_credit_limit() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     head_seq bigint;
 BEGIN

@@ -5,15 +5,28 @@
 --   `set_config('ontab.business_id', <uuid>, true)`. Being transaction-local,
 --   it cannot leak to the next user of a pooled connection (PgBouncer
 --   transaction mode included). With no tenant set, no row is visible and
---   no row can be written. Forced, so the owner is bound too.
--- * ontab_app, the role the server runs as, may read and append; it may
---   update only the mutable columns of customers, products, api_keys, and
---   nothing of history.
+--   no row can be written. Forced, so the owner is bound too; and it binds
+--   the SECURITY DEFINER functions, whose owners are not exempt either.
+-- * ontab_app, the role the server runs as, reads its tenant's rows, creates
+--   businesses, API keys, customers, products and idempotency records, and
+--   updates only their mutable columns (names, price, credit limit, key
+--   revocation). It cannot write history, limit history or stock: money and
+--   stock move only through the use-case functions of 0004, which it may
+--   call, and which run as ontab_writer. So no stock change can be committed
+--   without its reason row, and no order or ledger entry except as a use
+--   case writes it.
 -- * Work that must look across tenants runs only inside SECURITY DEFINER
 --   functions owned by ontab_system, whose policies show it exactly the rows
 --   that work needs: live API keys (authentication, before the tenant is
 --   known), expired idempotency records, and the list of business ids (for
 --   `ontab audit`, callable by the migrating role only).
+--
+-- The server should log in as a role that is ontab_app and nothing more, so
+-- that no SQL it runs can leave ontab_app (RESET ROLE returns to the login
+-- role, which has nothing else). An operator creates one once per cluster:
+--   CREATE ROLE ontab_server LOGIN PASSWORD '...' IN ROLE ontab_app;
+-- and gives `ontab serve` its connection string; `ontab migrate` runs with
+-- the owner's (a superuser, or the database owner with CREATEROLE).
 
 -- NULL when unset or empty, so `business_id = ontab_tenant()` is never true.
 CREATE FUNCTION ontab_tenant() RETURNS uuid
@@ -47,22 +60,45 @@ CREATE POLICY tenant_isolation ON businesses
     WITH CHECK (id = ontab_tenant());
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
-GRANT SELECT, INSERT ON businesses, api_keys, customers, products, stock_adjustments,
+GRANT SELECT ON businesses, api_keys, customers, products, stock_adjustments,
     orders, order_items, returns, return_items, credit_ledger, credit_limit_changes,
     idempotency_keys TO ontab_app;
+GRANT INSERT ON businesses, api_keys, customers, products, idempotency_keys TO ontab_app;
 GRANT UPDATE (name, credit_limit) ON customers TO ontab_app;
-GRANT UPDATE (name, price, stock) ON products TO ontab_app;
+GRANT UPDATE (name, price) ON products TO ontab_app;
 GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
--- The limit history's ids (0002 records a change on every customer insert
--- and limit update).
-GRANT USAGE ON SEQUENCE credit_limit_changes_id_seq TO ontab_app;
-GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_system;
 
--- Handing a function to ontab_system (ALTER FUNCTION ... OWNER TO) requires
--- ontab_system to have CREATE on the function's schema, which a migrating
--- role that is not a superuser (the database owner, with CREATEROLE) cannot
--- skip. ontab_system has it for the hand-overs below only.
-GRANT CREATE ON SCHEMA public TO ontab_system;
+-- What the use-case functions (0004) and the guards they fire read and
+-- write, and nothing else. Locking a row (FOR UPDATE, FOR SHARE) needs
+-- UPDATE on one of its columns: customers' business_id is one whose every
+-- change row level security refuses (WITH CHECK), so it grants the lock
+-- and no write; products' stock is written anyway.
+GRANT USAGE ON SCHEMA public TO ontab_writer;
+GRANT SELECT ON customers, products, orders, order_items, returns, return_items,
+    credit_ledger TO ontab_writer;
+GRANT INSERT ON orders, order_items, returns, return_items, credit_ledger,
+    stock_adjustments TO ontab_writer;
+GRANT UPDATE (stock) ON products TO ontab_writer;
+GRANT UPDATE (business_id) ON customers TO ontab_writer;
+
+-- The limit history's recorder (0002) reads a customer's ledger head and
+-- appends the change.
+GRANT USAGE ON SCHEMA public TO ontab_limit_recorder;
+GRANT SELECT (business_id, customer_id, seq) ON credit_ledger TO ontab_limit_recorder;
+GRANT INSERT ON credit_limit_changes TO ontab_limit_recorder;
+GRANT USAGE ON SEQUENCE credit_limit_changes_id_seq TO ontab_limit_recorder;
+
+-- Every policy calls it, as whoever is subject to the policy.
+GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_writer, ontab_limit_recorder, ontab_system;
+
+-- Handing a function to another role (ALTER FUNCTION ... OWNER TO) requires
+-- that role to have CREATE on the function's schema, which a migrating role
+-- that is not a superuser (the database owner, with CREATEROLE) cannot
+-- skip. The new owners have it for the hand-overs below only (and in 0004).
+GRANT CREATE ON SCHEMA public TO ontab_system, ontab_limit_recorder;
+
+ALTER FUNCTION ontab_record_credit_limit() OWNER TO ontab_limit_recorder;
+REVOKE ALL ON FUNCTION ontab_record_credit_limit() FROM PUBLIC;
 
 -- Authentication runs before a tenant is known, so it cannot go through the
 -- tenant policy. ontab_system may read live keys, and only through this
@@ -124,4 +160,4 @@ BEGIN
 END
 $$;
 
-REVOKE CREATE ON SCHEMA public FROM ontab_system;
+REVOKE CREATE ON SCHEMA public FROM ontab_system, ontab_limit_recorder;

@@ -2,8 +2,13 @@
 -- purchase is one round trip while its locks are held.
 --
 -- Conventions shared by all of them:
--- * They run as the caller (SECURITY INVOKER): row level security and every
---   guard of 0002 apply to what they write.
+-- * They are the only way to move money or stock: they run as ontab_writer
+--   (SECURITY DEFINER, with a fixed search_path), which may write orders,
+--   returns, their lines, ledger entries, adjustments and stock, while the
+--   callers (ontab_app) may not (0003). Row level security applies to
+--   ontab_writer as to anyone, with the caller's tenant (`ontab.business_id`),
+--   so a function writes only the current tenant's rows; and every guard of
+--   0002 fires on what they write.
 -- * Lock order is always customer first, then products by id. Two
 --   transactions can therefore never wait on each other in a cycle.
 -- * In READ COMMITTED a statement that waited for a row lock keeps its old
@@ -68,6 +73,7 @@ CREATE FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id u
                                p_product_ids uuid[], p_quantities bigint[])
 RETURNS jsonb
 LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -247,6 +253,7 @@ CREATE FUNCTION ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_c
                                      p_line_orders int[], p_product_ids uuid[], p_quantities bigint[])
 RETURNS jsonb[]
 LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -526,6 +533,7 @@ $$;
 CREATE FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -557,6 +565,7 @@ CREATE FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid,
                              p_product_ids uuid[], p_quantities bigint[])
 RETURNS jsonb
 LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -639,6 +648,7 @@ $$;
 CREATE FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text)
 RETURNS jsonb
 LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -677,9 +687,28 @@ BEGIN
 END
 $$;
 
-GRANT EXECUTE ON FUNCTION ontab_require_tenant(), ontab_ledger_head(uuid, uuid),
+-- Handed to ontab_writer (which needs CREATE on the schema for the
+-- hand-over, see 0003), callable by ontab_app and nobody else.
+GRANT CREATE ON SCHEMA public TO ontab_writer;
+ALTER FUNCTION ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_pay(uuid, uuid, bigint) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_return(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_adjust_stock(uuid, uuid, bigint, text) OWNER TO ontab_writer;
+REVOKE CREATE ON SCHEMA public FROM ontab_writer;
+
+REVOKE ALL ON FUNCTION
+    ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]),
+    ontab_pay(uuid, uuid, bigint), ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_adjust_stock(uuid, uuid, bigint, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
     ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]),
     ontab_pay(uuid, uuid, bigint), ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_adjust_stock(uuid, uuid, bigint, text)
     TO ontab_app;
+-- The helpers run inside the functions, as ontab_writer.
+GRANT EXECUTE ON FUNCTION ontab_require_tenant(), ontab_ledger_head(uuid, uuid)
+    TO ontab_app, ontab_writer;

@@ -15,6 +15,7 @@ mod isolation;
 mod migrations;
 mod openapi;
 mod ops;
+mod privileges;
 mod process;
 mod reports;
 mod revocation;
