@@ -5,8 +5,9 @@
 --   DELETE and TRUNCATE for every role, the owner included (by trigger).
 -- * The ledger chain: an entry must continue its customer's chain exactly
 --   (seq = previous seq + 1, balance_after = previous balance_after + amount),
---   a purchase may not take the balance above the credit limit, and a payment
---   may not take it below zero. purchases_to_date is derived here, whatever
+--   a purchase may not take the balance above the credit limit (read under
+--   a lock that orders it with limit changes), and a payment may not take it
+--   below zero. purchases_to_date is derived here, whatever
 --   the writer sent.
 -- * An order's total equals the sum of its lines and its ledger entry, and a
 --   return's amount the sum of its lines and its ledger credit: checked at
@@ -85,9 +86,15 @@ BEGIN
     NEW.purchases_to_date := previous_purchases + purchased;
 
     IF NEW.kind = 'purchase' THEN
+        -- FOR SHARE conflicts with the lock an UPDATE of credit_limit takes
+        -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a limit
+        -- change are ordered: an entry racing a cut waits for it, then
+        -- reads the new limit. The use cases hold the customer FOR UPDATE
+        -- already, so for them it costs nothing.
         SELECT credit_limit INTO limit_now
           FROM customers
-         WHERE business_id = NEW.business_id AND id = NEW.customer_id;
+         WHERE business_id = NEW.business_id AND id = NEW.customer_id
+           FOR SHARE;
         IF NEW.balance_after > limit_now THEN
             RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, limit_now
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';

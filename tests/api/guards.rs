@@ -1338,3 +1338,82 @@ async fn committed_orders_and_returns_gain_no_lines() {
     );
     assert_eq!(reread.body["total"], 800, "{reread:?}");
 }
+
+#[tokio::test]
+async fn a_purchase_entry_racing_a_limit_cut_waits_for_it_and_is_refused() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 1_000).await;
+    let pen = app.product(&shop, 100, 10).await;
+
+    // The limit is cut to 100 in a transaction left open.
+    let cutter = as_app(&app, Some(shop.id)).await;
+    cutter
+        .batch_execute(&format!(
+            "BEGIN; UPDATE customers SET credit_limit = 100 WHERE id = '{customer}'"
+        ))
+        .await
+        .expect("the cut is made, not committed");
+
+    // Meanwhile a purchase of 500, within the old limit, is written directly
+    // (as ontab_writer, as a use case would, but without its checks).
+    let writer = as_writer(&app, shop.id).await;
+    let pid: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let order = Uuid::new_v4();
+    writer
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO orders (business_id, id, customer_id, total)
+             VALUES ('{}', '{order}', '{customer}', 500);
+             INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+             VALUES ('{}', '{order}', 1, '{pen}', 5, 100, 500)",
+            shop.id, shop.id
+        ))
+        .await
+        .expect("the order and its line do not wait for the cut");
+    let entry = format!(
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+         VALUES ('{}', gen_random_uuid(), '{customer}', 1, 'purchase', 500, 500, '{order}')",
+        shop.id
+    );
+    let appended = tokio::spawn(async move {
+        let outcome = writer.batch_execute(&entry).await;
+        (outcome, writer)
+    });
+
+    // The entry's check of the limit waits for the cut ...
+    app.wait_for_a_lock(
+        pid,
+        "the purchase entry did not wait for the uncommitted limit cut",
+    )
+    .await;
+    cutter
+        .batch_execute("COMMIT")
+        .await
+        .expect("the cut commits");
+
+    // ... and is then held to the new limit.
+    let (outcome, writer) = appended.await.expect("the append task ends");
+    let refusal = refused_by(outcome, "a purchase above the limit just cut");
+    assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+    assert_eq!(
+        refusal.constraint.as_deref(),
+        Some("credit_ledger_within_limit"),
+        "{refusal:?}"
+    );
+    assert!(refusal.message.contains("above limit 100"), "{refusal:?}");
+    writer.batch_execute("ROLLBACK").await.expect("rollback");
+    let owner = app.sql().await;
+    assert_eq!(
+        count(
+            &owner,
+            &format!("SELECT count(*) FROM credit_ledger WHERE customer_id = '{customer}'")
+        )
+        .await,
+        0
+    );
+}
