@@ -126,10 +126,12 @@ impl Drop for DatabaseOwner {
     fn drop(&mut self) {
         let mut admin = self.admin.clone();
         admin.dbname("postgres");
-        let statements = format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE); DROP ROLE IF EXISTS {}",
-            self.database, self.role
-        );
+        // Two statements sent apart: DROP DATABASE refuses to run in the
+        // implicit transaction of a multi-statement query.
+        let statements = [
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+            format!("DROP ROLE IF EXISTS {}", self.role),
+        ];
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -138,7 +140,10 @@ impl Drop for DatabaseOwner {
             runtime.block_on(async {
                 let (client, connection) = admin.connect(NoTls).await.ok()?;
                 tokio::spawn(connection);
-                client.batch_execute(&statements).await.ok()
+                for statement in &statements {
+                    client.batch_execute(statement).await.ok()?;
+                }
+                Some(())
             })
         })
         .join();
