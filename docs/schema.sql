@@ -2034,6 +2034,12 @@ GRANT SELECT,INSERT ON TABLE public.idempotency_keys TO ontab_app;
 GRANT SELECT,DELETE ON TABLE public.idempotency_keys TO ontab_system;
 
 --
+-- Name: TABLE ontab_migrations; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.ontab_migrations TO ontab_app;
+
+--
 -- Name: TABLE order_items; Type: ACL; Schema: public; Owner: postgres
 --
 

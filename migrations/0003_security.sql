@@ -26,7 +26,9 @@
 -- role, which has nothing else). An operator creates one once per cluster:
 --   CREATE ROLE ontab_server LOGIN PASSWORD '...' IN ROLE ontab_app;
 -- and gives `ontab serve` its connection string; `ontab migrate` runs with
--- the owner's (a superuser, or the database owner with CREATEROLE).
+-- the owner's (a superuser, or the database owner with CREATEROLE). Such a
+-- server cannot migrate; it may read ontab_migrations (created by the
+-- migrator before any migration) to check that the schema is its own.
 
 -- NULL when unset or empty, so `business_id = ontab_tenant()` is never true.
 CREATE FUNCTION ontab_tenant() RETURNS uuid
@@ -67,6 +69,8 @@ GRANT INSERT ON businesses, api_keys, customers, products, idempotency_keys TO o
 GRANT UPDATE (name, credit_limit) ON customers TO ontab_app;
 GRANT UPDATE (name, price) ON products TO ontab_app;
 GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
+
+GRANT SELECT ON ontab_migrations TO ontab_app;
 
 -- What the use-case functions (0004) and the guards they fire read and
 -- write, and nothing else. Locking a row (FOR UPDATE, FOR SHARE) needs

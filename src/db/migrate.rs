@@ -12,7 +12,7 @@
 //! migration differs from this binary's file of the same version.
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use super::DbError;
 
@@ -76,22 +76,7 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
          )",
     )
     .await?;
-    let applied = tx
-        .query(
-            "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Applied {
-                version: row.try_get(0)?,
-                name: row.try_get(1)?,
-                sha256: row.try_get(2)?,
-            })
-        })
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-        .map_err(|error| DbError::Decode(format!("ontab_migrations: {error}")))?;
+    let applied = read_applied(&tx).await?;
     check_applied(&applied)?;
     let mut newly_applied = Vec::new();
     for migration in MIGRATIONS {
@@ -108,6 +93,45 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
     }
     tx.commit().await?;
     Ok(newly_applied)
+}
+
+/// Checks, changing nothing, that the database is migrated to exactly this
+/// binary's migrations: for `ontab serve` running as a login role that is
+/// only `ontab_app` (migrations/0003), which may read `ontab_migrations` but
+/// not migrate. Refuses pending, unknown and differing migrations, naming
+/// the first.
+pub async fn verify(client: &Client) -> Result<(), DbError> {
+    let applied = read_applied(client).await?;
+    check_applied(&applied)?;
+    if let Some(pending) = MIGRATIONS
+        .iter()
+        .find(|m| !applied.iter().any(|row| row.version == m.version))
+    {
+        return Err(DbError::Config(format!(
+            "the database lacks migration {:04}_{}: run `ontab migrate` as the database owner first",
+            pending.version, pending.name
+        )));
+    }
+    Ok(())
+}
+
+async fn read_applied(client: &impl GenericClient) -> Result<Vec<Applied>, DbError> {
+    client
+        .query(
+            "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Applied {
+                version: row.try_get(0)?,
+                name: row.try_get(1)?,
+                sha256: row.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(|error| DbError::Decode(format!("ontab_migrations: {error}")))
 }
 
 /// A row of `ontab_migrations`.

@@ -7,6 +7,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
 use crate::helpers::TestApp;
+use crate::privileges::ServerLogin;
 
 /// This test's database, reached as the superuser that migrated it.
 fn config_of(app: &TestApp) -> Config {
@@ -233,4 +234,47 @@ async fn a_database_owner_without_superuser_migrates_and_serves_a_purchase() {
         .expect("purchase runs")
         .get(0);
     assert_eq!(purchase["order"]["total"], 600, "{purchase}");
+}
+
+#[tokio::test]
+async fn a_server_logging_in_as_the_app_role_verifies_the_schema_it_may_not_migrate() {
+    let app = TestApp::spawn().await;
+    let login = ServerLogin::create(&app).await;
+    let server = login.connect().await;
+
+    migrate::verify(&server)
+        .await
+        .expect("the app role may check that the schema is this binary's");
+    let refused = migrate::run_on(&login.config())
+        .await
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(refused.contains("permission denied"), "{refused}");
+
+    let sql = app.sql().await;
+    sql.batch_execute("DELETE FROM ontab_migrations WHERE version = 4")
+        .await
+        .expect("pretend the last migration is pending");
+    let pending = migrate::verify(&server)
+        .await
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        pending.contains("lacks migration 0004_use_cases"),
+        "{pending}"
+    );
+    sql.batch_execute(
+        "INSERT INTO ontab_migrations (version, name, sha256)
+         VALUES (9001, 'from_the_future', sha256('whatever'::bytea))",
+    )
+    .await
+    .expect("record a migration this binary does not have");
+    let unknown = migrate::verify(&server)
+        .await
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(unknown.contains("9001_from_the_future"), "{unknown}");
 }

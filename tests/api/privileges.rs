@@ -4,8 +4,8 @@
 //! tenant; limit history is written only by its trigger.
 
 use serde_json::{Value, json};
-use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
 use crate::helpers::{Business, TestApp};
@@ -362,4 +362,165 @@ async fn the_use_cases_write_only_the_callers_tenant() {
         before,
         "nothing was written"
     );
+}
+
+/// A login role that is `ontab_app` and nothing more, as an operator
+/// creates one for `ontab serve` (migrations/0003); roles are cluster-wide,
+/// so it is dropped when the test ends.
+pub struct ServerLogin {
+    admin: Config,
+    pub role: String,
+}
+
+impl ServerLogin {
+    pub async fn create(app: &TestApp) -> Self {
+        let login = Self {
+            admin: app
+                .database_url()
+                .parse()
+                .expect("the harness's connection string parses"),
+            role: format!("ontab_test_server_{}", Uuid::new_v4().simple()),
+        };
+        app.sql()
+            .await
+            .batch_execute(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD 'test-only' IN ROLE ontab_app",
+                login.role
+            ))
+            .await
+            .expect("create the server's login role");
+        login
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (client, connection) = self
+            .config()
+            .connect(NoTls)
+            .await
+            .expect("the login role connects");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// This test's database, as the login role.
+    pub fn config(&self) -> Config {
+        let mut config = self.admin.clone();
+        config.user(&self.role);
+        config
+    }
+}
+
+impl Drop for ServerLogin {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let statement = format!("DROP ROLE IF EXISTS {}", self.role);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = admin.connect(NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&statement).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop role {}", self.role);
+        }
+    }
+}
+
+/// The statement src/db/tx.rs begins every tenant transaction with (its
+/// SET_TENANT): become ontab_app, set the tenant and the statement
+/// timeout, and read which of the presented keys are live.
+const SET_TENANT: &str = "\
+    SELECT ARRAY(SELECT k.id FROM api_keys k
+                  WHERE k.business_id = tenant.business_id::uuid
+                    AND k.id = ANY ($3)
+                    AND k.revoked_at IS NULL) AS live_keys
+      FROM (SELECT set_config('role', 'ontab_app', true) AS role,
+                   set_config('ontab.business_id', $1, true) AS business_id,
+                   set_config('statement_timeout', $2, true) AS statement_timeout
+             OFFSET 0) AS tenant";
+
+#[tokio::test]
+async fn a_server_login_role_purchases_but_cannot_forge_nor_leave_the_app_role() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let login = ServerLogin::create(&app).await;
+    let server = login.connect().await;
+
+    // The server's path: a tenant transaction as src/db/tx.rs opens it, and
+    // a purchase through the use case.
+    server.batch_execute("BEGIN").await.expect("begin");
+    let tenant = shop.business.id.to_string();
+    server
+        .query_one(SET_TENANT, &[&tenant, &"10s", &Vec::<Uuid>::new()])
+        .await
+        .expect("the login role may become ontab_app for a tenant");
+    let bought: Value = server
+        .query_one(
+            "SELECT ontab_purchase(gen_random_uuid(), gen_random_uuid(), $1, $2, '{3}')",
+            &[&shop.customer, &vec![shop.product]],
+        )
+        .await
+        .expect("the use case runs")
+        .get(0);
+    assert_eq!(bought["order"]["total"], 300, "{bought}");
+    server.batch_execute("COMMIT").await.expect("commit");
+
+    // Not one of the direct writes, as ontab_app ...
+    server
+        .batch_execute(&format!(
+            "SET ROLE ontab_app; SELECT set_config('ontab.business_id', '{tenant}', false)"
+        ))
+        .await
+        .expect("become ontab_app for the session");
+    let owner = app.sql().await;
+    let before = count(&owner, MOVEMENTS).await;
+    for sql in forbidden_writes(&shop) {
+        assert_permission_denied(&server, &sql).await;
+    }
+
+    // ... nor after RESET ROLE, which only returns to the login role: it
+    // has ontab_app's privileges and nothing else, and cannot become a
+    // role with more.
+    server
+        .batch_execute("RESET ROLE")
+        .await
+        .expect("reset role");
+    let me = server
+        .query_one(
+            "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .expect("who am I");
+    assert_eq!(me.get::<_, String>(0), login.role);
+    assert!(
+        !me.get::<_, bool>(1) && !me.get::<_, bool>(2),
+        "no superuser, no BYPASSRLS"
+    );
+    for sql in forbidden_writes(&shop) {
+        assert_permission_denied(&server, &sql).await;
+    }
+    for role in [
+        "ontab_writer",
+        "ontab_limit_recorder",
+        "ontab_system",
+        "postgres",
+    ] {
+        assert_permission_denied(&server, &format!("SET ROLE {role}")).await;
+    }
+    // The audit's list of every tenant is the operator's, not the server's.
+    assert_permission_denied(&server, "SELECT ontab_business_ids()").await;
+    assert_eq!(
+        count(&owner, MOVEMENTS).await,
+        before,
+        "nothing was written"
+    );
+
+    drop(server);
 }
