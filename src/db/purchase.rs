@@ -57,7 +57,7 @@ pub async fn prepare_batch(tx: &TenantTx) -> Result<(), DbError> {
     tx.prepare(PURCHASE_BATCH, &PURCHASE_BATCH_TYPES).await
 }
 
-/// Several purchases in one call of `ontab_purchase_batch` (migrations/0004):
+/// Several purchases in one call of `ontab_purchase_batch` (migrations/0011):
 /// each decided, in the order given, against the state the ones before it
 /// left, exactly as if they ran one after another; the outcomes in the same
 /// order.

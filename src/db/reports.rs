@@ -2,7 +2,7 @@
 //!
 //! Settlement is FIFO: payments and returns pay off the oldest purchases
 //! first. Every ledger entry carries `purchases_to_date`, the running sum of
-//! its customer's purchases (migrations/0001), so at the newest entry
+//! its customer's purchases (migration 0005), so at the newest entry
 //! `purchases_to_date - balance_after` is everything ever credited, and a
 //! purchase is still (partly) open exactly when its own `purchases_to_date`
 //! exceeds that. The open purchases of a customer are then one range of the
