@@ -1,4 +1,4 @@
--- ontab schema: tables, keys and CHECKs.
+-- ontab schema: roles, tables, keys, CHECKs and indexes.
 --
 -- Guarantees established here:
 -- * Every tenant table carries business_id, and every primary, unique and
@@ -8,26 +8,42 @@
 --   checked; stock can never be negative (CHECK).
 -- * The ledger is a chain per customer: (business_id, customer_id, seq) is
 --   unique, so two writers can never both append entry n+1.
+-- * Every credit limit a customer has had is kept (credit_limit_changes),
+--   with the ledger position from which it applies.
+-- What may be written, by whom, and in which combination is the business of
+-- 0002 (guards), 0003 (row level security, grants) and 0004 (use cases).
 
 -- Roles are cluster-wide and several databases (one per test) may migrate at
--- once, so creation tolerates a concurrent twin.
--- * ontab_app: what the server's queries run as (no superuser, no BYPASSRLS,
---   owns nothing).
--- * ontab_system: owns the two SECURITY DEFINER functions that must look
---   across tenants (API key lookup, idempotency expiry); its policies let it
---   see exactly those tables and nothing else.
+-- once, so creation tolerates a concurrent twin. None can log in, none is a
+-- superuser or bypasses row level security; what each may do is granted in
+-- 0003 and 0004.
+-- * ontab_app: what the server's queries run as. Reads its tenant's rows,
+--   creates and edits businesses, keys, customers and products, and moves
+--   money and stock only by calling the use-case functions (0004). Owns
+--   nothing.
+-- * ontab_writer: owns the use-case functions (SECURITY DEFINER) and may
+--   write exactly what they write: orders, returns and their lines, ledger
+--   entries, stock adjustments, products' stock. No one logs in as it or is
+--   granted it (bar the migrating role), so these writes happen only
+--   through the functions, each together with its reason.
+-- * ontab_limit_recorder: owns the trigger function that records credit
+--   limit changes (0002); the only role that may append to
+--   credit_limit_changes, so limit history cannot be forged.
+-- * ontab_system: owns the SECURITY DEFINER functions that must look across
+--   tenants (API key lookup, idempotency expiry, the audit's business list);
+--   its policies let it see exactly those tables and nothing else.
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_system'] LOOP
+    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_limit_recorder', 'ontab_system'] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', r);
         EXCEPTION
             WHEN duplicate_object OR unique_violation THEN NULL;
         END;
         -- The migrating user sets ontab_app per transaction and hands
-        -- functions to ontab_system, so it must be a member of both.
+        -- functions to the others, so it must be a member of each.
         IF NOT pg_has_role(current_user, r, 'MEMBER') THEN
             EXECUTE format('GRANT %I TO %I', r, current_user);
         END IF;
@@ -161,6 +177,18 @@ CREATE TABLE credit_ledger (
     order_id       uuid,
     return_id      uuid,
     created_at     timestamptz NOT NULL DEFAULT now(),
+    -- The sum of the customer's purchase amounts up to and including this
+    -- entry, set by the chain trigger (0002) whatever the writer sent. With
+    -- it, FIFO settlement is a range query: at the newest entry,
+    -- purchases_to_date - balance_after is everything ever credited
+    -- (payments and returns), and a purchase is not yet fully settled exactly
+    -- when its purchases_to_date exceeds that. bigint, like every amount: its
+    -- comparison is leakproof, so under row level security the report's
+    -- range condition is an index condition (numeric's is not, and would
+    -- mean scanning every purchase). The price: a customer's lifetime
+    -- purchases must stay below 9.2e18 minor units.
+    purchases_to_date  bigint NOT NULL
+        CONSTRAINT credit_ledger_purchases_to_date_nonnegative CHECK (purchases_to_date >= 0),
     PRIMARY KEY (business_id, id),
     UNIQUE (business_id, customer_id, seq),
     FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id),
@@ -178,6 +206,37 @@ CREATE UNIQUE INDEX credit_ledger_one_per_order
     ON credit_ledger (business_id, order_id) WHERE kind = 'purchase';
 CREATE UNIQUE INDEX credit_ledger_one_per_return
     ON credit_ledger (business_id, return_id) WHERE kind = 'return';
+-- The unsettled purchases of a customer (the overdue report) are one range
+-- of this index; INCLUDE lets the report read them without visiting the
+-- table. Zero-amount purchases are never owed, and leaving them out keeps
+-- the guards' lookups of a purchase by order (WHERE ... kind = 'purchase')
+-- from matching this index: without statistics the planner could pick it
+-- over credit_ledger_one_per_order and scan every purchase of the business.
+CREATE INDEX credit_ledger_open_purchases
+    ON credit_ledger (business_id, customer_id, purchases_to_date)
+    INCLUDE (amount, created_at)
+    WHERE kind = 'purchase' AND amount > 0;
+
+-- Every credit limit a customer has had, append-only, written by triggers
+-- on customers (0002) while the customer's row is locked, the same lock
+-- every ledger append takes first: so "the limit in force for entry n" is
+-- exact, and `ontab audit` can check each purchase against the limit of its
+-- time.
+CREATE TABLE credit_limit_changes (
+    business_id   uuid NOT NULL,
+    -- Orders the changes of one customer: they are serialized by its row
+    -- lock, and the value is drawn while the lock is held.
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    customer_id   uuid NOT NULL,
+    credit_limit  bigint NOT NULL CHECK (credit_limit >= 0),
+    -- The limit governs the customer's ledger entries with seq > after_seq.
+    after_seq     bigint NOT NULL CHECK (after_seq >= 0),
+    changed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (business_id, id),
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
+);
+CREATE INDEX credit_limit_changes_by_customer
+    ON credit_limit_changes (business_id, customer_id, id);
 
 -- Stored outcomes of requests sent with an Idempotency-Key. A row is written
 -- in the same transaction as the effect it guards.

@@ -1,15 +1,23 @@
 -- Database guards: whoever writes, these hold.
 --
 -- * History is immutable: orders, order_items, returns, return_items,
---   credit_ledger and stock_adjustments refuse UPDATE, DELETE and TRUNCATE
---   for every role, the owner included (by trigger).
+--   credit_ledger, stock_adjustments and credit_limit_changes refuse UPDATE,
+--   DELETE and TRUNCATE for every role, the owner included (by trigger).
 -- * The ledger chain: an entry must continue its customer's chain exactly
 --   (seq = previous seq + 1, balance_after = previous balance_after + amount),
---   a purchase may not take the balance above the credit limit, and a payment
---   may not take it below zero.
--- * An order's total equals the sum of its lines and its ledger entry
---   (checked at commit, when all three exist).
--- * A return never exceeds what the order bought minus earlier returns.
+--   a purchase may not take the balance above the credit limit (read under
+--   a lock that orders it with limit changes), and a payment may not take it
+--   below zero. purchases_to_date is derived here, whatever
+--   the writer sent.
+-- * An order's total equals the sum of its lines and its ledger entry, and a
+--   return's amount the sum of its lines and its ledger credit: checked at
+--   commit, when all three exist, and again for every line added later.
+-- * A return never exceeds what the order bought minus earlier returns, and
+--   carries the order's unit price.
+-- * A product starts at its initial_stock, which, like its business_id and
+--   id, never changes.
+-- * Every credit limit a customer is given is recorded in
+--   credit_limit_changes, with the ledger position from which it applies.
 
 CREATE FUNCTION ontab_refuse_history_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -24,7 +32,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'stock_adjustments']
+                             'credit_ledger', 'stock_adjustments', 'credit_limit_changes']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I
                         FOR EACH ROW EXECUTE FUNCTION ontab_refuse_history_change()',
@@ -40,16 +48,20 @@ $$;
 -- inserting transaction holds whatever locks it took, so it sees the newest
 -- committed chain. Two concurrent appends of the same seq collide on the
 -- unique key; an append that skips ahead finds no predecessor and fails.
+-- The same row gives purchases_to_date, so no second lookup is needed.
 CREATE FUNCTION ontab_check_ledger_chain() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     previous_balance bigint;
+    previous_purchases bigint;
     limit_now bigint;
+    purchased bigint;
 BEGIN
     IF NEW.seq = 1 THEN
         previous_balance := 0;
+        previous_purchases := 0;
     ELSE
-        SELECT balance_after INTO previous_balance
+        SELECT balance_after, purchases_to_date INTO previous_balance, previous_purchases
           FROM credit_ledger
          WHERE business_id = NEW.business_id
            AND customer_id = NEW.customer_id
@@ -65,10 +77,24 @@ BEGIN
             USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_chain';
     END IF;
 
+    -- Whatever the writer sent: the running sum of the customer's purchases.
+    purchased := CASE WHEN NEW.kind = 'purchase' THEN NEW.amount ELSE 0 END;
+    IF previous_purchases > 9223372036854775807 - purchased THEN
+        RAISE EXCEPTION 'lifetime purchases of customer % exceed the largest representable amount', NEW.customer_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchases_to_date_range';
+    END IF;
+    NEW.purchases_to_date := previous_purchases + purchased;
+
     IF NEW.kind = 'purchase' THEN
+        -- FOR SHARE conflicts with the lock an UPDATE of credit_limit takes
+        -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a limit
+        -- change are ordered: an entry racing a cut waits for it, then
+        -- reads the new limit. The use cases hold the customer FOR UPDATE
+        -- already, so for them it costs nothing.
         SELECT credit_limit INTO limit_now
           FROM customers
-         WHERE business_id = NEW.business_id AND id = NEW.customer_id;
+         WHERE business_id = NEW.business_id AND id = NEW.customer_id
+           FOR SHARE;
         IF NEW.balance_after > limit_now THEN
             RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, limit_now
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
@@ -84,23 +110,32 @@ $$;
 CREATE TRIGGER credit_ledger_chain BEFORE INSERT ON credit_ledger
     FOR EACH ROW EXECUTE FUNCTION ontab_check_ledger_chain();
 
--- Deferred to commit: the order, its lines and its ledger entry are written
--- by separate statements, and only together must they agree.
+-- Completeness is deferred to commit: an order, its lines and its ledger
+-- entry are written by separate statements, and only together must they
+-- agree. Each line checks, against the order's stored total, the sum of all
+-- the order's lines and its ledger entry. That is enough for every order
+-- with a line, and for every line added later, in another transaction, to
+-- an order already committed: lines can only be added, never changed or
+-- removed, each added line fires its own check, and the ledger entry can
+-- neither be added twice (credit_ledger_one_per_order) nor changed. What
+-- only the order's own check can catch is an order committed without any
+-- line, so that is all it checks. Both fire at commit (DEFERRABLE INITIALLY
+-- DEFERRED), or at once under SET CONSTRAINTS ... IMMEDIATE, and both
+-- report as orders_complete.
 CREATE FUNCTION ontab_check_order_complete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    lines_total numeric;
     ledger_amount bigint;
 BEGIN
-    SELECT sum(line_total) INTO lines_total
-      FROM order_items
-     WHERE business_id = NEW.business_id AND order_id = NEW.id;
-    SELECT amount INTO ledger_amount
-      FROM credit_ledger
-     WHERE business_id = NEW.business_id AND order_id = NEW.id AND kind = 'purchase';
-    IF lines_total IS DISTINCT FROM NEW.total OR ledger_amount IS DISTINCT FROM NEW.total THEN
+    PERFORM 1 FROM order_items
+     WHERE business_id = NEW.business_id AND order_id = NEW.id
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT amount INTO ledger_amount
+          FROM credit_ledger
+         WHERE business_id = NEW.business_id AND order_id = NEW.id AND kind = 'purchase';
         RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
-                        NEW.id, NEW.total, lines_total, ledger_amount
+                        NEW.id, NEW.total, NULL, ledger_amount
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
     END IF;
     RETURN NULL;
@@ -111,7 +146,39 @@ CREATE CONSTRAINT TRIGGER orders_complete AFTER INSERT ON orders
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ontab_check_order_complete();
 
--- Likewise a return's amount must equal its lines and its ledger credit.
+-- The three facts in one statement: this runs at the commit of every
+-- purchase, once per line.
+CREATE FUNCTION ontab_check_order_of_line() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    order_total bigint;
+    lines_total numeric;
+    ledger_amount bigint;
+BEGIN
+    SELECT (SELECT o.total FROM orders o
+             WHERE o.business_id = NEW.business_id AND o.id = NEW.order_id),
+           (SELECT sum(i.line_total) FROM order_items i
+             WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id),
+           (SELECT l.amount FROM credit_ledger l
+             WHERE l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase')
+      INTO order_total, lines_total, ledger_amount;
+    IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
+       OR ledger_amount IS DISTINCT FROM order_total THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
+                        NEW.order_id, order_total, lines_total, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER order_items_complete AFTER INSERT ON order_items
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ontab_check_order_of_line();
+
+-- Likewise a return's amount must equal its lines and its ledger credit:
+-- checked for the return, and for each of its lines against the return's
+-- stored amount (so a line added later breaks the sum).
 CREATE FUNCTION ontab_check_return_complete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -137,6 +204,36 @@ CREATE CONSTRAINT TRIGGER returns_complete AFTER INSERT ON returns
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ontab_check_return_complete();
 
+CREATE FUNCTION ontab_check_return_of_line() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    return_amount bigint;
+    lines_total numeric;
+    ledger_amount bigint;
+BEGIN
+    SELECT amount INTO return_amount
+      FROM returns
+     WHERE business_id = NEW.business_id AND id = NEW.return_id;
+    SELECT sum(line_total) INTO lines_total
+      FROM return_items
+     WHERE business_id = NEW.business_id AND return_id = NEW.return_id;
+    SELECT -amount INTO ledger_amount
+      FROM credit_ledger
+     WHERE business_id = NEW.business_id AND return_id = NEW.return_id AND kind = 'return';
+    IF return_amount IS NULL OR lines_total IS DISTINCT FROM return_amount
+       OR ledger_amount IS DISTINCT FROM return_amount THEN
+        RAISE EXCEPTION 'return % is inconsistent: amount %, lines %, ledger %',
+                        NEW.return_id, return_amount, lines_total, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'returns_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER return_items_complete AFTER INSERT ON return_items
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ontab_check_return_of_line();
+
 -- A return line may not exceed the order line minus earlier returns, and must
 -- carry the order's unit price. Concurrent returns of one order are
 -- serialized by a transaction-scoped advisory lock on the order (a row lock
@@ -147,7 +244,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     bought bigint;
     bought_price bigint;
-    already_returned bigint;
+    already_returned numeric;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(NEW.business_id::text || NEW.order_id::text, 0));
     SELECT quantity, unit_price INTO bought, bought_price
@@ -188,3 +285,51 @@ $$;
 
 CREATE TRIGGER products_keep_initial_stock BEFORE UPDATE ON products
     FOR EACH ROW EXECUTE FUNCTION ontab_keep_initial_stock();
+
+-- A product starts at its initial stock, so the reconciliation holds from
+-- its first row; every later change of stock comes with its reason row
+-- (order line, return line, adjustment), written by the use cases (0004).
+-- AFTER the row is stored, so that the CHECKs on stock speak first.
+CREATE FUNCTION ontab_refuse_unexplained_stock() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'a new product''s stock % differs from its initial_stock %', NEW.stock, NEW.initial_stock
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'products_start_at_initial_stock';
+END
+$$;
+
+CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON products
+    FOR EACH ROW WHEN (NEW.stock IS DISTINCT FROM NEW.initial_stock)
+    EXECUTE FUNCTION ontab_refuse_unexplained_stock();
+
+-- A customer's limit is recorded when it is created and whenever it
+-- changes, while its row is locked (by the INSERT or UPDATE that fires
+-- this), the lock every ledger append takes first. In READ COMMITTED each
+-- statement here takes a fresh snapshot after the row lock was won: it sees
+-- every ledger entry appended under that lock before, so after_seq is
+-- exact. It runs as ontab_limit_recorder (SECURITY DEFINER, owner set in
+-- 0003), the one role that may append to credit_limit_changes: the writer
+-- of customers cannot write limit history of its own making. Row level
+-- security still applies to the recorder, so it records only for the
+-- tenant of the transaction.
+CREATE FUNCTION ontab_record_credit_limit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    head_seq bigint;
+BEGIN
+    SELECT seq INTO head_seq
+      FROM credit_ledger
+     WHERE business_id = NEW.business_id AND customer_id = NEW.id
+     ORDER BY seq DESC
+     LIMIT 1;
+    INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq)
+    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, coalesce(head_seq, 0));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER customers_record_credit_limit AFTER INSERT ON customers
+    FOR EACH ROW EXECUTE FUNCTION ontab_record_credit_limit();
+CREATE TRIGGER customers_record_credit_limit_change AFTER UPDATE OF credit_limit ON customers
+    FOR EACH ROW WHEN (OLD.credit_limit IS DISTINCT FROM NEW.credit_limit)
+    EXECUTE FUNCTION ontab_record_credit_limit();

@@ -130,8 +130,8 @@ pub async fn load_history(
 
 /// A ledger chain checked inside the database: (entries, breaks, last
 /// balance_after), where a break is an entry whose seq or balance_after does
-/// not continue the one before it, or whose purchases_to_date (migration
-/// 0005, what the overdue report settles against) is not the running sum of
+/// not continue the one before it, or whose purchases_to_date (migrations/0001,
+/// what the overdue report settles against) is not the running sum of
 /// the customer's purchases.
 pub async fn chain_in_sql(
     client: &Client,

@@ -3,9 +3,16 @@
 //! Hand-written rather than a migration crate: it is one transaction with an
 //! advisory lock and a checksum per file, and it must run unchanged through
 //! tokio-postgres (sqlx's migrator would bring a second driver).
+//!
+//! The rules of a released schema: migrations only gain files (never edit
+//! or remove one; `.ci/migrations-append-only.sh` checks it), and a
+//! database this binary does not fully understand is refused before
+//! anything is applied: one with a version this binary does not know
+//! (migrated by a newer or a different ontab), or one whose applied
+//! migration differs from this binary's file of the same version.
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use super::DbError;
 
@@ -28,53 +35,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "row_level_security",
-        sql: include_str!("../../migrations/0003_row_level_security.sql"),
+        name: "security",
+        sql: include_str!("../../migrations/0003_security.sql"),
     },
     Migration {
         version: 4,
         name: "use_cases",
         sql: include_str!("../../migrations/0004_use_cases.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "settlement_and_limit_history",
-        sql: include_str!("../../migrations/0005_settlement_and_limit_history.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "complete_on_every_line",
-        sql: include_str!("../../migrations/0006_complete_on_every_line.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "audit_access",
-        sql: include_str!("../../migrations/0007_audit_access.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "purchase_refusal_order",
-        sql: include_str!("../../migrations/0008_purchase_refusal_order.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "cheaper_ledger_guards",
-        sql: include_str!("../../migrations/0009_cheaper_ledger_guards.sql"),
-    },
-    Migration {
-        version: 10,
-        name: "products_by_key",
-        sql: include_str!("../../migrations/0010_products_by_key.sql"),
-    },
-    Migration {
-        version: 11,
-        name: "purchase_batch",
-        sql: include_str!("../../migrations/0011_purchase_batch.sql"),
-    },
-    Migration {
-        version: 12,
-        name: "one_order_check_per_line",
-        sql: include_str!("../../migrations/0012_one_order_check_per_line.sql"),
     },
 ];
 
@@ -89,8 +56,9 @@ pub async fn run_on(config: &tokio_postgres::Config) -> Result<Vec<i32>, DbError
 }
 
 /// Applies pending migrations in one transaction and returns their versions.
-/// Concurrent runs against one database wait for each other; a migration
-/// edited after it was applied is refused rather than silently skipped.
+/// Concurrent runs against one database wait for each other; a database
+/// with an applied migration this binary does not know, or knows
+/// differently, is refused with nothing applied.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let tx = client.transaction().await?;
     // An arbitrary constant naming "ontab migrations" among advisory locks.
@@ -108,34 +76,153 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
          )",
     )
     .await?;
-    let applied = tx
-        .query("SELECT version, sha256 FROM ontab_migrations", &[])
-        .await?;
+    let applied = read_applied(&tx).await?;
+    check_applied(&applied)?;
     let mut newly_applied = Vec::new();
     for migration in MIGRATIONS {
-        let checksum = Sha256::digest(migration.sql.as_bytes()).to_vec();
-        let existing = applied
-            .iter()
-            .find(|row| row.get::<_, i32>(0) == migration.version);
-        match existing {
-            Some(row) if row.get::<_, Vec<u8>>(1) == checksum => continue,
-            Some(_) => {
-                return Err(DbError::Config(format!(
-                    "migration {:04}_{} was changed after it was applied; add a new migration instead",
-                    migration.version, migration.name
-                )));
-            }
-            None => {
-                tx.batch_execute(migration.sql).await?;
-                tx.execute(
-                    "INSERT INTO ontab_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-                    &[&migration.version, &migration.name, &checksum],
-                )
-                .await?;
-                newly_applied.push(migration.version);
-            }
+        if applied.iter().any(|row| row.version == migration.version) {
+            continue;
         }
+        tx.batch_execute(migration.sql).await?;
+        tx.execute(
+            "INSERT INTO ontab_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+            &[&migration.version, &migration.name, &migration.sha256()],
+        )
+        .await?;
+        newly_applied.push(migration.version);
     }
     tx.commit().await?;
     Ok(newly_applied)
+}
+
+/// Checks, changing nothing, that the database is migrated to exactly this
+/// binary's migrations: for `ontab serve` running as a login role that is
+/// only `ontab_app` (migrations/0003), which may read `ontab_migrations` but
+/// not migrate. Refuses pending, unknown and differing migrations, naming
+/// the first.
+pub async fn verify(client: &Client) -> Result<(), DbError> {
+    let applied = read_applied(client).await?;
+    check_applied(&applied)?;
+    if let Some(pending) = MIGRATIONS
+        .iter()
+        .find(|m| !applied.iter().any(|row| row.version == m.version))
+    {
+        return Err(DbError::Config(format!(
+            "the database lacks migration {:04}_{}: run `ontab migrate` as the database owner first",
+            pending.version, pending.name
+        )));
+    }
+    Ok(())
+}
+
+async fn read_applied(client: &impl GenericClient) -> Result<Vec<Applied>, DbError> {
+    client
+        .query(
+            "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Applied {
+                version: row.try_get(0)?,
+                name: row.try_get(1)?,
+                sha256: row.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(|error| DbError::Decode(format!("ontab_migrations: {error}")))
+}
+
+/// A row of `ontab_migrations`.
+struct Applied {
+    version: i32,
+    name: String,
+    sha256: Vec<u8>,
+}
+
+impl Migration {
+    fn sha256(&self) -> Vec<u8> {
+        Sha256::digest(self.sql.as_bytes()).to_vec()
+    }
+}
+
+/// Refuses a database whose applied migrations are not a prefix of this
+/// binary's: applying ours on top of a schema we do not know could break it,
+/// and serving it could break its invariants. One line, naming the version.
+fn check_applied(applied: &[Applied]) -> Result<(), DbError> {
+    for row in applied {
+        let Some(known) = MIGRATIONS.iter().find(|m| m.version == row.version) else {
+            return Err(DbError::Config(format!(
+                "the database has migration {:04}_{} applied, which this ontab does not know: \
+                 it was migrated by a newer or different ontab; refusing to start",
+                row.version, row.name
+            )));
+        };
+        if known.sha256() != row.sha256 {
+            return Err(DbError::Config(format!(
+                "migration {:04}_{} applied to the database differs from this ontab's \
+                 (sha256 {} there, {} here): it was migrated by a different ontab, \
+                 or the file was edited after release; refusing to start",
+                row.version,
+                known.name,
+                short_hex(&row.sha256),
+                short_hex(&known.sha256()),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The first 6 bytes of a digest, enough to tell two apart in a message.
+fn short_hex(digest: &[u8]) -> String {
+    hex::encode(&digest[..digest.len().min(6)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(version: i32, sha256: Vec<u8>) -> Applied {
+        Applied {
+            version,
+            name: format!("m{version}"),
+            sha256,
+        }
+    }
+
+    #[test]
+    fn a_prefix_of_the_known_migrations_is_accepted() {
+        let prefix: Vec<Applied> = MIGRATIONS
+            .iter()
+            .take(2)
+            .map(|m| applied(m.version, m.sha256()))
+            .collect();
+        assert!(check_applied(&prefix).is_ok());
+        assert!(check_applied(&[]).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_applied_version_is_refused_by_number() {
+        let mut rows: Vec<Applied> = MIGRATIONS
+            .iter()
+            .map(|m| applied(m.version, m.sha256()))
+            .collect();
+        rows.push(applied(9999, vec![0; 32]));
+        let error = check_applied(&rows).err().map(|e| e.to_string());
+        let message = error.unwrap_or_default();
+        assert!(message.contains("9999_m9999"), "{message}");
+        assert!(message.contains("does not know"), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+
+    #[test]
+    fn an_applied_migration_with_another_checksum_is_refused_by_number() {
+        let rows = [applied(MIGRATIONS[0].version, vec![0; 32])];
+        let error = check_applied(&rows).err().map(|e| e.to_string());
+        let message = error.unwrap_or_default();
+        assert!(message.contains("migration 0001_schema"), "{message}");
+        assert!(message.contains("differs"), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
 }

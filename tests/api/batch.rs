@@ -1,4 +1,4 @@
-//! `ontab_purchase_batch` (migrations/0011) against `ontab_purchase`: the
+//! `ontab_purchase_batch` (migrations/0004) against `ontab_purchase`: the
 //! same orders, from the same starting state, must get the same answers and
 //! leave the same stock and ledgers, whether they run one call each or as
 //! one batch. The state is built through the API; the two runs happen in
@@ -373,28 +373,8 @@ async fn spawn_waiting_batch(
         .expect("pid")
         .get(0);
     let batch = tokio::spawn(async move { batched(&mut client, shop, &orders, true).await.0 });
-    wait_for_a_lock(app, pid, failure).await;
+    app.wait_for_a_lock(pid, failure).await;
     batch
-}
-
-/// Returns once the session `pid` waits for a lock (within 5 s).
-async fn wait_for_a_lock(app: &TestApp, pid: i32, failure: &str) {
-    let watcher = app.sql().await;
-    for _ in 0..500 {
-        let waiting: bool = watcher
-            .query_one(
-                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .await
-            .expect("activity")
-            .get(0);
-        if waiting {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("{failure}");
 }
 
 /// Runs `orders` as a batch while another session holds `product` locked

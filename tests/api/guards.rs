@@ -1,7 +1,10 @@
-//! The database guards of migrations/0002..0006, exercised in SQL on data
-//! created through the API: whoever writes (the owner or `ontab_app`), history
-//! stays immutable, stock non-negative, the ledger chain intact, the tenant
-//! isolated.
+//! The database guards of migrations/0002 and the privileges of 0003,
+//! exercised in SQL on data created through the API. `ontab_app` (what the
+//! server runs as) may not write history or stock at all (permission
+//! denied); whoever may (the owner, or `ontab_writer`, as which the
+//! use-case functions run), the triggers and CHECKs are the backstop:
+//! history stays immutable, stock non-negative, the ledger chain intact,
+//! the tenant isolated.
 
 use serde_json::json;
 use tokio_postgres::Client;
@@ -110,6 +113,36 @@ async fn as_app(app: &TestApp, tenant: Option<Uuid>) -> Client {
             .expect("set the tenant");
     }
     client
+}
+
+/// A second superuser session switched to `ontab_writer`, the owner of the
+/// use-case functions, acting for `tenant`: what those functions could
+/// write if they had a bug, which the guards must still refuse.
+async fn as_writer(app: &TestApp, tenant: Uuid) -> Client {
+    let client = app.sql().await;
+    client
+        .batch_execute("SET ROLE ontab_writer")
+        .await
+        .expect("the migrating superuser may become ontab_writer");
+    client
+        .execute(
+            "SELECT set_config('ontab.business_id', $1, false)",
+            &[&tenant.to_string()],
+        )
+        .await
+        .expect("set the tenant");
+    client
+}
+
+/// `ontab_app` may not run `sql` at all.
+async fn expect_denied(client: &Client, sql: &str) {
+    expect_refused(
+        client,
+        sql,
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "permission denied",
+    )
+    .await;
 }
 
 /// Data made through the API: one business with a purchase, a payment, a
@@ -381,104 +414,103 @@ async fn stock_prices_limits_and_quantities_are_range_checked() {
     let world = world(&app).await;
     let owner = app.sql().await;
     let client = as_app(&app, Some(world.shop.id)).await;
+    let writer = as_writer(&app, world.shop.id).await;
     let (shop, pen, order) = (world.shop.id, world.pen, world.order);
 
-    for session in [&owner, &client] {
-        expect_constraint(
-            session,
-            &format!("UPDATE products SET stock = -1 WHERE id = '{pen}'"),
-            &SqlState::CHECK_VIOLATION,
-            "products_stock_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            "UPDATE products SET stock = stock - 1000",
-            &SqlState::CHECK_VIOLATION,
-            "products_stock_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            &format!("UPDATE products SET price = -1 WHERE id = '{pen}'"),
-            &SqlState::CHECK_VIOLATION,
+    // What ontab_app may write is range checked for it as for the owner.
+    let app_writes = [
+        (
+            format!("UPDATE products SET price = -1 WHERE id = '{pen}'"),
             "products_price_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            "UPDATE customers SET credit_limit = -1",
-            &SqlState::CHECK_VIOLATION,
+        ),
+        (
+            "UPDATE customers SET credit_limit = -1".to_owned(),
             "customers_credit_limit_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            &format!(
+        ),
+        (
+            format!(
                 "INSERT INTO products (business_id, id, name, price, stock, initial_stock) \
                  VALUES ('{shop}', gen_random_uuid(), 'Bad', -5, 1, 1)"
             ),
-            &SqlState::CHECK_VIOLATION,
             "products_price_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            &format!(
+        ),
+        (
+            format!(
                 "INSERT INTO products (business_id, id, name, price, stock, initial_stock) \
                  VALUES ('{shop}', gen_random_uuid(), 'Bad', 5, -1, 0)"
             ),
-            &SqlState::CHECK_VIOLATION,
             "products_stock_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            &format!(
+        ),
+        // A product starts at its initial stock: no stock without a reason.
+        (
+            format!(
+                "INSERT INTO products (business_id, id, name, price, stock, initial_stock) \
+                 VALUES ('{shop}', gen_random_uuid(), 'Bad', 5, 100, 0)"
+            ),
+            "products_start_at_initial_stock",
+        ),
+        (
+            format!(
                 "INSERT INTO customers (business_id, id, name, credit_limit) \
                  VALUES ('{shop}', gen_random_uuid(), 'Bad', -1)"
             ),
-            &SqlState::CHECK_VIOLATION,
             "customers_credit_limit_check",
-        )
-        .await;
-        expect_constraint(
-            session,
-            &format!(
+        ),
+    ];
+    for session in [&owner, &client] {
+        for (sql, constraint) in &app_writes {
+            expect_constraint(session, sql, &SqlState::CHECK_VIOLATION, constraint).await;
+        }
+    }
+
+    // Stock and history are written only by the use cases (as
+    // ontab_writer): ontab_app may not write them at all, and for the
+    // writer and the owner the CHECKs hold.
+    let mut writer_writes = vec![
+        (
+            format!("UPDATE products SET stock = -1 WHERE id = '{pen}'"),
+            "products_stock_check",
+        ),
+        (
+            "UPDATE products SET stock = stock - 1000".to_owned(),
+            "products_stock_check",
+        ),
+        (
+            format!(
                 "INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after) \
                  VALUES ('{shop}', gen_random_uuid(), '{pen}', 0, 'nothing', 7)"
             ),
-            &SqlState::CHECK_VIOLATION,
             "stock_adjustments_delta_check",
-        )
-        .await;
-        // order_items: quantity > 0 and line_total = quantity * unit_price.
-        for (quantity, line_total, constraint) in [
-            (0, 0, "order_items_quantity_check"),
-            (-1, -100, "order_items_quantity_check"),
-            (2, 150, "order_items_check"),
-        ] {
-            expect_constraint(
-                session,
-                &format!(
-                    "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
-                     VALUES ('{shop}', '{order}', 9, gen_random_uuid(), {quantity}, 100, {line_total})"
-                ),
-                &SqlState::CHECK_VIOLATION,
-                constraint,
-            )
-            .await;
-        }
-        expect_constraint(
-            session,
-            &format!(
+        ),
+        (
+            format!(
                 "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
                  VALUES ('{shop}', gen_random_uuid(), '{order}', 1, '{pen}', 0, 100, 0)"
             ),
-            &SqlState::CHECK_VIOLATION,
             "return_items_quantity_check",
-        )
-        .await;
+        ),
+    ];
+    // order_items: quantity > 0 and line_total = quantity * unit_price.
+    for (quantity, line_total, constraint) in [
+        (0, 0, "order_items_quantity_check"),
+        (-1, -100, "order_items_quantity_check"),
+        (2, 150, "order_items_check"),
+    ] {
+        writer_writes.push((
+            format!(
+                "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+                 VALUES ('{shop}', '{order}', 9, gen_random_uuid(), {quantity}, 100, {line_total})"
+            ),
+            constraint,
+        ));
+    }
+    for (sql, _) in &writer_writes {
+        expect_denied(&client, sql).await;
+    }
+    for session in [&owner, &writer] {
+        for (sql, constraint) in &writer_writes {
+            expect_constraint(session, sql, &SqlState::CHECK_VIOLATION, constraint).await;
+        }
     }
 
     let stock = app
@@ -513,13 +545,23 @@ async fn the_ledger_chain_cannot_be_broken() {
     let world = world(&app).await;
     let owner = app.sql().await;
     let client = as_app(&app, Some(world.shop.id)).await;
+    let writer = as_writer(&app, world.shop.id).await;
     let (shop, customer) = (world.shop.id, world.customer);
 
     // Through the API: purchase 800, payment -100, return -100.
     let (seq, balance, purchased) = head(&owner, customer).await;
     assert_eq!((seq, balance, purchased), (3, 600, 800));
 
-    for session in [&owner, &client] {
+    // ontab_app appends no ledger entry, not even a valid one: only the
+    // use cases do. The chain holds for whoever may (the owner, and
+    // ontab_writer as which the use cases run).
+    expect_denied(
+        &client,
+        &payment(shop, customer, seq + 1, -50, balance - 50),
+    )
+    .await;
+
+    for session in [&owner, &writer] {
         // balance_after must be previous + amount.
         expect_constraint(
             session,
@@ -573,7 +615,7 @@ async fn the_ledger_chain_cannot_be_broken() {
     // A purchase may not take the balance above the limit (1000): the order
     // and its lines exist in the same transaction, the ledger entry is the
     // one refused (immediately, by the BEFORE INSERT trigger).
-    for session in [&owner, &client] {
+    for session in [&owner, &writer] {
         session.batch_execute("BEGIN").await.expect("begin");
         session
             .batch_execute(&format!(
@@ -607,7 +649,7 @@ async fn the_ledger_chain_cannot_be_broken() {
 
     // A valid append passes, and purchases_to_date is computed by the
     // trigger whatever the writer sent.
-    for session in [&owner, &client] {
+    for session in [&owner, &writer] {
         session.batch_execute("BEGIN").await.expect("begin");
         session
             .batch_execute(&format!(
@@ -628,7 +670,7 @@ async fn the_ledger_chain_cannot_be_broken() {
 
     // A new chain must start at seq 1 from a balance of zero.
     let fresh = app.customer(&world.shop, 100).await;
-    for session in [&owner, &client] {
+    for session in [&owner, &writer] {
         expect_constraint(
             session,
             &payment(shop, fresh, 1, -5, 5),
@@ -679,6 +721,24 @@ async fn the_app_role_is_confined_to_its_tenant() {
     assert!(!role.get::<_, bool>(1), "ontab_app has no BYPASSRLS");
     assert!(!role.get::<_, bool>(2), "ontab_app cannot create roles");
     assert!(!role.get::<_, bool>(3), "ontab_app cannot create databases");
+    // Nor can the roles that own the functions it calls log in, or bypass
+    // anything.
+    for role in ["ontab_writer", "ontab_limit_recorder", "ontab_system"] {
+        let attributes = owner
+            .query_one(
+                "SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb \
+                 FROM pg_roles WHERE rolname = $1",
+                &[&role],
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{role} exists: {error}"));
+        for (index, attribute) in ["LOGIN", "SUPERUSER", "BYPASSRLS", "CREATEROLE", "CREATEDB"]
+            .iter()
+            .enumerate()
+        {
+            assert!(!attributes.get::<_, bool>(index), "{role} has {attribute}");
+        }
+    }
     assert_eq!(
         count(
             &owner,
@@ -783,7 +843,7 @@ async fn the_app_role_is_confined_to_its_tenant() {
     .await;
     // An UPDATE without a tenant touches no row.
     let touched = nobody
-        .execute("UPDATE products SET stock = 0", &[])
+        .execute("UPDATE products SET price = 0", &[])
         .await
         .expect("an update of invisible rows is no error");
     assert_eq!(touched, 0);
@@ -824,19 +884,20 @@ async fn the_app_role_is_confined_to_its_tenant() {
     .await;
     let touched = shop
         .execute(
-            "UPDATE products SET stock = 0 WHERE id = $1",
+            "UPDATE products SET price = 0 WHERE id = $1",
             &[&world.other_product],
         )
         .await
         .expect("an update of another tenant's row is no error");
     assert_eq!(touched, 0, "another tenant's product is out of reach");
-    let other_stock = app
+    let other_product = app
         .get(
             &format!("/v1/products/{}", world.other_product),
             &world.other.key,
         )
         .await;
-    assert_eq!(other_stock.body["stock"], 99, "{other_stock:?}");
+    assert_eq!(other_product.body["price"], 10, "{other_product:?}");
+    assert_eq!(other_product.body["stock"], 99, "{other_product:?}");
 }
 
 #[tokio::test]
@@ -951,6 +1012,7 @@ async fn incomplete_orders_and_returns_cannot_commit() {
     let world = world(&app).await;
     let owner = app.sql().await;
     let client = as_app(&app, Some(world.shop.id)).await;
+    let writer = as_writer(&app, world.shop.id).await;
     let (shop, customer, pen, ink, order) = (
         world.shop.id,
         world.customer,
@@ -1013,7 +1075,15 @@ async fn incomplete_orders_and_returns_cannot_commit() {
                 ),
         ),
     ];
-    for session in [&owner, &client] {
+    // ontab_app writes no order, line or ledger entry at all.
+    for sql in [
+        order_row(id, 200),
+        line(id, 2, 200),
+        purchase_entry(id, 200),
+    ] {
+        expect_denied(&client, &sql).await;
+    }
+    for session in [&owner, &writer] {
         for (what, statements) in &cases {
             session.batch_execute("BEGIN").await.expect("begin");
             session
@@ -1072,7 +1142,11 @@ async fn incomplete_orders_and_returns_cannot_commit() {
             balance - amount
         )
     };
-    for session in [&owner, &client] {
+    // Nor any return, return line or credit.
+    for sql in [return_row(100), return_line(pen, 1, 100), return_entry(100)] {
+        expect_denied(&client, &sql).await;
+    }
+    for session in [&owner, &writer] {
         // Incomplete returns are refused at commit.
         for (what, statements) in [
             ("a return without lines or ledger entry", return_row(100)),
@@ -1178,6 +1252,7 @@ async fn committed_orders_and_returns_gain_no_lines() {
     let world = world(&app).await;
     let owner = app.sql().await;
     let client = as_app(&app, Some(world.shop.id)).await;
+    let writer = as_writer(&app, world.shop.id).await;
     let (shop, order) = (world.shop.id, world.order);
     // A product the order does not have, so no key collides.
     let extra = app.product(&world.shop, 30, 10).await;
@@ -1191,7 +1266,25 @@ async fn committed_orders_and_returns_gain_no_lines() {
         .get(0);
     let before = history_counts(&owner).await;
 
-    for session in [&owner, &client] {
+    // ontab_app cannot append a line at all.
+    expect_denied(
+        &client,
+        &format!(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '{order}', 3, '{extra}', 1, 30, 30)"
+        ),
+    )
+    .await;
+    expect_denied(
+        &client,
+        &format!(
+            "INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{shop}', '{return_id}', '{order}', 2, '{}', 1, 250, 250)",
+            world.ink
+        ),
+    )
+    .await;
+    for session in [&owner, &writer] {
         // A line appended to a committed order would change its items and
         // make its total disagree with its lines and its ledger entry.
         let refusal = refused_by(
@@ -1244,4 +1337,83 @@ async fn committed_orders_and_returns_gain_no_lines() {
         "{reread:?}"
     );
     assert_eq!(reread.body["total"], 800, "{reread:?}");
+}
+
+#[tokio::test]
+async fn a_purchase_entry_racing_a_limit_cut_waits_for_it_and_is_refused() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 1_000).await;
+    let pen = app.product(&shop, 100, 10).await;
+
+    // The limit is cut to 100 in a transaction left open.
+    let cutter = as_app(&app, Some(shop.id)).await;
+    cutter
+        .batch_execute(&format!(
+            "BEGIN; UPDATE customers SET credit_limit = 100 WHERE id = '{customer}'"
+        ))
+        .await
+        .expect("the cut is made, not committed");
+
+    // Meanwhile a purchase of 500, within the old limit, is written directly
+    // (as ontab_writer, as a use case would, but without its checks).
+    let writer = as_writer(&app, shop.id).await;
+    let pid: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let order = Uuid::new_v4();
+    writer
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO orders (business_id, id, customer_id, total)
+             VALUES ('{}', '{order}', '{customer}', 500);
+             INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+             VALUES ('{}', '{order}', 1, '{pen}', 5, 100, 500)",
+            shop.id, shop.id
+        ))
+        .await
+        .expect("the order and its line do not wait for the cut");
+    let entry = format!(
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+         VALUES ('{}', gen_random_uuid(), '{customer}', 1, 'purchase', 500, 500, '{order}')",
+        shop.id
+    );
+    let appended = tokio::spawn(async move {
+        let outcome = writer.batch_execute(&entry).await;
+        (outcome, writer)
+    });
+
+    // The entry's check of the limit waits for the cut ...
+    app.wait_for_a_lock(
+        pid,
+        "the purchase entry did not wait for the uncommitted limit cut",
+    )
+    .await;
+    cutter
+        .batch_execute("COMMIT")
+        .await
+        .expect("the cut commits");
+
+    // ... and is then held to the new limit.
+    let (outcome, writer) = appended.await.expect("the append task ends");
+    let refusal = refused_by(outcome, "a purchase above the limit just cut");
+    assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+    assert_eq!(
+        refusal.constraint.as_deref(),
+        Some("credit_ledger_within_limit"),
+        "{refusal:?}"
+    );
+    assert!(refusal.message.contains("above limit 100"), "{refusal:?}");
+    writer.batch_execute("ROLLBACK").await.expect("rollback");
+    let owner = app.sql().await;
+    assert_eq!(
+        count(
+            &owner,
+            &format!("SELECT count(*) FROM credit_ledger WHERE customer_id = '{customer}'")
+        )
+        .await,
+        0
+    );
 }

@@ -423,6 +423,27 @@ impl TestApp {
         connection_string(&self.db_config)
     }
 
+    /// Returns once the session `pid` waits for a lock (within 5 s), or
+    /// panics with `failure`.
+    pub async fn wait_for_a_lock(&self, pid: i32, failure: &str) {
+        let watcher = self.sql().await;
+        for _ in 0..500 {
+            let waiting: bool = watcher
+                .query_one(
+                    "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            if waiting {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{failure}");
+    }
+
     /// Runs `ontab audit` over this test's database and asserts it is clean.
     pub async fn assert_audit_clean(&self) {
         let mut client = self.sql().await;

@@ -908,7 +908,7 @@ async fn row_level_security_hides_other_tenants_in_sql() {
     // Updating A's rows as B touches nothing.
     let updated = sql
         .execute(
-            "UPDATE products SET stock = 0 WHERE id = $1",
+            "UPDATE products SET price = 0 WHERE id = $1",
             &[&w.a_product],
         )
         .await
@@ -950,12 +950,15 @@ async fn row_level_security_hides_other_tenants_in_sql() {
 
     // As superuser again, A's data is untouched.
     sql.batch_execute("RESET ROLE").await.expect("reset role");
-    let stock: i64 = sql
-        .query_one("SELECT stock FROM products WHERE id = $1", &[&w.a_product])
+    let a_product = sql
+        .query_one(
+            "SELECT stock, price FROM products WHERE id = $1",
+            &[&w.a_product],
+        )
         .await
-        .expect("A's product")
-        .get(0);
-    assert_eq!(stock, 40 - 6 + 1);
+        .expect("A's product");
+    assert_eq!(a_product.get::<_, i64>(0), 40 - 6 + 1);
+    assert_ne!(a_product.get::<_, i64>(1), 0, "A's price untouched");
     let a_customers: i64 = sql
         .query_one(
             "SELECT count(*) FROM customers WHERE business_id = $1",

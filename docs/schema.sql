@@ -1,0 +1,2105 @@
+-- The schema of a freshly migrated ontab database (pg_dump 15 --schema-only),
+-- migrated by the superuser postgres. Written by .ci/schema-check.sh --update;
+-- CI fails when the migrations no longer produce exactly this.
+--
+-- PostgreSQL database dump
+--
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: ontab_adjust_stock(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    stock_now bigint;
+    product_after products;
+    created timestamptz := now();
+BEGIN
+    SELECT stock INTO stock_now FROM products WHERE business_id = tenant AND id = p_product_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', p_product_id);
+    END IF;
+    IF stock_now::numeric + p_delta < 0 THEN
+        RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', p_product_id,
+                                  'requested', -p_delta, 'available', stock_now);
+    END IF;
+    IF stock_now::numeric + p_delta > 9223372036854775807 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'delta',
+                                  'message', 'stock would exceed the largest representable quantity');
+    END IF;
+
+    UPDATE products SET stock = stock + p_delta
+     WHERE business_id = tenant AND id = p_product_id
+    RETURNING * INTO product_after;
+
+    INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after, created_at)
+    VALUES (tenant, p_adjustment_id, p_product_id, p_delta, p_reason, product_after.stock, created);
+
+    RETURN jsonb_build_object(
+        'product', jsonb_build_object('id', product_after.id, 'name', product_after.name,
+                                      'price', product_after.price, 'stock', product_after.stock,
+                                      'created_at', product_after.created_at),
+        'adjustment', jsonb_build_object('id', p_adjustment_id, 'product_id', p_product_id,
+                                         'delta', p_delta, 'reason', p_reason,
+                                         'stock_after', product_after.stock, 'created_at', created));
+END
+$$;
+
+ALTER FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_api_key(uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_api_key(p_key_id uuid) RETURNS TABLE(business_id uuid, secret_sha256 bytea)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT k.business_id, k.secret_sha256
+      FROM public.api_keys k
+     WHERE k.id = p_key_id AND k.revoked_at IS NULL
+$$;
+
+ALTER FUNCTION public.ontab_api_key(p_key_id uuid) OWNER TO ontab_system;
+
+--
+-- Name: ontab_business_ids(); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_business_ids() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT b.id FROM public.businesses b ORDER BY b.created_at, b.id
+$$;
+
+ALTER FUNCTION public.ontab_business_ids() OWNER TO ontab_system;
+
+--
+-- Name: ontab_check_ledger_chain(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_ledger_chain() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    previous_balance bigint;
+    previous_purchases bigint;
+    limit_now bigint;
+    purchased bigint;
+BEGIN
+    IF NEW.seq = 1 THEN
+        previous_balance := 0;
+        previous_purchases := 0;
+    ELSE
+        SELECT balance_after, purchases_to_date INTO previous_balance, previous_purchases
+          FROM credit_ledger
+         WHERE business_id = NEW.business_id
+           AND customer_id = NEW.customer_id
+           AND seq = NEW.seq - 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'ledger chain broken: customer % has no entry %', NEW.customer_id, NEW.seq - 1
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_chain';
+        END IF;
+    END IF;
+
+    IF NEW.balance_after IS DISTINCT FROM previous_balance + NEW.amount THEN
+        RAISE EXCEPTION 'ledger chain broken: % + % <> %', previous_balance, NEW.amount, NEW.balance_after
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_chain';
+    END IF;
+
+    -- Whatever the writer sent: the running sum of the customer's purchases.
+    purchased := CASE WHEN NEW.kind = 'purchase' THEN NEW.amount ELSE 0 END;
+    IF previous_purchases > 9223372036854775807 - purchased THEN
+        RAISE EXCEPTION 'lifetime purchases of customer % exceed the largest representable amount', NEW.customer_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchases_to_date_range';
+    END IF;
+    NEW.purchases_to_date := previous_purchases + purchased;
+
+    IF NEW.kind = 'purchase' THEN
+        -- FOR SHARE conflicts with the lock an UPDATE of credit_limit takes
+        -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a limit
+        -- change are ordered: an entry racing a cut waits for it, then
+        -- reads the new limit. The use cases hold the customer FOR UPDATE
+        -- already, so for them it costs nothing.
+        SELECT credit_limit INTO limit_now
+          FROM customers
+         WHERE business_id = NEW.business_id AND id = NEW.customer_id
+           FOR SHARE;
+        IF NEW.balance_after > limit_now THEN
+            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, limit_now
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
+        END IF;
+    ELSIF NEW.kind = 'payment' AND NEW.balance_after < 0 THEN
+        RAISE EXCEPTION 'payment exceeds balance: balance would be %', NEW.balance_after
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_payment_within_balance';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_ledger_chain() OWNER TO postgres;
+
+--
+-- Name: ontab_check_order_complete(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_order_complete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    ledger_amount bigint;
+BEGIN
+    PERFORM 1 FROM order_items
+     WHERE business_id = NEW.business_id AND order_id = NEW.id
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT amount INTO ledger_amount
+          FROM credit_ledger
+         WHERE business_id = NEW.business_id AND order_id = NEW.id AND kind = 'purchase';
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
+                        NEW.id, NEW.total, NULL, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_order_complete() OWNER TO postgres;
+
+--
+-- Name: ontab_check_order_of_line(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_order_of_line() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    order_total bigint;
+    lines_total numeric;
+    ledger_amount bigint;
+BEGIN
+    SELECT (SELECT o.total FROM orders o
+             WHERE o.business_id = NEW.business_id AND o.id = NEW.order_id),
+           (SELECT sum(i.line_total) FROM order_items i
+             WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id),
+           (SELECT l.amount FROM credit_ledger l
+             WHERE l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase')
+      INTO order_total, lines_total, ledger_amount;
+    IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
+       OR ledger_amount IS DISTINCT FROM order_total THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
+                        NEW.order_id, order_total, lines_total, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_order_of_line() OWNER TO postgres;
+
+--
+-- Name: ontab_check_return_complete(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_return_complete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    lines_total numeric;
+    ledger_amount bigint;
+BEGIN
+    SELECT sum(line_total) INTO lines_total
+      FROM return_items
+     WHERE business_id = NEW.business_id AND return_id = NEW.id;
+    SELECT -amount INTO ledger_amount
+      FROM credit_ledger
+     WHERE business_id = NEW.business_id AND return_id = NEW.id AND kind = 'return';
+    IF lines_total IS DISTINCT FROM NEW.amount OR ledger_amount IS DISTINCT FROM NEW.amount THEN
+        RAISE EXCEPTION 'return % is inconsistent: amount %, lines %, ledger %',
+                        NEW.id, NEW.amount, lines_total, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'returns_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_return_complete() OWNER TO postgres;
+
+--
+-- Name: ontab_check_return_line(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_return_line() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    bought bigint;
+    bought_price bigint;
+    already_returned numeric;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(NEW.business_id::text || NEW.order_id::text, 0));
+    SELECT quantity, unit_price INTO bought, bought_price
+      FROM order_items
+     WHERE business_id = NEW.business_id AND order_id = NEW.order_id AND product_id = NEW.product_id;
+    SELECT coalesce(sum(quantity), 0) INTO already_returned
+      FROM return_items
+     WHERE business_id = NEW.business_id AND order_id = NEW.order_id AND product_id = NEW.product_id;
+    IF NEW.quantity > bought - already_returned THEN
+        RAISE EXCEPTION 'return exceeds purchase: % returned of % bought, % more asked',
+                        already_returned, bought, NEW.quantity
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'return_items_within_purchase';
+    END IF;
+    IF NEW.unit_price IS DISTINCT FROM bought_price THEN
+        RAISE EXCEPTION 'return price % differs from order price %', NEW.unit_price, bought_price
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'return_items_order_price';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_return_line() OWNER TO postgres;
+
+--
+-- Name: ontab_check_return_of_line(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_return_of_line() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    return_amount bigint;
+    lines_total numeric;
+    ledger_amount bigint;
+BEGIN
+    SELECT amount INTO return_amount
+      FROM returns
+     WHERE business_id = NEW.business_id AND id = NEW.return_id;
+    SELECT sum(line_total) INTO lines_total
+      FROM return_items
+     WHERE business_id = NEW.business_id AND return_id = NEW.return_id;
+    SELECT -amount INTO ledger_amount
+      FROM credit_ledger
+     WHERE business_id = NEW.business_id AND return_id = NEW.return_id AND kind = 'return';
+    IF return_amount IS NULL OR lines_total IS DISTINCT FROM return_amount
+       OR ledger_amount IS DISTINCT FROM return_amount THEN
+        RAISE EXCEPTION 'return % is inconsistent: amount %, lines %, ledger %',
+                        NEW.return_id, return_amount, lines_total, ledger_amount
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'returns_complete';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
+
+--
+-- Name: ontab_expire_idempotency_keys(interval); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    WITH gone AS (
+        DELETE FROM public.idempotency_keys
+         WHERE created_at < now() - greatest(p_older_than, interval '24 hours')
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+
+ALTER FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) OWNER TO ontab_system;
+
+--
+-- Name: ontab_keep_initial_stock(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_keep_initial_stock() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.initial_stock IS DISTINCT FROM OLD.initial_stock
+       OR NEW.business_id IS DISTINCT FROM OLD.business_id
+       OR NEW.id IS DISTINCT FROM OLD.id THEN
+        RAISE EXCEPTION 'products.initial_stock, business_id and id are immutable'
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_keep_initial_stock() OWNER TO postgres;
+
+--
+-- Name: ontab_ledger_head(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) RETURNS record
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    SELECT c.seq, c.balance_after INTO seq, balance
+      FROM credit_ledger c
+     WHERE c.business_id = p_business AND c.customer_id = p_customer
+     ORDER BY c.seq DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        seq := 0;
+        balance := 0;
+    END IF;
+END
+$$;
+
+ALTER FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) OWNER TO postgres;
+
+--
+-- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    head record;
+    created timestamptz := now();
+BEGIN
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+
+    head := ontab_ledger_head(tenant, p_customer_id);
+    IF p_amount > head.balance THEN
+        RETURN jsonb_build_object('error', 'payment_exceeds_balance', 'balance', head.balance, 'amount', p_amount);
+    END IF;
+
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, created_at)
+    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'payment', -p_amount, head.balance - p_amount, created);
+
+    RETURN jsonb_build_object('entry', jsonb_build_object(
+        'id', p_entry_id, 'customer_id', p_customer_id, 'kind', 'payment', 'amount', -p_amount,
+        'balance_after', head.balance - p_amount, 'order_id', NULL, 'return_id', NULL,
+        'seq', head.seq + 1, 'created_at', created));
+END
+$$;
+
+ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    credit_limit_now bigint;
+    customer_found boolean;
+    missing_product uuid;
+    head record;
+    line record;
+    locked uuid;
+    order_total numeric := 0::numeric;
+    short_product uuid;
+    short_requested bigint;
+    short_available bigint;
+    created timestamptz := now();
+    items jsonb;
+BEGIN
+    SELECT credit_limit INTO credit_limit_now
+      FROM customers
+     WHERE business_id = tenant AND id = p_customer_id
+       FOR UPDATE;
+    customer_found := FOUND;
+
+    FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+    END LOOP;
+
+    -- Lines arrive merged (one per product) in request order.
+    FOR line IN
+        SELECT l.product_id, l.quantity, p.price, p.stock
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT pr.price, pr.stock FROM products pr
+                              WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.price IS NULL THEN
+            missing_product := coalesce(missing_product, line.product_id);
+            CONTINUE;
+        END IF;
+        IF short_product IS NULL AND line.stock < line.quantity THEN
+            short_product := line.product_id;
+            short_requested := line.quantity;
+            short_available := line.stock;
+        END IF;
+        order_total := order_total + line.price::numeric * line.quantity;
+    END LOOP;
+
+    IF order_total > 9223372036854775807 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'order total exceeds the largest representable amount');
+    END IF;
+    IF NOT customer_found THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+
+    -- The chain's head, read after the customer lock: one index probe for
+    -- the balance and the lifetime purchases.
+    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date INTO head
+      FROM credit_ledger c
+     WHERE c.business_id = tenant AND c.customer_id = p_customer_id
+     ORDER BY c.seq DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date INTO head;
+    END IF;
+    IF missing_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+    END IF;
+    IF short_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
+                                  'requested', short_requested, 'available', short_available);
+    END IF;
+    IF head.balance + order_total > credit_limit_now THEN
+        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', credit_limit_now,
+                                  'balance', head.balance, 'order_total', order_total::bigint);
+    END IF;
+    -- A limit of representation rather than of the request: checked last,
+    -- so a refusal the client can act on is reported first.
+    IF head.purchases_to_date::numeric + order_total > 9223372036854775807 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
+    END IF;
+
+    INSERT INTO orders (business_id, id, customer_id, total, created_at)
+    VALUES (tenant, p_order_id, p_customer_id, order_total, created);
+
+    WITH written AS (
+        INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+        SELECT tenant, p_order_id, l.ord, l.product_id, l.quantity, p.price, p.price * l.quantity
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          CROSS JOIN LATERAL (SELECT pr.price FROM products pr
+                               WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p
+        RETURNING line_no, product_id, quantity, unit_price, line_total
+    )
+    SELECT jsonb_agg(jsonb_build_object('product_id', product_id, 'quantity', quantity,
+                                        'unit_price', unit_price, 'line_total', line_total)
+                     ORDER BY line_no)
+      INTO items
+      FROM written;
+
+    FOR line IN SELECT * FROM unnest(p_product_ids, p_quantities) AS l (product_id, quantity) LOOP
+        UPDATE products SET stock = stock - line.quantity
+         WHERE business_id = tenant AND id = line.product_id;
+    END LOOP;
+
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
+    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'purchase', order_total,
+            head.balance + order_total, p_order_id, created);
+
+    RETURN jsonb_build_object('order', jsonb_build_object(
+        'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
+        'created_at', created, 'items', items));
+END
+$$;
+
+ALTER FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_purchase_batch(uuid[], uuid[], uuid[], integer[], uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb[]
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    created timestamptz := now();
+    n_orders int := coalesce(cardinality(p_order_ids), 0);
+    n_lines int := coalesce(cardinality(p_product_ids), 0);
+    max_amount constant numeric := 9223372036854775807::numeric;
+
+    -- The batch's customers (by id) with their limits and chain heads, and
+    -- its products (by id) with price and stock: the state each order is
+    -- decided against, updated in memory as orders are accepted.
+    c_ids uuid[];
+    c_limit bigint[];
+    c_seq bigint[];
+    c_balance bigint[];
+    c_purchased bigint[];
+    p_ids uuid[];
+    p_price bigint[];
+    p_stock bigint[];
+    p_sold bigint[];
+    -- The chain heads as read, for a second attempt.
+    head_seq bigint[];
+    head_balance bigint[];
+    head_purchased bigint[];
+    -- Products as found once locked, to compare with what was decided on.
+    l_ids uuid[];
+    l_price bigint[];
+    l_stock bigint[];
+    stock_refused boolean;
+
+    -- What the accepted orders write, and the answers (set afresh by each
+    -- attempt).
+    o_ids uuid[];
+    o_customers uuid[];
+    o_totals bigint[];
+    i_orders uuid[];
+    i_line_nos int[];
+    i_products uuid[];
+    i_quantities bigint[];
+    i_prices bigint[];
+    e_ids uuid[];
+    e_customers uuid[];
+    e_seqs bigint[];
+    e_amounts bigint[];
+    e_balances bigint[];
+
+    answers jsonb[];
+    answer jsonb;
+    items jsonb;
+    ci int;
+    k int;
+    next_line int := 1;
+    first_line int;
+    last_line int;
+    order_total numeric;
+    missing_product uuid;
+    short_product uuid;
+    short_requested bigint;
+    short_available bigint;
+BEGIN
+    IF coalesce(cardinality(p_entry_ids), 0) <> n_orders OR coalesce(cardinality(p_customer_ids), 0) <> n_orders
+       OR coalesce(cardinality(p_line_orders), 0) <> n_lines OR coalesce(cardinality(p_quantities), 0) <> n_lines THEN
+        RAISE EXCEPTION 'ontab_purchase_batch: argument arrays of unequal length'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}')
+      INTO c_ids, c_limit
+      FROM (SELECT c.id, c.credit_limit FROM customers c
+             WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
+             ORDER BY c.id
+               FOR UPDATE) locked;
+    -- Chain heads, read after the customer locks (a fresh snapshot): one
+    -- index probe per customer, however long its history.
+    SELECT coalesce(array_agg(coalesce(h.seq, 0) ORDER BY c.ord), '{}'),
+           coalesce(array_agg(coalesce(h.balance_after, 0) ORDER BY c.ord), '{}'),
+           coalesce(array_agg(coalesce(h.purchases_to_date, 0) ORDER BY c.ord), '{}')
+      INTO head_seq, head_balance, head_purchased
+      FROM unnest(c_ids) WITH ORDINALITY AS c (id, ord)
+      LEFT JOIN LATERAL (SELECT l.seq, l.balance_after, l.purchases_to_date FROM credit_ledger l
+                          WHERE l.business_id = tenant AND l.customer_id = c.id
+                          ORDER BY l.seq DESC
+                          LIMIT 1) h ON true;
+
+    FOR attempt IN 1..2 LOOP
+        BEGIN
+            IF attempt = 1 THEN
+                -- KEY SHARE, in id order: the lock the order lines' foreign
+                -- keys take anyway (and would otherwise take in line order,
+                -- which could deadlock with a return or a lone purchase
+                -- locking the same products in id order). It does not
+                -- conflict with another batch's NO KEY UPDATE below.
+                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
+                       coalesce(array_agg(stock ORDER BY id), '{}')
+                  INTO p_ids, p_price, p_stock
+                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                         ORDER BY p.id
+                           FOR KEY SHARE) shared;
+            ELSE
+                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
+                       coalesce(array_agg(stock ORDER BY id), '{}')
+                  INTO p_ids, p_price, p_stock
+                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                         ORDER BY p.id
+                           FOR NO KEY UPDATE) locked;
+            END IF;
+            p_sold := array_fill(0::bigint, ARRAY[cardinality(p_ids)]);
+            c_seq := head_seq;
+            c_balance := head_balance;
+            c_purchased := head_purchased;
+            o_ids := '{}'; o_customers := '{}'; o_totals := '{}';
+            i_orders := '{}'; i_line_nos := '{}'; i_products := '{}'; i_quantities := '{}'; i_prices := '{}';
+            e_ids := '{}'; e_customers := '{}'; e_seqs := '{}'; e_amounts := '{}'; e_balances := '{}';
+            answers := '{}';
+            next_line := 1;
+            stock_refused := false;
+
+            FOR i IN 1..n_orders LOOP
+                order_total := 0;
+                missing_product := NULL;
+                short_product := NULL;
+                first_line := next_line;
+                WHILE next_line <= n_lines AND p_line_orders[next_line] = i LOOP
+                    k := array_position(p_ids, p_product_ids[next_line]);
+                    IF k IS NULL THEN
+                        missing_product := coalesce(missing_product, p_product_ids[next_line]);
+                    ELSE
+                        IF short_product IS NULL AND p_stock[k] < p_quantities[next_line] THEN
+                            short_product := p_product_ids[next_line];
+                            short_requested := p_quantities[next_line];
+                            short_available := p_stock[k];
+                        END IF;
+                        order_total := order_total + p_price[k]::numeric * p_quantities[next_line];
+                    END IF;
+                    next_line := next_line + 1;
+                END LOOP;
+                last_line := next_line - 1;
+                IF last_line < first_line THEN
+                    RAISE EXCEPTION 'ontab_purchase_batch: order % has no lines', i
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                ci := array_position(c_ids, p_customer_ids[i]);
+
+                -- The refusal order of ontab_purchase.
+                IF order_total > max_amount THEN
+                    answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                                 'message', 'order total exceeds the largest representable amount');
+                ELSIF ci IS NULL THEN
+                    answer := jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_ids[i]);
+                ELSIF missing_product IS NOT NULL THEN
+                    answer := jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+                ELSIF short_product IS NOT NULL THEN
+                    answer := jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
+                                                 'requested', short_requested, 'available', short_available);
+                    stock_refused := true;
+                ELSIF c_balance[ci] + order_total > c_limit[ci] THEN
+                    answer := jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', c_limit[ci],
+                                                 'balance', c_balance[ci], 'order_total', order_total::bigint);
+                ELSIF c_purchased[ci]::numeric + order_total > max_amount THEN
+                    answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                                 'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
+                ELSE
+                    items := '[]';
+                    FOR l IN first_line..last_line LOOP
+                        k := array_position(p_ids, p_product_ids[l]);
+                        p_stock[k] := p_stock[k] - p_quantities[l];
+                        p_sold[k] := p_sold[k] + p_quantities[l];
+                        i_orders := array_append(i_orders, p_order_ids[i]);
+                        i_line_nos := array_append(i_line_nos, l - first_line + 1);
+                        i_products := array_append(i_products, p_product_ids[l]);
+                        i_quantities := array_append(i_quantities, p_quantities[l]);
+                        i_prices := array_append(i_prices, p_price[k]);
+                        items := items || jsonb_build_array(jsonb_build_object(
+                            'product_id', p_product_ids[l], 'quantity', p_quantities[l],
+                            'unit_price', p_price[k], 'line_total', p_price[k] * p_quantities[l]));
+                    END LOOP;
+                    c_seq[ci] := c_seq[ci] + 1;
+                    -- Both within bigint: checked against the limit and max_amount above.
+                    c_balance[ci] := (c_balance[ci] + order_total)::bigint;
+                    c_purchased[ci] := (c_purchased[ci] + order_total)::bigint;
+                    o_ids := array_append(o_ids, p_order_ids[i]);
+                    o_customers := array_append(o_customers, p_customer_ids[i]);
+                    o_totals := array_append(o_totals, order_total::bigint);
+                    e_ids := array_append(e_ids, p_entry_ids[i]);
+                    e_customers := array_append(e_customers, p_customer_ids[i]);
+                    e_seqs := array_append(e_seqs, c_seq[ci]);
+                    e_amounts := array_append(e_amounts, order_total::bigint);
+                    e_balances := array_append(e_balances, c_balance[ci]);
+                    answer := jsonb_build_object('order', jsonb_build_object(
+                        'id', p_order_ids[i], 'customer_id', p_customer_ids[i], 'total', order_total::bigint,
+                        'created_at', created, 'items', items));
+                END IF;
+                answers := array_append(answers, answer);
+            END LOOP;
+
+            IF next_line <= n_lines THEN
+                RAISE EXCEPTION 'ontab_purchase_batch: line % belongs to no order in sequence', next_line
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            -- A refusal for stock states how much was available: only stock read
+            -- under its lock may say that.
+            IF attempt = 1 AND stock_refused THEN
+                CONTINUE;
+            END IF;
+            -- Nothing to write: every answer stands as of the moment the products
+            -- were read, the customers being locked since before.
+            IF cardinality(o_ids) = 0 THEN
+                RETURN answers;
+            END IF;
+
+            INSERT INTO orders (business_id, id, customer_id, total, created_at)
+            SELECT tenant, o.id, o.customer_id, o.total, created
+              FROM unnest(o_ids, o_customers, o_totals) AS o (id, customer_id, total);
+
+            INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+            SELECT tenant, l.order_id, l.line_no, l.product_id, l.quantity, l.unit_price, l.unit_price * l.quantity
+              FROM unnest(i_orders, i_line_nos, i_products, i_quantities, i_prices)
+                   AS l (order_id, line_no, product_id, quantity, unit_price);
+
+            -- In arrival order: a customer's entries of this batch extend the chain
+            -- one after another, each checked by the chain trigger against the one
+            -- inserted before it.
+            INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
+            SELECT tenant, e.id, e.customer_id, e.seq, 'purchase', e.amount, e.balance_after, e.order_id, created
+              FROM unnest(e_ids, e_customers, e_seqs, e_amounts, e_balances, o_ids)
+                   WITH ORDINALITY AS e (id, customer_id, seq, amount, balance_after, order_id, ord)
+             ORDER BY e.ord;
+
+            IF attempt = 1 THEN
+                -- The orders' own checks now rather than at commit, which comes
+                -- after the products are locked.
+                SET CONSTRAINTS orders_complete, order_items_complete IMMEDIATE;
+                SET CONSTRAINTS orders_complete, order_items_complete DEFERRED;
+                -- The products, locked at last: the batch stands if nothing it was
+                -- decided on has changed meanwhile (the same products, at the same
+                -- prices, with stock for all it sold); otherwise all of it is
+                -- undone and decided again under the locks.
+                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
+                       coalesce(array_agg(stock ORDER BY id), '{}')
+                  INTO l_ids, l_price, l_stock
+                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                         ORDER BY p.id
+                           FOR NO KEY UPDATE) locked;
+                IF l_ids IS DISTINCT FROM p_ids OR l_price IS DISTINCT FROM p_price THEN
+                    RAISE EXCEPTION USING ERRCODE = 'OT001';
+                END IF;
+                FOR k IN 1..cardinality(p_ids) LOOP
+                    IF l_stock[k] < p_sold[k] THEN
+                        RAISE EXCEPTION USING ERRCODE = 'OT001';
+                    END IF;
+                END LOOP;
+            END IF;
+
+            FOR k IN 1..cardinality(p_ids) LOOP
+                IF p_sold[k] > 0 THEN
+                    UPDATE products SET stock = stock - p_sold[k]
+                     WHERE business_id = tenant AND id = p_ids[k];
+                END IF;
+            END LOOP;
+
+            RETURN answers;
+
+        EXCEPTION WHEN SQLSTATE 'OT001' THEN
+            -- Decided on products that changed before they were locked: the
+            -- writes of this attempt are rolled back with it; try again, locked.
+            NULL;
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'ontab_purchase_batch: no attempt stood' USING ERRCODE = 'internal_error';
+END
+$$;
+
+ALTER FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_record_credit_limit(); Type: FUNCTION; Schema: public; Owner: ontab_limit_recorder
+--
+
+CREATE FUNCTION public.ontab_record_credit_limit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    head_seq bigint;
+BEGIN
+    SELECT seq INTO head_seq
+      FROM credit_ledger
+     WHERE business_id = NEW.business_id AND customer_id = NEW.id
+     ORDER BY seq DESC
+     LIMIT 1;
+    INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq)
+    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, coalesce(head_seq, 0));
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_record_credit_limit() OWNER TO ontab_limit_recorder;
+
+--
+-- Name: ontab_refuse_history_change(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_refuse_history_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only history: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+ALTER FUNCTION public.ontab_refuse_history_change() OWNER TO postgres;
+
+--
+-- Name: ontab_refuse_unexplained_stock(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_refuse_unexplained_stock() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'a new product''s stock % differs from its initial_stock %', NEW.stock, NEW.initial_stock
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'products_start_at_initial_stock';
+END
+$$;
+
+ALTER FUNCTION public.ontab_refuse_unexplained_stock() OWNER TO postgres;
+
+--
+-- Name: ontab_require_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_require_tenant() RETURNS uuid
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    tenant uuid := ontab_tenant();
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION 'no tenant set for this transaction' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN tenant;
+END
+$$;
+
+ALTER FUNCTION public.ontab_require_tenant() OWNER TO postgres;
+
+--
+-- Name: ontab_return(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    buyer uuid;
+    head record;
+    line record;
+    locked uuid;
+    return_amount numeric := 0::numeric;
+    created timestamptz := now();
+    items jsonb;
+BEGIN
+    SELECT customer_id INTO buyer FROM orders WHERE business_id = tenant AND id = p_order_id;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'order', 'id', p_order_id);
+    END IF;
+
+    -- The customer lock serializes this return with every other movement of
+    -- the buyer's ledger, and with other returns of the same order.
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = buyer FOR UPDATE;
+    FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+    END LOOP;
+
+    FOR line IN
+        SELECT l.product_id, l.quantity, oi.unit_price,
+               coalesce(oi.quantity, 0) - coalesce(
+                   (SELECT sum(ri.quantity) FROM return_items ri
+                     WHERE ri.business_id = tenant AND ri.order_id = p_order_id
+                       AND ri.product_id = l.product_id), 0) AS returnable
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT o.quantity, o.unit_price FROM order_items o
+                              WHERE o.business_id = tenant AND o.order_id = p_order_id
+                                AND o.product_id = l.product_id LIMIT 1) oi ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.quantity > line.returnable THEN
+            RETURN jsonb_build_object('error', 'return_exceeds_purchase', 'product_id', line.product_id,
+                                      'returnable', line.returnable);
+        END IF;
+        return_amount := return_amount + line.unit_price::numeric * line.quantity;
+    END LOOP;
+
+    head := ontab_ledger_head(tenant, buyer);
+
+    INSERT INTO returns (business_id, id, order_id, amount, created_at)
+    VALUES (tenant, p_return_id, p_order_id, return_amount, created);
+
+    WITH written AS (
+        INSERT INTO return_items (business_id, return_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+        SELECT tenant, p_return_id, p_order_id, l.ord, l.product_id, l.quantity, oi.unit_price, oi.unit_price * l.quantity
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          CROSS JOIN LATERAL (SELECT o.unit_price FROM order_items o
+                               WHERE o.business_id = tenant AND o.order_id = p_order_id
+                                 AND o.product_id = l.product_id LIMIT 1) oi
+        RETURNING line_no, product_id, quantity, unit_price, line_total
+    )
+    SELECT jsonb_agg(jsonb_build_object('product_id', product_id, 'quantity', quantity,
+                                        'unit_price', unit_price, 'line_total', line_total)
+                     ORDER BY line_no)
+      INTO items
+      FROM written;
+
+    FOR line IN SELECT * FROM unnest(p_product_ids, p_quantities) AS l (product_id, quantity) LOOP
+        UPDATE products SET stock = stock + line.quantity
+         WHERE business_id = tenant AND id = line.product_id;
+    END LOOP;
+
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after,
+                               order_id, return_id, created_at)
+    VALUES (tenant, p_entry_id, buyer, head.seq + 1, 'return', -return_amount,
+            head.balance - return_amount, p_order_id, p_return_id, created);
+
+    RETURN jsonb_build_object('return', jsonb_build_object(
+        'id', p_return_id, 'order_id', p_order_id, 'customer_id', buyer,
+        'amount', return_amount::bigint, 'items', items, 'created_at', created));
+END
+$$;
+
+ALTER FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_tenant() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT nullif(current_setting('ontab.business_id', true), '')::uuid
+$$;
+
+ALTER FUNCTION public.ontab_tenant() OWNER TO postgres;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: api_keys; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.api_keys (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    secret_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_keys_secret_sha256_check CHECK ((octet_length(secret_sha256) = 32))
+);
+
+ALTER TABLE ONLY public.api_keys FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.api_keys OWNER TO postgres;
+
+--
+-- Name: businesses; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.businesses (
+    id uuid NOT NULL,
+    name text NOT NULL,
+    currency text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT businesses_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT businesses_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200)))
+);
+
+ALTER TABLE ONLY public.businesses FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.businesses OWNER TO postgres;
+
+--
+-- Name: credit_ledger; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.credit_ledger (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    amount bigint NOT NULL,
+    balance_after bigint NOT NULL,
+    order_id uuid,
+    return_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    purchases_to_date bigint NOT NULL,
+    CONSTRAINT credit_ledger_check CHECK ((((kind = 'purchase'::text) AND (amount >= 0) AND (order_id IS NOT NULL) AND (return_id IS NULL)) OR ((kind = 'payment'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)) OR ((kind = 'return'::text) AND (amount <= 0) AND (order_id IS NOT NULL) AND (return_id IS NOT NULL)))),
+    CONSTRAINT credit_ledger_kind_check CHECK ((kind = ANY (ARRAY['purchase'::text, 'payment'::text, 'return'::text]))),
+    CONSTRAINT credit_ledger_purchases_to_date_nonnegative CHECK ((purchases_to_date >= 0)),
+    CONSTRAINT credit_ledger_seq_check CHECK ((seq >= 1))
+);
+
+ALTER TABLE ONLY public.credit_ledger FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.credit_ledger OWNER TO postgres;
+
+--
+-- Name: credit_limit_changes; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.credit_limit_changes (
+    business_id uuid NOT NULL,
+    id bigint NOT NULL,
+    customer_id uuid NOT NULL,
+    credit_limit bigint NOT NULL,
+    after_seq bigint NOT NULL,
+    changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT credit_limit_changes_after_seq_check CHECK ((after_seq >= 0)),
+    CONSTRAINT credit_limit_changes_credit_limit_check CHECK ((credit_limit >= 0))
+);
+
+ALTER TABLE ONLY public.credit_limit_changes FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.credit_limit_changes OWNER TO postgres;
+
+--
+-- Name: credit_limit_changes_id_seq; Type: SEQUENCE; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.credit_limit_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.credit_limit_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: customers; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.customers (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    name text NOT NULL,
+    credit_limit bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT customers_credit_limit_check CHECK ((credit_limit >= 0)),
+    CONSTRAINT customers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200)))
+);
+
+ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.customers OWNER TO postgres;
+
+--
+-- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.idempotency_keys (
+    business_id uuid NOT NULL,
+    key text NOT NULL,
+    fingerprint bytea NOT NULL,
+    status integer NOT NULL,
+    body json NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT idempotency_keys_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 255))),
+    CONSTRAINT idempotency_keys_status_check CHECK (((status >= 200) AND (status <= 499)))
+);
+
+ALTER TABLE ONLY public.idempotency_keys FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.idempotency_keys OWNER TO postgres;
+
+--
+-- Name: ontab_migrations; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.ontab_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    sha256 bytea NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE public.ontab_migrations OWNER TO postgres;
+
+--
+-- Name: order_items; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.order_items (
+    business_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    product_id uuid NOT NULL,
+    quantity bigint NOT NULL,
+    unit_price bigint NOT NULL,
+    line_total bigint NOT NULL,
+    CONSTRAINT order_items_check CHECK ((line_total = (quantity * unit_price))),
+    CONSTRAINT order_items_line_no_check CHECK ((line_no >= 1)),
+    CONSTRAINT order_items_quantity_check CHECK ((quantity > 0)),
+    CONSTRAINT order_items_unit_price_check CHECK ((unit_price >= 0))
+);
+
+ALTER TABLE ONLY public.order_items FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.order_items OWNER TO postgres;
+
+--
+-- Name: orders; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.orders (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    total bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT orders_total_check CHECK ((total >= 0))
+);
+
+ALTER TABLE ONLY public.orders FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.orders OWNER TO postgres;
+
+--
+-- Name: products; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.products (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    name text NOT NULL,
+    price bigint NOT NULL,
+    stock bigint NOT NULL,
+    initial_stock bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT products_initial_stock_check CHECK ((initial_stock >= 0)),
+    CONSTRAINT products_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
+    CONSTRAINT products_price_check CHECK ((price >= 0)),
+    CONSTRAINT products_stock_check CHECK ((stock >= 0))
+);
+
+ALTER TABLE ONLY public.products FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.products OWNER TO postgres;
+
+--
+-- Name: return_items; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.return_items (
+    business_id uuid NOT NULL,
+    return_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    product_id uuid NOT NULL,
+    quantity bigint NOT NULL,
+    unit_price bigint NOT NULL,
+    line_total bigint NOT NULL,
+    CONSTRAINT return_items_check CHECK ((line_total = (quantity * unit_price))),
+    CONSTRAINT return_items_line_no_check CHECK ((line_no >= 1)),
+    CONSTRAINT return_items_quantity_check CHECK ((quantity > 0)),
+    CONSTRAINT return_items_unit_price_check CHECK ((unit_price >= 0))
+);
+
+ALTER TABLE ONLY public.return_items FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.return_items OWNER TO postgres;
+
+--
+-- Name: returns; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.returns (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    amount bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT returns_amount_check CHECK ((amount >= 0))
+);
+
+ALTER TABLE ONLY public.returns FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.returns OWNER TO postgres;
+
+--
+-- Name: stock_adjustments; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.stock_adjustments (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    product_id uuid NOT NULL,
+    delta bigint NOT NULL,
+    reason text NOT NULL,
+    stock_after bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT stock_adjustments_delta_check CHECK ((delta <> 0)),
+    CONSTRAINT stock_adjustments_reason_check CHECK ((char_length(reason) <= 200)),
+    CONSTRAINT stock_adjustments_stock_after_check CHECK ((stock_after >= 0))
+);
+
+ALTER TABLE ONLY public.stock_adjustments FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.stock_adjustments OWNER TO postgres;
+
+--
+-- Name: api_keys api_keys_id_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_id_key UNIQUE (id);
+
+--
+-- Name: api_keys api_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: businesses businesses_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.businesses
+    ADD CONSTRAINT businesses_pkey PRIMARY KEY (id);
+
+--
+-- Name: credit_ledger credit_ledger_business_id_customer_id_seq_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_ledger
+    ADD CONSTRAINT credit_ledger_business_id_customer_id_seq_key UNIQUE (business_id, customer_id, seq);
+
+--
+-- Name: credit_ledger credit_ledger_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_ledger
+    ADD CONSTRAINT credit_ledger_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: credit_limit_changes credit_limit_changes_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_limit_changes
+    ADD CONSTRAINT credit_limit_changes_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: customers customers_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.customers
+    ADD CONSTRAINT customers_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (business_id, key);
+
+--
+-- Name: ontab_migrations ontab_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.ontab_migrations
+    ADD CONSTRAINT ontab_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: order_items order_items_business_id_order_id_line_no_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.order_items
+    ADD CONSTRAINT order_items_business_id_order_id_line_no_key UNIQUE (business_id, order_id, line_no);
+
+--
+-- Name: order_items order_items_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.order_items
+    ADD CONSTRAINT order_items_pkey PRIMARY KEY (business_id, order_id, product_id);
+
+--
+-- Name: orders orders_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: products products_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.products
+    ADD CONSTRAINT products_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: return_items return_items_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.return_items
+    ADD CONSTRAINT return_items_pkey PRIMARY KEY (business_id, return_id, product_id);
+
+--
+-- Name: returns returns_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.returns
+    ADD CONSTRAINT returns_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: stock_adjustments stock_adjustments_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.stock_adjustments
+    ADD CONSTRAINT stock_adjustments_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: credit_ledger_one_per_order; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE UNIQUE INDEX credit_ledger_one_per_order ON public.credit_ledger USING btree (business_id, order_id) WHERE (kind = 'purchase'::text);
+
+--
+-- Name: credit_ledger_one_per_return; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE UNIQUE INDEX credit_ledger_one_per_return ON public.credit_ledger USING btree (business_id, return_id) WHERE (kind = 'return'::text);
+
+--
+-- Name: credit_ledger_open_purchases; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX credit_ledger_open_purchases ON public.credit_ledger USING btree (business_id, customer_id, purchases_to_date) INCLUDE (amount, created_at) WHERE ((kind = 'purchase'::text) AND (amount > 0));
+
+--
+-- Name: credit_limit_changes_by_customer; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX credit_limit_changes_by_customer ON public.credit_limit_changes USING btree (business_id, customer_id, id);
+
+--
+-- Name: customers_by_creation; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX customers_by_creation ON public.customers USING btree (business_id, created_at, id);
+
+--
+-- Name: idempotency_keys_by_age; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX idempotency_keys_by_age ON public.idempotency_keys USING btree (created_at);
+
+--
+-- Name: orders_by_customer; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX orders_by_customer ON public.orders USING btree (business_id, customer_id, created_at DESC, id DESC);
+
+--
+-- Name: orders_newest_first; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX orders_newest_first ON public.orders USING btree (business_id, created_at DESC, id DESC);
+
+--
+-- Name: products_by_creation; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX products_by_creation ON public.products USING btree (business_id, created_at, id);
+
+--
+-- Name: return_items_by_order_line; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX return_items_by_order_line ON public.return_items USING btree (business_id, order_id, product_id);
+
+--
+-- Name: returns_by_order; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX returns_by_order ON public.returns USING btree (business_id, order_id, created_at);
+
+--
+-- Name: stock_adjustments_by_product; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX stock_adjustments_by_product ON public.stock_adjustments USING btree (business_id, product_id, created_at);
+
+--
+-- Name: credit_ledger credit_ledger_chain; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_ledger_chain BEFORE INSERT ON public.credit_ledger FOR EACH ROW EXECUTE FUNCTION public.ontab_check_ledger_chain();
+
+--
+-- Name: credit_ledger credit_ledger_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_ledger_immutable BEFORE DELETE OR UPDATE ON public.credit_ledger FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: credit_ledger credit_ledger_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_ledger_no_truncate BEFORE TRUNCATE ON public.credit_ledger FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: credit_limit_changes credit_limit_changes_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_limit_changes_immutable BEFORE DELETE OR UPDATE ON public.credit_limit_changes FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: credit_limit_changes credit_limit_changes_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_limit_changes_no_truncate BEFORE TRUNCATE ON public.credit_limit_changes FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: customers customers_record_credit_limit; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_record_credit_limit AFTER INSERT ON public.customers FOR EACH ROW EXECUTE FUNCTION public.ontab_record_credit_limit();
+
+--
+-- Name: customers customers_record_credit_limit_change; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_record_credit_limit_change AFTER UPDATE OF credit_limit ON public.customers FOR EACH ROW WHEN ((old.credit_limit IS DISTINCT FROM new.credit_limit)) EXECUTE FUNCTION public.ontab_record_credit_limit();
+
+--
+-- Name: order_items order_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE CONSTRAINT TRIGGER order_items_complete AFTER INSERT ON public.order_items DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ontab_check_order_of_line();
+
+--
+-- Name: order_items order_items_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER order_items_immutable BEFORE DELETE OR UPDATE ON public.order_items FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: order_items order_items_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER order_items_no_truncate BEFORE TRUNCATE ON public.order_items FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: orders orders_complete; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE CONSTRAINT TRIGGER orders_complete AFTER INSERT ON public.orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ontab_check_order_complete();
+
+--
+-- Name: orders orders_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER orders_immutable BEFORE DELETE OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: orders orders_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER orders_no_truncate BEFORE TRUNCATE ON public.orders FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: products products_keep_initial_stock; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER products_keep_initial_stock BEFORE UPDATE ON public.products FOR EACH ROW EXECUTE FUNCTION public.ontab_keep_initial_stock();
+
+--
+-- Name: products products_start_at_initial_stock; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON public.products FOR EACH ROW WHEN ((new.stock IS DISTINCT FROM new.initial_stock)) EXECUTE FUNCTION public.ontab_refuse_unexplained_stock();
+
+--
+-- Name: return_items return_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE CONSTRAINT TRIGGER return_items_complete AFTER INSERT ON public.return_items DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ontab_check_return_of_line();
+
+--
+-- Name: return_items return_items_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER return_items_immutable BEFORE DELETE OR UPDATE ON public.return_items FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: return_items return_items_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER return_items_no_truncate BEFORE TRUNCATE ON public.return_items FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: return_items return_items_within_purchase; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER return_items_within_purchase BEFORE INSERT ON public.return_items FOR EACH ROW EXECUTE FUNCTION public.ontab_check_return_line();
+
+--
+-- Name: returns returns_complete; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE CONSTRAINT TRIGGER returns_complete AFTER INSERT ON public.returns DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ontab_check_return_complete();
+
+--
+-- Name: returns returns_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER returns_immutable BEFORE DELETE OR UPDATE ON public.returns FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: returns returns_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER returns_no_truncate BEFORE TRUNCATE ON public.returns FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: stock_adjustments stock_adjustments_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER stock_adjustments_immutable BEFORE DELETE OR UPDATE ON public.stock_adjustments FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: stock_adjustments stock_adjustments_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER stock_adjustments_no_truncate BEFORE TRUNCATE ON public.stock_adjustments FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: api_keys api_keys_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: credit_ledger credit_ledger_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_ledger
+    ADD CONSTRAINT credit_ledger_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
+-- Name: credit_ledger credit_ledger_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_ledger
+    ADD CONSTRAINT credit_ledger_business_id_order_id_fkey FOREIGN KEY (business_id, order_id) REFERENCES public.orders(business_id, id);
+
+--
+-- Name: credit_ledger credit_ledger_business_id_return_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_ledger
+    ADD CONSTRAINT credit_ledger_business_id_return_id_fkey FOREIGN KEY (business_id, return_id) REFERENCES public.returns(business_id, id);
+
+--
+-- Name: credit_limit_changes credit_limit_changes_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.credit_limit_changes
+    ADD CONSTRAINT credit_limit_changes_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
+-- Name: customers customers_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.customers
+    ADD CONSTRAINT customers_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: idempotency_keys idempotency_keys_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: order_items order_items_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.order_items
+    ADD CONSTRAINT order_items_business_id_order_id_fkey FOREIGN KEY (business_id, order_id) REFERENCES public.orders(business_id, id);
+
+--
+-- Name: order_items order_items_business_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.order_items
+    ADD CONSTRAINT order_items_business_id_product_id_fkey FOREIGN KEY (business_id, product_id) REFERENCES public.products(business_id, id);
+
+--
+-- Name: orders orders_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
+-- Name: products products_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.products
+    ADD CONSTRAINT products_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: return_items return_items_business_id_order_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.return_items
+    ADD CONSTRAINT return_items_business_id_order_id_product_id_fkey FOREIGN KEY (business_id, order_id, product_id) REFERENCES public.order_items(business_id, order_id, product_id);
+
+--
+-- Name: return_items return_items_business_id_return_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.return_items
+    ADD CONSTRAINT return_items_business_id_return_id_fkey FOREIGN KEY (business_id, return_id) REFERENCES public.returns(business_id, id);
+
+--
+-- Name: returns returns_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.returns
+    ADD CONSTRAINT returns_business_id_order_id_fkey FOREIGN KEY (business_id, order_id) REFERENCES public.orders(business_id, id);
+
+--
+-- Name: stock_adjustments stock_adjustments_business_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.stock_adjustments
+    ADD CONSTRAINT stock_adjustments_business_id_product_id_fkey FOREIGN KEY (business_id, product_id) REFERENCES public.products(business_id, id);
+
+--
+-- Name: api_keys; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.api_keys ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: businesses business_listing; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY business_listing ON public.businesses FOR SELECT TO ontab_system USING (true);
+
+--
+-- Name: businesses; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.businesses ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: credit_ledger; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.credit_ledger ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: credit_limit_changes; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.credit_limit_changes ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: customers; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: idempotency_keys expiry; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY expiry ON public.idempotency_keys TO ontab_system USING ((created_at < (now() - '24:00:00'::interval)));
+
+--
+-- Name: idempotency_keys; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.idempotency_keys ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: api_keys key_lookup; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY key_lookup ON public.api_keys FOR SELECT TO ontab_system USING ((revoked_at IS NULL));
+
+--
+-- Name: order_items; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.order_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: orders; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: products; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.products ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: return_items; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.return_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: returns; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.returns ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: stock_adjustments; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.stock_adjustments ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: api_keys tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.api_keys USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: businesses tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.businesses USING ((id = public.ontab_tenant())) WITH CHECK ((id = public.ontab_tenant()));
+
+--
+-- Name: credit_ledger tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.credit_ledger USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: credit_limit_changes tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.credit_limit_changes USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: customers tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.customers USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: idempotency_keys tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.idempotency_keys USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: order_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.order_items USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: orders tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.orders USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: products tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.products USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: return_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.return_items USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: returns tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.returns USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: stock_adjustments tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.stock_adjustments USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
+--
+
+GRANT USAGE ON SCHEMA public TO ontab_app;
+GRANT USAGE ON SCHEMA public TO ontab_writer;
+GRANT USAGE ON SCHEMA public TO ontab_limit_recorder;
+
+--
+-- Name: FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_api_key(p_key_id uuid); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_api_key(p_key_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_api_key(p_key_id uuid) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_business_ids(); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_business_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
+
+--
+-- Name: FUNCTION ontab_expire_idempotency_keys(p_older_than interval); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_writer;
+
+--
+-- Name: FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_record_credit_limit(); Type: ACL; Schema: public; Owner: ontab_limit_recorder
+--
+
+REVOKE ALL ON FUNCTION public.ontab_record_credit_limit() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_require_tenant(); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_writer;
+
+--
+-- Name: FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_tenant(); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_limit_recorder;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
+
+--
+-- Name: TABLE api_keys; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.api_keys TO ontab_app;
+GRANT SELECT ON TABLE public.api_keys TO ontab_system;
+
+--
+-- Name: COLUMN api_keys.revoked_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(revoked_at) ON TABLE public.api_keys TO ontab_app;
+
+--
+-- Name: TABLE businesses; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.businesses TO ontab_app;
+GRANT SELECT ON TABLE public.businesses TO ontab_system;
+
+--
+-- Name: TABLE credit_ledger; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.credit_ledger TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_writer;
+
+--
+-- Name: COLUMN credit_ledger.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+
+--
+-- Name: COLUMN credit_ledger.customer_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+
+--
+-- Name: COLUMN credit_ledger.seq; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+
+--
+-- Name: TABLE credit_limit_changes; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.credit_limit_changes TO ontab_app;
+GRANT INSERT ON TABLE public.credit_limit_changes TO ontab_limit_recorder;
+
+--
+-- Name: SEQUENCE credit_limit_changes_id_seq; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT USAGE ON SEQUENCE public.credit_limit_changes_id_seq TO ontab_limit_recorder;
+
+--
+-- Name: TABLE customers; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.customers TO ontab_app;
+GRANT SELECT ON TABLE public.customers TO ontab_writer;
+
+--
+-- Name: COLUMN customers.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(business_id) ON TABLE public.customers TO ontab_writer;
+
+--
+-- Name: COLUMN customers.name; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(name) ON TABLE public.customers TO ontab_app;
+
+--
+-- Name: COLUMN customers.credit_limit; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(credit_limit) ON TABLE public.customers TO ontab_app;
+
+--
+-- Name: TABLE idempotency_keys; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.idempotency_keys TO ontab_app;
+GRANT SELECT,DELETE ON TABLE public.idempotency_keys TO ontab_system;
+
+--
+-- Name: TABLE ontab_migrations; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.ontab_migrations TO ontab_app;
+
+--
+-- Name: TABLE order_items; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.order_items TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.order_items TO ontab_writer;
+
+--
+-- Name: TABLE orders; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.orders TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.orders TO ontab_writer;
+
+--
+-- Name: TABLE products; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.products TO ontab_app;
+GRANT SELECT ON TABLE public.products TO ontab_writer;
+
+--
+-- Name: COLUMN products.name; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(name) ON TABLE public.products TO ontab_app;
+
+--
+-- Name: COLUMN products.price; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(price) ON TABLE public.products TO ontab_app;
+
+--
+-- Name: COLUMN products.stock; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(stock) ON TABLE public.products TO ontab_writer;
+
+--
+-- Name: TABLE return_items; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.return_items TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.return_items TO ontab_writer;
+
+--
+-- Name: TABLE returns; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.returns TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.returns TO ontab_writer;
+
+--
+-- Name: TABLE stock_adjustments; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.stock_adjustments TO ontab_app;
+GRANT INSERT ON TABLE public.stock_adjustments TO ontab_writer;
+
+--
+-- PostgreSQL database dump complete
+--
+

@@ -1,0 +1,526 @@
+//! Least privilege in PostgreSQL (migrations/0003): `ontab_app`, what the
+//! server runs as, cannot forge history. Money and stock move only through
+//! the use-case functions, which run as `ontab_writer` under the caller's
+//! tenant; limit history is written only by its trigger.
+
+use serde_json::{Value, json};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+use uuid::Uuid;
+
+use crate::helpers::{Business, TestApp};
+
+/// A superuser session of this test's database switched to `role`, acting
+/// for `tenant` for the whole session.
+async fn session_as(app: &TestApp, role: &str, tenant: Uuid) -> Client {
+    let client = app.sql().await;
+    client
+        .batch_execute(&format!("SET ROLE {role}"))
+        .await
+        .unwrap_or_else(|error| panic!("the superuser may become {role}: {error}"));
+    client
+        .execute(
+            "SELECT set_config('ontab.business_id', $1, false)",
+            &[&tenant.to_string()],
+        )
+        .await
+        .expect("set the tenant");
+    client
+}
+
+/// Asserts `sql` is refused for lack of a privilege (not by a guard that
+/// would fire after the write was allowed).
+async fn assert_permission_denied(client: &Client, sql: &str) {
+    let error = client
+        .batch_execute(sql)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("`{sql}` was allowed"));
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("`{sql}`: {error:?}"));
+    assert_eq!(
+        db.code(),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "`{sql}`: {db:?}"
+    );
+    assert!(
+        db.message().starts_with("permission denied"),
+        "`{sql}`: {db:?}"
+    );
+}
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("`{sql}`: {error}"))
+        .get(0)
+}
+
+/// A number that changes with any order, ledger entry, adjustment, return,
+/// limit change or stock change, of any tenant (read as the superuser).
+const MOVEMENTS: &str = "SELECT ((SELECT count(*) FROM orders) + (SELECT count(*) FROM credit_ledger) \
+     + (SELECT count(*) FROM stock_adjustments) + (SELECT count(*) FROM returns) \
+     + (SELECT count(*) FROM credit_limit_changes) + (SELECT sum(stock) FROM products))::bigint";
+
+/// A business with a customer (limit 1,000), a product (price 100, stock
+/// 10) and one purchase of 2 through the API.
+struct Shop {
+    business: Business,
+    customer: Uuid,
+    product: Uuid,
+    order: Uuid,
+}
+
+async fn open_shop(app: &TestApp, name: &str) -> Shop {
+    let business = app.business(name).await;
+    let customer = app.customer(&business, 1_000).await;
+    let product = app.product(&business, 100, 10).await;
+    let bought = app.purchase(&business, customer, &[(product, 2)]).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    Shop {
+        order: bought.id(),
+        business,
+        customer,
+        product,
+    }
+}
+
+/// Every way ontab_app could write money, stock or history directly, for
+/// `shop`'s rows.
+fn forbidden_writes(shop: &Shop) -> Vec<String> {
+    let (tenant, customer, product, order) =
+        (shop.business.id, shop.customer, shop.product, shop.order);
+    vec![
+        format!("UPDATE products SET stock = stock + 5 WHERE id = '{product}'"),
+        format!("UPDATE products SET stock = 0 WHERE id = '{product}'"),
+        format!(
+            "INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq) \
+             VALUES ('{tenant}', '{customer}', 1000000, 0)"
+        ),
+        format!(
+            "INSERT INTO orders (business_id, id, customer_id, total) \
+             VALUES ('{tenant}', gen_random_uuid(), '{customer}', 0)"
+        ),
+        format!(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
+             VALUES ('{tenant}', '{order}', 2, '{product}', 1, 100, 100)"
+        ),
+        format!(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after) \
+             VALUES ('{tenant}', gen_random_uuid(), '{customer}', 2, 'payment', -200, 0)"
+        ),
+        format!(
+            "INSERT INTO returns (business_id, id, order_id, amount) \
+             VALUES ('{tenant}', gen_random_uuid(), '{order}', 0)"
+        ),
+        format!(
+            "INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after) \
+             VALUES ('{tenant}', gen_random_uuid(), '{product}', 5, 'found', 13)"
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let owner = app.sql().await;
+    let history = format!(
+        "SELECT count(*) FROM credit_limit_changes WHERE customer_id = '{}'",
+        shop.customer
+    );
+    assert_eq!(count(&owner, &history).await, 1, "the limit at creation");
+
+    let client = session_as(&app, "ontab_app", shop.business.id).await;
+    // A forged entry would make `ontab audit` report violations that never
+    // happened, or hide real ones.
+    assert_permission_denied(
+        &client,
+        &format!(
+            "INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq) \
+             VALUES ('{}', '{}', 0, 0)",
+            shop.business.id, shop.customer
+        ),
+    )
+    .await;
+    assert_eq!(count(&owner, &history).await, 1, "nothing forged");
+
+    // A real change, in SQL as ontab_app and through the API, is recorded by
+    // the trigger, which runs as ontab_limit_recorder.
+    client
+        .batch_execute(&format!(
+            "UPDATE customers SET credit_limit = 700 WHERE id = '{}'",
+            shop.customer
+        ))
+        .await
+        .expect("ontab_app may change a credit limit");
+    let patched = app
+        .patch(
+            &format!("/v1/customers/{}", shop.customer),
+            &shop.business.key,
+            json!({ "credit_limit": 900 }),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    let recorded: Vec<(i64, i64)> = owner
+        .query(
+            "SELECT credit_limit, after_seq FROM credit_limit_changes \
+              WHERE customer_id = $1 ORDER BY id",
+            &[&shop.customer],
+        )
+        .await
+        .expect("limit history")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(recorded, [(1_000, 0), (700, 1), (900, 1)]);
+    app.assert_audit_clean().await;
+}
+
+#[tokio::test]
+async fn the_app_role_moves_money_and_stock_only_through_the_use_cases() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let owner = app.sql().await;
+    let client = session_as(&app, "ontab_app", shop.business.id).await;
+    let before = count(&owner, MOVEMENTS).await;
+
+    for sql in forbidden_writes(&shop) {
+        assert_permission_denied(&client, &sql).await;
+    }
+    assert_eq!(
+        count(&owner, MOVEMENTS).await,
+        before,
+        "nothing was written"
+    );
+
+    // The use cases, called as ontab_app, write the same kinds of rows.
+    let adjusted: Value = client
+        .query_one(
+            "SELECT ontab_adjust_stock(gen_random_uuid(), $1, 5, 'found')",
+            &[&shop.product],
+        )
+        .await
+        .expect("ontab_app may call the use cases")
+        .get(0);
+    assert_eq!(adjusted["product"]["stock"], 13, "{adjusted}");
+    let paid: Value = client
+        .query_one(
+            "SELECT ontab_pay(gen_random_uuid(), $1, 50)",
+            &[&shop.customer],
+        )
+        .await
+        .expect("pay")
+        .get(0);
+    assert_eq!(paid["entry"]["balance_after"], 150, "{paid}");
+
+    // They are SECURITY DEFINER functions of ontab_writer with a fixed
+    // search_path (so a caller's objects cannot stand in for the tables),
+    // and nobody but ontab_app (and their owner) may call them.
+    let functions = owner
+        .query(
+            "SELECT p.proname::text, p.prosecdef, pg_get_userbyid(p.proowner)::text,
+                    coalesce(p.proconfig, '{}')::text[],
+                    has_function_privilege('public', p.oid, 'EXECUTE'),
+                    has_function_privilege('ontab_app', p.oid, 'EXECUTE')
+               FROM pg_proc p
+              WHERE p.proname IN ('ontab_purchase', 'ontab_purchase_batch', 'ontab_pay',
+                                  'ontab_return', 'ontab_adjust_stock')
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("catalog");
+    assert_eq!(functions.len(), 5);
+    for function in functions {
+        let name: String = function.get(0);
+        assert!(function.get::<_, bool>(1), "{name} is SECURITY DEFINER");
+        assert_eq!(function.get::<_, String>(2), "ontab_writer", "{name}");
+        let config: Vec<String> = function.get(3);
+        assert!(
+            config.contains(&"search_path=pg_catalog, public".to_owned()),
+            "{name}: {config:?}"
+        );
+        assert!(!function.get::<_, bool>(4), "{name}: PUBLIC may execute");
+        assert!(
+            function.get::<_, bool>(5),
+            "{name}: ontab_app may not execute"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_use_cases_write_only_the_callers_tenant() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let other = open_shop(&app, "Other").await;
+    let owner = app.sql().await;
+    let before = count(&owner, MOVEMENTS).await;
+
+    // The other tenant calls every use case with the shop's ids: none of
+    // them exists for it.
+    let client = session_as(&app, "ontab_app", other.business.id).await;
+    let answers: Vec<Value> = vec![
+        client
+            .query_one(
+                "SELECT ontab_purchase(gen_random_uuid(), gen_random_uuid(), $1, $2, '{1}')",
+                &[&shop.customer, &vec![shop.product]],
+            )
+            .await
+            .expect("purchase")
+            .get(0),
+        client
+            .query_one(
+                "SELECT ontab_pay(gen_random_uuid(), $1, 1)",
+                &[&shop.customer],
+            )
+            .await
+            .expect("pay")
+            .get(0),
+        client
+            .query_one(
+                "SELECT ontab_return(gen_random_uuid(), gen_random_uuid(), $1, $2, '{1}')",
+                &[&shop.order, &vec![shop.product]],
+            )
+            .await
+            .expect("return")
+            .get(0),
+        client
+            .query_one(
+                "SELECT ontab_adjust_stock(gen_random_uuid(), $1, -1, 'theft')",
+                &[&shop.product],
+            )
+            .await
+            .expect("adjust")
+            .get(0),
+    ];
+    for answer in &answers {
+        assert_eq!(answer["error"], "not_found", "{answer}");
+    }
+    let batch: Vec<Value> = client
+        .query_one(
+            "SELECT ontab_purchase_batch(ARRAY[gen_random_uuid()], ARRAY[gen_random_uuid()], $1, '{1}', $2, '{1}')",
+            &[&vec![shop.customer], &vec![shop.product]],
+        )
+        .await
+        .expect("batch")
+        .get(0);
+    assert_eq!(batch[0]["error"], "not_found", "{batch:?}");
+
+    // Not only their WHERE clauses: row level security binds ontab_writer,
+    // the role they run as, to the caller's tenant like anyone else.
+    let writer = session_as(&app, "ontab_writer", other.business.id).await;
+    assert_eq!(
+        count(
+            &writer,
+            &format!(
+                "SELECT count(*) FROM orders WHERE business_id = '{}'",
+                shop.business.id
+            )
+        )
+        .await,
+        0,
+        "ontab_writer sees no other tenant's orders"
+    );
+    let refused = writer
+        .batch_execute(&format!(
+            "INSERT INTO stock_adjustments (business_id, id, product_id, delta, reason, stock_after) \
+             VALUES ('{}', gen_random_uuid(), '{}', 5, 'found', 13)",
+            shop.business.id, shop.product
+        ))
+        .await
+        .err()
+        .and_then(|error| error.as_db_error().map(|db| db.message().to_owned()))
+        .unwrap_or_default();
+    assert!(refused.contains("row-level security"), "{refused}");
+    // (The ledger's chain trigger, which fires before the policy's check,
+    // finds no predecessor it may see.)
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after) \
+             VALUES ('{}', gen_random_uuid(), '{}', 2, 'payment', -1, 199)",
+            shop.business.id, shop.customer
+        ))
+        .await
+        .expect_err("no ledger entry for another tenant");
+    let updated = writer
+        .execute(
+            "UPDATE products SET stock = 0 WHERE id = $1",
+            &[&shop.product],
+        )
+        .await
+        .expect("an update of invisible rows is no error");
+    assert_eq!(
+        updated, 0,
+        "the shop's stock is out of ontab_writer's reach"
+    );
+
+    assert_eq!(
+        count(&owner, MOVEMENTS).await,
+        before,
+        "nothing was written"
+    );
+}
+
+/// A login role that is `ontab_app` and nothing more, as an operator
+/// creates one for `ontab serve` (migrations/0003); roles are cluster-wide,
+/// so it is dropped when the test ends.
+pub struct ServerLogin {
+    admin: Config,
+    pub role: String,
+}
+
+impl ServerLogin {
+    pub async fn create(app: &TestApp) -> Self {
+        let login = Self {
+            admin: app
+                .database_url()
+                .parse()
+                .expect("the harness's connection string parses"),
+            role: format!("ontab_test_server_{}", Uuid::new_v4().simple()),
+        };
+        app.sql()
+            .await
+            .batch_execute(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD 'test-only' IN ROLE ontab_app",
+                login.role
+            ))
+            .await
+            .expect("create the server's login role");
+        login
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (client, connection) = self
+            .config()
+            .connect(NoTls)
+            .await
+            .expect("the login role connects");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// This test's database, as the login role.
+    pub fn config(&self) -> Config {
+        let mut config = self.admin.clone();
+        config.user(&self.role);
+        config
+    }
+}
+
+impl Drop for ServerLogin {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let statement = format!("DROP ROLE IF EXISTS {}", self.role);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = admin.connect(NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&statement).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop role {}", self.role);
+        }
+    }
+}
+
+/// The statement src/db/tx.rs begins every tenant transaction with (its
+/// SET_TENANT): become ontab_app, set the tenant and the statement
+/// timeout, and read which of the presented keys are live.
+const SET_TENANT: &str = "\
+    SELECT ARRAY(SELECT k.id FROM api_keys k
+                  WHERE k.business_id = tenant.business_id::uuid
+                    AND k.id = ANY ($3)
+                    AND k.revoked_at IS NULL) AS live_keys
+      FROM (SELECT set_config('role', 'ontab_app', true) AS role,
+                   set_config('ontab.business_id', $1, true) AS business_id,
+                   set_config('statement_timeout', $2, true) AS statement_timeout
+             OFFSET 0) AS tenant";
+
+#[tokio::test]
+async fn a_server_login_role_purchases_but_cannot_forge_nor_leave_the_app_role() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let login = ServerLogin::create(&app).await;
+    let server = login.connect().await;
+
+    // The server's path: a tenant transaction as src/db/tx.rs opens it, and
+    // a purchase through the use case.
+    server.batch_execute("BEGIN").await.expect("begin");
+    let tenant = shop.business.id.to_string();
+    server
+        .query_one(SET_TENANT, &[&tenant, &"10s", &Vec::<Uuid>::new()])
+        .await
+        .expect("the login role may become ontab_app for a tenant");
+    let bought: Value = server
+        .query_one(
+            "SELECT ontab_purchase(gen_random_uuid(), gen_random_uuid(), $1, $2, '{3}')",
+            &[&shop.customer, &vec![shop.product]],
+        )
+        .await
+        .expect("the use case runs")
+        .get(0);
+    assert_eq!(bought["order"]["total"], 300, "{bought}");
+    server.batch_execute("COMMIT").await.expect("commit");
+
+    // Not one of the direct writes, as ontab_app ...
+    server
+        .batch_execute(&format!(
+            "SET ROLE ontab_app; SELECT set_config('ontab.business_id', '{tenant}', false)"
+        ))
+        .await
+        .expect("become ontab_app for the session");
+    let owner = app.sql().await;
+    let before = count(&owner, MOVEMENTS).await;
+    for sql in forbidden_writes(&shop) {
+        assert_permission_denied(&server, &sql).await;
+    }
+
+    // ... nor after RESET ROLE, which only returns to the login role: it
+    // has ontab_app's privileges and nothing else, and cannot become a
+    // role with more.
+    server
+        .batch_execute("RESET ROLE")
+        .await
+        .expect("reset role");
+    let me = server
+        .query_one(
+            "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .expect("who am I");
+    assert_eq!(me.get::<_, String>(0), login.role);
+    assert!(
+        !me.get::<_, bool>(1) && !me.get::<_, bool>(2),
+        "no superuser, no BYPASSRLS"
+    );
+    for sql in forbidden_writes(&shop) {
+        assert_permission_denied(&server, &sql).await;
+    }
+    for role in [
+        "ontab_writer",
+        "ontab_limit_recorder",
+        "ontab_system",
+        "postgres",
+    ] {
+        assert_permission_denied(&server, &format!("SET ROLE {role}")).await;
+    }
+    // The audit's list of every tenant is the operator's, not the server's.
+    assert_permission_denied(&server, "SELECT ontab_business_ids()").await;
+    assert_eq!(
+        count(&owner, MOVEMENTS).await,
+        before,
+        "nothing was written"
+    );
+
+    drop(server);
+}
