@@ -39,9 +39,9 @@ BEGIN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', p_product_id,
                                   'requested', -p_delta, 'available', stock_now);
     END IF;
-    IF stock_now::numeric + p_delta > 9223372036854775807 THEN
+    IF stock_now::numeric + p_delta > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'delta',
-                                  'message', 'stock would exceed the largest representable quantity');
+                                  'message', 'the stock would exceed 9007199254740991 (2^53 - 1)');
     END IF;
 
     UPDATE products SET stock = stock + p_delta
@@ -459,9 +459,10 @@ BEGIN
         order_total := order_total + line.price::numeric * line.quantity;
     END LOOP;
 
-    IF order_total > 9223372036854775807 THEN
+    -- Amounts stay within 2^53 - 1, which every JSON client reads exactly.
+    IF order_total > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
-                                  'message', 'order total exceeds the largest representable amount');
+                                  'message', 'the order total exceeds 9007199254740991 (2^53 - 1)');
     END IF;
     IF NOT customer_found THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
@@ -543,6 +544,9 @@ DECLARE
     created timestamptz := now();
     n_orders int := coalesce(cardinality(p_order_ids), 0);
     n_lines int := coalesce(cardinality(p_product_ids), 0);
+    -- A total a JSON client reads exactly; the bigint range, which lifetime
+    -- purchases (internal, never sent) must fit.
+    max_safe constant numeric := 9007199254740991::numeric;
     max_amount constant numeric := 9223372036854775807::numeric;
 
     -- The batch's customers (by id) with their limits and chain heads, and
@@ -683,9 +687,9 @@ BEGIN
                 ci := array_position(c_ids, p_customer_ids[i]);
 
                 -- The refusal order of ontab_purchase.
-                IF order_total > max_amount THEN
+                IF order_total > max_safe THEN
                     answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
-                                                 'message', 'order total exceeds the largest representable amount');
+                                                 'message', 'the order total exceeds 9007199254740991 (2^53 - 1)');
                 ELSIF ci IS NULL THEN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_ids[i]);
                 ELSIF missing_product IS NOT NULL THEN
@@ -919,7 +923,7 @@ BEGIN
     END LOOP;
 
     FOR line IN
-        SELECT l.product_id, l.quantity, oi.unit_price,
+        SELECT l.product_id, l.quantity, oi.unit_price, pr.stock,
                coalesce(oi.quantity, 0) - coalesce(
                    (SELECT sum(ri.quantity) FROM return_items ri
                      WHERE ri.business_id = tenant AND ri.order_id = p_order_id
@@ -928,16 +932,29 @@ BEGIN
           LEFT JOIN LATERAL (SELECT o.quantity, o.unit_price FROM order_items o
                               WHERE o.business_id = tenant AND o.order_id = p_order_id
                                 AND o.product_id = l.product_id LIMIT 1) oi ON true
+          LEFT JOIN LATERAL (SELECT p.stock FROM products p
+                              WHERE p.business_id = tenant AND p.id = l.product_id LIMIT 1) pr ON true
          ORDER BY l.ord
     LOOP
         IF line.quantity > line.returnable THEN
             RETURN jsonb_build_object('error', 'return_exceeds_purchase', 'product_id', line.product_id,
                                       'returnable', line.returnable);
         END IF;
+        -- Limits of representation rather than of the request: the stock
+        -- and the balance stay within 2^53 - 1 either way.
+        IF line.stock::numeric + line.quantity > 9007199254740991 THEN
+            RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                      'message', format('the stock of product %s would exceed 9007199254740991 (2^53 - 1)',
+                                                        line.product_id));
+        END IF;
         return_amount := return_amount + line.unit_price::numeric * line.quantity;
     END LOOP;
 
     head := ontab_ledger_head(tenant, buyer);
+    IF head.balance::numeric - return_amount < -9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s credit would exceed 9007199254740991 (2^53 - 1)');
+    END IF;
 
     INSERT INTO returns (business_id, id, order_id, amount, created_at)
     VALUES (tenant, p_return_id, p_order_id, return_amount, created);
@@ -1041,6 +1058,8 @@ CREATE TABLE public.credit_ledger (
     return_id uuid,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     purchases_to_date bigint NOT NULL,
+    CONSTRAINT credit_ledger_amount_check CHECK (((amount >= '-9007199254740991'::bigint) AND (amount <= '9007199254740991'::bigint))),
+    CONSTRAINT credit_ledger_balance_after_check CHECK (((balance_after >= '-9007199254740991'::bigint) AND (balance_after <= '9007199254740991'::bigint))),
     CONSTRAINT credit_ledger_check CHECK ((((kind = 'purchase'::text) AND (amount >= 0) AND (order_id IS NOT NULL) AND (return_id IS NULL)) OR ((kind = 'payment'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)) OR ((kind = 'return'::text) AND (amount <= 0) AND (order_id IS NOT NULL) AND (return_id IS NOT NULL)))),
     CONSTRAINT credit_ledger_kind_check CHECK ((kind = ANY (ARRAY['purchase'::text, 'payment'::text, 'return'::text]))),
     CONSTRAINT credit_ledger_purchases_to_date_nonnegative CHECK ((purchases_to_date >= 0)),
@@ -1063,7 +1082,7 @@ CREATE TABLE public.credit_limit_changes (
     after_seq bigint NOT NULL,
     changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     CONSTRAINT credit_limit_changes_after_seq_check CHECK ((after_seq >= 0)),
-    CONSTRAINT credit_limit_changes_credit_limit_check CHECK ((credit_limit >= 0))
+    CONSTRAINT credit_limit_changes_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.credit_limit_changes FORCE ROW LEVEL SECURITY;
@@ -1093,7 +1112,7 @@ CREATE TABLE public.customers (
     name text NOT NULL,
     credit_limit bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT customers_credit_limit_check CHECK ((credit_limit >= 0)),
+    CONSTRAINT customers_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint))),
     CONSTRAINT customers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200)))
 );
 
@@ -1147,8 +1166,9 @@ CREATE TABLE public.order_items (
     line_total bigint NOT NULL,
     CONSTRAINT order_items_check CHECK ((line_total = (quantity * unit_price))),
     CONSTRAINT order_items_line_no_check CHECK ((line_no >= 1)),
-    CONSTRAINT order_items_quantity_check CHECK ((quantity > 0)),
-    CONSTRAINT order_items_unit_price_check CHECK ((unit_price >= 0))
+    CONSTRAINT order_items_line_total_check CHECK ((line_total <= '9007199254740991'::bigint)),
+    CONSTRAINT order_items_quantity_check CHECK (((quantity >= 1) AND (quantity <= '9007199254740991'::bigint))),
+    CONSTRAINT order_items_unit_price_check CHECK (((unit_price >= 0) AND (unit_price <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.order_items FORCE ROW LEVEL SECURITY;
@@ -1165,7 +1185,7 @@ CREATE TABLE public.orders (
     customer_id uuid NOT NULL,
     total bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT orders_total_check CHECK ((total >= 0))
+    CONSTRAINT orders_total_check CHECK (((total >= 0) AND (total <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.orders FORCE ROW LEVEL SECURITY;
@@ -1184,10 +1204,10 @@ CREATE TABLE public.products (
     stock bigint NOT NULL,
     initial_stock bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT products_initial_stock_check CHECK ((initial_stock >= 0)),
+    CONSTRAINT products_initial_stock_check CHECK (((initial_stock >= 0) AND (initial_stock <= '9007199254740991'::bigint))),
     CONSTRAINT products_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
-    CONSTRAINT products_price_check CHECK ((price >= 0)),
-    CONSTRAINT products_stock_check CHECK ((stock >= 0))
+    CONSTRAINT products_price_check CHECK (((price >= 0) AND (price <= '9007199254740991'::bigint))),
+    CONSTRAINT products_stock_check CHECK (((stock >= 0) AND (stock <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.products FORCE ROW LEVEL SECURITY;
@@ -1209,8 +1229,9 @@ CREATE TABLE public.return_items (
     line_total bigint NOT NULL,
     CONSTRAINT return_items_check CHECK ((line_total = (quantity * unit_price))),
     CONSTRAINT return_items_line_no_check CHECK ((line_no >= 1)),
-    CONSTRAINT return_items_quantity_check CHECK ((quantity > 0)),
-    CONSTRAINT return_items_unit_price_check CHECK ((unit_price >= 0))
+    CONSTRAINT return_items_line_total_check CHECK ((line_total <= '9007199254740991'::bigint)),
+    CONSTRAINT return_items_quantity_check CHECK (((quantity >= 1) AND (quantity <= '9007199254740991'::bigint))),
+    CONSTRAINT return_items_unit_price_check CHECK (((unit_price >= 0) AND (unit_price <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.return_items FORCE ROW LEVEL SECURITY;
@@ -1227,7 +1248,7 @@ CREATE TABLE public.returns (
     order_id uuid NOT NULL,
     amount bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT returns_amount_check CHECK ((amount >= 0))
+    CONSTRAINT returns_amount_check CHECK (((amount >= 0) AND (amount <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.returns FORCE ROW LEVEL SECURITY;
@@ -1246,9 +1267,9 @@ CREATE TABLE public.stock_adjustments (
     reason text NOT NULL,
     stock_after bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT stock_adjustments_delta_check CHECK ((delta <> 0)),
+    CONSTRAINT stock_adjustments_delta_check CHECK (((delta <> 0) AND ((delta >= '-9007199254740991'::bigint) AND (delta <= '9007199254740991'::bigint)))),
     CONSTRAINT stock_adjustments_reason_check CHECK ((char_length(reason) <= 200)),
-    CONSTRAINT stock_adjustments_stock_after_check CHECK ((stock_after >= 0))
+    CONSTRAINT stock_adjustments_stock_after_check CHECK (((stock_after >= 0) AND (stock_after <= '9007199254740991'::bigint)))
 );
 
 ALTER TABLE ONLY public.stock_adjustments FORCE ROW LEVEL SECURITY;

@@ -4,8 +4,10 @@
 -- * Every tenant table carries business_id, and every primary, unique and
 --   foreign key between tenant tables includes it, so no row can reference a
 --   row of another business (and the data can be sharded by business_id).
--- * Money is bigint minor units; prices, limits and quantities are range
---   checked; stock can never be negative (CHECK).
+-- * Money is bigint minor units; prices, limits, stock, quantities and
+--   every amount stay within ±(2^53 - 1) = ±9007199254740991, the integers
+--   every JSON client reads exactly (the API refuses more with a 422 before
+--   any of these CHECKs would fire); stock can never be negative.
 -- * The ledger is a chain per customer: (business_id, customer_id, seq) is
 --   unique, so two writers can never both append entry n+1.
 -- * Every credit limit a customer has had is kept (credit_limit_changes),
@@ -73,7 +75,7 @@ CREATE TABLE customers (
     business_id   uuid NOT NULL REFERENCES businesses (id),
     id            uuid NOT NULL,
     name          text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
-    credit_limit  bigint NOT NULL CHECK (credit_limit >= 0),
+    credit_limit  bigint NOT NULL CHECK (credit_limit BETWEEN 0 AND 9007199254740991),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id)
 );
@@ -85,9 +87,9 @@ CREATE TABLE products (
     business_id    uuid NOT NULL REFERENCES businesses (id),
     id             uuid NOT NULL,
     name           text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
-    price          bigint NOT NULL CHECK (price >= 0),
-    stock          bigint NOT NULL CHECK (stock >= 0),
-    initial_stock  bigint NOT NULL CHECK (initial_stock >= 0),
+    price          bigint NOT NULL CHECK (price BETWEEN 0 AND 9007199254740991),
+    stock          bigint NOT NULL CHECK (stock BETWEEN 0 AND 9007199254740991),
+    initial_stock  bigint NOT NULL CHECK (initial_stock BETWEEN 0 AND 9007199254740991),
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id)
 );
@@ -97,9 +99,9 @@ CREATE TABLE stock_adjustments (
     business_id  uuid NOT NULL,
     id           uuid NOT NULL,
     product_id   uuid NOT NULL,
-    delta        bigint NOT NULL CHECK (delta <> 0),
+    delta        bigint NOT NULL CHECK (delta <> 0 AND delta BETWEEN -9007199254740991 AND 9007199254740991),
     reason       text NOT NULL CHECK (char_length(reason) <= 200),
-    stock_after  bigint NOT NULL CHECK (stock_after >= 0),
+    stock_after  bigint NOT NULL CHECK (stock_after BETWEEN 0 AND 9007199254740991),
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id),
     FOREIGN KEY (business_id, product_id) REFERENCES products (business_id, id)
@@ -110,7 +112,7 @@ CREATE TABLE orders (
     business_id  uuid NOT NULL,
     id           uuid NOT NULL,
     customer_id  uuid NOT NULL,
-    total        bigint NOT NULL CHECK (total >= 0),
+    total        bigint NOT NULL CHECK (total BETWEEN 0 AND 9007199254740991),
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id),
     FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
@@ -124,9 +126,9 @@ CREATE TABLE order_items (
     order_id     uuid NOT NULL,
     line_no      int NOT NULL CHECK (line_no >= 1),
     product_id   uuid NOT NULL,
-    quantity     bigint NOT NULL CHECK (quantity > 0),
-    unit_price   bigint NOT NULL CHECK (unit_price >= 0),
-    line_total   bigint NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity BETWEEN 1 AND 9007199254740991),
+    unit_price   bigint NOT NULL CHECK (unit_price BETWEEN 0 AND 9007199254740991),
+    line_total   bigint NOT NULL CHECK (line_total <= 9007199254740991),
     PRIMARY KEY (business_id, order_id, product_id),
     UNIQUE (business_id, order_id, line_no),
     CHECK (line_total = quantity * unit_price),
@@ -138,7 +140,7 @@ CREATE TABLE returns (
     business_id  uuid NOT NULL,
     id           uuid NOT NULL,
     order_id     uuid NOT NULL,
-    amount       bigint NOT NULL CHECK (amount >= 0),
+    amount       bigint NOT NULL CHECK (amount BETWEEN 0 AND 9007199254740991),
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id),
     FOREIGN KEY (business_id, order_id) REFERENCES orders (business_id, id)
@@ -151,9 +153,9 @@ CREATE TABLE return_items (
     order_id     uuid NOT NULL,
     line_no      int NOT NULL CHECK (line_no >= 1),
     product_id   uuid NOT NULL,
-    quantity     bigint NOT NULL CHECK (quantity > 0),
-    unit_price   bigint NOT NULL CHECK (unit_price >= 0),
-    line_total   bigint NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity BETWEEN 1 AND 9007199254740991),
+    unit_price   bigint NOT NULL CHECK (unit_price BETWEEN 0 AND 9007199254740991),
+    line_total   bigint NOT NULL CHECK (line_total <= 9007199254740991),
     PRIMARY KEY (business_id, return_id, product_id),
     CHECK (line_total = quantity * unit_price),
     FOREIGN KEY (business_id, return_id) REFERENCES returns (business_id, id),
@@ -172,8 +174,8 @@ CREATE TABLE credit_ledger (
     customer_id    uuid NOT NULL,
     seq            bigint NOT NULL CHECK (seq >= 1),
     kind           text NOT NULL CHECK (kind IN ('purchase', 'payment', 'return')),
-    amount         bigint NOT NULL,
-    balance_after  bigint NOT NULL,
+    amount         bigint NOT NULL CHECK (amount BETWEEN -9007199254740991 AND 9007199254740991),
+    balance_after  bigint NOT NULL CHECK (balance_after BETWEEN -9007199254740991 AND 9007199254740991),
     order_id       uuid,
     return_id      uuid,
     created_at     timestamptz NOT NULL DEFAULT now(),
@@ -228,7 +230,7 @@ CREATE TABLE credit_limit_changes (
     -- lock, and the value is drawn while the lock is held.
     id            bigint GENERATED ALWAYS AS IDENTITY,
     customer_id   uuid NOT NULL,
-    credit_limit  bigint NOT NULL CHECK (credit_limit >= 0),
+    credit_limit  bigint NOT NULL CHECK (credit_limit BETWEEN 0 AND 9007199254740991),
     -- The limit governs the customer's ledger entries with seq > after_seq.
     after_seq     bigint NOT NULL CHECK (after_seq >= 0),
     changed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),

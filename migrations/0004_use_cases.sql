@@ -121,9 +121,10 @@ BEGIN
         order_total := order_total + line.price::numeric * line.quantity;
     END LOOP;
 
-    IF order_total > 9223372036854775807 THEN
+    -- Amounts stay within 2^53 - 1, which every JSON client reads exactly.
+    IF order_total > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
-                                  'message', 'order total exceeds the largest representable amount');
+                                  'message', 'the order total exceeds 9007199254740991 (2^53 - 1)');
     END IF;
     IF NOT customer_found THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
@@ -261,6 +262,9 @@ DECLARE
     created timestamptz := now();
     n_orders int := coalesce(cardinality(p_order_ids), 0);
     n_lines int := coalesce(cardinality(p_product_ids), 0);
+    -- A total a JSON client reads exactly; the bigint range, which lifetime
+    -- purchases (internal, never sent) must fit.
+    max_safe constant numeric := 9007199254740991::numeric;
     max_amount constant numeric := 9223372036854775807::numeric;
 
     -- The batch's customers (by id) with their limits and chain heads, and
@@ -401,9 +405,9 @@ BEGIN
                 ci := array_position(c_ids, p_customer_ids[i]);
 
                 -- The refusal order of ontab_purchase.
-                IF order_total > max_amount THEN
+                IF order_total > max_safe THEN
                     answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
-                                                 'message', 'order total exceeds the largest representable amount');
+                                                 'message', 'the order total exceeds 9007199254740991 (2^53 - 1)');
                 ELSIF ci IS NULL THEN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_ids[i]);
                 ELSIF missing_product IS NOT NULL THEN
@@ -591,7 +595,7 @@ BEGIN
     END LOOP;
 
     FOR line IN
-        SELECT l.product_id, l.quantity, oi.unit_price,
+        SELECT l.product_id, l.quantity, oi.unit_price, pr.stock,
                coalesce(oi.quantity, 0) - coalesce(
                    (SELECT sum(ri.quantity) FROM return_items ri
                      WHERE ri.business_id = tenant AND ri.order_id = p_order_id
@@ -600,16 +604,29 @@ BEGIN
           LEFT JOIN LATERAL (SELECT o.quantity, o.unit_price FROM order_items o
                               WHERE o.business_id = tenant AND o.order_id = p_order_id
                                 AND o.product_id = l.product_id LIMIT 1) oi ON true
+          LEFT JOIN LATERAL (SELECT p.stock FROM products p
+                              WHERE p.business_id = tenant AND p.id = l.product_id LIMIT 1) pr ON true
          ORDER BY l.ord
     LOOP
         IF line.quantity > line.returnable THEN
             RETURN jsonb_build_object('error', 'return_exceeds_purchase', 'product_id', line.product_id,
                                       'returnable', line.returnable);
         END IF;
+        -- Limits of representation rather than of the request: the stock
+        -- and the balance stay within 2^53 - 1 either way.
+        IF line.stock::numeric + line.quantity > 9007199254740991 THEN
+            RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                      'message', format('the stock of product %s would exceed 9007199254740991 (2^53 - 1)',
+                                                        line.product_id));
+        END IF;
         return_amount := return_amount + line.unit_price::numeric * line.quantity;
     END LOOP;
 
     head := ontab_ledger_head(tenant, buyer);
+    IF head.balance::numeric - return_amount < -9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s credit would exceed 9007199254740991 (2^53 - 1)');
+    END IF;
 
     INSERT INTO returns (business_id, id, order_id, amount, created_at)
     VALUES (tenant, p_return_id, p_order_id, return_amount, created);
@@ -665,9 +682,9 @@ BEGIN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', p_product_id,
                                   'requested', -p_delta, 'available', stock_now);
     END IF;
-    IF stock_now::numeric + p_delta > 9223372036854775807 THEN
+    IF stock_now::numeric + p_delta > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'delta',
-                                  'message', 'stock would exceed the largest representable quantity');
+                                  'message', 'the stock would exceed 9007199254740991 (2^53 - 1)');
     END IF;
 
     UPDATE products SET stock = stock + p_delta

@@ -177,7 +177,8 @@ async fn batched(
 /// A business whose customers and products make every refusal reachable.
 async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
     let shop = app.business("Batch").await;
-    let big_price = 4_000_000_000_000_000_000_i64; // three of it overflow i64
+    // Three of it exceed 2^53 - 1, the largest total a JSON client reads.
+    let big_price = 4_000_000_000_000_000_i64;
     let products = vec![
         app.product(&shop, 250, 6).await,
         app.product(&shop, 1_000, 4).await,
@@ -187,29 +188,37 @@ async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
         // for stock, the path that locks the product last.
         app.product(&shop, 10, 1_000_000).await,
     ];
-    let mut customers = vec![
+    let customers = vec![
         app.customer(&shop, 3_000).await,
         app.customer(&shop, 10_000).await,
         app.customer(&shop, 0).await,
-        app.customer(&shop, i64::MAX).await,
+        app.customer(&shop, MAX_SAFE).await,
     ];
-    // A customer who bought 2 × big_price and paid it back: lifetime
-    // purchases near i64::MAX with a zero balance, so the next big purchase
-    // is within the limit but beyond what the lifetime total can hold.
-    let settled = app.customer(&shop, i64::MAX).await;
-    let bought = app.purchase(&shop, settled, &[(products[3], 2)]).await;
-    assert_eq!(bought.status, 201, "{bought:?}");
-    let paid = app
-        .post_once(
-            "/v1/payments",
-            &shop.key,
-            "settle",
-            json!({ "customer_id": settled, "amount": 2 * big_price }),
-        )
-        .await;
-    assert_eq!(paid.status, 201, "{paid:?}");
-    customers.push(settled);
     (shop, customers, products)
+}
+
+/// The largest amount the API takes: 2^53 - 1.
+const MAX_SAFE: i64 = 9_007_199_254_740_991;
+
+/// Makes `customer`'s ledger one entry with a zero balance and `lifetime`
+/// purchases to date, with the guards off (as the superuser, in replica
+/// mode): a state the API reaches only after a thousand maximal purchases,
+/// and one the audit rightly calls a broken chain.
+async fn plant_lifetime_purchases(app: &TestApp, shop: &Business, customer: Uuid, lifetime: i64) {
+    let client = app.sql().await;
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .await
+        .expect("replica mode");
+    client
+        .execute(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
+                                        balance_after, purchases_to_date)
+             VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
+            &[&shop.id, &Uuid::now_v7(), &customer, &lifetime],
+        )
+        .await
+        .expect("planted ledger head");
 }
 
 #[tokio::test]
@@ -342,7 +351,29 @@ async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
         .query_one("SELECT count(*) FROM orders", &[])
         .await
         .expect("count");
-    assert_eq!(orders.get::<_, i64>(0), 1, "only the setup purchase");
+    assert_eq!(orders.get::<_, i64>(0), 0, "nothing written");
+}
+
+/// A customer whose lifetime purchases are near i64::MAX with a zero
+/// balance: the next big purchase is within the limit but beyond what the
+/// lifetime total can hold, and the batch refuses it as one call does.
+#[tokio::test]
+async fn a_batch_refuses_lifetime_purchases_beyond_i64_as_one_call_does() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Lifetime").await;
+    let big_price = 4_000_000_000_000_000_i64;
+    let dear = app.product(&shop, big_price, 1_000).await;
+    let settled = app.customer(&shop, MAX_SAFE).await;
+    plant_lifetime_purchases(&app, &shop, settled, i64::MAX - big_price + 1).await;
+    let mut client = app.sql().await;
+    let orders = orders_of(&[settled, settled], dear, 1);
+    let (expected, expected_state) = one_by_one(&mut client, shop.id, &orders).await;
+    let (answers, state) = batched(&mut client, shop.id, &orders, false).await;
+    assert_eq!(answers, expected);
+    assert_eq!(state, expected_state);
+    for answer in &answers {
+        assert_eq!(answer["error"], "validation_failed", "{answer}");
+    }
 }
 
 /// Orders of one product, one per customer given.

@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 use crate::helpers::{ADMIN_TOKEN, Business, Reply, TestApp};
 
+/// The largest amount, price, limit or quantity the API takes: 2^53 - 1.
+const MAX_SAFE: i64 = 9_007_199_254_740_991;
+
 // ---------------------------------------------------------------- helpers
 
 /// Asserts a problem answer with this status and code; returns its body.
@@ -766,6 +769,22 @@ async fn customer_values_are_validated() {
     );
     let longest = create(json!({ "name": "é".repeat(200), "credit_limit": 0 })).await;
     assert_eq!(longest.status, 201, "{longest:?}");
+    // Beyond 2^53 - 1 a JavaScript client would read another number: an
+    // invalid value (422), whether or not it fits in i64.
+    for beyond in [
+        json!(MAX_SAFE + 1),
+        json!(i64::MAX),
+        json!(9_223_372_036_854_775_808_u64),
+        json!(u64::MAX),
+    ] {
+        assert_invalid(
+            &create(json!({ "name": "A", "credit_limit": beyond })).await,
+            &["credit_limit"],
+        );
+    }
+    let largest = create(json!({ "name": "A", "credit_limit": MAX_SAFE })).await;
+    assert_eq!(largest.status, 201, "{largest:?}");
+    assert_eq!(largest.body["available_credit"], MAX_SAFE);
 
     for body in [
         json!({ "name": "A" }),
@@ -775,7 +794,6 @@ async fn customer_values_are_validated() {
         json!({ "name": "A", "credit_limit": null }),
         json!({ "name": 7, "credit_limit": 1 }),
         json!({ "name": "A", "credit_limit": 1, "balance": 5 }),
-        json!({ "name": "A", "credit_limit": 9_223_372_036_854_775_808_u64 }),
         json!([{ "name": "A", "credit_limit": 1 }]),
     ] {
         let reply = create(body.clone()).await;
@@ -1116,21 +1134,23 @@ async fn stock_adjustments_move_stock_but_never_below_zero() {
 async fn extreme_stock_adjustments_are_refused_without_a_server_error() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let product = app.product(&shop, 1, i64::MAX - 1).await;
+    let product = app.product(&shop, 1, MAX_SAFE - 1).await;
     let over = adjust(&app, &shop, product, json!({ "delta": 2 })).await;
     assert_invalid(&over, &["delta"]);
     let to_max = adjust(&app, &shop, product, json!({ "delta": 1 })).await;
     assert_eq!(to_max.status, 201, "{to_max:?}");
-    assert_eq!(to_max.body["product"]["stock"], i64::MAX);
+    assert_eq!(to_max.body["product"]["stock"], MAX_SAFE);
 
-    // The most negative delta cannot be answered as `requested` = -delta
-    // within i64: it is refused as invalid, never a 500.
+    // Deltas beyond ±(2^53 - 1), i64::MIN included, are invalid values,
+    // never a 500.
     let small = app.product(&shop, 1, 3).await;
-    let lowest = adjust(&app, &shop, small, json!({ "delta": i64::MIN })).await;
-    assert_invalid(&lowest, &["delta"]);
-    let almost = adjust(&app, &shop, small, json!({ "delta": -i64::MAX })).await;
+    for beyond in [-MAX_SAFE - 1, i64::MIN, MAX_SAFE + 1, i64::MAX] {
+        let refused = adjust(&app, &shop, small, json!({ "delta": beyond })).await;
+        assert_invalid(&refused, &["delta"]);
+    }
+    let almost = adjust(&app, &shop, small, json!({ "delta": -MAX_SAFE })).await;
     let body = problem(&almost, 409, "insufficient_stock");
-    assert_eq!(body["requested"], i64::MAX);
+    assert_eq!(body["requested"], MAX_SAFE);
     assert_eq!(body["available"], 3);
     assert_eq!(stock(&app, &shop, small).await, 3);
 }
@@ -1383,7 +1403,7 @@ async fn a_refused_purchase_writes_nothing_at_all() {
 async fn purchase_requests_are_validated_line_by_line() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let customer = app.customer(&shop, i64::MAX).await;
+    let customer = app.customer(&shop, MAX_SAFE).await;
     let product = app.product(&shop, 1, 1_000).await;
 
     assert_invalid(&app.purchase(&shop, customer, &[]).await, &["items"]);
@@ -1492,13 +1512,13 @@ async fn purchase_checks_are_reported_in_the_contract_order() {
 }
 
 #[tokio::test]
-async fn totals_beyond_i64_are_422_and_never_500() {
+async fn totals_beyond_the_safe_range_are_422_and_never_500() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let customer = app.customer(&shop, i64::MAX).await;
-    let dear = app.product(&shop, i64::MAX, 10).await;
-    let half = app.product(&shop, i64::MAX / 2 + 1, 10).await;
-    let scarce = app.product(&shop, i64::MAX, 1).await;
+    let customer = app.customer(&shop, MAX_SAFE).await;
+    let dear = app.product(&shop, MAX_SAFE, 10).await;
+    let half = app.product(&shop, MAX_SAFE / 2 + 1, 10).await;
+    let scarce = app.product(&shop, MAX_SAFE, 1).await;
     let cheap = app.product(&shop, 1, 10).await;
     let before = everything(&app, &shop, customer, &[dear, half, scarce, cheap]).await;
 
@@ -1513,31 +1533,33 @@ async fn totals_beyond_i64_are_422_and_never_500() {
     // Overflow is a validation failure, before the stock check.
     let reply = app.purchase(&shop, customer, &[(scarce, 2)]).await;
     assert_eq!(invalid_fields(&reply), ["items"]);
-    // Merged quantities beyond i64.
+    // Merged quantities beyond the safe range, and one beyond it alone.
     let reply = app
-        .purchase(&shop, customer, &[(cheap, i64::MAX), (cheap, 1)])
+        .purchase(&shop, customer, &[(cheap, MAX_SAFE), (cheap, 1)])
         .await;
     assert_eq!(invalid_fields(&reply), ["items[1].quantity"]);
     let reply = app.purchase(&shop, customer, &[(cheap, i64::MAX)]).await;
+    assert_eq!(invalid_fields(&reply), ["items[0].quantity"]);
+    let reply = app.purchase(&shop, customer, &[(cheap, MAX_SAFE)]).await;
     problem(&reply, 409, "insufficient_stock");
     assert_eq!(
         everything(&app, &shop, customer, &[dear, half, scarce, cheap]).await,
         before
     );
 
-    // Exactly i64::MAX is representable, and fits a limit of i64::MAX.
+    // Exactly 2^53 - 1 is a total, and fits a limit of 2^53 - 1.
     let max = app.purchase(&shop, customer, &[(dear, 1)]).await;
     assert_eq!(max.status, 201, "{max:?}");
-    assert_eq!(max.body["total"], i64::MAX);
+    assert_eq!(max.body["total"], MAX_SAFE);
     let now = customer_body(&app, &shop, customer).await;
-    assert_eq!(now["balance"], i64::MAX);
+    assert_eq!(now["balance"], MAX_SAFE);
     assert_eq!(now["available_credit"], 0);
     let body = problem(
         &app.purchase(&shop, customer, &[(cheap, 1)]).await,
         409,
         "credit_limit_exceeded",
     );
-    assert_eq!(body["balance"], i64::MAX);
+    assert_eq!(body["balance"], MAX_SAFE);
     assert_eq!(body["order_total"], 1);
 }
 
@@ -1545,8 +1567,8 @@ async fn totals_beyond_i64_are_422_and_never_500() {
 async fn an_overflowing_total_is_a_validation_failure_before_unknown_ids() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let customer = app.customer(&shop, i64::MAX).await;
-    let dear = app.product(&shop, i64::MAX, 10).await;
+    let customer = app.customer(&shop, MAX_SAFE).await;
+    let dear = app.product(&shop, MAX_SAFE, 10).await;
     let unknown = Uuid::new_v4();
 
     let reply = app.purchase(&shop, unknown, &[(dear, 2)]).await;
@@ -1568,19 +1590,31 @@ async fn an_overflowing_total_is_a_validation_failure_before_unknown_ids() {
 async fn lifetime_purchases_beyond_i64_are_a_validation_failure_not_a_500() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let customer = app.customer(&shop, i64::MAX).await;
-    let dear = app.product(&shop, i64::MAX, 10).await;
-    let first = app.purchase(&shop, customer, &[(dear, 1)]).await;
-    assert_eq!(first.status, 201, "{first:?}");
-    let back = app
-        .post(
-            &format!("/v1/orders/{}/returns", first.id()),
-            &shop.key,
-            json!({ "items": [{ "product_id": dear, "quantity": 1 }] }),
+    let customer = app.customer(&shop, MAX_SAFE).await;
+    let dear = app.product(&shop, MAX_SAFE, 10).await;
+    // Purchases to date near i64::MAX with a zero balance: over a thousand
+    // maximal purchases, each returned, would get there; planted in SQL
+    // with the guards off instead.
+    let client = app.sql().await;
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .await
+        .expect("replica mode");
+    client
+        .execute(
+            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
+                                        balance_after, purchases_to_date)
+             VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
+            &[
+                &shop.id,
+                &Uuid::now_v7(),
+                &customer,
+                &(i64::MAX - MAX_SAFE / 2),
+            ],
         )
-        .await;
-    assert_eq!(back.status, 201, "{back:?}");
-    // The balance is 0 again, but purchases to date would pass i64::MAX.
+        .await
+        .expect("planted ledger head");
+    // Within the limit, but the lifetime total would pass i64::MAX.
     let again = app.purchase(&shop, customer, &[(dear, 1)]).await;
     assert_eq!(invalid_fields(&again), ["items"]);
     assert_eq!(customer_body(&app, &shop, customer).await["balance"], 0);
@@ -1784,9 +1818,9 @@ async fn payments_reduce_the_balance_but_never_below_zero() {
     let body = problem(&over, 409, "payment_exceeds_balance");
     assert_eq!(body["balance"], 1_800);
     assert_eq!(body["amount"], 1_801);
-    let huge = pay(&app, &shop, customer, i64::MAX).await;
+    let huge = pay(&app, &shop, customer, MAX_SAFE).await;
     let body = problem(&huge, 409, "payment_exceeds_balance");
-    assert_eq!(body["amount"], i64::MAX);
+    assert_eq!(body["amount"], MAX_SAFE);
     assert_eq!(balance(&app, &shop, customer).await, 1_800);
     assert_eq!(ledger(&app, &shop, customer).await.len(), 2);
 
@@ -2147,7 +2181,7 @@ where
 async fn every_list_defaults_to_fifty_rows() {
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
-    let customer = app.customer(&shop, i64::MAX).await;
+    let customer = app.customer(&shop, MAX_SAFE).await;
     let product = app.product(&shop, 1, 1_000).await;
     let key = shop.key.as_str();
     create_many(53, |i| {

@@ -3,6 +3,7 @@
 //! stored verbatim.
 
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
@@ -69,7 +70,6 @@ async fn malformed_json_shapes_are_400_problems() {
         r#"{"name": "a", "name": "b", "credit_limit": 1}"#.to_owned(),
         r#"{"name": "a", "credit_limit": 12.5}"#.to_owned(),
         r#"{"name": "a", "credit_limit": "100"}"#.to_owned(),
-        r#"{"name": "a", "credit_limit": 9223372036854775808}"#.to_owned(),
         r#"{"name": "a", "credit_limit": 1e400}"#.to_owned(),
         r#"{"name": ["a"], "credit_limit": 1}"#.to_owned(),
         r#"{"name": "a", "credit_limit": 1, "business_id": "x"}"#.to_owned(),
@@ -182,4 +182,103 @@ async fn mangled_credentials_are_401_and_never_echoed() {
             "{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn duplicate_keys_inside_lines_are_400_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 100_000).await;
+    let product = app.product(&shop, 10, 10).await;
+    // Last-one-wins would read quantity 5 from a line that also says 1.
+    let body = format!(
+        r#"{{"customer_id": "{customer}", "items": [{{"product_id": "{product}", "quantity": 1, "quantity": 5}}]}}"#
+    );
+    let (status, problem) = raw(&app, "/v1/purchases", &shop.key, &body).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["code"], "malformed_request");
+    let read = app.get(&format!("/v1/products/{product}"), &shop.key).await;
+    assert_eq!(read.body["stock"], 10);
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_ambiguous_credentials() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let other = app.business("Other").await;
+    for (first, second) in [(&shop.key, &other.key), (&shop.key, &shop.key)] {
+        let response = app
+            .http
+            .get(format!("{}/v1/customers", app.base_url))
+            .header("authorization", format!("Bearer {first}"))
+            .header("authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 401);
+        let body: serde_json::Value = response.json().await.expect("problem");
+        assert_eq!(body["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn forged_cursors_out_of_the_database_range_are_422_on_every_list() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let encode = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    // Before 4713 BC (which PostgreSQL cannot hold), the ends of i64
+    // microseconds, and after year 9999.
+    let forged: Vec<String> = [
+        -300_000_000_000_000_000_i64,
+        i64::MIN,
+        i64::MAX,
+        9_000_000_000_000_000_000,
+    ]
+    .iter()
+    .map(|micros| encode(format!("c.{micros}.{}", Uuid::nil())))
+    .collect();
+    for list in [
+        "/v1/customers",
+        "/v1/products",
+        "/v1/orders",
+        "/v1/api-keys",
+    ] {
+        for cursor in &forged {
+            let reply = app.get(&format!("{list}?cursor={cursor}"), &shop.key).await;
+            assert_eq!(reply.status, 422, "{list}: {reply:?}");
+            assert_eq!(reply.code(), "validation_failed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_return_that_would_take_stock_past_2_pow_53_is_422_not_500() {
+    let max_safe: i64 = 9_007_199_254_740_991;
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 1_000).await;
+    let product = app.product(&shop, 1, 10).await;
+    let order = app.purchase(&shop, customer, &[(product, 1)]).await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let refill = app
+        .post(
+            &format!("/v1/products/{product}/stock-adjustments"),
+            &shop.key,
+            json!({ "delta": max_safe - 9, "reason": "full" }),
+        )
+        .await;
+    assert_eq!(refill.status, 201, "{refill:?}");
+    let back = app
+        .post(
+            &format!("/v1/orders/{}/returns", order.id()),
+            &shop.key,
+            json!({ "items": [{ "product_id": product, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(back.status, 422, "{back:?}");
+    assert_eq!(back.code(), "validation_failed");
+    let read = app.get(&format!("/v1/products/{product}"), &shop.key).await;
+    assert_eq!(read.body["stock"], max_safe);
+    app.assert_audit_clean().await;
 }
