@@ -27,6 +27,7 @@ pub mod purchase;
 pub mod reports;
 pub mod returns;
 pub mod stock;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
