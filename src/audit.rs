@@ -12,7 +12,7 @@
 use std::fmt;
 
 use anyhow::Context;
-use tokio_postgres::{Client, IsolationLevel, NoTls};
+use tokio_postgres::{Client, IsolationLevel};
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
@@ -378,9 +378,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 async fn audit_url(url: &str, business: Option<Uuid>) -> anyhow::Result<Report> {
-    let config = crate::db::parse_url(url)?;
-    let (mut client, connection) = config
-        .connect(NoTls)
+    let options = crate::db::parse_url(url)?;
+    let (mut client, connection) = options
+        .connect()
         .await
         .context("connecting to the database")?;
     let driver = tokio::spawn(connection);

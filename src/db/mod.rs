@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
@@ -65,14 +64,14 @@ impl Db {
     /// A bounded pool; a request that waits longer than `wait` for a
     /// connection gets `DbError::Unavailable` instead of hanging.
     pub fn connect(
-        pg_config: tokio_postgres::Config,
+        options: tls::ConnectOptions,
         size: usize,
         wait: Duration,
         statements: StatementMode,
     ) -> Result<Self, DbError> {
         let manager = Manager::from_config(
-            pg_config,
-            NoTls,
+            options.config,
+            options.tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -227,10 +226,9 @@ impl Db {
     }
 }
 
-/// Parses a URL or key=value connection string.
-pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
-    url.parse()
-        .map_err(|error| DbError::Config(format!("invalid database URL: {error}")))
+/// Parses a URL or key=value connection string, TLS settings included.
+pub fn parse_url(url: &str) -> Result<tls::ConnectOptions, DbError> {
+    Ok(tls::parse_database_url(url)?)
 }
 
 /// Splits a use-case function's jsonb answer into the created record (under

@@ -19,7 +19,7 @@ async fn a_database_restart_is_503_then_recovers_without_a_server_restart() {
     let cluster = EmbeddedPostgres::start(&root, "ontab")
         .await
         .expect("private PostgreSQL starts");
-    let config: tokio_postgres::Config = cluster.connection_string().parse().expect("config");
+    let config = ontab::db::parse_url(&cluster.connection_string()).expect("config");
     migrate::run_on(&config).await.expect("migrations");
     let db = Db::connect(config, 4, Duration::from_secs(2), StatementMode::Prepared)
         .expect("pool")
