@@ -19,3 +19,4 @@ mod reports;
 mod revocation;
 mod slow_clients;
 mod smoke;
+mod tls;
