@@ -54,7 +54,10 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
             }
             text
         }
-        None => error.to_string(),
+        // Display alone is e.g. "error performing TLS handshake": the why
+        // is in the sources.
+        None => std::iter::successors(std::error::Error::source(error), |cause| cause.source())
+            .fold(error.to_string(), |text, cause| format!("{text}: {cause}")),
     }
 }
 
@@ -81,7 +84,7 @@ impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
         let Some(code) = error.code() else {
             // No SQLSTATE: the connection broke or could not be made.
-            return DbError::Unavailable(error.to_string());
+            return DbError::Unavailable(describe(&error));
         };
         if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
         {

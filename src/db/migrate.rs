@@ -45,9 +45,9 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Connects with `config`, migrates, disconnects.
-pub async fn run_on(config: &tokio_postgres::Config) -> Result<Vec<i32>, DbError> {
-    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
+/// Connects with `options`, migrates, disconnects.
+pub async fn run_on(options: &super::tls::ConnectOptions) -> Result<Vec<i32>, DbError> {
+    let (mut client, connection) = options.connect().await?;
     let driver = tokio::spawn(connection);
     let applied = run(&mut client).await;
     drop(client);

@@ -30,11 +30,11 @@ pub mod purchase;
 pub mod reports;
 pub mod returns;
 pub mod stock;
+pub mod tls;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
@@ -84,10 +84,10 @@ pub struct Db {
 impl Db {
     /// A bounded pool; a request that waits longer than `options.wait` for a
     /// connection gets `DbError::Unavailable` instead of hanging.
-    pub fn connect(config: tokio_postgres::Config, options: PoolOptions) -> Result<Self, DbError> {
+    pub fn connect(connect: tls::ConnectOptions, options: PoolOptions) -> Result<Self, DbError> {
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            connect.config,
+            connect.tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -176,10 +176,9 @@ impl Db {
     }
 }
 
-/// Parses a URL or key=value connection string.
-pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
-    url.parse()
-        .map_err(|error| DbError::Config(format!("invalid database URL: {error}")))
+/// Parses a URL or key=value connection string, TLS settings included.
+pub fn parse_url(url: &str) -> Result<tls::ConnectOptions, DbError> {
+    Ok(tls::parse_database_url(url)?)
 }
 
 /// One column of a row, by name or position, as `T`; a mismatch is a
@@ -221,8 +220,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn open(config: &tokio_postgres::Config) -> Result<Self, DbError> {
-        let (client, connection) = config.connect(NoTls).await?;
+    pub async fn open(connect: &tls::ConnectOptions) -> Result<Self, DbError> {
+        let (client, connection) = connect.connect().await?;
         let driver = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "operator connection ended");

@@ -16,20 +16,21 @@ use std::time::Duration;
 
 use clap::Parser;
 use ontab::config::ServeConfig;
+use ontab::db::tls::ConnectOptions;
 use ontab::db::{StatementMode, migrate};
 use ontab::embedded_pg::EmbeddedPostgres;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Where test databases are created, and the template they are cloned from.
 struct Cluster {
-    admin: Config,
+    admin: ConnectOptions,
     template: String,
 }
 
@@ -45,25 +46,23 @@ async fn cluster() -> &'static Cluster {
         .await
 }
 
-async fn admin_config() -> Config {
+async fn admin_config() -> ConnectOptions {
     if let Ok(url) = std::env::var("ONTAB_TEST_DATABASE_URL") {
-        return url
-            .parse()
+        return ontab::db::parse_url(&url)
             .expect("ONTAB_TEST_DATABASE_URL must be a valid connection string");
     }
-    let local: Config = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2"
-        .parse()
-        .expect("static connection string parses");
-    if local.connect(NoTls).await.is_ok() {
+    let local = ontab::db::parse_url(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=2",
+    )
+    .expect("static connection string parses");
+    if local.connect().await.is_ok() {
         return local;
     }
     let root = private_pg_dir("ontab-test-pg");
     let cluster = EmbeddedPostgres::start(&root, "postgres")
         .await
         .expect("no PostgreSQL at 127.0.0.1:5432 and the private one could not start");
-    let config = cluster
-        .connection_string_for("postgres")
-        .parse()
+    let config = ontab::db::parse_url(&cluster.connection_string_for("postgres"))
         .expect("own connection string parses");
     // Left running on purpose: other test processes and later runs reuse it.
     std::mem::forget(cluster);
@@ -86,18 +85,15 @@ pub fn private_pg_dir(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-async fn connect(config: &Config) -> Client {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .expect("test database reachable");
+async fn connect(options: &ConnectOptions) -> Client {
+    let (client, connection) = options.connect().await.expect("test database reachable");
     tokio::spawn(connection);
     client
 }
 
 /// A migrated database named after a hash of the migrations, created once
 /// per cluster (an advisory lock keeps parallel test processes in line).
-async fn ensure_template(admin: &Config) -> String {
+async fn ensure_template(admin: &ConnectOptions) -> String {
     let mut hash = Sha256::new();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .expect("migrations dir")
@@ -126,9 +122,9 @@ async fn ensure_template(admin: &Config) -> String {
             .batch_execute(&format!("CREATE DATABASE {template}"))
             .await
             .expect("create template");
-        let mut config = admin.clone();
-        config.dbname(&template);
-        migrate::run_on(&config)
+        let mut options = admin.clone();
+        options.config.dbname(&template);
+        migrate::run_on(&options)
             .await
             .expect("migrations apply to the template");
     }
@@ -141,7 +137,7 @@ async fn ensure_template(admin: &Config) -> String {
 
 /// The same database as `admin` names, reached through the pooler at
 /// `host:port` with the same user.
-fn through_pooler(pooler: &str, admin: &Config, db_name: &str) -> Config {
+fn through_pooler(pooler: &str, admin: &ConnectOptions, db_name: &str) -> ConnectOptions {
     let (host, port) = pooler
         .rsplit_once(':')
         .expect("ONTAB_TEST_POOLER is host:port");
@@ -149,9 +145,12 @@ fn through_pooler(pooler: &str, admin: &Config, db_name: &str) -> Config {
     config
         .host(host)
         .port(port.parse().expect("ONTAB_TEST_POOLER port is a number"))
-        .user(admin.get_user().unwrap_or("postgres"))
+        .user(admin.config.get_user().unwrap_or("postgres"))
         .dbname(db_name);
-    config
+    ConnectOptions {
+        config,
+        tls: admin.tls.clone(),
+    }
 }
 
 /// A response: status, headers and JSON body (Null when empty, a string
@@ -214,7 +213,7 @@ pub struct Business {
 pub struct TestApp {
     pub base_url: String,
     pub http: reqwest::Client,
-    db_config: Config,
+    db_config: ConnectOptions,
     db_name: String,
     /// How the app was started, so another instance can serve the same
     /// database (`another_instance`).
@@ -226,7 +225,7 @@ pub struct TestApp {
 /// What a server instance is started with.
 #[derive(Clone)]
 struct Launch {
-    app_config: Config,
+    app_config: ConnectOptions,
     statements: StatementMode,
     pool_size: usize,
     pool_wait: Duration,
@@ -241,8 +240,23 @@ struct Serve {
     config: ServeConfig,
 }
 
-/// A libpq key=value connection string for `config`.
-fn connection_string(config: &Config) -> String {
+/// A libpq key=value connection string for `options` (its sslmode
+/// included; a CA file, if any, is the harness's own business).
+fn connection_string(options: &ConnectOptions) -> String {
+    format!(
+        "{} sslmode={}",
+        plain_connection_string(&options.config),
+        options.sslmode()
+    )
+}
+
+/// The same database as `config` names, with the TLS settings of a URL
+/// that gives none (`prefer`).
+pub fn options_of(config: &Config) -> ConnectOptions {
+    ontab::db::parse_url(&plain_connection_string(config)).expect("own connection string parses")
+}
+
+fn plain_connection_string(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -367,7 +381,7 @@ impl TestApp {
             .await
             .expect("create test database");
         let mut db_config = cluster.admin.clone();
-        db_config.dbname(&db_name);
+        db_config.config.dbname(&db_name);
         let app_config = match std::env::var("ONTAB_TEST_POOLER") {
             Ok(pooler) => through_pooler(&pooler, &cluster.admin, &db_name),
             Err(_) => db_config.clone(),
@@ -616,7 +630,7 @@ impl Drop for TestApp {
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let (client, connection) = admin.connect(NoTls).await.ok()?;
+                let (client, connection) = admin.connect().await.ok()?;
                 tokio::spawn(connection);
                 client.batch_execute(&statement).await.ok()
             })

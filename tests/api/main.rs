@@ -23,3 +23,4 @@ mod reports;
 mod revocation;
 mod slow_clients;
 mod smoke;
+mod tls;

@@ -6,7 +6,7 @@ use ontab::db::migrate;
 use tokio_postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, options_of};
 use crate::privileges::ServerLogin;
 
 /// This test's database, reached as the superuser that migrated it.
@@ -28,7 +28,7 @@ async fn versions(client: &Client) -> Vec<i32> {
 
 /// The message of a refused migration run, checked to be one line.
 async fn refusal(config: &Config) -> String {
-    match migrate::run_on(config).await {
+    match migrate::run_on(&options_of(config)).await {
         Ok(applied) => panic!("migrated ({applied:?}) where it should have refused"),
         Err(error) => {
             let message = error.to_string();
@@ -41,7 +41,7 @@ async fn refusal(config: &Config) -> String {
 #[tokio::test]
 async fn an_up_to_date_database_migrates_to_nothing() {
     let app = TestApp::spawn().await;
-    let applied = migrate::run_on(&config_of(&app))
+    let applied = migrate::run_on(&options_of(&config_of(&app)))
         .await
         .expect("the template's migrations are this binary's");
     assert_eq!(applied, Vec::<i32>::new());
@@ -162,7 +162,7 @@ async fn a_database_owner_without_superuser_migrates_and_serves_a_purchase() {
     let app = TestApp::spawn().await;
     let owner = DatabaseOwner::create(&app).await;
 
-    let applied = migrate::run_on(&owner.config())
+    let applied = migrate::run_on(&options_of(&owner.config()))
         .await
         .expect("the database owner with CREATEROLE can migrate");
     assert_eq!(applied, vec![1, 2, 3, 4]);
@@ -245,7 +245,7 @@ async fn a_server_logging_in_as_the_app_role_verifies_the_schema_it_may_not_migr
     migrate::verify(&server)
         .await
         .expect("the app role may check that the schema is this binary's");
-    let refused = migrate::run_on(&login.config())
+    let refused = migrate::run_on(&options_of(&login.config()))
         .await
         .err()
         .map(|error| error.to_string())
