@@ -7,6 +7,7 @@ pub mod businesses;
 mod customers;
 mod error;
 mod idempotent;
+pub mod listener;
 pub mod metrics;
 mod openapi;
 mod ops;
