@@ -12,6 +12,7 @@ use crate::domain::{Currency, Name, Validator};
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::http::batch::{BatchConfig, Batcher};
 use crate::http::businesses::create_with_key;
+use crate::http::listener::{ConnectionLimits, max_connections_for, raise_fd_limit};
 use crate::http::{AppState, auth::admin_token_hash, router};
 
 /// A database to talk to: the configured one, or a private one we started.
@@ -134,6 +135,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 async fn run(config: &ServeConfig, database: &Database) -> anyhow::Result<()> {
+    let fd_limit = raise_fd_limit();
     let applied = database.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
@@ -184,12 +186,21 @@ async fn run(config: &ServeConfig, database: &Database) -> anyhow::Result<()> {
 
     let grace = config.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = ConnectionLimits {
+        header_read_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections.or_else(|| {
+            fd_limit.map(|nofile| max_connections_for(nofile, config.database.pool_size))
+        }),
+    };
+    tracing::info!(?fd_limit, max_connections = ?limits.max_connections, "connection limits");
+    let server = crate::http::listener::serve(listener, app, limits, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(());
     });
-    let mut drained = Box::pin(server.into_future());
+    let mut drained = Box::pin(server);
     let mut stop_rx = stop_rx;
     tokio::select! {
         served = &mut drained => served.context("server failed")?,

@@ -11,6 +11,7 @@
 //! harness itself talks to PostgreSQL directly; ONTAB_TEST_STATEMENTS=unnamed
 //! selects the statement mode such a pooler needs.
 
+use std::future::pending;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use ontab::config::StatementMode;
 use ontab::db::{Db, migrate};
 use ontab::embedded_pg::EmbeddedPostgres;
 use ontab::http::batch::{BatchConfig, Batcher};
+use ontab::http::listener::{ConnectionLimits, serve};
 use ontab::http::{AppState, auth::admin_token_hash, router};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -269,7 +271,9 @@ impl Launch {
             .await
             .expect("bind port 0");
         let address = listener.local_addr().expect("bound address");
-        tokio::spawn(async move { axum::serve(listener, router(state, 1024 * 1024)).await });
+        // Served as `ontab serve` serves it, with the default limits.
+        let app = router(state, 1024 * 1024);
+        tokio::spawn(serve(listener, app, ConnectionLimits::default(), pending()));
         format!("http://{address}")
     }
 }
