@@ -423,6 +423,44 @@ async fn with_1100_idle_connections_at_ulimit_1024_a_new_request_is_still_served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_below_a_cap_set_too_high_the_server_sheds_and_goes_on() {
+    raise_own_fd_limit(1_400);
+    let app = TestApp::spawn().await;
+    let server = Served::start(
+        &app,
+        &[
+            ("ONTAB_MAX_CONNECTIONS", "100000"),
+            ("ONTAB_HEADER_TIMEOUT", "120s"),
+            ("ONTAB_IDLE_TIMEOUT", "120s"),
+        ],
+        Some(1024),
+    )
+    .await;
+    let mut idle = Vec::with_capacity(1_100);
+    for _ in 0..1_100 {
+        idle.push(server.connect().await);
+    }
+    let started = Instant::now();
+    let served =
+        tokio::time::timeout(Duration::from_secs(10), get(&server.address, "/healthz")).await;
+    let latency = started.elapsed();
+    println!(
+        "out of descriptors (EMFILE) with 1,100 idle connections: {served:?} after {latency:?}"
+    );
+    let (status, _) = served
+        .expect("no answer within 10 s")
+        .expect("the request failed");
+    assert_eq!(status, 200);
+    assert!(latency < Duration::from_secs(3), "took {latency:?}");
+    let (_, metrics) = get(&server.address, "/metrics").await.expect("metrics");
+    assert!(
+        metrics.contains("ontab_http_connections_shed_total{reason=\"shed_idle_fd_exhausted\"}"),
+        "{metrics}"
+    );
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_large_heads_on_500_connections_keep_memory_bounded() {
     raise_own_fd_limit(800);
     let app = TestApp::spawn().await;

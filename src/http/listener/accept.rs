@@ -9,7 +9,10 @@ use tokio::time::Instant;
 
 use super::registry::{Reason, Registry};
 
-const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// Connections shed at once when out of descriptors: enough that a queue
+/// of waiting clients is admitted in a few rounds, not one per pause.
+const SHED_WHEN_OUT: usize = 8;
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 /// At most one log line per this long, however many failures.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -38,12 +41,16 @@ impl AcceptErrors {
             return None;
         }
         metrics::counter!("ontab_http_accept_errors_total").increment(1);
-        if out_of_descriptors(error) {
-            // The cap should have prevented this (other files, a low cap
-            // set by hand): make room the same way.
-            registry.shed_oldest_idle(Reason::ShedIdleFdExhausted);
+        // The cap should have prevented running out (a cap set too high,
+        // other files): make room the same way.
+        if out_of_descriptors(error)
+            && registry.shed_oldest_idle(SHED_WHEN_OUT, Reason::ShedIdleFdExhausted) > 0
+        {
+            // Room is being made: accept again once those have closed.
+            self.pause = FIRST_PAUSE;
+        } else {
+            self.pause = (self.pause * 2).clamp(FIRST_PAUSE, LONGEST_PAUSE);
         }
-        self.pause = (self.pause * 2).clamp(FIRST_PAUSE, LONGEST_PAUSE);
         let now = Instant::now();
         if self
             .last_logged
@@ -98,6 +105,23 @@ mod tests {
         assert_eq!(pauses[11], LONGEST_PAUSE);
         errors.recovered();
         assert_eq!(errors.pause_after(&emfile, &registry), Some(FIRST_PAUSE));
+    }
+
+    #[test]
+    fn out_of_descriptors_with_idle_connections_sheds_some_and_pauses_briefly() {
+        let registry = std::sync::Arc::new(Registry::new(None));
+        let idle: Vec<_> = (0..10).map(|_| registry.admit().expect("no cap")).collect();
+        let mut errors = AcceptErrors::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(errors.pause_after(&emfile, &registry), Some(FIRST_PAUSE));
+        assert_eq!(errors.pause_after(&emfile, &registry), Some(FIRST_PAUSE));
+        // All ten shed (eight, then the last two), oldest first.
+        assert!(idle.iter().all(|c| c.state().close_requested().is_some()));
+        // Nothing left to shed: now it backs off.
+        assert_eq!(
+            errors.pause_after(&emfile, &registry),
+            Some(FIRST_PAUSE * 2)
+        );
     }
 
     #[test]

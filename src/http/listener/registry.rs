@@ -201,7 +201,7 @@ impl Registry {
         let mut open = self.lock();
         if let Some(max) = self.max
             && open.len() >= max
-            && !shed_oldest_idle(&open, Reason::ShedIdleAtLimit)
+            && shed_oldest_idle(&open, 1, Reason::ShedIdleAtLimit) == 0
         {
             Reason::RefusedAtLimit.count();
             return None;
@@ -218,25 +218,32 @@ impl Registry {
         })
     }
 
-    /// Closes the connection idle the longest, to free its descriptor.
-    pub(super) fn shed_oldest_idle(&self, reason: Reason) -> bool {
-        shed_oldest_idle(&self.lock(), reason)
+    /// Closes up to `count` of the connections idle the longest, to free
+    /// their descriptors; answers how many.
+    pub(super) fn shed_oldest_idle(&self, count: usize, reason: Reason) -> usize {
+        shed_oldest_idle(&self.lock(), count, reason)
     }
 }
 
 /// O(open connections), run only at the cap or out of descriptors.
-fn shed_oldest_idle(open: &HashMap<u64, Arc<ConnState>>, reason: Reason) -> bool {
-    let victim = open
+fn shed_oldest_idle(open: &HashMap<u64, Arc<ConnState>>, count: usize, reason: Reason) -> usize {
+    let mut idle: Vec<(u64, u64, &Arc<ConnState>)> = open
         .iter()
         .filter(|(_, state)| !state.busy() && state.close_requested().is_none())
-        .min_by_key(|(id, state)| (state.idle_since.load(Relaxed), **id));
-    match victim {
-        Some((_, state)) if state.request_close(reason) => {
-            reason.count();
-            true
-        }
-        _ => false,
+        .map(|(id, state)| (state.idle_since.load(Relaxed), *id, state))
+        .collect();
+    if idle.len() > count {
+        idle.select_nth_unstable_by_key(count, |(since, id, _)| (*since, *id));
+        idle.truncate(count);
     }
+    let mut shed = 0;
+    for (_, _, state) in idle {
+        if state.request_close(reason) {
+            reason.count();
+            shed += 1;
+        }
+    }
+    shed
 }
 
 /// A connection's place in the registry, given up when dropped.
