@@ -60,6 +60,72 @@ impl Timeouts {
     }
 }
 
+/// What the connection's task does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nothing to do before then (or before a wake-up).
+    LookAgainAt(Instant),
+    /// Let hyper close it: at once when idle (after flushing what it may
+    /// still hold), after the response when busy.
+    CloseGracefully,
+    /// Close it now: nothing is owed, or it had its chance to close.
+    Drop,
+}
+
+/// Decides when a connection is closed, from its state and the clock.
+struct Watchdog {
+    timeouts: Timeouts,
+    stop_seen: bool,
+    /// Set once the connection was told to close; then, while idle, when
+    /// it may be dropped if it has not closed by itself.
+    closing: Option<Option<Instant>>,
+}
+
+impl Watchdog {
+    fn new(timeouts: Timeouts) -> Self {
+        Self {
+            timeouts,
+            stop_seen: false,
+            closing: None,
+        }
+    }
+
+    fn step(&mut self, state: &ConnState, now: Instant) -> Step {
+        if let Some(linger) = &mut self.closing {
+            if state.busy() {
+                // A request got in before the close: hyper closes after it.
+                *linger = None;
+                return Step::LookAgainAt(now + self.timeouts.recheck());
+            }
+            let until = *linger.get_or_insert(now + LINGER);
+            return if now >= until {
+                Step::Drop
+            } else {
+                Step::LookAgainAt(until)
+            };
+        }
+        let deadline = self.timeouts.deadline(state);
+        let expired = deadline.and_then(|(at, reason)| (now >= at).then_some(reason));
+        let reason = state
+            .close_requested()
+            .or(self.stop_seen.then_some(Reason::Shutdown))
+            .or(expired);
+        let Some(reason) = reason else {
+            let recheck = now + self.timeouts.recheck();
+            return Step::LookAgainAt(deadline.map_or(recheck, |(at, _)| at.min(recheck)));
+        };
+        if Some(reason) == expired {
+            reason.count();
+        }
+        if !state.busy() && state.head_started().is_some() {
+            // Part of a head and nothing owed.
+            return Step::Drop;
+        }
+        self.closing = Some(None);
+        Step::CloseGracefully
+    }
+}
+
 /// Serves one accepted connection to its end.
 pub(super) async fn serve(
     stream: TcpStream,
@@ -84,11 +150,8 @@ pub(super) async fn serve(
             state: state.clone(),
         }
     ));
-    let mut watchdog = pin!(tokio::time::sleep(timeouts.recheck()));
-    let mut stop_seen = false;
-    // Set once the connection was told to close: from when it may be
-    // dropped if it has not closed by itself.
-    let mut closing: Option<Option<Instant>> = None;
+    let mut watchdog = Watchdog::new(timeouts);
+    let mut look_again = pin!(tokio::time::sleep(timeouts.recheck()));
     loop {
         tokio::select! {
             biased;
@@ -104,52 +167,21 @@ pub(super) async fn serve(
             () = state.wake.notified() => {}
             // A dropped sender (the server future itself was dropped) also
             // means stop.
-            _ = stopping.wait_for(|stop| *stop), if !stop_seen => stop_seen = true,
-            () = &mut watchdog => {}
+            _ = stopping.wait_for(|stop| *stop), if !watchdog.stop_seen => {
+                watchdog.stop_seen = true;
+            }
+            () = &mut look_again => {}
         }
         let now = Instant::now();
-        if let Some(linger) = &mut closing {
-            if state.busy() {
-                // A request got in before the close: hyper closes after it.
-                *linger = None;
-                watchdog.as_mut().reset(now + timeouts.recheck());
-                continue;
+        match watchdog.step(&state, now) {
+            Step::LookAgainAt(at) => look_again.as_mut().reset(at),
+            Step::CloseGracefully => {
+                conn.as_mut().graceful_shutdown();
+                // Polled first next round: closed at once if it can be.
+                look_again.as_mut().reset(now);
             }
-            let until = *linger.get_or_insert(now + LINGER);
-            if now >= until {
-                return;
-            }
-            watchdog.as_mut().reset(until);
-            continue;
+            Step::Drop => return,
         }
-        let expired = timeouts
-            .deadline(&state)
-            .and_then(|(deadline, reason)| (now >= deadline).then_some(reason));
-        let reason = state
-            .close_requested()
-            .or(stop_seen.then_some(Reason::Shutdown))
-            .or(expired);
-        let Some(reason) = reason else {
-            let next = timeouts
-                .deadline(&state)
-                .map_or(now + timeouts.recheck(), |(deadline, _)| {
-                    deadline.min(now + timeouts.recheck())
-                });
-            watchdog.as_mut().reset(next);
-            continue;
-        };
-        if Some(reason) == expired {
-            reason.count();
-        }
-        if !state.busy() && state.head_started().is_some() {
-            // Part of a head and nothing owed: close at once.
-            return;
-        }
-        // Idle with nothing read: hyper closes at once, after flushing a
-        // response it may still hold. Busy: after the response.
-        conn.as_mut().graceful_shutdown();
-        closing = Some(None);
-        watchdog.as_mut().reset(now);
     }
 }
 
@@ -269,5 +301,102 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::listener::registry::Registry;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        header: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+    };
+    const MS: Duration = Duration::from_millis(1);
+
+    fn connection() -> Registration {
+        Arc::new(Registry::new(None)).admit().expect("no cap")
+    }
+
+    #[test]
+    fn a_new_connection_without_a_whole_head_is_closed_at_the_header_timeout() {
+        let connection = connection();
+        let state = connection.state();
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        let deadline = state.opened() + TIMEOUTS.header;
+        assert_eq!(
+            watchdog.step(state, deadline - MS),
+            Step::LookAgainAt(deadline)
+        );
+        assert_eq!(watchdog.step(state, deadline), Step::CloseGracefully);
+    }
+
+    #[test]
+    fn a_partial_head_is_dropped_at_once_when_its_time_is_up() {
+        let connection = connection();
+        let state = connection.state();
+        state.bytes_received();
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        assert_eq!(
+            watchdog.step(state, state.opened() + TIMEOUTS.header),
+            Step::Drop
+        );
+    }
+
+    #[test]
+    fn between_requests_the_idle_timeout_applies_until_a_head_starts() {
+        let connection = connection();
+        let state = connection.state();
+        state.request_started();
+        state.request_finished();
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        let idle_since = state.idle_since();
+        let past_header = idle_since + TIMEOUTS.header + MS;
+        assert!(matches!(
+            watchdog.step(state, past_header),
+            Step::LookAgainAt(_)
+        ));
+        assert_eq!(
+            watchdog.step(state, idle_since + TIMEOUTS.idle),
+            Step::CloseGracefully
+        );
+    }
+
+    #[test]
+    fn a_request_in_flight_is_never_timed_out() {
+        let connection = connection();
+        let state = connection.state();
+        state.request_started();
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        let much_later = state.opened() + TIMEOUTS.idle * 10;
+        assert_eq!(
+            watchdog.step(state, much_later),
+            Step::LookAgainAt(much_later + TIMEOUTS.recheck())
+        );
+    }
+
+    #[test]
+    fn a_shed_busy_connection_finishes_its_request_then_lingers_briefly() {
+        let connection = connection();
+        let state = connection.state();
+        state.request_started();
+        state.request_close(Reason::ShedIdleAtLimit);
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        let now = state.opened();
+        assert_eq!(watchdog.step(state, now), Step::CloseGracefully);
+        assert!(matches!(watchdog.step(state, now), Step::LookAgainAt(_)));
+        state.request_finished();
+        assert_eq!(watchdog.step(state, now), Step::LookAgainAt(now + LINGER));
+        assert_eq!(watchdog.step(state, now + LINGER), Step::Drop);
+    }
+
+    #[test]
+    fn on_shutdown_an_idle_connection_is_closed_at_once() {
+        let connection = connection();
+        let state = connection.state();
+        let mut watchdog = Watchdog::new(TIMEOUTS);
+        watchdog.stop_seen = true;
+        assert_eq!(watchdog.step(state, state.opened()), Step::CloseGracefully);
     }
 }

@@ -60,8 +60,7 @@ impl Reason {
     }
 }
 
-/// Times are microseconds since the registry's epoch, so that connections
-/// compare and atomics hold them.
+/// Times are microseconds since the registry's epoch, so atomics hold them.
 const NOT_YET: u64 = u64::MAX;
 
 /// One connection as the acceptor and its own task see it. Only heuristics
@@ -73,6 +72,10 @@ pub(super) struct ConnState {
     /// When the last request finished (its response body was sent), or when
     /// the connection opened.
     idle_since: AtomicU64,
+    /// The same moment as a turn in the registry's sequence: connections
+    /// compare by it exactly, where clock readings can tie.
+    idle_turn: AtomicU64,
+    turns: Arc<AtomicU64>,
     kept_alive: AtomicBool,
     /// The first byte received since the connection last became idle.
     head_started: AtomicU64,
@@ -82,13 +85,15 @@ pub(super) struct ConnState {
 }
 
 impl ConnState {
-    fn new(epoch: Instant) -> Self {
+    fn new(epoch: Instant, turns: Arc<AtomicU64>) -> Self {
         let opened = micros_since(epoch, Instant::now());
         Self {
             epoch,
             opened,
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(opened),
+            idle_turn: AtomicU64::new(turns.fetch_add(1, Relaxed)),
+            turns,
             kept_alive: AtomicBool::new(false),
             head_started: AtomicU64::new(NOT_YET),
             close: AtomicU8::new(0),
@@ -122,6 +127,8 @@ impl ConnState {
         if self.in_flight.fetch_sub(1, Relaxed) == 1 {
             self.head_started.store(NOT_YET, Relaxed);
             self.idle_since.store(self.now(), Relaxed);
+            self.idle_turn
+                .store(self.turns.fetch_add(1, Relaxed), Relaxed);
             self.kept_alive.store(true, Relaxed);
         }
     }
@@ -176,6 +183,7 @@ pub(super) struct Registry {
     epoch: Instant,
     max: Option<usize>,
     next_id: AtomicU64,
+    turns: Arc<AtomicU64>,
     open: Mutex<HashMap<u64, Arc<ConnState>>>,
 }
 
@@ -185,6 +193,7 @@ impl Registry {
             epoch: Instant::now(),
             max,
             next_id: AtomicU64::new(0),
+            turns: Arc::new(AtomicU64::new(0)),
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -207,7 +216,7 @@ impl Registry {
             return None;
         }
         let id = self.next_id.fetch_add(1, Relaxed);
-        let state = Arc::new(ConnState::new(self.epoch));
+        let state = Arc::new(ConnState::new(self.epoch, self.turns.clone()));
         open.insert(id, state.clone());
         // Added to, not set: tests run several servers in one process.
         metrics::gauge!("ontab_http_connections_open").increment(1);
@@ -227,17 +236,17 @@ impl Registry {
 
 /// O(open connections), run only at the cap or out of descriptors.
 fn shed_oldest_idle(open: &HashMap<u64, Arc<ConnState>>, count: usize, reason: Reason) -> usize {
-    let mut idle: Vec<(u64, u64, &Arc<ConnState>)> = open
-        .iter()
-        .filter(|(_, state)| !state.busy() && state.close_requested().is_none())
-        .map(|(id, state)| (state.idle_since.load(Relaxed), *id, state))
+    let mut idle: Vec<(u64, &Arc<ConnState>)> = open
+        .values()
+        .filter(|state| !state.busy() && state.close_requested().is_none())
+        .map(|state| (state.idle_turn.load(Relaxed), state))
         .collect();
     if idle.len() > count {
-        idle.select_nth_unstable_by_key(count, |(since, id, _)| (*since, *id));
+        idle.select_nth_unstable_by_key(count, |(turn, _)| *turn);
         idle.truncate(count);
     }
     let mut shed = 0;
-    for (_, _, state) in idle {
+    for (_, state) in idle {
         if state.request_close(reason) {
             reason.count();
             shed += 1;
