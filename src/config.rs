@@ -96,6 +96,25 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_BATCH_WAIT", default_value = "0us", value_parser = parse_batch_wait)]
     pub batch_wait: Duration,
 
+    /// Longest a client may take to send a request head, from connecting
+    /// (or from its first byte after idling between requests).
+    #[arg(long, env = "ONTAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Longest a kept-alive connection may wait for its next request.
+    #[arg(long, env = "ONTAB_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest request head (request line and headers), in bytes; larger
+    /// is answered 431.
+    #[arg(long, env = "ONTAB_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Most client connections open at once [default: the open-file limit
+    /// minus the pool size minus 128, at least half the limit].
+    #[arg(long, env = "ONTAB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
 }

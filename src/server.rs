@@ -16,6 +16,7 @@ use crate::config::{DatabaseConfig, ServeConfig};
 use crate::db::{Db, migrate};
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::embedded_pg::data_dir::DataDir;
+use crate::http::listener::{ConnectionLimits, max_connections_for, raise_fd_limit};
 use crate::http::{self, HttpState};
 
 /// A database to talk to: the configured one, or a private one we started.
@@ -78,12 +79,24 @@ pub struct Server {
     router: axum::Router,
     admin_token: Option<String>,
     admin_token_configured: bool,
+    limits: ConnectionLimits,
     shutdown_grace: Duration,
 }
 
 /// Opens (or starts) the database, migrates it, and builds the use cases
 /// and the HTTP edge on a bound listener, as `config` says.
 pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
+    // Before any connection is made: the more descriptors, the more clients.
+    let fd_limit = raise_fd_limit();
+    let limits = ConnectionLimits {
+        header_read_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections.or_else(|| {
+            fd_limit.map(|nofile| max_connections_for(nofile, config.database.pool_size))
+        }),
+    };
+    tracing::info!(?fd_limit, max_connections = ?limits.max_connections, "connection limits");
     let database = Database::open(&config.database).await?;
     match assemble(config, &database).await {
         Ok((app, listener, router, admin_token)) => Ok(Server {
@@ -93,6 +106,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
             router,
             admin_token,
             admin_token_configured: config.admin_token.is_some(),
+            limits,
             shutdown_grace: config.shutdown_grace,
         }),
         Err(error) => {
@@ -160,17 +174,18 @@ impl Server {
             app,
             listener,
             router,
+            limits,
             shutdown_grace,
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let served = http::listener::serve(listener, router, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_tx.send(());
         });
-        let mut drained = Box::pin(served.into_future());
+        let mut drained = Box::pin(served);
         let outcome = tokio::select! {
             served = &mut drained => served.context("server failed"),
             _ = async { let _ = stop_rx.changed().await; tokio::time::sleep(shutdown_grace).await } => {

@@ -8,6 +8,7 @@ mod businesses;
 mod customers;
 mod deadline;
 mod idempotent;
+pub mod listener;
 mod metrics;
 mod openapi;
 mod ops;

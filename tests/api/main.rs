@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod batch;
 mod concurrency;
+mod connections;
 mod contract;
 mod faults;
 mod first_run;
