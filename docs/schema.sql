@@ -17,6 +17,23 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: ontab_account_refusal(uuid, text, boolean); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE
+        WHEN p_status = 'closed' THEN
+            jsonb_build_object('error', 'customer_closed', 'customer_id', p_customer_id)
+        WHEN p_status = 'on_hold' AND p_buying THEN
+            jsonb_build_object('error', 'customer_on_hold', 'customer_id', p_customer_id)
+    END
+$$;
+
+ALTER FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean) OWNER TO postgres;
+
+--
 -- Name: ontab_adjust_stock(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
@@ -92,6 +109,37 @@ $$;
 ALTER FUNCTION public.ontab_business_ids() OWNER TO ontab_system;
 
 --
+-- Name: ontab_check_customer_status(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_customer_status() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    balance bigint;
+BEGIN
+    IF OLD.status = 'closed' AND NEW.status <> 'closed' THEN
+        RAISE EXCEPTION 'customer % is closed, for good', NEW.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_is_final';
+    END IF;
+    IF NEW.status = 'closed' AND OLD.status <> 'closed' THEN
+        SELECT l.balance_after INTO balance
+          FROM credit_ledger l
+         WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
+         ORDER BY l.seq DESC
+         LIMIT 1;
+        IF coalesce(balance, 0) <> 0 THEN
+            RAISE EXCEPTION 'customer % has a balance of %: it is closed only from zero', NEW.id, balance
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_from_zero';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_customer_status() OWNER TO postgres;
+
+--
 -- Name: ontab_check_ledger_chain(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -101,14 +149,16 @@ CREATE FUNCTION public.ontab_check_ledger_chain() RETURNS trigger
 DECLARE
     previous_balance bigint;
     previous_purchases bigint;
-    limit_now bigint;
+    previous_created timestamptz;
+    customer record;
     purchased bigint;
 BEGIN
     IF NEW.seq = 1 THEN
         previous_balance := 0;
         previous_purchases := 0;
     ELSE
-        SELECT balance_after, purchases_to_date INTO previous_balance, previous_purchases
+        SELECT balance_after, purchases_to_date, created_at
+          INTO previous_balance, previous_purchases, previous_created
           FROM credit_ledger
          WHERE business_id = NEW.business_id
            AND customer_id = NEW.customer_id
@@ -123,6 +173,11 @@ BEGIN
         RAISE EXCEPTION 'ledger chain broken: % + % <> %', previous_balance, NEW.amount, NEW.balance_after
             USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_chain';
     END IF;
+    IF NEW.created_at < previous_created THEN
+        RAISE EXCEPTION 'ledger chain broken: entry % at % is earlier than the entry before it, at %',
+                        NEW.seq, NEW.created_at, previous_created
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_in_time_order';
+    END IF;
 
     -- Whatever the writer sent: the running sum of the customer's purchases.
     purchased := CASE WHEN NEW.kind = 'purchase' THEN NEW.amount ELSE 0 END;
@@ -132,22 +187,45 @@ BEGIN
     END IF;
     NEW.purchases_to_date := previous_purchases + purchased;
 
+    -- FOR SHARE conflicts with the lock an UPDATE of the customer takes
+    -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a change of
+    -- limit, status or terms are ordered: an entry racing a change waits for
+    -- it, then reads the new values. The use cases hold the customer FOR
+    -- UPDATE already, so for them it costs nothing.
+    SELECT credit_limit, status, payment_terms_days INTO customer
+      FROM customers
+     WHERE business_id = NEW.business_id AND id = NEW.customer_id
+       FOR SHARE;
+    IF NOT FOUND THEN
+        -- The foreign key's own refusal, made before anything here reads a
+        -- customer that is not there.
+        RAISE EXCEPTION 'insert on table "credit_ledger" violates foreign key constraint "credit_ledger_business_id_customer_id_fkey"'
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'credit_ledger_business_id_customer_id_fkey',
+                  DETAIL = format('Business %s has no customer %s.', NEW.business_id, NEW.customer_id);
+    END IF;
+    IF customer.status = 'closed' THEN
+        RAISE EXCEPTION 'customer % is closed: no money moves for it', NEW.customer_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_customer_not_closed';
+    END IF;
     IF NEW.kind = 'purchase' THEN
-        -- FOR SHARE conflicts with the lock an UPDATE of credit_limit takes
-        -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a limit
-        -- change are ordered: an entry racing a cut waits for it, then
-        -- reads the new limit. The use cases hold the customer FOR UPDATE
-        -- already, so for them it costs nothing.
-        SELECT credit_limit INTO limit_now
-          FROM customers
-         WHERE business_id = NEW.business_id AND id = NEW.customer_id
-           FOR SHARE;
-        IF NEW.balance_after > limit_now THEN
-            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, limit_now
+        IF customer.status <> 'active' THEN
+            RAISE EXCEPTION 'customer % is %: it may not buy', NEW.customer_id, customer.status
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchase_by_active_customer';
+        END IF;
+        IF NEW.balance_after > customer.credit_limit THEN
+            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, customer.credit_limit
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
         END IF;
-    ELSIF NEW.kind = 'payment' AND NEW.balance_after < 0 THEN
-        RAISE EXCEPTION 'payment exceeds balance: balance would be %', NEW.balance_after
+        -- Due after exactly the terms in force: derived when the writer
+        -- sent none, checked when it did.
+        NEW.due_at := coalesce(NEW.due_at, NEW.created_at + make_interval(days => customer.payment_terms_days));
+        IF NEW.due_at IS DISTINCT FROM NEW.created_at + make_interval(days => customer.payment_terms_days) THEN
+            RAISE EXCEPTION 'purchase due at % is not % + the customer''s % days of terms',
+                            NEW.due_at, NEW.created_at, customer.payment_terms_days
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_due_on_terms';
+        END IF;
+    ELSIF NEW.kind IN ('payment', 'write_off') AND NEW.balance_after < 0 THEN
+        RAISE EXCEPTION '% exceeds balance: balance would be %', NEW.kind, NEW.balance_after
             USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_payment_within_balance';
     END IF;
     RETURN NEW;
@@ -192,20 +270,23 @@ CREATE FUNCTION public.ontab_check_order_of_line() RETURNS trigger
     AS $$
 DECLARE
     order_total bigint;
+    order_due timestamptz;
     lines_total numeric;
     ledger_amount bigint;
+    ledger_due timestamptz;
 BEGIN
-    SELECT (SELECT o.total FROM orders o
-             WHERE o.business_id = NEW.business_id AND o.id = NEW.order_id),
-           (SELECT sum(i.line_total) FROM order_items i
-             WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id),
-           (SELECT l.amount FROM credit_ledger l
-             WHERE l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase')
-      INTO order_total, lines_total, ledger_amount;
+    SELECT o.total, o.due_at, li.total, l.amount, l.due_at
+      INTO order_total, order_due, lines_total, ledger_amount, ledger_due
+      FROM (SELECT 1) AS one
+      LEFT JOIN orders o ON o.business_id = NEW.business_id AND o.id = NEW.order_id
+      LEFT JOIN LATERAL (SELECT sum(i.line_total) AS total FROM order_items i
+                          WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id) li ON true
+      LEFT JOIN credit_ledger l
+             ON l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase';
     IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
-       OR ledger_amount IS DISTINCT FROM order_total THEN
-        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
-                        NEW.order_id, order_total, lines_total, ledger_amount
+       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %',
+                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
     END IF;
     RETURN NULL;
@@ -310,6 +391,64 @@ $$;
 ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 
 --
+-- Name: ontab_credit(uuid, uuid, bigint, text, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    account_status text;
+    head record;
+    created timestamptz;
+BEGIN
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    IF account_status = 'closed' THEN
+        RETURN ontab_account_refusal(p_customer_id, account_status, false);
+    END IF;
+
+    head := ontab_ledger_head(tenant, p_customer_id);
+    IF p_amount > head.balance THEN
+        RETURN jsonb_build_object('error', p_kind || '_exceeds_balance', 'balance', head.balance, 'amount', p_amount);
+    END IF;
+
+    created := greatest(now(), head.created);
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, created_at, reason)
+    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, p_kind, -p_amount, head.balance - p_amount,
+            created, p_reason);
+
+    RETURN jsonb_build_object('entry', jsonb_build_object(
+        'id', p_entry_id, 'customer_id', p_customer_id, 'kind', p_kind, 'amount', -p_amount,
+        'balance_after', head.balance - p_amount, 'order_id', NULL, 'return_id', NULL,
+        'due_at', NULL, 'reason', p_reason, 'seq', head.seq + 1, 'created_at', created));
+END
+$$;
+
+ALTER FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_default_customer_terms(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_default_customer_terms() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    SELECT b.payment_terms_days INTO NEW.payment_terms_days
+      FROM businesses b
+     WHERE b.id = NEW.business_id;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_default_customer_terms() OWNER TO postgres;
+
+--
 -- Name: ontab_expire_idempotency_keys(interval); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
@@ -351,11 +490,11 @@ ALTER FUNCTION public.ontab_keep_initial_stock() OWNER TO postgres;
 -- Name: ontab_ledger_head(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
-CREATE FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) RETURNS record
+CREATE FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
-    SELECT c.seq, c.balance_after INTO seq, balance
+    SELECT c.seq, c.balance_after, c.created_at INTO seq, balance, created
       FROM credit_ledger c
      WHERE c.business_id = p_business AND c.customer_id = p_customer
      ORDER BY c.seq DESC
@@ -363,44 +502,22 @@ BEGIN
     IF NOT FOUND THEN
         seq := 0;
         balance := 0;
+        created := '-infinity';
     END IF;
 END
 $$;
 
-ALTER FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) OWNER TO postgres;
+ALTER FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) OWNER TO postgres;
 
 --
 -- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
 CREATE FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
-    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-DECLARE
-    tenant uuid := ontab_require_tenant();
-    head record;
-    created timestamptz := now();
-BEGIN
-    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
-    END IF;
-
-    head := ontab_ledger_head(tenant, p_customer_id);
-    IF p_amount > head.balance THEN
-        RETURN jsonb_build_object('error', 'payment_exceeds_balance', 'balance', head.balance, 'amount', p_amount);
-    END IF;
-
-    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, created_at)
-    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'payment', -p_amount, head.balance - p_amount, created);
-
-    RETURN jsonb_build_object('entry', jsonb_build_object(
-        'id', p_entry_id, 'customer_id', p_customer_id, 'kind', 'payment', 'amount', -p_amount,
-        'balance_after', head.balance - p_amount, 'order_id', NULL, 'return_id', NULL,
-        'seq', head.seq + 1, 'created_at', created));
-END
+    SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'payment', NULL)
 $$;
 
 ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO ontab_writer;
@@ -416,7 +533,7 @@ CREATE FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_custom
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
-    credit_limit_now bigint;
+    customer record;
     customer_found boolean;
     missing_product uuid;
     head record;
@@ -426,10 +543,11 @@ DECLARE
     short_product uuid;
     short_requested bigint;
     short_available bigint;
-    created timestamptz := now();
+    created timestamptz;
+    due timestamptz;
     items jsonb;
 BEGIN
-    SELECT credit_limit INTO credit_limit_now
+    SELECT credit_limit, status, payment_terms_days INTO customer
       FROM customers
      WHERE business_id = tenant AND id = p_customer_id
        FOR UPDATE;
@@ -469,24 +587,28 @@ BEGIN
     END IF;
 
     -- The chain's head, read after the customer lock: one index probe for
-    -- the balance and the lifetime purchases.
-    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date INTO head
+    -- the balance, the lifetime purchases and the time of the last entry.
+    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date, c.created_at AS created INTO head
       FROM credit_ledger c
      WHERE c.business_id = tenant AND c.customer_id = p_customer_id
      ORDER BY c.seq DESC
      LIMIT 1;
     IF NOT FOUND THEN
-        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date INTO head;
+        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date,
+               '-infinity'::timestamptz AS created INTO head;
     END IF;
     IF missing_product IS NOT NULL THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+    END IF;
+    IF customer.status <> 'active' THEN
+        RETURN ontab_account_refusal(p_customer_id, customer.status, true);
     END IF;
     IF short_product IS NOT NULL THEN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                   'requested', short_requested, 'available', short_available);
     END IF;
-    IF head.balance + order_total > credit_limit_now THEN
-        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', credit_limit_now,
+    IF head.balance + order_total > customer.credit_limit THEN
+        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
                                   'balance', head.balance, 'order_total', order_total::bigint);
     END IF;
     -- A limit of representation rather than of the request: checked last,
@@ -496,8 +618,10 @@ BEGIN
                                   'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
     END IF;
 
-    INSERT INTO orders (business_id, id, customer_id, total, created_at)
-    VALUES (tenant, p_order_id, p_customer_id, order_total, created);
+    created := greatest(now(), head.created);
+    due := created + make_interval(days => customer.payment_terms_days);
+    INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+    VALUES (tenant, p_order_id, p_customer_id, order_total, created, due);
 
     WITH written AS (
         INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
@@ -518,13 +642,14 @@ BEGIN
          WHERE business_id = tenant AND id = line.product_id;
     END LOOP;
 
-    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                               created_at, due_at)
     VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'purchase', order_total,
-            head.balance + order_total, p_order_id, created);
+            head.balance + order_total, p_order_id, created, due);
 
     RETURN jsonb_build_object('order', jsonb_build_object(
         'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
-        'created_at', created, 'items', items));
+        'created_at', created, 'due_at', due, 'items', items));
 END
 $$;
 
@@ -554,6 +679,8 @@ DECLARE
     -- decided against, updated in memory as orders are accepted.
     c_ids uuid[];
     c_limit bigint[];
+    c_status text[];
+    c_terms int[];
     c_seq bigint[];
     c_balance bigint[];
     c_purchased bigint[];
@@ -576,6 +703,7 @@ DECLARE
     o_ids uuid[];
     o_customers uuid[];
     o_totals bigint[];
+    o_dues timestamptz[];
     i_orders uuid[];
     i_line_nos int[];
     i_products uuid[];
@@ -607,20 +735,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}')
-      INTO c_ids, c_limit
-      FROM (SELECT c.id, c.credit_limit FROM customers c
+    SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}'),
+           coalesce(array_agg(status ORDER BY id), '{}'), coalesce(array_agg(payment_terms_days ORDER BY id), '{}')
+      INTO c_ids, c_limit, c_status, c_terms
+      FROM (SELECT c.id, c.credit_limit, c.status, c.payment_terms_days FROM customers c
              WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
              ORDER BY c.id
                FOR UPDATE) locked;
     -- Chain heads, read after the customer locks (a fresh snapshot): one
-    -- index probe per customer, however long its history.
+    -- index probe per customer, however long its history. The batch is
+    -- dated no earlier than any of its customers' last entries, so every
+    -- chain stays in time order.
     SELECT coalesce(array_agg(coalesce(h.seq, 0) ORDER BY c.ord), '{}'),
            coalesce(array_agg(coalesce(h.balance_after, 0) ORDER BY c.ord), '{}'),
-           coalesce(array_agg(coalesce(h.purchases_to_date, 0) ORDER BY c.ord), '{}')
-      INTO head_seq, head_balance, head_purchased
+           coalesce(array_agg(coalesce(h.purchases_to_date, 0) ORDER BY c.ord), '{}'),
+           greatest(created, max(h.created_at))
+      INTO head_seq, head_balance, head_purchased, created
       FROM unnest(c_ids) WITH ORDINALITY AS c (id, ord)
-      LEFT JOIN LATERAL (SELECT l.seq, l.balance_after, l.purchases_to_date FROM credit_ledger l
+      LEFT JOIN LATERAL (SELECT l.seq, l.balance_after, l.purchases_to_date, l.created_at FROM credit_ledger l
                           WHERE l.business_id = tenant AND l.customer_id = c.id
                           ORDER BY l.seq DESC
                           LIMIT 1) h ON true;
@@ -653,7 +785,7 @@ BEGIN
             c_seq := head_seq;
             c_balance := head_balance;
             c_purchased := head_purchased;
-            o_ids := '{}'; o_customers := '{}'; o_totals := '{}';
+            o_ids := '{}'; o_customers := '{}'; o_totals := '{}'; o_dues := '{}';
             i_orders := '{}'; i_line_nos := '{}'; i_products := '{}'; i_quantities := '{}'; i_prices := '{}';
             e_ids := '{}'; e_customers := '{}'; e_seqs := '{}'; e_amounts := '{}'; e_balances := '{}';
             answers := '{}';
@@ -694,6 +826,8 @@ BEGIN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_ids[i]);
                 ELSIF missing_product IS NOT NULL THEN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+                ELSIF c_status[ci] <> 'active' THEN
+                    answer := ontab_account_refusal(p_customer_ids[i], c_status[ci], true);
                 ELSIF short_product IS NOT NULL THEN
                     answer := jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                                  'requested', short_requested, 'available', short_available);
@@ -726,6 +860,7 @@ BEGIN
                     o_ids := array_append(o_ids, p_order_ids[i]);
                     o_customers := array_append(o_customers, p_customer_ids[i]);
                     o_totals := array_append(o_totals, order_total::bigint);
+                    o_dues := array_append(o_dues, created + make_interval(days => c_terms[ci]));
                     e_ids := array_append(e_ids, p_entry_ids[i]);
                     e_customers := array_append(e_customers, p_customer_ids[i]);
                     e_seqs := array_append(e_seqs, c_seq[ci]);
@@ -733,7 +868,7 @@ BEGIN
                     e_balances := array_append(e_balances, c_balance[ci]);
                     answer := jsonb_build_object('order', jsonb_build_object(
                         'id', p_order_ids[i], 'customer_id', p_customer_ids[i], 'total', order_total::bigint,
-                        'created_at', created, 'items', items));
+                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'items', items));
                 END IF;
                 answers := array_append(answers, answer);
             END LOOP;
@@ -753,9 +888,9 @@ BEGIN
                 RETURN answers;
             END IF;
 
-            INSERT INTO orders (business_id, id, customer_id, total, created_at)
-            SELECT tenant, o.id, o.customer_id, o.total, created
-              FROM unnest(o_ids, o_customers, o_totals) AS o (id, customer_id, total);
+            INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+            SELECT tenant, o.id, o.customer_id, o.total, created, o.due_at
+              FROM unnest(o_ids, o_customers, o_totals, o_dues) AS o (id, customer_id, total, due_at);
 
             INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
             SELECT tenant, l.order_id, l.line_no, l.product_id, l.quantity, l.unit_price, l.unit_price * l.quantity
@@ -765,10 +900,12 @@ BEGIN
             -- In arrival order: a customer's entries of this batch extend the chain
             -- one after another, each checked by the chain trigger against the one
             -- inserted before it.
-            INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
-            SELECT tenant, e.id, e.customer_id, e.seq, 'purchase', e.amount, e.balance_after, e.order_id, created
-              FROM unnest(e_ids, e_customers, e_seqs, e_amounts, e_balances, o_ids)
-                   WITH ORDINALITY AS e (id, customer_id, seq, amount, balance_after, order_id, ord)
+            INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                                       created_at, due_at)
+            SELECT tenant, e.id, e.customer_id, e.seq, 'purchase', e.amount, e.balance_after, e.order_id,
+                   created, e.due_at
+              FROM unnest(e_ids, e_customers, e_seqs, e_amounts, e_balances, o_ids, o_dues)
+                   WITH ORDINALITY AS e (id, customer_id, seq, amount, balance_after, order_id, due_at, ord)
              ORDER BY e.ord;
 
             IF attempt = 1 THEN
@@ -819,10 +956,10 @@ $$;
 ALTER FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
--- Name: ontab_record_credit_limit(); Type: FUNCTION; Schema: public; Owner: ontab_limit_recorder
+-- Name: ontab_record_customer_change(); Type: FUNCTION; Schema: public; Owner: ontab_recorder
 --
 
-CREATE FUNCTION public.ontab_record_credit_limit() RETURNS trigger
+CREATE FUNCTION public.ontab_record_customer_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
@@ -834,13 +971,16 @@ BEGIN
      WHERE business_id = NEW.business_id AND customer_id = NEW.id
      ORDER BY seq DESC
      LIMIT 1;
-    INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq)
-    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, coalesce(head_seq, 0));
+    INSERT INTO customer_changes (business_id, customer_id, credit_limit, status, payment_terms_days,
+                                  after_seq, changed_by)
+    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, NEW.status, NEW.payment_terms_days,
+            coalesce(head_seq, 0),
+            coalesce(nullif(current_setting('ontab.actor', true), ''), 'system'));
     RETURN NULL;
 END
 $$;
 
-ALTER FUNCTION public.ontab_record_credit_limit() OWNER TO ontab_limit_recorder;
+ALTER FUNCTION public.ontab_record_customer_change() OWNER TO ontab_recorder;
 
 --
 -- Name: ontab_refuse_history_change(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -903,11 +1043,12 @@ CREATE FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_i
 DECLARE
     tenant uuid := ontab_require_tenant();
     buyer uuid;
+    account_status text;
     head record;
     line record;
     locked uuid;
     return_amount numeric := 0::numeric;
-    created timestamptz := now();
+    created timestamptz;
     items jsonb;
 BEGIN
     SELECT customer_id INTO buyer FROM orders WHERE business_id = tenant AND id = p_order_id;
@@ -916,8 +1057,13 @@ BEGIN
     END IF;
 
     -- The customer lock serializes this return with every other movement of
-    -- the buyer's ledger, and with other returns of the same order.
-    PERFORM 1 FROM customers WHERE business_id = tenant AND id = buyer FOR UPDATE;
+    -- the buyer's ledger, and with other returns of the same order. A
+    -- closed customer's goods do not come back (its ledger is final); on
+    -- hold, they do.
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = buyer FOR UPDATE;
+    IF account_status = 'closed' THEN
+        RETURN ontab_account_refusal(buyer, account_status, false);
+    END IF;
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
         PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
     END LOOP;
@@ -955,6 +1101,7 @@ BEGIN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
                                   'message', 'the customer''s credit would exceed 9007199254740991 (2^53 - 1)');
     END IF;
+    created := greatest(now(), head.created);
 
     INSERT INTO returns (business_id, id, order_id, amount, created_at)
     VALUES (tenant, p_return_id, p_order_id, return_amount, created);
@@ -1004,6 +1151,57 @@ $$;
 
 ALTER FUNCTION public.ontab_tenant() OWNER TO postgres;
 
+--
+-- Name: ontab_update_customer(uuid, text, bigint, text, integer); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    account_status text;
+    head record;
+BEGIN
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    IF account_status = 'closed' AND p_status IS DISTINCT FROM 'closed' AND p_status IS NOT NULL THEN
+        RETURN ontab_account_refusal(p_customer_id, account_status, false);
+    END IF;
+    IF p_status = 'closed' AND account_status <> 'closed' THEN
+        head := ontab_ledger_head(tenant, p_customer_id);
+        IF head.balance <> 0 THEN
+            RETURN jsonb_build_object('error', 'balance_outstanding', 'balance', head.balance);
+        END IF;
+    END IF;
+    UPDATE customers
+       SET name = coalesce(p_name, name),
+           credit_limit = coalesce(p_credit_limit, credit_limit),
+           status = coalesce(p_status, status),
+           payment_terms_days = coalesce(p_payment_terms_days, payment_terms_days)
+     WHERE business_id = tenant AND id = p_customer_id;
+    RETURN jsonb_build_object('updated', true);
+END
+$$;
+
+ALTER FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) OWNER TO postgres;
+
+--
+-- Name: ontab_write_off(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'write_off', p_reason)
+$$;
+
+ALTER FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) OWNER TO ontab_writer;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -1033,9 +1231,11 @@ CREATE TABLE public.businesses (
     id uuid NOT NULL,
     name text NOT NULL,
     currency text NOT NULL,
+    payment_terms_days integer DEFAULT 30 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT businesses_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
-    CONSTRAINT businesses_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200)))
+    CONSTRAINT businesses_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
+    CONSTRAINT businesses_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365)))
 );
 
 ALTER TABLE ONLY public.businesses FORCE ROW LEVEL SECURITY;
@@ -1057,12 +1257,17 @@ CREATE TABLE public.credit_ledger (
     order_id uuid,
     return_id uuid,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    due_at timestamp with time zone,
+    reason text,
     purchases_to_date bigint NOT NULL,
     CONSTRAINT credit_ledger_amount_check CHECK (((amount >= '-9007199254740991'::bigint) AND (amount <= '9007199254740991'::bigint))),
     CONSTRAINT credit_ledger_balance_after_check CHECK (((balance_after >= '-9007199254740991'::bigint) AND (balance_after <= '9007199254740991'::bigint))),
-    CONSTRAINT credit_ledger_check CHECK ((((kind = 'purchase'::text) AND (amount >= 0) AND (order_id IS NOT NULL) AND (return_id IS NULL)) OR ((kind = 'payment'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)) OR ((kind = 'return'::text) AND (amount <= 0) AND (order_id IS NOT NULL) AND (return_id IS NOT NULL)))),
-    CONSTRAINT credit_ledger_kind_check CHECK ((kind = ANY (ARRAY['purchase'::text, 'payment'::text, 'return'::text]))),
+    CONSTRAINT credit_ledger_check CHECK ((((kind = 'purchase'::text) AND (amount >= 0) AND (order_id IS NOT NULL) AND (return_id IS NULL)) OR ((kind = 'payment'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)) OR ((kind = 'return'::text) AND (amount <= 0) AND (order_id IS NOT NULL) AND (return_id IS NOT NULL)) OR ((kind = 'write_off'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)))),
+    CONSTRAINT credit_ledger_check1 CHECK (((kind = 'purchase'::text) = (due_at IS NOT NULL))),
+    CONSTRAINT credit_ledger_check2 CHECK (((kind = 'write_off'::text) = (reason IS NOT NULL))),
+    CONSTRAINT credit_ledger_kind_check CHECK ((kind = ANY (ARRAY['purchase'::text, 'payment'::text, 'return'::text, 'write_off'::text]))),
     CONSTRAINT credit_ledger_purchases_to_date_nonnegative CHECK ((purchases_to_date >= 0)),
+    CONSTRAINT credit_ledger_reason_check CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 200))),
     CONSTRAINT credit_ledger_seq_check CHECK ((seq >= 1))
 );
 
@@ -1071,30 +1276,36 @@ ALTER TABLE ONLY public.credit_ledger FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.credit_ledger OWNER TO postgres;
 
 --
--- Name: credit_limit_changes; Type: TABLE; Schema: public; Owner: postgres
+-- Name: customer_changes; Type: TABLE; Schema: public; Owner: postgres
 --
 
-CREATE TABLE public.credit_limit_changes (
+CREATE TABLE public.customer_changes (
     business_id uuid NOT NULL,
     id bigint NOT NULL,
     customer_id uuid NOT NULL,
     credit_limit bigint NOT NULL,
+    status text NOT NULL,
+    payment_terms_days integer NOT NULL,
     after_seq bigint NOT NULL,
     changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    CONSTRAINT credit_limit_changes_after_seq_check CHECK ((after_seq >= 0)),
-    CONSTRAINT credit_limit_changes_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint)))
+    changed_by text NOT NULL,
+    CONSTRAINT customer_changes_after_seq_check CHECK ((after_seq >= 0)),
+    CONSTRAINT customer_changes_changed_by_check CHECK (((char_length(changed_by) >= 1) AND (char_length(changed_by) <= 64))),
+    CONSTRAINT customer_changes_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint))),
+    CONSTRAINT customer_changes_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365))),
+    CONSTRAINT customer_changes_status_check CHECK ((status = ANY (ARRAY['active'::text, 'on_hold'::text, 'closed'::text])))
 );
 
-ALTER TABLE ONLY public.credit_limit_changes FORCE ROW LEVEL SECURITY;
+ALTER TABLE ONLY public.customer_changes FORCE ROW LEVEL SECURITY;
 
-ALTER TABLE public.credit_limit_changes OWNER TO postgres;
+ALTER TABLE public.customer_changes OWNER TO postgres;
 
 --
--- Name: credit_limit_changes_id_seq; Type: SEQUENCE; Schema: public; Owner: postgres
+-- Name: customer_changes_id_seq; Type: SEQUENCE; Schema: public; Owner: postgres
 --
 
-ALTER TABLE public.credit_limit_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.credit_limit_changes_id_seq
+ALTER TABLE public.customer_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.customer_changes_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -1111,9 +1322,13 @@ CREATE TABLE public.customers (
     id uuid NOT NULL,
     name text NOT NULL,
     credit_limit bigint NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    payment_terms_days integer NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT customers_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint))),
-    CONSTRAINT customers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200)))
+    CONSTRAINT customers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
+    CONSTRAINT customers_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365))),
+    CONSTRAINT customers_status_check CHECK ((status = ANY (ARRAY['active'::text, 'on_hold'::text, 'closed'::text])))
 );
 
 ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
@@ -1185,6 +1400,8 @@ CREATE TABLE public.orders (
     customer_id uuid NOT NULL,
     total bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    CONSTRAINT orders_check CHECK ((due_at >= created_at)),
     CONSTRAINT orders_total_check CHECK (((total >= 0) AND (total <= '9007199254740991'::bigint)))
 );
 
@@ -1312,11 +1529,11 @@ ALTER TABLE ONLY public.credit_ledger
     ADD CONSTRAINT credit_ledger_pkey PRIMARY KEY (business_id, id);
 
 --
--- Name: credit_limit_changes credit_limit_changes_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+-- Name: customer_changes customer_changes_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
-ALTER TABLE ONLY public.credit_limit_changes
-    ADD CONSTRAINT credit_limit_changes_pkey PRIMARY KEY (business_id, id);
+ALTER TABLE ONLY public.customer_changes
+    ADD CONSTRAINT customer_changes_pkey PRIMARY KEY (business_id, id);
 
 --
 -- Name: customers customers_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
@@ -1389,6 +1606,12 @@ ALTER TABLE ONLY public.stock_adjustments
     ADD CONSTRAINT stock_adjustments_pkey PRIMARY KEY (business_id, id);
 
 --
+-- Name: credit_ledger_by_time; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX credit_ledger_by_time ON public.credit_ledger USING btree (business_id, customer_id, created_at, seq);
+
+--
 -- Name: credit_ledger_one_per_order; Type: INDEX; Schema: public; Owner: postgres
 --
 
@@ -1404,13 +1627,13 @@ CREATE UNIQUE INDEX credit_ledger_one_per_return ON public.credit_ledger USING b
 -- Name: credit_ledger_open_purchases; Type: INDEX; Schema: public; Owner: postgres
 --
 
-CREATE INDEX credit_ledger_open_purchases ON public.credit_ledger USING btree (business_id, customer_id, purchases_to_date) INCLUDE (amount, created_at) WHERE ((kind = 'purchase'::text) AND (amount > 0));
+CREATE INDEX credit_ledger_open_purchases ON public.credit_ledger USING btree (business_id, customer_id, purchases_to_date) INCLUDE (amount, created_at, due_at) WHERE ((kind = 'purchase'::text) AND (amount > 0));
 
 --
--- Name: credit_limit_changes_by_customer; Type: INDEX; Schema: public; Owner: postgres
+-- Name: customer_changes_by_customer; Type: INDEX; Schema: public; Owner: postgres
 --
 
-CREATE INDEX credit_limit_changes_by_customer ON public.credit_limit_changes USING btree (business_id, customer_id, id);
+CREATE INDEX customer_changes_by_customer ON public.customer_changes USING btree (business_id, customer_id, id);
 
 --
 -- Name: customers_by_creation; Type: INDEX; Schema: public; Owner: postgres
@@ -1479,28 +1702,40 @@ CREATE TRIGGER credit_ledger_immutable BEFORE DELETE OR UPDATE ON public.credit_
 CREATE TRIGGER credit_ledger_no_truncate BEFORE TRUNCATE ON public.credit_ledger FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
 
 --
--- Name: credit_limit_changes credit_limit_changes_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+-- Name: customer_changes customer_changes_immutable; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER credit_limit_changes_immutable BEFORE DELETE OR UPDATE ON public.credit_limit_changes FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+CREATE TRIGGER customer_changes_immutable BEFORE DELETE OR UPDATE ON public.customer_changes FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
 
 --
--- Name: credit_limit_changes credit_limit_changes_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+-- Name: customer_changes customer_changes_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER credit_limit_changes_no_truncate BEFORE TRUNCATE ON public.credit_limit_changes FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+CREATE TRIGGER customer_changes_no_truncate BEFORE TRUNCATE ON public.customer_changes FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
 
 --
--- Name: customers customers_record_credit_limit; Type: TRIGGER; Schema: public; Owner: postgres
+-- Name: customers customers_default_terms; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER customers_record_credit_limit AFTER INSERT ON public.customers FOR EACH ROW EXECUTE FUNCTION public.ontab_record_credit_limit();
+CREATE TRIGGER customers_default_terms BEFORE INSERT ON public.customers FOR EACH ROW WHEN ((new.payment_terms_days IS NULL)) EXECUTE FUNCTION public.ontab_default_customer_terms();
 
 --
--- Name: customers customers_record_credit_limit_change; Type: TRIGGER; Schema: public; Owner: postgres
+-- Name: customers customers_record_change; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
-CREATE TRIGGER customers_record_credit_limit_change AFTER UPDATE OF credit_limit ON public.customers FOR EACH ROW WHEN ((old.credit_limit IS DISTINCT FROM new.credit_limit)) EXECUTE FUNCTION public.ontab_record_credit_limit();
+CREATE TRIGGER customers_record_change AFTER UPDATE OF credit_limit, status, payment_terms_days ON public.customers FOR EACH ROW WHEN ((((old.credit_limit IS DISTINCT FROM new.credit_limit) OR (old.status IS DISTINCT FROM new.status)) OR (old.payment_terms_days IS DISTINCT FROM new.payment_terms_days))) EXECUTE FUNCTION public.ontab_record_customer_change();
+
+--
+-- Name: customers customers_record_creation; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_record_creation AFTER INSERT ON public.customers FOR EACH ROW EXECUTE FUNCTION public.ontab_record_customer_change();
+
+--
+-- Name: customers customers_status_rules; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_status_rules BEFORE UPDATE OF status ON public.customers FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.ontab_check_customer_status();
 
 --
 -- Name: order_items order_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
@@ -1633,11 +1868,11 @@ ALTER TABLE ONLY public.credit_ledger
     ADD CONSTRAINT credit_ledger_business_id_return_id_fkey FOREIGN KEY (business_id, return_id) REFERENCES public.returns(business_id, id);
 
 --
--- Name: credit_limit_changes credit_limit_changes_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+-- Name: customer_changes customer_changes_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 --
 
-ALTER TABLE ONLY public.credit_limit_changes
-    ADD CONSTRAINT credit_limit_changes_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+ALTER TABLE ONLY public.customer_changes
+    ADD CONSTRAINT customer_changes_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
 
 --
 -- Name: customers customers_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
@@ -1734,10 +1969,10 @@ ALTER TABLE public.businesses ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.credit_ledger ENABLE ROW LEVEL SECURITY;
 
 --
--- Name: credit_limit_changes; Type: ROW SECURITY; Schema: public; Owner: postgres
+-- Name: customer_changes; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 
-ALTER TABLE public.credit_limit_changes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.customer_changes ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: customers; Type: ROW SECURITY; Schema: public; Owner: postgres
@@ -1818,10 +2053,10 @@ CREATE POLICY tenant_isolation ON public.businesses USING ((id = public.ontab_te
 CREATE POLICY tenant_isolation ON public.credit_ledger USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
--- Name: credit_limit_changes tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+-- Name: customer_changes tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
 --
 
-CREATE POLICY tenant_isolation ON public.credit_limit_changes USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+CREATE POLICY tenant_isolation ON public.customer_changes USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
 -- Name: customers tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
@@ -1877,7 +2112,14 @@ CREATE POLICY tenant_isolation ON public.stock_adjustments USING ((business_id =
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT USAGE ON SCHEMA public TO ontab_writer;
-GRANT USAGE ON SCHEMA public TO ontab_limit_recorder;
+GRANT USAGE ON SCHEMA public TO ontab_recorder;
+
+--
+-- Name: FUNCTION ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean) TO ontab_writer;
 
 --
 -- Name: FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
@@ -1901,6 +2143,12 @@ REVOKE ALL ON FUNCTION public.ontab_business_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
 
 --
+-- Name: FUNCTION ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION ontab_expire_idempotency_keys(p_older_than interval); Type: ACL; Schema: public; Owner: ontab_system
 --
 
@@ -1908,11 +2156,11 @@ REVOKE ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interva
 GRANT ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone); Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_app;
-GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint) TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) TO ontab_writer;
 
 --
 -- Name: FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint); Type: ACL; Schema: public; Owner: ontab_writer
@@ -1936,10 +2184,10 @@ REVOKE ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_i
 GRANT ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_record_credit_limit(); Type: ACL; Schema: public; Owner: ontab_limit_recorder
+-- Name: FUNCTION ontab_record_customer_change(); Type: ACL; Schema: public; Owner: ontab_recorder
 --
 
-REVOKE ALL ON FUNCTION public.ontab_record_credit_limit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.ontab_record_customer_change() FROM PUBLIC;
 
 --
 -- Name: FUNCTION ontab_require_tenant(); Type: ACL; Schema: public; Owner: postgres
@@ -1961,8 +2209,22 @@ GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_o
 
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_writer;
-GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_limit_recorder;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_recorder;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
+
+--
+-- Name: FUNCTION ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) TO ontab_app;
 
 --
 -- Name: TABLE api_keys; Type: ACL; Schema: public; Owner: postgres
@@ -1985,6 +2247,18 @@ GRANT SELECT,INSERT ON TABLE public.businesses TO ontab_app;
 GRANT SELECT ON TABLE public.businesses TO ontab_system;
 
 --
+-- Name: COLUMN businesses.name; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(name) ON TABLE public.businesses TO ontab_app;
+
+--
+-- Name: COLUMN businesses.payment_terms_days; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(payment_terms_days) ON TABLE public.businesses TO ontab_app;
+
+--
 -- Name: TABLE credit_ledger; Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -1995,32 +2269,32 @@ GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_writer;
 -- Name: COLUMN credit_ledger.business_id; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_recorder;
 
 --
 -- Name: COLUMN credit_ledger.customer_id; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_recorder;
 
 --
 -- Name: COLUMN credit_ledger.seq; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_limit_recorder;
+GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_recorder;
 
 --
--- Name: TABLE credit_limit_changes; Type: ACL; Schema: public; Owner: postgres
+-- Name: TABLE customer_changes; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT SELECT ON TABLE public.credit_limit_changes TO ontab_app;
-GRANT INSERT ON TABLE public.credit_limit_changes TO ontab_limit_recorder;
+GRANT SELECT ON TABLE public.customer_changes TO ontab_app;
+GRANT INSERT ON TABLE public.customer_changes TO ontab_recorder;
 
 --
--- Name: SEQUENCE credit_limit_changes_id_seq; Type: ACL; Schema: public; Owner: postgres
+-- Name: SEQUENCE customer_changes_id_seq; Type: ACL; Schema: public; Owner: postgres
 --
 
-GRANT USAGE ON SEQUENCE public.credit_limit_changes_id_seq TO ontab_limit_recorder;
+GRANT USAGE ON SEQUENCE public.customer_changes_id_seq TO ontab_recorder;
 
 --
 -- Name: TABLE customers; Type: ACL; Schema: public; Owner: postgres
@@ -2046,6 +2320,18 @@ GRANT UPDATE(name) ON TABLE public.customers TO ontab_app;
 --
 
 GRANT UPDATE(credit_limit) ON TABLE public.customers TO ontab_app;
+
+--
+-- Name: COLUMN customers.status; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(status) ON TABLE public.customers TO ontab_app;
+
+--
+-- Name: COLUMN customers.payment_terms_days; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(payment_terms_days) ON TABLE public.customers TO ontab_app;
 
 --
 -- Name: TABLE idempotency_keys; Type: ACL; Schema: public; Owner: postgres

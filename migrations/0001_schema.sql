@@ -10,7 +10,8 @@
 --   any of these CHECKs would fire); stock can never be negative.
 -- * The ledger is a chain per customer: (business_id, customer_id, seq) is
 --   unique, so two writers can never both append entry n+1.
--- * Every credit limit a customer has had is kept (credit_limit_changes),
+-- * Every credit limit, status and payment terms a customer has had is kept
+--   (customer_changes),
 --   with the ledger position from which it applies.
 -- What may be written, by whom, and in which combination is the business of
 -- 0002 (guards), 0003 (row level security, grants) and 0004 (use cases).
@@ -28,9 +29,9 @@
 --   entries, stock adjustments, products' stock. No one logs in as it or is
 --   granted it (bar the migrating role), so these writes happen only
 --   through the functions, each together with its reason.
--- * ontab_limit_recorder: owns the trigger function that records credit
---   limit changes (0002); the only role that may append to
---   credit_limit_changes, so limit history cannot be forged.
+-- * ontab_recorder: owns the trigger function that records customers'
+--   limit, status and terms changes (0002); the only role that may append
+--   to customer_changes, so that history cannot be forged.
 -- * ontab_system: owns the SECURITY DEFINER functions that must look across
 --   tenants (API key lookup, idempotency expiry, the audit's business list);
 --   its policies let it see exactly those tables and nothing else.
@@ -38,7 +39,7 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_limit_recorder', 'ontab_system'] LOOP
+    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_recorder', 'ontab_system'] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', r);
         EXCEPTION
@@ -57,6 +58,8 @@ CREATE TABLE businesses (
     id          uuid PRIMARY KEY,
     name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
     currency    text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    -- The payment terms a new customer gets unless it is given its own.
+    payment_terms_days  int NOT NULL DEFAULT 30 CHECK (payment_terms_days BETWEEN 0 AND 365),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -76,6 +79,13 @@ CREATE TABLE customers (
     id            uuid NOT NULL,
     name          text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
     credit_limit  bigint NOT NULL CHECK (credit_limit BETWEEN 0 AND 9007199254740991),
+    -- active: buys on credit; on_hold: may pay, return and be written off,
+    -- but not buy; closed: final, reached only from a zero balance, and no
+    -- money or stock moves for it again (0002 holds all three).
+    status        text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'on_hold', 'closed')),
+    -- Days from a purchase to its due date; the terms in force when a
+    -- purchase is made fix its due_at for good.
+    payment_terms_days  int NOT NULL CHECK (payment_terms_days BETWEEN 0 AND 365),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id)
 );
@@ -114,6 +124,10 @@ CREATE TABLE orders (
     customer_id  uuid NOT NULL,
     total        bigint NOT NULL CHECK (total BETWEEN 0 AND 9007199254740991),
     created_at   timestamptz NOT NULL DEFAULT now(),
+    -- created_at + the customer's payment terms at purchase time; never
+    -- moved by a later change of terms (history is immutable).
+    due_at       timestamptz NOT NULL,
+    CHECK (due_at >= created_at),
     PRIMARY KEY (business_id, id),
     FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
 );
@@ -173,12 +187,18 @@ CREATE TABLE credit_ledger (
     id             uuid NOT NULL,
     customer_id    uuid NOT NULL,
     seq            bigint NOT NULL CHECK (seq >= 1),
-    kind           text NOT NULL CHECK (kind IN ('purchase', 'payment', 'return')),
+    kind           text NOT NULL CHECK (kind IN ('purchase', 'payment', 'return', 'write_off')),
     amount         bigint NOT NULL CHECK (amount BETWEEN -9007199254740991 AND 9007199254740991),
     balance_after  bigint NOT NULL CHECK (balance_after BETWEEN -9007199254740991 AND 9007199254740991),
     order_id       uuid,
     return_id      uuid,
+    -- Never before the previous entry's (0002), so a period of time is a
+    -- range of the chain: statements chain exactly.
     created_at     timestamptz NOT NULL DEFAULT now(),
+    -- A purchase's due date (its order's); null for other kinds.
+    due_at         timestamptz,
+    -- Why a write-off was granted; null for other kinds.
+    reason         text CHECK (char_length(reason) BETWEEN 1 AND 200),
     -- The sum of the customer's purchase amounts up to and including this
     -- entry, set by the chain trigger (0002) whatever the writer sent. With
     -- it, FIFO settlement is a range query: at the newest entry,
@@ -201,7 +221,11 @@ CREATE TABLE credit_ledger (
         (kind = 'purchase' AND amount >= 0 AND order_id IS NOT NULL AND return_id IS NULL)
      OR (kind = 'payment'  AND amount < 0 AND order_id IS NULL AND return_id IS NULL)
      OR (kind = 'return'   AND amount <= 0 AND order_id IS NOT NULL AND return_id IS NOT NULL)
-    )
+     -- bad debt forgiven: a credit with its reason
+     OR (kind = 'write_off' AND amount < 0 AND order_id IS NULL AND return_id IS NULL)
+    ),
+    CHECK ((kind = 'purchase') = (due_at IS NOT NULL)),
+    CHECK ((kind = 'write_off') = (reason IS NOT NULL))
 );
 -- At most one ledger entry per order and per return.
 CREATE UNIQUE INDEX credit_ledger_one_per_order
@@ -216,29 +240,39 @@ CREATE UNIQUE INDEX credit_ledger_one_per_return
 -- over credit_ledger_one_per_order and scan every purchase of the business.
 CREATE INDEX credit_ledger_open_purchases
     ON credit_ledger (business_id, customer_id, purchases_to_date)
-    INCLUDE (amount, created_at)
+    INCLUDE (amount, created_at, due_at)
     WHERE kind = 'purchase' AND amount > 0;
+-- A statement's period is found by time: the last entry before `from` (the
+-- opening balance) and the first at or after `to` are one probe each.
+CREATE INDEX credit_ledger_by_time
+    ON credit_ledger (business_id, customer_id, created_at, seq);
 
--- Every credit limit a customer has had, append-only, written by triggers
--- on customers (0002) while the customer's row is locked, the same lock
--- every ledger append takes first: so "the limit in force for entry n" is
--- exact, and `ontab audit` can check each purchase against the limit of its
--- time.
-CREATE TABLE credit_limit_changes (
+-- Every credit limit, status and payment terms a customer has had,
+-- append-only: one row when it is created and one per change of any of the
+-- three, holding the values in force from then on (the previous row holds
+-- the values before). Written by a trigger on customers (0002) while the
+-- customer's row is locked, the same lock every ledger append takes first:
+-- so "the limit, status and terms in force for entry n" are exact, and
+-- `ontab audit` checks each entry against them.
+CREATE TABLE customer_changes (
     business_id   uuid NOT NULL,
     -- Orders the changes of one customer: they are serialized by its row
     -- lock, and the value is drawn while the lock is held.
     id            bigint GENERATED ALWAYS AS IDENTITY,
     customer_id   uuid NOT NULL,
     credit_limit  bigint NOT NULL CHECK (credit_limit BETWEEN 0 AND 9007199254740991),
-    -- The limit governs the customer's ledger entries with seq > after_seq.
+    status        text NOT NULL CHECK (status IN ('active', 'on_hold', 'closed')),
+    payment_terms_days  int NOT NULL CHECK (payment_terms_days BETWEEN 0 AND 365),
+    -- The values govern the customer's ledger entries with seq > after_seq.
     after_seq     bigint NOT NULL CHECK (after_seq >= 0),
     changed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Who: the API key acting (its id), or `admin`, `cli`, `system`.
+    changed_by    text NOT NULL CHECK (char_length(changed_by) BETWEEN 1 AND 64),
     PRIMARY KEY (business_id, id),
     FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
 );
-CREATE INDEX credit_limit_changes_by_customer
-    ON credit_limit_changes (business_id, customer_id, id);
+CREATE INDEX customer_changes_by_customer
+    ON customer_changes (business_id, customer_id, id);
 
 -- Stored outcomes of requests sent with an Idempotency-Key. A row is written
 -- in the same transaction as the effect it guards.

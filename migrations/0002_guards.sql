@@ -1,14 +1,18 @@
 -- Database guards: whoever writes, these hold.
 --
 -- * History is immutable: orders, order_items, returns, return_items,
---   credit_ledger, stock_adjustments and credit_limit_changes refuse UPDATE,
+--   credit_ledger, stock_adjustments and customer_changes refuse UPDATE,
 --   DELETE and TRUNCATE for every role, the owner included (by trigger).
 -- * The ledger chain: an entry must continue its customer's chain exactly
---   (seq = previous seq + 1, balance_after = previous balance_after + amount),
---   a purchase may not take the balance above the credit limit (read under
---   a lock that orders it with limit changes), and a payment may not take it
---   below zero. purchases_to_date is derived here, whatever
---   the writer sent.
+--   (seq = previous seq + 1, balance_after = previous balance_after + amount,
+--   created_at never before the previous entry's), a purchase may not take
+--   the balance above the credit limit, must be made by an active customer
+--   and fall due after exactly the customer's payment terms, no entry at all
+--   may be made for a closed customer (all read under a lock that orders
+--   the entry with changes of the customer), and a payment or a write-off
+--   may not take the balance below zero. purchases_to_date is derived here,
+--   whatever the writer sent.
+-- * A customer is closed only from a zero balance, and closed is final.
 -- * An order's total equals the sum of its lines and its ledger entry, and a
 --   return's amount the sum of its lines and its ledger credit: checked at
 --   commit, when all three exist, and again for every line added later.
@@ -16,8 +20,9 @@
 --   carries the order's unit price.
 -- * A product starts at its initial_stock, which, like its business_id and
 --   id, never changes.
--- * Every credit limit a customer is given is recorded in
---   credit_limit_changes, with the ledger position from which it applies.
+-- * Every credit limit, status and payment terms a customer is given are
+--   recorded in customer_changes, with the ledger position from which they
+--   apply and who made the change.
 
 CREATE FUNCTION ontab_refuse_history_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -32,7 +37,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'stock_adjustments', 'credit_limit_changes']
+                             'credit_ledger', 'stock_adjustments', 'customer_changes']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I
                         FOR EACH ROW EXECUTE FUNCTION ontab_refuse_history_change()',
@@ -54,14 +59,16 @@ LANGUAGE plpgsql AS $$
 DECLARE
     previous_balance bigint;
     previous_purchases bigint;
-    limit_now bigint;
+    previous_created timestamptz;
+    customer record;
     purchased bigint;
 BEGIN
     IF NEW.seq = 1 THEN
         previous_balance := 0;
         previous_purchases := 0;
     ELSE
-        SELECT balance_after, purchases_to_date INTO previous_balance, previous_purchases
+        SELECT balance_after, purchases_to_date, created_at
+          INTO previous_balance, previous_purchases, previous_created
           FROM credit_ledger
          WHERE business_id = NEW.business_id
            AND customer_id = NEW.customer_id
@@ -76,6 +83,11 @@ BEGIN
         RAISE EXCEPTION 'ledger chain broken: % + % <> %', previous_balance, NEW.amount, NEW.balance_after
             USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_chain';
     END IF;
+    IF NEW.created_at < previous_created THEN
+        RAISE EXCEPTION 'ledger chain broken: entry % at % is earlier than the entry before it, at %',
+                        NEW.seq, NEW.created_at, previous_created
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_in_time_order';
+    END IF;
 
     -- Whatever the writer sent: the running sum of the customer's purchases.
     purchased := CASE WHEN NEW.kind = 'purchase' THEN NEW.amount ELSE 0 END;
@@ -85,22 +97,45 @@ BEGIN
     END IF;
     NEW.purchases_to_date := previous_purchases + purchased;
 
+    -- FOR SHARE conflicts with the lock an UPDATE of the customer takes
+    -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a change of
+    -- limit, status or terms are ordered: an entry racing a change waits for
+    -- it, then reads the new values. The use cases hold the customer FOR
+    -- UPDATE already, so for them it costs nothing.
+    SELECT credit_limit, status, payment_terms_days INTO customer
+      FROM customers
+     WHERE business_id = NEW.business_id AND id = NEW.customer_id
+       FOR SHARE;
+    IF NOT FOUND THEN
+        -- The foreign key's own refusal, made before anything here reads a
+        -- customer that is not there.
+        RAISE EXCEPTION 'insert on table "credit_ledger" violates foreign key constraint "credit_ledger_business_id_customer_id_fkey"'
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'credit_ledger_business_id_customer_id_fkey',
+                  DETAIL = format('Business %s has no customer %s.', NEW.business_id, NEW.customer_id);
+    END IF;
+    IF customer.status = 'closed' THEN
+        RAISE EXCEPTION 'customer % is closed: no money moves for it', NEW.customer_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_customer_not_closed';
+    END IF;
     IF NEW.kind = 'purchase' THEN
-        -- FOR SHARE conflicts with the lock an UPDATE of credit_limit takes
-        -- (FOR NO KEY UPDATE; KEY SHARE would not), so an entry and a limit
-        -- change are ordered: an entry racing a cut waits for it, then
-        -- reads the new limit. The use cases hold the customer FOR UPDATE
-        -- already, so for them it costs nothing.
-        SELECT credit_limit INTO limit_now
-          FROM customers
-         WHERE business_id = NEW.business_id AND id = NEW.customer_id
-           FOR SHARE;
-        IF NEW.balance_after > limit_now THEN
-            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, limit_now
+        IF customer.status <> 'active' THEN
+            RAISE EXCEPTION 'customer % is %: it may not buy', NEW.customer_id, customer.status
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchase_by_active_customer';
+        END IF;
+        IF NEW.balance_after > customer.credit_limit THEN
+            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, customer.credit_limit
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
         END IF;
-    ELSIF NEW.kind = 'payment' AND NEW.balance_after < 0 THEN
-        RAISE EXCEPTION 'payment exceeds balance: balance would be %', NEW.balance_after
+        -- Due after exactly the terms in force: derived when the writer
+        -- sent none, checked when it did.
+        NEW.due_at := coalesce(NEW.due_at, NEW.created_at + make_interval(days => customer.payment_terms_days));
+        IF NEW.due_at IS DISTINCT FROM NEW.created_at + make_interval(days => customer.payment_terms_days) THEN
+            RAISE EXCEPTION 'purchase due at % is not % + the customer''s % days of terms',
+                            NEW.due_at, NEW.created_at, customer.payment_terms_days
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_due_on_terms';
+        END IF;
+    ELSIF NEW.kind IN ('payment', 'write_off') AND NEW.balance_after < 0 THEN
+        RAISE EXCEPTION '% exceeds balance: balance would be %', NEW.kind, NEW.balance_after
             USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_payment_within_balance';
     END IF;
     RETURN NEW;
@@ -146,26 +181,30 @@ CREATE CONSTRAINT TRIGGER orders_complete AFTER INSERT ON orders
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ontab_check_order_complete();
 
--- The three facts in one statement: this runs at the commit of every
--- purchase, once per line.
+-- The four facts in one statement: this runs at the commit of every
+-- purchase, once per line. The order's due date must be its ledger
+-- entry's, which the chain trigger checked against the customer's terms.
 CREATE FUNCTION ontab_check_order_of_line() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     order_total bigint;
+    order_due timestamptz;
     lines_total numeric;
     ledger_amount bigint;
+    ledger_due timestamptz;
 BEGIN
-    SELECT (SELECT o.total FROM orders o
-             WHERE o.business_id = NEW.business_id AND o.id = NEW.order_id),
-           (SELECT sum(i.line_total) FROM order_items i
-             WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id),
-           (SELECT l.amount FROM credit_ledger l
-             WHERE l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase')
-      INTO order_total, lines_total, ledger_amount;
+    SELECT o.total, o.due_at, li.total, l.amount, l.due_at
+      INTO order_total, order_due, lines_total, ledger_amount, ledger_due
+      FROM (SELECT 1) AS one
+      LEFT JOIN orders o ON o.business_id = NEW.business_id AND o.id = NEW.order_id
+      LEFT JOIN LATERAL (SELECT sum(i.line_total) AS total FROM order_items i
+                          WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id) li ON true
+      LEFT JOIN credit_ledger l
+             ON l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase';
     IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
-       OR ledger_amount IS DISTINCT FROM order_total THEN
-        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %',
-                        NEW.order_id, order_total, lines_total, ledger_amount
+       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %',
+                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
     END IF;
     RETURN NULL;
@@ -302,17 +341,66 @@ CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON products
     FOR EACH ROW WHEN (NEW.stock IS DISTINCT FROM NEW.initial_stock)
     EXECUTE FUNCTION ontab_refuse_unexplained_stock();
 
--- A customer's limit is recorded when it is created and whenever it
--- changes, while its row is locked (by the INSERT or UPDATE that fires
--- this), the lock every ledger append takes first. In READ COMMITTED each
--- statement here takes a fresh snapshot after the row lock was won: it sees
--- every ledger entry appended under that lock before, so after_seq is
--- exact. It runs as ontab_limit_recorder (SECURITY DEFINER, owner set in
--- 0003), the one role that may append to credit_limit_changes: the writer
--- of customers cannot write limit history of its own making. Row level
--- security still applies to the recorder, so it records only for the
--- tenant of the transaction.
-CREATE FUNCTION ontab_record_credit_limit() RETURNS trigger
+-- A new customer's payment terms are its business's unless it is given its
+-- own, whoever creates it.
+CREATE FUNCTION ontab_default_customer_terms() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT b.payment_terms_days INTO NEW.payment_terms_days
+      FROM businesses b
+     WHERE b.id = NEW.business_id;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER customers_default_terms BEFORE INSERT ON customers
+    FOR EACH ROW WHEN (NEW.payment_terms_days IS NULL)
+    EXECUTE FUNCTION ontab_default_customer_terms();
+
+-- A customer is closed only when it owes nothing and is owed nothing, and
+-- closed is final. The UPDATE that fires this holds the customer's row lock,
+-- the lock every ledger append takes first, and this statement's snapshot
+-- is taken after it was won: the balance read is the newest.
+CREATE FUNCTION ontab_check_customer_status() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    balance bigint;
+BEGIN
+    IF OLD.status = 'closed' AND NEW.status <> 'closed' THEN
+        RAISE EXCEPTION 'customer % is closed, for good', NEW.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_is_final';
+    END IF;
+    IF NEW.status = 'closed' AND OLD.status <> 'closed' THEN
+        SELECT l.balance_after INTO balance
+          FROM credit_ledger l
+         WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
+         ORDER BY l.seq DESC
+         LIMIT 1;
+        IF coalesce(balance, 0) <> 0 THEN
+            RAISE EXCEPTION 'customer % has a balance of %: it is closed only from zero', NEW.id, balance
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_from_zero';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER customers_status_rules BEFORE UPDATE OF status ON customers
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION ontab_check_customer_status();
+
+-- A customer's limit, status and terms are recorded when it is created and
+-- whenever one of them changes, while its row is locked (by the INSERT or
+-- UPDATE that fires this), the lock every ledger append takes first. In
+-- READ COMMITTED each statement here takes a fresh snapshot after the row
+-- lock was won: it sees every ledger entry appended under that lock before,
+-- so after_seq is exact. Who changed it is the transaction's
+-- `ontab.actor` (the API key acting, set with the tenant). It runs as
+-- ontab_recorder (SECURITY DEFINER, owner set in 0003), the one role that
+-- may append to customer_changes: the writer of customers cannot write
+-- history of its own making. Row level security still applies to the
+-- recorder, so it records only for the tenant of the transaction.
+CREATE FUNCTION ontab_record_customer_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     head_seq bigint;
@@ -322,14 +410,18 @@ BEGIN
      WHERE business_id = NEW.business_id AND customer_id = NEW.id
      ORDER BY seq DESC
      LIMIT 1;
-    INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq)
-    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, coalesce(head_seq, 0));
+    INSERT INTO customer_changes (business_id, customer_id, credit_limit, status, payment_terms_days,
+                                  after_seq, changed_by)
+    VALUES (NEW.business_id, NEW.id, NEW.credit_limit, NEW.status, NEW.payment_terms_days,
+            coalesce(head_seq, 0),
+            coalesce(nullif(current_setting('ontab.actor', true), ''), 'system'));
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER customers_record_credit_limit AFTER INSERT ON customers
-    FOR EACH ROW EXECUTE FUNCTION ontab_record_credit_limit();
-CREATE TRIGGER customers_record_credit_limit_change AFTER UPDATE OF credit_limit ON customers
-    FOR EACH ROW WHEN (OLD.credit_limit IS DISTINCT FROM NEW.credit_limit)
-    EXECUTE FUNCTION ontab_record_credit_limit();
+CREATE TRIGGER customers_record_creation AFTER INSERT ON customers
+    FOR EACH ROW EXECUTE FUNCTION ontab_record_customer_change();
+CREATE TRIGGER customers_record_change AFTER UPDATE OF credit_limit, status, payment_terms_days ON customers
+    FOR EACH ROW WHEN ((OLD.credit_limit, OLD.status, OLD.payment_terms_days)
+                       IS DISTINCT FROM (NEW.credit_limit, NEW.status, NEW.payment_terms_days))
+    EXECUTE FUNCTION ontab_record_customer_change();

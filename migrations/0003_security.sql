@@ -42,7 +42,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['api_keys', 'customers', 'products', 'stock_adjustments',
                              'orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'credit_limit_changes', 'idempotency_keys']
+                             'credit_ledger', 'customer_changes', 'idempotency_keys']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
@@ -63,10 +63,11 @@ CREATE POLICY tenant_isolation ON businesses
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT SELECT ON businesses, api_keys, customers, products, stock_adjustments,
-    orders, order_items, returns, return_items, credit_ledger, credit_limit_changes,
+    orders, order_items, returns, return_items, credit_ledger, customer_changes,
     idempotency_keys TO ontab_app;
 GRANT INSERT ON businesses, api_keys, customers, products, idempotency_keys TO ontab_app;
-GRANT UPDATE (name, credit_limit) ON customers TO ontab_app;
+GRANT UPDATE (name, credit_limit, status, payment_terms_days) ON customers TO ontab_app;
+GRANT UPDATE (name, payment_terms_days) ON businesses TO ontab_app;
 GRANT UPDATE (name, price) ON products TO ontab_app;
 GRANT UPDATE (revoked_at) ON api_keys TO ontab_app;
 
@@ -85,24 +86,24 @@ GRANT INSERT ON orders, order_items, returns, return_items, credit_ledger,
 GRANT UPDATE (stock) ON products TO ontab_writer;
 GRANT UPDATE (business_id) ON customers TO ontab_writer;
 
--- The limit history's recorder (0002) reads a customer's ledger head and
+-- The customers' history recorder (0002) reads a customer's ledger head and
 -- appends the change.
-GRANT USAGE ON SCHEMA public TO ontab_limit_recorder;
-GRANT SELECT (business_id, customer_id, seq) ON credit_ledger TO ontab_limit_recorder;
-GRANT INSERT ON credit_limit_changes TO ontab_limit_recorder;
-GRANT USAGE ON SEQUENCE credit_limit_changes_id_seq TO ontab_limit_recorder;
+GRANT USAGE ON SCHEMA public TO ontab_recorder;
+GRANT SELECT (business_id, customer_id, seq) ON credit_ledger TO ontab_recorder;
+GRANT INSERT ON customer_changes TO ontab_recorder;
+GRANT USAGE ON SEQUENCE customer_changes_id_seq TO ontab_recorder;
 
 -- Every policy calls it, as whoever is subject to the policy.
-GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_writer, ontab_limit_recorder, ontab_system;
+GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_writer, ontab_recorder, ontab_system;
 
 -- Handing a function to another role (ALTER FUNCTION ... OWNER TO) requires
 -- that role to have CREATE on the function's schema, which a migrating role
 -- that is not a superuser (the database owner, with CREATEROLE) cannot
 -- skip. The new owners have it for the hand-overs below only (and in 0004).
-GRANT CREATE ON SCHEMA public TO ontab_system, ontab_limit_recorder;
+GRANT CREATE ON SCHEMA public TO ontab_system, ontab_recorder;
 
-ALTER FUNCTION ontab_record_credit_limit() OWNER TO ontab_limit_recorder;
-REVOKE ALL ON FUNCTION ontab_record_credit_limit() FROM PUBLIC;
+ALTER FUNCTION ontab_record_customer_change() OWNER TO ontab_recorder;
+REVOKE ALL ON FUNCTION ontab_record_customer_change() FROM PUBLIC;
 
 -- Authentication runs before a tenant is known, so it cannot go through the
 -- tenant policy. ontab_system may read live keys, and only through this
@@ -164,4 +165,4 @@ BEGIN
 END
 $$;
 
-REVOKE CREATE ON SCHEMA public FROM ontab_system, ontab_limit_recorder;
+REVOKE CREATE ON SCHEMA public FROM ontab_system, ontab_recorder;

@@ -45,12 +45,14 @@ BEGIN
 END
 $$;
 
--- Newest entry of a customer's chain, (0, 0) for an empty one: an index
--- probe on (business_id, customer_id, seq), however long the history.
-CREATE FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint)
+-- Newest entry of a customer's chain, (0, 0, -infinity) for an empty one:
+-- an index probe on (business_id, customer_id, seq), however long the
+-- history.
+CREATE FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid,
+                                  OUT seq bigint, OUT balance bigint, OUT created timestamptz)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    SELECT c.seq, c.balance_after INTO seq, balance
+    SELECT c.seq, c.balance_after, c.created_at INTO seq, balance, created
       FROM credit_ledger c
      WHERE c.business_id = p_business AND c.customer_id = p_customer
      ORDER BY c.seq DESC
@@ -58,17 +60,37 @@ BEGIN
     IF NOT FOUND THEN
         seq := 0;
         balance := 0;
+        created := '-infinity';
     END IF;
 END
 $$;
 
+-- A refusal for the state of the customer's account, or NULL: closed before
+-- on hold, as the contract orders them. `buying` says whether the movement
+-- is a purchase (refused on hold) or a credit (allowed on hold).
+CREATE FUNCTION ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_status = 'closed' THEN
+            jsonb_build_object('error', 'customer_closed', 'customer_id', p_customer_id)
+        WHEN p_status = 'on_hold' AND p_buying THEN
+            jsonb_build_object('error', 'customer_on_hold', 'customer_id', p_customer_id)
+    END
+$$;
+
 -- Refusals follow the contract's order: validation_failed, then not_found,
--- then insufficient_stock, then credit_limit_exceeded. So a total beyond
--- i64 is validation_failed even when the customer or another product is
--- unknown, and no purchase can reach a 500: one that would take the
--- customer's lifetime purchases (purchases_to_date) beyond i64 is
--- validation_failed too, checked after every other refusal, being a limit
--- of representation (otherwise the chain trigger would raise).
+-- then customer_closed, customer_on_hold, then insufficient_stock, then
+-- credit_limit_exceeded. So a total beyond 2^53 - 1 is validation_failed
+-- even when the customer or another product is unknown, and no purchase
+-- can reach a 500: one that would take the customer's lifetime purchases
+-- (purchases_to_date) beyond i64 is validation_failed too, checked after
+-- every other refusal, being a limit of representation (otherwise the
+-- chain trigger would raise).
+--
+-- The order is dated no earlier than the customer's last ledger entry (the
+-- chain is in time order, so statements chain), and falls due after the
+-- customer's payment terms as they are now, under its lock.
 CREATE FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid,
                                p_product_ids uuid[], p_quantities bigint[])
 RETURNS jsonb
@@ -78,7 +100,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
-    credit_limit_now bigint;
+    customer record;
     customer_found boolean;
     missing_product uuid;
     head record;
@@ -88,10 +110,11 @@ DECLARE
     short_product uuid;
     short_requested bigint;
     short_available bigint;
-    created timestamptz := now();
+    created timestamptz;
+    due timestamptz;
     items jsonb;
 BEGIN
-    SELECT credit_limit INTO credit_limit_now
+    SELECT credit_limit, status, payment_terms_days INTO customer
       FROM customers
      WHERE business_id = tenant AND id = p_customer_id
        FOR UPDATE;
@@ -131,24 +154,28 @@ BEGIN
     END IF;
 
     -- The chain's head, read after the customer lock: one index probe for
-    -- the balance and the lifetime purchases.
-    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date INTO head
+    -- the balance, the lifetime purchases and the time of the last entry.
+    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date, c.created_at AS created INTO head
       FROM credit_ledger c
      WHERE c.business_id = tenant AND c.customer_id = p_customer_id
      ORDER BY c.seq DESC
      LIMIT 1;
     IF NOT FOUND THEN
-        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date INTO head;
+        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date,
+               '-infinity'::timestamptz AS created INTO head;
     END IF;
     IF missing_product IS NOT NULL THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+    END IF;
+    IF customer.status <> 'active' THEN
+        RETURN ontab_account_refusal(p_customer_id, customer.status, true);
     END IF;
     IF short_product IS NOT NULL THEN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                   'requested', short_requested, 'available', short_available);
     END IF;
-    IF head.balance + order_total > credit_limit_now THEN
-        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', credit_limit_now,
+    IF head.balance + order_total > customer.credit_limit THEN
+        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
                                   'balance', head.balance, 'order_total', order_total::bigint);
     END IF;
     -- A limit of representation rather than of the request: checked last,
@@ -158,8 +185,10 @@ BEGIN
                                   'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
     END IF;
 
-    INSERT INTO orders (business_id, id, customer_id, total, created_at)
-    VALUES (tenant, p_order_id, p_customer_id, order_total, created);
+    created := greatest(now(), head.created);
+    due := created + make_interval(days => customer.payment_terms_days);
+    INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+    VALUES (tenant, p_order_id, p_customer_id, order_total, created, due);
 
     WITH written AS (
         INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
@@ -180,13 +209,14 @@ BEGIN
          WHERE business_id = tenant AND id = line.product_id;
     END LOOP;
 
-    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                               created_at, due_at)
     VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'purchase', order_total,
-            head.balance + order_total, p_order_id, created);
+            head.balance + order_total, p_order_id, created, due);
 
     RETURN jsonb_build_object('order', jsonb_build_object(
         'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
-        'created_at', created, 'items', items));
+        'created_at', created, 'due_at', due, 'items', items));
 END
 $$;
 
@@ -272,6 +302,8 @@ DECLARE
     -- decided against, updated in memory as orders are accepted.
     c_ids uuid[];
     c_limit bigint[];
+    c_status text[];
+    c_terms int[];
     c_seq bigint[];
     c_balance bigint[];
     c_purchased bigint[];
@@ -294,6 +326,7 @@ DECLARE
     o_ids uuid[];
     o_customers uuid[];
     o_totals bigint[];
+    o_dues timestamptz[];
     i_orders uuid[];
     i_line_nos int[];
     i_products uuid[];
@@ -325,20 +358,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}')
-      INTO c_ids, c_limit
-      FROM (SELECT c.id, c.credit_limit FROM customers c
+    SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}'),
+           coalesce(array_agg(status ORDER BY id), '{}'), coalesce(array_agg(payment_terms_days ORDER BY id), '{}')
+      INTO c_ids, c_limit, c_status, c_terms
+      FROM (SELECT c.id, c.credit_limit, c.status, c.payment_terms_days FROM customers c
              WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
              ORDER BY c.id
                FOR UPDATE) locked;
     -- Chain heads, read after the customer locks (a fresh snapshot): one
-    -- index probe per customer, however long its history.
+    -- index probe per customer, however long its history. The batch is
+    -- dated no earlier than any of its customers' last entries, so every
+    -- chain stays in time order.
     SELECT coalesce(array_agg(coalesce(h.seq, 0) ORDER BY c.ord), '{}'),
            coalesce(array_agg(coalesce(h.balance_after, 0) ORDER BY c.ord), '{}'),
-           coalesce(array_agg(coalesce(h.purchases_to_date, 0) ORDER BY c.ord), '{}')
-      INTO head_seq, head_balance, head_purchased
+           coalesce(array_agg(coalesce(h.purchases_to_date, 0) ORDER BY c.ord), '{}'),
+           greatest(created, max(h.created_at))
+      INTO head_seq, head_balance, head_purchased, created
       FROM unnest(c_ids) WITH ORDINALITY AS c (id, ord)
-      LEFT JOIN LATERAL (SELECT l.seq, l.balance_after, l.purchases_to_date FROM credit_ledger l
+      LEFT JOIN LATERAL (SELECT l.seq, l.balance_after, l.purchases_to_date, l.created_at FROM credit_ledger l
                           WHERE l.business_id = tenant AND l.customer_id = c.id
                           ORDER BY l.seq DESC
                           LIMIT 1) h ON true;
@@ -371,7 +408,7 @@ BEGIN
             c_seq := head_seq;
             c_balance := head_balance;
             c_purchased := head_purchased;
-            o_ids := '{}'; o_customers := '{}'; o_totals := '{}';
+            o_ids := '{}'; o_customers := '{}'; o_totals := '{}'; o_dues := '{}';
             i_orders := '{}'; i_line_nos := '{}'; i_products := '{}'; i_quantities := '{}'; i_prices := '{}';
             e_ids := '{}'; e_customers := '{}'; e_seqs := '{}'; e_amounts := '{}'; e_balances := '{}';
             answers := '{}';
@@ -412,6 +449,8 @@ BEGIN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_ids[i]);
                 ELSIF missing_product IS NOT NULL THEN
                     answer := jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+                ELSIF c_status[ci] <> 'active' THEN
+                    answer := ontab_account_refusal(p_customer_ids[i], c_status[ci], true);
                 ELSIF short_product IS NOT NULL THEN
                     answer := jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                                  'requested', short_requested, 'available', short_available);
@@ -444,6 +483,7 @@ BEGIN
                     o_ids := array_append(o_ids, p_order_ids[i]);
                     o_customers := array_append(o_customers, p_customer_ids[i]);
                     o_totals := array_append(o_totals, order_total::bigint);
+                    o_dues := array_append(o_dues, created + make_interval(days => c_terms[ci]));
                     e_ids := array_append(e_ids, p_entry_ids[i]);
                     e_customers := array_append(e_customers, p_customer_ids[i]);
                     e_seqs := array_append(e_seqs, c_seq[ci]);
@@ -451,7 +491,7 @@ BEGIN
                     e_balances := array_append(e_balances, c_balance[ci]);
                     answer := jsonb_build_object('order', jsonb_build_object(
                         'id', p_order_ids[i], 'customer_id', p_customer_ids[i], 'total', order_total::bigint,
-                        'created_at', created, 'items', items));
+                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'items', items));
                 END IF;
                 answers := array_append(answers, answer);
             END LOOP;
@@ -471,9 +511,9 @@ BEGIN
                 RETURN answers;
             END IF;
 
-            INSERT INTO orders (business_id, id, customer_id, total, created_at)
-            SELECT tenant, o.id, o.customer_id, o.total, created
-              FROM unnest(o_ids, o_customers, o_totals) AS o (id, customer_id, total);
+            INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+            SELECT tenant, o.id, o.customer_id, o.total, created, o.due_at
+              FROM unnest(o_ids, o_customers, o_totals, o_dues) AS o (id, customer_id, total, due_at);
 
             INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
             SELECT tenant, l.order_id, l.line_no, l.product_id, l.quantity, l.unit_price, l.unit_price * l.quantity
@@ -483,10 +523,12 @@ BEGIN
             -- In arrival order: a customer's entries of this batch extend the chain
             -- one after another, each checked by the chain trigger against the one
             -- inserted before it.
-            INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id, created_at)
-            SELECT tenant, e.id, e.customer_id, e.seq, 'purchase', e.amount, e.balance_after, e.order_id, created
-              FROM unnest(e_ids, e_customers, e_seqs, e_amounts, e_balances, o_ids)
-                   WITH ORDINALITY AS e (id, customer_id, seq, amount, balance_after, order_id, ord)
+            INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                                       created_at, due_at)
+            SELECT tenant, e.id, e.customer_id, e.seq, 'purchase', e.amount, e.balance_after, e.order_id,
+                   created, e.due_at
+              FROM unnest(e_ids, e_customers, e_seqs, e_amounts, e_balances, o_ids, o_dues)
+                   WITH ORDINALITY AS e (id, customer_id, seq, amount, balance_after, order_id, due_at, ord)
              ORDER BY e.ord;
 
             IF attempt = 1 THEN
@@ -534,35 +576,62 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint)
+-- A payment or a write-off (bad debt forgiven): a credit to the customer's
+-- ledger, never more than the balance, allowed while the customer is on
+-- hold and refused once it is closed. Both settle the oldest purchases
+-- first (FIFO, see the overdue report): they lower the balance, and what a
+-- purchase still owes is read from the credits after it. Not callable by
+-- ontab_app: it runs inside ontab_pay and ontab_write_off, as ontab_writer.
+CREATE FUNCTION ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text)
 RETURNS jsonb
 LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, public
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
+    account_status text;
     head record;
-    created timestamptz := now();
+    created timestamptz;
 BEGIN
-    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    IF account_status = 'closed' THEN
+        RETURN ontab_account_refusal(p_customer_id, account_status, false);
     END IF;
 
     head := ontab_ledger_head(tenant, p_customer_id);
     IF p_amount > head.balance THEN
-        RETURN jsonb_build_object('error', 'payment_exceeds_balance', 'balance', head.balance, 'amount', p_amount);
+        RETURN jsonb_build_object('error', p_kind || '_exceeds_balance', 'balance', head.balance, 'amount', p_amount);
     END IF;
 
-    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, created_at)
-    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'payment', -p_amount, head.balance - p_amount, created);
+    created := greatest(now(), head.created);
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, created_at, reason)
+    VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, p_kind, -p_amount, head.balance - p_amount,
+            created, p_reason);
 
     RETURN jsonb_build_object('entry', jsonb_build_object(
-        'id', p_entry_id, 'customer_id', p_customer_id, 'kind', 'payment', 'amount', -p_amount,
+        'id', p_entry_id, 'customer_id', p_customer_id, 'kind', p_kind, 'amount', -p_amount,
         'balance_after', head.balance - p_amount, 'order_id', NULL, 'return_id', NULL,
-        'seq', head.seq + 1, 'created_at', created));
+        'due_at', NULL, 'reason', p_reason, 'seq', head.seq + 1, 'created_at', created));
 END
+$$;
+
+CREATE FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint)
+RETURNS jsonb
+LANGUAGE sql
+SECURITY DEFINER SET search_path = pg_catalog, public
+AS $$
+    SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'payment', NULL)
+$$;
+
+CREATE FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text)
+RETURNS jsonb
+LANGUAGE sql
+SECURITY DEFINER SET search_path = pg_catalog, public
+AS $$
+    SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'write_off', p_reason)
 $$;
 
 CREATE FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid,
@@ -575,11 +644,12 @@ AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
     buyer uuid;
+    account_status text;
     head record;
     line record;
     locked uuid;
     return_amount numeric := 0::numeric;
-    created timestamptz := now();
+    created timestamptz;
     items jsonb;
 BEGIN
     SELECT customer_id INTO buyer FROM orders WHERE business_id = tenant AND id = p_order_id;
@@ -588,8 +658,13 @@ BEGIN
     END IF;
 
     -- The customer lock serializes this return with every other movement of
-    -- the buyer's ledger, and with other returns of the same order.
-    PERFORM 1 FROM customers WHERE business_id = tenant AND id = buyer FOR UPDATE;
+    -- the buyer's ledger, and with other returns of the same order. A
+    -- closed customer's goods do not come back (its ledger is final); on
+    -- hold, they do.
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = buyer FOR UPDATE;
+    IF account_status = 'closed' THEN
+        RETURN ontab_account_refusal(buyer, account_status, false);
+    END IF;
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
         PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
     END LOOP;
@@ -627,6 +702,7 @@ BEGIN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
                                   'message', 'the customer''s credit would exceed 9007199254740991 (2^53 - 1)');
     END IF;
+    created := greatest(now(), head.created);
 
     INSERT INTO returns (business_id, id, order_id, amount, created_at)
     VALUES (tenant, p_return_id, p_order_id, return_amount, created);
@@ -704,12 +780,55 @@ BEGIN
 END
 $$;
 
+-- A change of a customer's name, limit, status or terms (null: unchanged),
+-- with the refusals of its account rules as values: a closed customer is
+-- never reopened (customer_closed), and is closed only from a zero balance
+-- (balance_outstanding). The guards of 0002 hold the same rules against any
+-- other writer; this function gives them their answers. It runs as the
+-- caller (ontab_app may update customers), under the customer's row lock,
+-- which orders it with every ledger entry.
+CREATE FUNCTION ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint,
+                                      p_status text, p_payment_terms_days int)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    account_status text;
+    head record;
+BEGIN
+    SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    IF account_status = 'closed' AND p_status IS DISTINCT FROM 'closed' AND p_status IS NOT NULL THEN
+        RETURN ontab_account_refusal(p_customer_id, account_status, false);
+    END IF;
+    IF p_status = 'closed' AND account_status <> 'closed' THEN
+        head := ontab_ledger_head(tenant, p_customer_id);
+        IF head.balance <> 0 THEN
+            RETURN jsonb_build_object('error', 'balance_outstanding', 'balance', head.balance);
+        END IF;
+    END IF;
+    UPDATE customers
+       SET name = coalesce(p_name, name),
+           credit_limit = coalesce(p_credit_limit, credit_limit),
+           status = coalesce(p_status, status),
+           payment_terms_days = coalesce(p_payment_terms_days, payment_terms_days)
+     WHERE business_id = tenant AND id = p_customer_id;
+    RETURN jsonb_build_object('updated', true);
+END
+$$;
+
 -- Handed to ontab_writer (which needs CREATE on the schema for the
 -- hand-over, see 0003), callable by ontab_app and nobody else.
 GRANT CREATE ON SCHEMA public TO ontab_writer;
 ALTER FUNCTION ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_pay(uuid, uuid, bigint) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_write_off(uuid, uuid, bigint, text) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_credit(uuid, uuid, bigint, text, text) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_return(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_adjust_stock(uuid, uuid, bigint, text) OWNER TO ontab_writer;
 REVOKE CREATE ON SCHEMA public FROM ontab_writer;
@@ -717,15 +836,22 @@ REVOKE CREATE ON SCHEMA public FROM ontab_writer;
 REVOKE ALL ON FUNCTION
     ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]),
-    ontab_pay(uuid, uuid, bigint), ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
-    ontab_adjust_stock(uuid, uuid, bigint, text)
+    ontab_pay(uuid, uuid, bigint), ontab_write_off(uuid, uuid, bigint, text),
+    ontab_credit(uuid, uuid, bigint, text, text),
+    ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_adjust_stock(uuid, uuid, bigint, text),
+    ontab_update_customer(uuid, text, bigint, text, int)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_purchase_batch(uuid[], uuid[], uuid[], int[], uuid[], bigint[]),
-    ontab_pay(uuid, uuid, bigint), ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
-    ontab_adjust_stock(uuid, uuid, bigint, text)
+    ontab_pay(uuid, uuid, bigint), ontab_write_off(uuid, uuid, bigint, text),
+    ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_adjust_stock(uuid, uuid, bigint, text),
+    ontab_update_customer(uuid, text, bigint, text, int)
     TO ontab_app;
--- The helpers run inside the functions, as ontab_writer.
-GRANT EXECUTE ON FUNCTION ontab_require_tenant(), ontab_ledger_head(uuid, uuid)
+-- The helpers run inside the functions, as ontab_writer (ontab_credit only
+-- there: a credit is a payment or a write-off, each with its own entry).
+GRANT EXECUTE ON FUNCTION ontab_require_tenant(), ontab_ledger_head(uuid, uuid),
+    ontab_account_refusal(uuid, text, boolean)
     TO ontab_app, ontab_writer;

@@ -51,6 +51,9 @@ pub struct CreateBusinessArgs {
     /// ISO 4217 currency code.
     #[arg(long, default_value = "USD")]
     pub currency: String,
+    /// The payment terms, in days, its new customers get (0..=365).
+    #[arg(long, default_value_t = 30)]
+    pub payment_terms_days: i64,
     #[command(flatten)]
     pub database: DatabaseConfig,
 }
@@ -120,8 +123,9 @@ async fn create_business(args: CreateBusinessArgs) -> anyhow::Result<()> {
         let request = app::businesses::NewBusiness {
             name: args.name.clone(),
             currency: Some(args.currency.clone()),
+            payment_terms_days: Some(args.payment_terms_days.into()),
         };
-        app::businesses::create(&app, request)
+        app::businesses::create(&app, app::Actor::Cli, request)
             .await
             .map_err(for_humans)
     }
@@ -132,6 +136,7 @@ async fn create_business(args: CreateBusinessArgs) -> anyhow::Result<()> {
         "id": created.business.id,
         "name": created.business.name,
         "currency": created.business.currency,
+        "payment_terms_days": created.business.payment_terms_days,
         "created_at": created.business.created_at,
         "api_key": { "id": created.api_key_id, "key": created.api_key },
     });

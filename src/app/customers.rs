@@ -1,12 +1,15 @@
-//! Customers: open an account with a credit limit, read it, list them,
-//! rename or change the limit, and read the ledger.
+//! Customers: open an account with a credit limit, status and payment
+//! terms, read it, list them, change it, and read its ledger and history.
 
 use uuid::Uuid;
 
+use crate::db::customers::{self as stored, Changes};
+use crate::db::ledger;
 use crate::db::page::{CreatedKey, Listed, Page};
-use crate::db::{customers, ledger};
-use crate::domain::records::{Customer, LedgerEntry};
-use crate::domain::{FieldError, Name, NonNegative, Refusal, Validator};
+use crate::domain::records::{Customer, CustomerChange, LedgerEntry};
+use crate::domain::{
+    AccountStatus, FieldError, Name, NonNegative, PaymentTerms, Refusal, Validator,
+};
 
 use super::{App, AppError, Deadline, Tenant};
 
@@ -16,6 +19,10 @@ use super::{App, AppError, Deadline, Tenant};
 pub struct NewCustomer {
     pub name: String,
     pub credit_limit: i128,
+    /// `active` when absent.
+    pub status: Option<String>,
+    /// The business's terms when absent.
+    pub payment_terms_days: Option<i128>,
 }
 
 /// Changes to a customer: absent fields stay; `Some(None)` is an explicit
@@ -24,6 +31,8 @@ pub struct NewCustomer {
 pub struct CustomerChanges {
     pub name: Option<Option<String>>,
     pub credit_limit: Option<Option<i128>>,
+    pub status: Option<Option<String>>,
+    pub payment_terms_days: Option<Option<i128>>,
 }
 
 pub async fn create(
@@ -35,10 +44,29 @@ pub async fn create(
     let mut check = Validator::default();
     let name = check.check(Name::parse("name", &request.name));
     let limit = check.check(NonNegative::parse("credit_limit", request.credit_limit));
-    let (name, limit) = check.finish(|| Some((name?, limit?)))?;
+    let status = check.check_optional(request.status, |raw| AccountStatus::parse("status", &raw));
+    let terms = check.check_optional(request.payment_terms_days, |raw| {
+        PaymentTerms::parse("payment_terms_days", raw)
+    });
+    let (name, credit_limit, status, payment_terms) = check.finish(|| {
+        Some((
+            name?,
+            limit?,
+            status?.unwrap_or(AccountStatus::Active),
+            terms?,
+        ))
+    })?;
     app.write(tenant, deadline, move |tx| {
         let name = name.clone();
-        Box::pin(async move { Ok(customers::create(tx, &name, limit).await?) })
+        Box::pin(async move {
+            let new = stored::NewCustomer {
+                name: &name,
+                credit_limit,
+                status,
+                payment_terms,
+            };
+            Ok(stored::create(tx, &new).await?)
+        })
     })
     .await
 }
@@ -51,7 +79,7 @@ pub async fn get(
 ) -> Result<Customer, AppError> {
     app.read(tenant, deadline, move |tx| {
         Box::pin(async move {
-            Ok(customers::get(tx, id)
+            Ok(stored::get(tx, id)
                 .await?
                 .ok_or_else(|| Refusal::not_found("customer", id))?)
         })
@@ -67,19 +95,16 @@ pub async fn list(
 ) -> Result<Listed<Customer, CreatedKey>, AppError> {
     let rows = app
         .read(tenant, deadline, move |tx| {
-            Box::pin(async move { Ok(customers::list(tx, &page).await?) })
+            Box::pin(async move { Ok(stored::list(tx, &page).await?) })
         })
         .await?;
-    let (rows, next) = page.finish(rows, customers::key);
+    let (rows, next) = page.finish(rows, stored::key);
     Ok(Listed { rows, next })
 }
 
 /// Valid changes to a customer.
 #[derive(Debug, Clone)]
-pub struct CustomerUpdate {
-    name: Option<Name>,
-    credit_limit: Option<NonNegative>,
-}
+pub struct CustomerUpdate(Changes);
 
 impl CustomerUpdate {
     pub fn parse(changes: CustomerChanges) -> Result<Self, AppError> {
@@ -90,17 +115,29 @@ impl CustomerUpdate {
         let credit_limit = check.check_optional(changes.credit_limit, |raw| {
             not_null("credit_limit", raw).and_then(|raw| NonNegative::parse("credit_limit", raw))
         });
-        Ok(check.finish(|| {
-            Some(Self {
+        let status = check.check_optional(changes.status, |raw| {
+            not_null("status", raw).and_then(|raw| AccountStatus::parse("status", &raw))
+        });
+        let payment_terms = check.check_optional(changes.payment_terms_days, |raw| {
+            not_null("payment_terms_days", raw)
+                .and_then(|raw| PaymentTerms::parse("payment_terms_days", raw))
+        });
+        Ok(Self(check.finish(|| {
+            Some(Changes {
                 name: name?,
                 credit_limit: credit_limit?,
+                status: status?,
+                payment_terms: payment_terms?,
             })
-        })?)
+        })?))
     }
 }
 
-/// Renames and/or changes the limit. A limit may go below the balance: it
-/// only blocks new purchases.
+/// Changes name, limit, status and/or terms. A limit may go below the
+/// balance: it only blocks new purchases. A customer is put on hold or
+/// taken off it at any time, closed only from a zero balance
+/// (`balance_outstanding`), and once closed never reopened
+/// (`customer_closed`). Terms changed later never move an existing due date.
 pub async fn update(
     app: &App,
     tenant: &Tenant,
@@ -108,17 +145,10 @@ pub async fn update(
     id: Uuid,
     update: CustomerUpdate,
 ) -> Result<Customer, AppError> {
-    let CustomerUpdate {
-        name,
-        credit_limit: limit,
-    } = update;
+    let CustomerUpdate(changes) = update;
     app.write(tenant, deadline, move |tx| {
-        let name = name.clone();
-        Box::pin(async move {
-            Ok(customers::update(tx, id, name.as_ref(), limit)
-                .await?
-                .ok_or_else(|| Refusal::not_found("customer", id))?)
-        })
+        let changes = changes.clone();
+        Box::pin(async move { Ok(stored::update(tx, id, &changes).await??) })
     })
     .await
 }
@@ -134,7 +164,7 @@ pub async fn ledger(
     let rows = app
         .read(tenant, deadline, move |tx| {
             Box::pin(async move {
-                if !customers::exists(tx, customer_id).await? {
+                if !stored::exists(tx, customer_id).await? {
                     return Err(Refusal::not_found("customer", customer_id).into());
                 }
                 Ok(ledger::list(tx, customer_id, &page).await?)
@@ -142,6 +172,29 @@ pub async fn ledger(
         })
         .await?;
     let (rows, next) = page.finish(rows, |entry| entry.seq);
+    Ok(Listed { rows, next })
+}
+
+/// Every change of the customer's limit, status and terms, its creation
+/// first: who, when, old → new.
+pub async fn history(
+    app: &App,
+    tenant: &Tenant,
+    deadline: Deadline,
+    customer_id: Uuid,
+    page: Page<i64>,
+) -> Result<Listed<CustomerChange, i64>, AppError> {
+    let rows = app
+        .read(tenant, deadline, move |tx| {
+            Box::pin(async move {
+                if !stored::exists(tx, customer_id).await? {
+                    return Err(Refusal::not_found("customer", customer_id).into());
+                }
+                Ok(stored::history(tx, customer_id, &page).await?)
+            })
+        })
+        .await?;
+    let (rows, next) = page.finish(rows, |change| change.id);
     Ok(Listed { rows, next })
 }
 

@@ -49,7 +49,7 @@ use crate::domain::records::Order;
 use super::idempotency::{Once, Outcome, Render, StoredAnswer};
 use super::purchases::{Purchase, buy_alone, count};
 use super::transaction::{CommitGate, deadline_passed};
-use super::{App, AppError, Deadline, INVALID_API_KEY, Tenant};
+use super::{Actor, App, AppError, Deadline, INVALID_API_KEY, Tenant};
 
 /// Group commit settings (`ontab serve --batch-*`).
 #[derive(Debug, Clone, Copy)]
@@ -355,7 +355,10 @@ async fn try_batch(app: &App, jobs: &[Job]) -> Result<Vec<Reply>, BatchFailed> {
     let mut key_ids: Vec<Uuid> = jobs.iter().map(|job| job.tenant.key_id).collect();
     key_ids.sort_unstable();
     key_ids.dedup();
-    let (tx, revoked_keys) = app.db.begin(business_id, &key_ids).await?;
+    // Purchases change no customer, so no history names the actor; the
+    // first key stands for the batch.
+    let actor = Actor::ApiKey(jobs[0].tenant.key_id).recorded();
+    let (tx, revoked_keys) = app.db.begin(business_id, &key_ids, &actor).await?;
     for key_id in &revoked_keys {
         app.forget_api_key(*key_id);
     }

@@ -29,8 +29,10 @@ pub mod products;
 pub mod purchases;
 pub mod reports;
 pub mod returns;
+pub mod statements;
 pub mod stock;
 mod transaction;
+pub mod write_offs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,26 @@ const KEY_CACHE_CAPACITY: usize = 4096;
 pub struct Tenant {
     pub business_id: Uuid,
     pub key_id: Uuid,
+}
+
+/// Who does something the service records (customers' history): an API
+/// key, or the operator at the admin endpoint or the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    ApiKey(Uuid),
+    Admin,
+    Cli,
+}
+
+impl Actor {
+    /// As recorded: the key's id, or `admin` / `cli`.
+    pub fn recorded(self) -> String {
+        match self {
+            Actor::ApiKey(id) => id.to_string(),
+            Actor::Admin => "admin".to_owned(),
+            Actor::Cli => "cli".to_owned(),
+        }
+    }
 }
 
 /// By when a request's work must have committed or given up. Work still

@@ -8,8 +8,6 @@ use crate::domain::records::OverdueCustomer;
 
 use super::{App, AppError, Deadline, Tenant};
 
-/// Terms when `days` is not given: the contract's example, a common default.
-pub const DEFAULT_DAYS: i32 = 30;
 /// A hundred years: anything longer is a typo, not a payment term.
 pub const MAX_DAYS: i32 = 36_500;
 
@@ -17,24 +15,28 @@ pub const MAX_DAYS: i32 = 36_500;
 #[derive(Debug, Clone)]
 pub struct OverdueReport {
     pub as_of: DateTime<Utc>,
-    pub days: i32,
+    /// `None`: each purchase is due at its own due date.
+    pub days: Option<i32>,
     pub customers: Vec<OverdueCustomer>,
 }
 
-/// Customers with a purchase older than `days` not yet settled (FIFO).
+/// Customers with a purchase past due not yet settled (FIFO): due at its
+/// due date (the customer's terms when it was made), or, with `days`, that
+/// many days after it was made.
 pub async fn overdue(
     app: &App,
     tenant: &Tenant,
     deadline: Deadline,
     days: Option<i64>,
 ) -> Result<OverdueReport, AppError> {
-    let days = match days {
-        None => DEFAULT_DAYS,
-        Some(days) => i32::try_from(days)
-            .ok()
-            .filter(|days| (0..=MAX_DAYS).contains(days))
-            .ok_or_else(|| FieldError::new("days", "must be an integer from 0 to 36500"))?,
-    };
+    let days = days
+        .map(|days| {
+            i32::try_from(days)
+                .ok()
+                .filter(|days| (0..=MAX_DAYS).contains(days))
+                .ok_or_else(|| FieldError::new("days", "must be an integer from 0 to 36500"))
+        })
+        .transpose()?;
     let as_of = Utc::now();
     let customers = app
         .read(tenant, deadline, move |tx| {

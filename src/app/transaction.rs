@@ -15,7 +15,7 @@ use std::pin::Pin;
 use crate::db::{DbError, TenantTx};
 use crate::domain::{FieldError, Refusal};
 
-use super::{App, AppError, Deadline, Tenant};
+use super::{Actor, App, AppError, Deadline, Tenant};
 
 /// Attempts of work that failed on a serialization failure, a deadlock or
 /// an idempotency race (each means: nothing was written, run it again).
@@ -107,7 +107,11 @@ impl App {
     /// Opens `tenant`'s transaction; a key revoked since it was
     /// authenticated is refused (and forgotten by the cache).
     pub(crate) async fn begin(&self, tenant: &Tenant) -> Result<TenantTx, Step> {
-        let (tx, revoked) = self.db.begin(tenant.business_id, &[tenant.key_id]).await?;
+        let actor = Actor::ApiKey(tenant.key_id).recorded();
+        let (tx, revoked) = self
+            .db
+            .begin(tenant.business_id, &[tenant.key_id], &actor)
+            .await?;
         if revoked.is_empty() {
             Ok(tx)
         } else {

@@ -19,11 +19,12 @@ struct Check {
 const CHECKS: &[Check] = &[
     Check {
         name: "ledger_chain",
-        rule: "each customer's ledger is a continuous chain: seq 1, 2, 3…, balance_after = previous balance_after + amount, signs match kinds, payments never take the balance below zero",
+        rule: "each customer's ledger is a continuous chain in time order: seq 1, 2, 3…, balance_after = previous balance_after + amount, no entry dated before the one it follows, signs match kinds, payments and write-offs never take the balance below zero",
         sql: "
 SELECT 'customer ' || customer_id, format('entry %s (%s %s): %s', seq, kind, amount, problem)
   FROM (SELECT l.customer_id, l.seq, l.kind, l.amount, l.balance_after, l.purchases_to_date,
-               l.order_id, l.return_id,
+               l.order_id, l.return_id, l.created_at,
+               lag(l.created_at) OVER w AS prev_created_at,
                lag(l.seq) OVER w AS prev_seq,
                coalesce(lag(l.balance_after) OVER w, 0) AS prev_balance,
                coalesce(lag(l.purchases_to_date) OVER w, 0) AS prev_purchases
@@ -36,11 +37,13 @@ SELECT 'customer ' || customer_id, format('entry %s (%s %s): %s', seq, kind, amo
    (CASE WHEN e.balance_after::numeric <> e.prev_balance::numeric + e.amount
          THEN format('balance_after is %s, but the previous balance %s plus the amount is %s',
                      e.balance_after, e.prev_balance, e.prev_balance::numeric + e.amount) END),
-   (CASE WHEN (e.kind = 'purchase' AND e.amount < 0) OR (e.kind = 'payment' AND e.amount >= 0)
+   (CASE WHEN e.created_at < e.prev_created_at
+         THEN format('dated %s, before the entry it follows (%s)', e.created_at, e.prev_created_at) END),
+   (CASE WHEN (e.kind = 'purchase' AND e.amount < 0) OR (e.kind IN ('payment', 'write_off') AND e.amount >= 0)
               OR (e.kind = 'return' AND e.amount > 0)
          THEN 'the amount has the wrong sign for its kind' END),
-   (CASE WHEN e.kind = 'payment' AND e.balance_after < 0
-         THEN 'the payment took the balance below zero' END),
+   (CASE WHEN e.kind IN ('payment', 'write_off') AND e.balance_after < 0
+         THEN format('the %s took the balance below zero', e.kind) END),
    (CASE WHEN (e.kind = 'purchase') <> (e.order_id IS NOT NULL AND e.return_id IS NULL)
               OR (e.kind = 'return') <> (e.return_id IS NOT NULL)
          THEN 'its order_id/return_id do not match its kind' END),
@@ -62,11 +65,37 @@ SELECT 'customer ' || l.customer_id,
   FROM credit_ledger l
  CROSS JOIN LATERAL (
        SELECT c.credit_limit
-         FROM credit_limit_changes c
+         FROM customer_changes c
         WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
         ORDER BY c.id DESC
         LIMIT 1) lim
  WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.balance_after > lim.credit_limit
+ ORDER BY l.customer_id, l.seq",
+    },
+    Check {
+        name: "account_rules",
+        rule: "every entry was made while its customer was not closed, every purchase while it was active and falling due exactly its payment terms (in force at that point of the ledger) after it was made, on its order's due date",
+        sql: "
+SELECT 'customer ' || l.customer_id, format('entry %s (%s): %s', l.seq, l.kind, problem)
+  FROM credit_ledger l
+ CROSS JOIN LATERAL (
+       SELECT c.status, c.payment_terms_days
+         FROM customer_changes c
+        WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
+        ORDER BY c.id DESC
+        LIMIT 1) terms
+  LEFT JOIN orders o ON o.business_id = l.business_id AND o.id = l.order_id AND l.kind = 'purchase'
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN terms.status = 'closed' THEN 'made while the customer was closed' END),
+   (CASE WHEN l.kind = 'purchase' AND terms.status <> 'active'
+         THEN format('a purchase made while the customer was %s', terms.status) END),
+   (CASE WHEN l.kind = 'purchase'
+              AND l.due_at IS DISTINCT FROM l.created_at + make_interval(days => terms.payment_terms_days)
+         THEN format('due at %s, not %s days after %s', l.due_at, terms.payment_terms_days, l.created_at) END),
+   (CASE WHEN l.kind = 'purchase' AND o.due_at IS DISTINCT FROM l.due_at
+         THEN format('due at %s, but its order at %s', l.due_at, o.due_at) END)
+ ) v(problem)
+ WHERE l.business_id = $1 AND problem IS NOT NULL
  ORDER BY l.customer_id, l.seq",
     },
     Check {
@@ -209,7 +238,7 @@ SELECT 'stock adjustment ' || x.id, format('refers to product %s, which this bus
    AND NOT EXISTS (SELECT 1 FROM products t WHERE t.business_id = $1 AND t.id = x.product_id)
 UNION ALL
 SELECT 'credit limit change ' || x.id, format('refers to customer %s, which this business does not have', x.customer_id)
-  FROM credit_limit_changes x WHERE x.business_id = $1
+  FROM customer_changes x WHERE x.business_id = $1
    AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)",
     },
 ];

@@ -1,23 +1,29 @@
-//! Customers and their balance (the newest ledger entry's balance_after).
+//! Customers, their balance (the newest ledger entry's balance_after), and
+//! the history of their limit, status and terms.
 
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
-use super::{DbError, TenantTx, column};
-use crate::domain::records::Customer;
-use crate::domain::{Name, NonNegative};
+use super::{DbError, TenantTx, column, decode_outcome};
+use crate::domain::records::{Change, Customer, CustomerChange};
+use crate::domain::{AccountStatus, Name, NonNegative, PaymentTerms, Refusal};
 
 // The balance is one index probe on (business_id, customer_id, seq).
 macro_rules! select_customer {
     () => {
-        "SELECT c.id, c.name, c.credit_limit, c.created_at,
+        "SELECT c.id, c.name, c.credit_limit, c.status, c.payment_terms_days, c.created_at,
                 coalesce((SELECT l.balance_after FROM credit_ledger l
                            WHERE l.business_id = c.business_id AND l.customer_id = c.id
                            ORDER BY l.seq DESC LIMIT 1), 0) AS balance
            FROM customers c "
     };
+}
+
+fn status(text: &str) -> Result<AccountStatus, DbError> {
+    AccountStatus::parse("status", text)
+        .map_err(|_| DbError::Decode(format!("customer status `{text}`")))
 }
 
 fn customer(row: &Row) -> Result<Customer, DbError> {
@@ -26,6 +32,8 @@ fn customer(row: &Row) -> Result<Customer, DbError> {
         name: column(row, "name")?,
         credit_limit: column(row, "credit_limit")?,
         balance: column(row, "balance")?,
+        status: status(column(row, "status")?)?,
+        payment_terms_days: column(row, "payment_terms_days")?,
         created_at: column(row, "created_at")?,
     })
 }
@@ -38,17 +46,31 @@ pub fn key(customer: &Customer) -> CreatedKey {
     }
 }
 
+// Terms left null default to the business's (a trigger, 0002).
 const CREATE: &str =
-    "INSERT INTO customers (business_id, id, name, credit_limit) VALUES ($1, $2, $3, $4)
-                      RETURNING id, name, credit_limit, created_at, 0::bigint AS balance";
+    "INSERT INTO customers (business_id, id, name, credit_limit, status, payment_terms_days)
+                      VALUES ($1, $2, $3, $4, $5, $6)
+                      RETURNING id, name, credit_limit, status, payment_terms_days, created_at,
+                                0::bigint AS balance";
 
-pub async fn create(
-    tx: &TenantTx,
-    name: &Name,
-    credit_limit: NonNegative,
-) -> Result<Customer, DbError> {
+/// A new customer as valid values; `payment_terms` `None` takes the
+/// business's.
+pub struct NewCustomer<'a> {
+    pub name: &'a Name,
+    pub credit_limit: NonNegative,
+    pub status: AccountStatus,
+    pub payment_terms: Option<PaymentTerms>,
+}
+
+pub async fn create(tx: &TenantTx, new: &NewCustomer<'_>) -> Result<Customer, DbError> {
     let id = Uuid::now_v7();
-    let (business, name, limit) = (tx.business_id(), name.as_str(), credit_limit.get());
+    let business = tx.business_id();
+    let (name, limit, status) = (
+        new.name.as_str(),
+        new.credit_limit.get(),
+        new.status.as_str(),
+    );
+    let days = new.payment_terms.map(PaymentTerms::days);
     let row = tx
         .query_one(
             CREATE,
@@ -57,6 +79,8 @@ pub async fn create(
                 (&id, Type::UUID),
                 (&name, Type::TEXT),
                 (&limit, Type::INT8),
+                (&status, Type::TEXT),
+                (&days, Type::INT4),
             ],
         )
         .await?;
@@ -99,37 +123,49 @@ pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<Customer
     rows.iter().map(customer).collect()
 }
 
-const UPDATE: &str =
-    "UPDATE customers SET name = coalesce($3, name), credit_limit = coalesce($4, credit_limit)
-                       WHERE business_id = $1 AND id = $2
-                      RETURNING id";
+/// Changes to a customer as valid values; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub name: Option<Name>,
+    pub credit_limit: Option<NonNegative>,
+    pub status: Option<AccountStatus>,
+    pub payment_terms: Option<PaymentTerms>,
+}
 
-/// Changes name and/or limit. A limit below the balance is allowed: it only
-/// blocks new purchases. The row lock taken here orders the change against
-/// purchases, which lock the same row.
+const UPDATE: &str = "SELECT ontab_update_customer($1, $2, $3, $4, $5)";
+
+/// Changes name, limit, status and/or terms, or answers why not: unknown,
+/// closed for good, or closing with a balance. A limit below the balance is
+/// allowed: it only blocks new purchases. The customer's row lock orders the
+/// change against every ledger entry, and the triggers record it.
 pub async fn update(
     tx: &TenantTx,
     id: Uuid,
-    name: Option<&Name>,
-    credit_limit: Option<NonNegative>,
-) -> Result<Option<Customer>, DbError> {
-    let business = tx.business_id();
-    let name = name.map(Name::as_str);
-    let limit = credit_limit.map(NonNegative::get);
-    let updated = tx
-        .query_opt(
+    changes: &Changes,
+) -> Result<Result<Customer, Refusal>, DbError> {
+    let name = changes.name.as_ref().map(Name::as_str);
+    let limit = changes.credit_limit.map(NonNegative::get);
+    let status = changes.status.map(AccountStatus::as_str);
+    let days = changes.payment_terms.map(PaymentTerms::days);
+    let row = tx
+        .query_one(
             UPDATE,
             &[
-                (&business, Type::UUID),
                 (&id, Type::UUID),
                 (&name, Type::TEXT),
                 (&limit, Type::INT8),
+                (&status, Type::TEXT),
+                (&days, Type::INT4),
             ],
         )
         .await?;
-    match updated {
-        Some(_) => get(tx, id).await,
-        None => Ok(None),
+    let answer: serde_json::Value = column(&row, 0)?;
+    if let Err(refusal) = decode_outcome::<bool>(answer, "updated")? {
+        return Ok(Err(refusal));
+    }
+    match get(tx, id).await? {
+        Some(updated) => Ok(Ok(updated)),
+        None => Ok(Err(Refusal::not_found("customer", id))),
     }
 }
 
@@ -142,4 +178,68 @@ pub async fn exists(tx: &TenantTx, id: Uuid) -> Result<bool, DbError> {
         .query_opt(EXISTS, &[(&business, Type::UUID), (&id, Type::UUID)])
         .await?
         .is_some())
+}
+
+// Each row holds the values in force from then on; the previous row (LAG)
+// the values before. The window starts at the change the cursor points at
+// (or the first), so the first row of a page knows the values before it,
+// and reads one range of customer_changes_by_customer.
+const HISTORY: &str = "
+SELECT * FROM (
+    SELECT id, changed_at, changed_by,
+           lag(credit_limit) OVER w AS old_credit_limit, credit_limit,
+           lag(status) OVER w AS old_status, status,
+           lag(payment_terms_days) OVER w AS old_payment_terms_days, payment_terms_days
+      FROM customer_changes
+     WHERE business_id = $1 AND customer_id = $2
+       AND id >= (SELECT coalesce(max(p.id), 0) FROM customer_changes p
+                   WHERE p.business_id = $1 AND p.customer_id = $2 AND p.id <= $3)
+    WINDOW w AS (ORDER BY id)
+) AS changes
+ WHERE id > $3
+ ORDER BY id
+ LIMIT $4";
+
+fn change(row: &Row) -> Result<CustomerChange, DbError> {
+    let old_status: Option<String> = column(row, "old_status")?;
+    Ok(CustomerChange {
+        id: column(row, "id")?,
+        changed_at: column(row, "changed_at")?,
+        changed_by: column(row, "changed_by")?,
+        credit_limit: Change {
+            old: column(row, "old_credit_limit")?,
+            new: column(row, "credit_limit")?,
+        },
+        status: Change {
+            old: old_status.as_deref().map(status).transpose()?,
+            new: status(column(row, "status")?)?,
+        },
+        payment_terms_days: Change {
+            old: column(row, "old_payment_terms_days")?,
+            new: column(row, "payment_terms_days")?,
+        },
+    })
+}
+
+/// The customer's changes after change `page.after` (its id), oldest first.
+pub async fn history(
+    tx: &TenantTx,
+    customer_id: Uuid,
+    page: &Page<i64>,
+) -> Result<Vec<CustomerChange>, DbError> {
+    let business = tx.business_id();
+    let after = page.after.unwrap_or(0);
+    let limit = page.fetch_limit();
+    let rows = tx
+        .query(
+            HISTORY,
+            &[
+                (&business, Type::UUID),
+                (&customer_id, Type::UUID),
+                (&after, Type::INT8),
+                (&limit, Type::INT8),
+            ],
+        )
+        .await?;
+    rows.iter().map(change).collect()
 }

@@ -13,11 +13,13 @@ fn kind(text: &str) -> Result<EntryKind, DbError> {
         "purchase" => Ok(EntryKind::Purchase),
         "payment" => Ok(EntryKind::Payment),
         "return" => Ok(EntryKind::Return),
+        "write_off" => Ok(EntryKind::WriteOff),
         other => Err(DbError::Decode(format!("ledger entry kind `{other}`"))),
     }
 }
 
-fn entry(row: &Row) -> Result<LedgerEntry, DbError> {
+/// A ledger entry from a row of the columns in `ENTRY_COLUMNS`.
+pub(super) fn entry(row: &Row) -> Result<LedgerEntry, DbError> {
     Ok(LedgerEntry {
         id: column(row, "id")?,
         customer_id: column(row, "customer_id")?,
@@ -26,13 +28,15 @@ fn entry(row: &Row) -> Result<LedgerEntry, DbError> {
         balance_after: column(row, "balance_after")?,
         order_id: column(row, "order_id")?,
         return_id: column(row, "return_id")?,
+        due_at: column(row, "due_at")?,
+        reason: column(row, "reason")?,
         seq: column(row, "seq")?,
         created_at: column(row, "created_at")?,
     })
 }
 
 const LIST: &str =
-    "SELECT id, customer_id, kind, amount, balance_after, order_id, return_id, seq, created_at
+    "SELECT id, customer_id, kind, amount, balance_after, order_id, return_id, due_at, reason, seq, created_at
                       FROM credit_ledger
                      WHERE business_id = $1 AND customer_id = $2 AND seq > $3
                      ORDER BY seq

@@ -29,8 +29,10 @@ pub mod products;
 pub mod purchase;
 pub mod reports;
 pub mod returns;
+pub mod statements;
 pub mod stock;
 pub mod tls;
+pub mod write_off;
 
 use std::time::Duration;
 
@@ -121,18 +123,22 @@ impl Db {
     }
 
     /// Opens a transaction of tenant `business_id` for work of the API keys
-    /// `key_ids` (none for the operator's own work): role `ontab_app`, row
-    /// level security on that business only. Answers which of `key_ids` are
-    /// no longer live keys of the business; their work must not run.
+    /// `key_ids` (none for the operator's own work), done by `actor` (an API
+    /// key id, or `admin`, `cli`, `system`: recorded in the history the
+    /// triggers write): role `ontab_app`, row level security on that
+    /// business only. Answers which of `key_ids` are no longer live keys of
+    /// the business; their work must not run.
     pub async fn begin(
         &self,
         business_id: Uuid,
         key_ids: &[Uuid],
+        actor: &str,
     ) -> Result<(TenantTx, Vec<Uuid>), DbError> {
         let (tx, live) = TenantTx::begin(
             self.client().await?,
             business_id,
             key_ids,
+            actor,
             self.statements,
             &self.statement_timeout,
         )

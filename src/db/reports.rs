@@ -16,13 +16,15 @@ use tokio_postgres::types::Type;
 use super::{DbError, TenantTx, column};
 use crate::domain::records::{Aging, OverdueCustomer};
 
-// A purchase falls due `days` after it was made; it is overdue once
-// created_at < due ($2 = as_of - days) and lands in the bucket of its whole
-// days past due, rounded up: bucket k (1..=3) holds purchases made in
-// [due - 30k days, due - 30(k-1) days), bucket 4 anything older. The bounds
-// are computed once by the caller so each open purchase costs a few
-// timestamp comparisons. Sums are numeric, but a customer's open amounts sum
-// to their balance, which is a bigint.
+// A purchase falls due at its due_at (fixed by the customer's terms when it
+// was made), or, when the report is asked with `days` ($6), `days` after it
+// was made. It is overdue once that is before as_of ($2) and lands in the
+// bucket of its whole days past due, rounded up: bucket k (1..=3) holds
+// purchases due in [as_of - 30k days, as_of - 30(k-1) days), bucket 4
+// anything older. The bounds are computed once by the caller, and due_at is
+// in the index the open purchases are read from, so each costs a few
+// timestamp comparisons. Sums are numeric, but a customer's open amounts
+// sum to their balance, which is a bigint.
 const OVERDUE_SQL: &str = "
 WITH heads AS MATERIALIZED (
     SELECT c.id, c.name, h.balance_after AS balance,
@@ -36,17 +38,20 @@ WITH heads AS MATERIALIZED (
             LIMIT 1) h
      WHERE c.business_id = $1 AND h.balance_after > 0
 ), open AS (
-    SELECT h.id, p.created_at,
-           least(p.amount, p.purchases_to_date - h.credited) AS unsettled,
-           CASE WHEN p.created_at >= $2 THEN 0
-                WHEN p.created_at >= $3 THEN 1
-                WHEN p.created_at >= $4 THEN 2
-                WHEN p.created_at >= $5 THEN 3
+    SELECT o.id, o.created_at, o.unsettled,
+           CASE WHEN o.due >= $2 THEN 0
+                WHEN o.due >= $3 THEN 1
+                WHEN o.due >= $4 THEN 2
+                WHEN o.due >= $5 THEN 3
                 ELSE 4 END AS bucket
-      FROM heads h
-      JOIN credit_ledger p
-        ON p.business_id = $1 AND p.customer_id = h.id
-       AND p.kind = 'purchase' AND p.amount > 0 AND p.purchases_to_date > h.credited
+      FROM (SELECT h.id, p.created_at,
+                   least(p.amount, p.purchases_to_date - h.credited) AS unsettled,
+                   CASE WHEN $6::int IS NULL THEN p.due_at
+                        ELSE p.created_at + make_interval(days => $6::int) END AS due
+              FROM heads h
+              JOIN credit_ledger p
+                ON p.business_id = $1 AND p.customer_id = h.id
+               AND p.kind = 'purchase' AND p.amount > 0 AND p.purchases_to_date > h.credited) o
 ), aged AS (
     SELECT id, min(created_at) AS oldest_unpaid_at,
            coalesce(sum(unsettled) FILTER (WHERE bucket = 0), 0)::bigint AS current,
@@ -80,25 +85,25 @@ fn overdue_customer(row: &Row) -> Result<OverdueCustomer, DbError> {
     })
 }
 
-/// Customers with a purchase older than `days` that is not fully settled,
-/// oldest debt first, as of `as_of`.
+/// Customers with a purchase past due and not fully settled, oldest debt
+/// first, as of `as_of`: due at its due_at, or `days` after it was made.
 pub async fn overdue(
     tx: &TenantTx,
     as_of: DateTime<Utc>,
-    days: i32,
+    days: Option<i32>,
 ) -> Result<Vec<OverdueCustomer>, DbError> {
     let business = tx.business_id();
-    let due = as_of - TimeDelta::days(i64::from(days));
-    let bounds = [1, 2, 3].map(|months| due - TimeDelta::days(30 * months));
+    let bounds = [1, 2, 3].map(|months| as_of - TimeDelta::days(30 * months));
     let rows = tx
         .query(
             OVERDUE_SQL,
             &[
                 (&business, Type::UUID),
-                (&due, Type::TIMESTAMPTZ),
+                (&as_of, Type::TIMESTAMPTZ),
                 (&bounds[0], Type::TIMESTAMPTZ),
                 (&bounds[1], Type::TIMESTAMPTZ),
                 (&bounds[2], Type::TIMESTAMPTZ),
+                (&days, Type::INT4),
             ],
         )
         .await?;

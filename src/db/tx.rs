@@ -12,8 +12,9 @@ use super::{DbError, StatementMode, column};
 /// (types known up front, one round trip) or prepared and cached.
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
-/// Begins a tenant's work and, in the same statement, reads which of the
-/// presented API keys (`$3`) are still live, so a key revoked after it was
+/// Begins a tenant's work and, in the same statement, records who acts
+/// (`ontab.actor`, for the history the triggers write) and reads which of
+/// the presented API keys (`$3`) are still live, so a key revoked after it was
 /// authenticated (perhaps through another server instance) does no work,
 /// at no extra round trip.
 ///
@@ -31,7 +32,8 @@ const SET_TENANT: &str = "\
                     AND k.revoked_at IS NULL) AS live_keys
       FROM (SELECT set_config('role', 'ontab_app', true) AS role,
                    set_config('ontab.business_id', $1, true) AS business_id,
-                   set_config('statement_timeout', $2, true) AS statement_timeout
+                   set_config('statement_timeout', $2, true) AS statement_timeout,
+                   set_config('ontab.actor', $4, true) AS actor
              OFFSET 0) AS tenant";
 
 /// An open transaction running as `ontab_app` for one business. It owns its
@@ -50,6 +52,7 @@ impl TenantTx {
         client: Object,
         business_id: Uuid,
         key_ids: &[Uuid],
+        actor: &str,
         statements: StatementMode,
         statement_timeout: &str,
     ) -> Result<(Self, Vec<Uuid>), DbError> {
@@ -60,10 +63,11 @@ impl TenantTx {
         };
         let business = business_id.to_string();
         let begin = tx.connection()?.batch_execute("BEGIN");
-        let params: [Param<'_>; 3] = [
+        let params: [Param<'_>; 4] = [
             (&business, Type::TEXT),
             (&statement_timeout, Type::TEXT),
             (&key_ids, Type::UUID_ARRAY),
+            (&actor, Type::TEXT),
         ];
         let set_tenant = tx.query_one(SET_TENANT, &params);
         let (_, settings) =

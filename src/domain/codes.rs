@@ -15,6 +15,10 @@ pub enum ErrorCode {
     CreditLimitExceeded,
     PaymentExceedsBalance,
     ReturnExceedsPurchase,
+    CustomerOnHold,
+    CustomerClosed,
+    BalanceOutstanding,
+    WriteOffExceedsBalance,
     IdempotencyKeyReused,
     PayloadTooLarge,
     Unavailable,
@@ -22,16 +26,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the contract's order.
+    /// Every code, refusals in the contract's order of precedence (the
+    /// first a request fails is the one reported).
     pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Unauthorized,
         ErrorCode::MalformedRequest,
         ErrorCode::ValidationFailed,
-        ErrorCode::Unauthorized,
         ErrorCode::NotFound,
+        ErrorCode::CustomerClosed,
+        ErrorCode::CustomerOnHold,
         ErrorCode::InsufficientStock,
         ErrorCode::CreditLimitExceeded,
         ErrorCode::PaymentExceedsBalance,
+        ErrorCode::WriteOffExceedsBalance,
         ErrorCode::ReturnExceedsPurchase,
+        ErrorCode::BalanceOutstanding,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::PayloadTooLarge,
         ErrorCode::Unavailable,
@@ -48,6 +57,10 @@ impl ErrorCode {
             ErrorCode::CreditLimitExceeded => "credit_limit_exceeded",
             ErrorCode::PaymentExceedsBalance => "payment_exceeds_balance",
             ErrorCode::ReturnExceedsPurchase => "return_exceeds_purchase",
+            ErrorCode::CustomerOnHold => "customer_on_hold",
+            ErrorCode::CustomerClosed => "customer_closed",
+            ErrorCode::BalanceOutstanding => "balance_outstanding",
+            ErrorCode::WriteOffExceedsBalance => "write_off_exceeds_balance",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",

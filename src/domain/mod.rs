@@ -14,7 +14,8 @@ pub use codes::ErrorCode;
 pub use lines::{Line, Lines, MAX_LINES};
 pub use refusal::Refusal;
 pub use values::{
-    Currency, Delta, IdempotencyKey, MAX_SAFE_INTEGER, Name, NonNegative, Positive, Reason,
+    AccountStatus, Currency, Delta, IdempotencyKey, MAX_SAFE_INTEGER, Name, NonNegative,
+    PaymentTerms, Positive, Reason,
 };
 
 /// One invalid field of a request, reported under `errors` in a 422.

@@ -7,12 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::AccountStatus;
+
 /// A tenant.
 #[derive(Debug, Clone)]
 pub struct Business {
     pub id: Uuid,
     pub name: String,
     pub currency: String,
+    /// The terms a new customer gets unless it is given its own.
+    pub payment_terms_days: i32,
     pub created_at: DateTime<Utc>,
 }
 
@@ -32,6 +36,8 @@ pub struct Customer {
     pub credit_limit: i64,
     /// What the ledger says is owed (negative: in credit).
     pub balance: i64,
+    pub status: AccountStatus,
+    pub payment_terms_days: i32,
     pub created_at: DateTime<Utc>,
 }
 
@@ -99,6 +105,8 @@ pub struct Order {
     pub customer_id: Uuid,
     pub total: i64,
     pub created_at: DateTime<Utc>,
+    /// `created_at` + the customer's payment terms at purchase time.
+    pub due_at: DateTime<Utc>,
     pub items: Vec<Item>,
     /// Returns against the order, oldest first (none when just created).
     #[serde(default)]
@@ -112,6 +120,7 @@ pub enum EntryKind {
     Purchase,
     Payment,
     Return,
+    WriteOff,
 }
 
 /// One append-only ledger entry: positive for purchases, negative for
@@ -126,9 +135,70 @@ pub struct LedgerEntry {
     pub order_id: Option<Uuid>,
     #[serde(default)]
     pub return_id: Option<Uuid>,
+    /// A purchase's due date.
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
+    /// A write-off's reason.
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Position in the customer's chain, from 1.
     pub seq: i64,
     pub created_at: DateTime<Utc>,
+}
+
+/// One change of a customer's limit, status or terms (or its creation),
+/// with the values before (none at creation) and after.
+#[derive(Debug, Clone)]
+pub struct CustomerChange {
+    /// Orders the changes of one customer.
+    pub id: i64,
+    pub changed_at: DateTime<Utc>,
+    /// The API key that made it (its id), or `admin`, `cli`, `system`.
+    pub changed_by: String,
+    pub credit_limit: Change<i64>,
+    pub status: Change<AccountStatus>,
+    pub payment_terms_days: Change<i32>,
+}
+
+/// A value before and after a change; `None` before means it was set when
+/// the customer was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change<T> {
+    pub old: Option<T>,
+    pub new: T,
+}
+
+impl<T: PartialEq> Change<T> {
+    /// Whether the value changed (or was first set).
+    pub fn changed(&self) -> bool {
+        self.old.as_ref() != Some(&self.new)
+    }
+}
+
+/// A customer's account over a period.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub customer_id: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The balance after the last entry before `from`.
+    pub opening_balance: i64,
+    /// The balance after the last entry before `to`.
+    pub closing_balance: i64,
+    pub totals: StatementTotals,
+    /// The balance at `to` by days past due.
+    pub aging: Aging,
+    /// A page of the period's entries, oldest first.
+    pub entries: Vec<LedgerEntry>,
+}
+
+/// The period's entries summed by kind (credits as positive amounts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatementTotals {
+    pub purchases: i64,
+    pub payments: i64,
+    pub returns: i64,
+    pub write_offs: i64,
 }
 
 /// A customer's balance split by how long it has been due.
@@ -163,6 +233,8 @@ mod tests {
             name: "c".into(),
             credit_limit,
             balance,
+            status: AccountStatus::Active,
+            payment_terms_days: 30,
             created_at: DateTime::UNIX_EPOCH,
         };
         assert_eq!(customer(100, 30).available_credit(), 70);

@@ -36,6 +36,23 @@ pub enum Refusal {
         product_id: Uuid,
         returnable: i64,
     },
+    /// The customer is on hold: it may pay, return and be written off, but
+    /// not buy.
+    CustomerOnHold {
+        customer_id: Uuid,
+    },
+    /// The customer is closed: nothing moves for it again.
+    CustomerClosed {
+        customer_id: Uuid,
+    },
+    /// A customer is closed only from a zero balance.
+    BalanceOutstanding {
+        balance: i64,
+    },
+    WriteOffExceedsBalance {
+        balance: i64,
+        amount: i64,
+    },
     /// A value that is only invalid given what is stored, such as an order
     /// total beyond what a JSON client can read exactly.
     ValidationFailed {
@@ -60,6 +77,10 @@ impl Refusal {
             Refusal::CreditLimitExceeded { .. } => ErrorCode::CreditLimitExceeded,
             Refusal::PaymentExceedsBalance { .. } => ErrorCode::PaymentExceedsBalance,
             Refusal::ReturnExceedsPurchase { .. } => ErrorCode::ReturnExceedsPurchase,
+            Refusal::CustomerOnHold { .. } => ErrorCode::CustomerOnHold,
+            Refusal::CustomerClosed { .. } => ErrorCode::CustomerClosed,
+            Refusal::BalanceOutstanding { .. } => ErrorCode::BalanceOutstanding,
+            Refusal::WriteOffExceedsBalance { .. } => ErrorCode::WriteOffExceedsBalance,
             Refusal::ValidationFailed { .. } => ErrorCode::ValidationFailed,
         }
     }

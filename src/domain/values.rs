@@ -68,6 +68,73 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// A reason that must be given (a write-off's): 1..=200 characters.
+    pub fn parse_required(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let reason = Self::parse(field, raw)?;
+        if reason.0.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        Ok(reason)
+    }
+}
+
+/// Days from a purchase to its due date: 0..=365.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentTerms(i32);
+
+impl PaymentTerms {
+    pub const DEFAULT: PaymentTerms = PaymentTerms(30);
+
+    pub fn parse(field: &str, value: i128) -> Result<Self, FieldError> {
+        match i32::try_from(value) {
+            Ok(days @ 0..=365) => Ok(Self(days)),
+            _ => Err(FieldError::new(
+                field,
+                "must be a number of days from 0 to 365",
+            )),
+        }
+    }
+
+    pub fn days(self) -> i32 {
+        self.0
+    }
+}
+
+/// Where a customer's account stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Buys on credit.
+    Active,
+    /// May pay, return and be written off, but not buy.
+    OnHold,
+    /// Final: reached only from a zero balance; nothing moves again.
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "active" => Ok(Self::Active),
+            "on_hold" => Ok(Self::OnHold),
+            "closed" => Ok(Self::Closed),
+            _ => Err(FieldError::new(
+                field,
+                "must be one of active, on_hold, closed",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::OnHold => "on_hold",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// An ISO 4217 alphabetic code: three upper-case letters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Currency(String);
@@ -207,6 +274,24 @@ mod tests {
         assert!(Positive::parse("amount", 0).is_err());
         assert!(Delta::parse("delta", 0).is_err());
         assert_eq!(Delta::parse("delta", -3).map(Delta::get), Ok(-3));
+    }
+
+    #[test]
+    fn terms_and_statuses_parse() {
+        assert_eq!(PaymentTerms::parse("t", 0).map(PaymentTerms::days), Ok(0));
+        assert_eq!(
+            PaymentTerms::parse("t", 365).map(PaymentTerms::days),
+            Ok(365)
+        );
+        assert!(PaymentTerms::parse("t", 366).is_err());
+        assert!(PaymentTerms::parse("t", -1).is_err());
+        assert_eq!(
+            AccountStatus::parse("s", "on_hold"),
+            Ok(AccountStatus::OnHold)
+        );
+        assert!(AccountStatus::parse("s", "frozen").is_err());
+        assert!(Reason::parse_required("r", "  ").is_err());
+        assert!(Reason::parse_required("r", "bankrupt").is_ok());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use super::HttpState;
 use super::auth::Admin;
 use super::idempotent::sent;
 use super::problem::Problem;
-use super::request::{Body, present};
+use super::request::{Body, WireInt, present};
 use super::views::CreatedBusiness;
-use crate::app::AppError;
 use crate::app::businesses::{self, NewBusiness};
+use crate::app::{Actor, AppError};
 use crate::domain::FieldError;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -24,6 +24,10 @@ pub struct CreateBusiness {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = false, pattern = "^[A-Z]{3}$")]
     pub currency: Option<Option<String>>,
+    /// The payment terms, in days, its new customers get; 30 when left out.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false, minimum = 0, maximum = 365)]
+    pub payment_terms_days: Option<Option<WireInt>>,
 }
 
 #[utoipa::path(
@@ -50,11 +54,23 @@ pub async fn create(
         }
         other => other.flatten(),
     };
+    let payment_terms_days = match request.payment_terms_days {
+        Some(None) => {
+            let null = FieldError::new(
+                "payment_terms_days",
+                "must not be null (leave it out for 30)",
+            );
+            return Err(AppError::from(null).into());
+        }
+        other => other.flatten().map(|days| days.0),
+    };
     let created = businesses::create(
         &http.app,
+        Actor::Admin,
         NewBusiness {
             name: request.name,
             currency,
+            payment_terms_days,
         },
     )
     .await?;

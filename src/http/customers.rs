@@ -12,9 +12,14 @@ use super::deadline::RequestDeadline;
 use super::idempotent::sent;
 use super::openapi::ListParams;
 use super::problem::Problem;
-use super::request::{Body, Query, WireInt, created_cursor, path_id, seq_cursor};
-use super::views::{Customer, CustomerList, LedgerEntry, LedgerEntryList};
+use super::request::{Body, Query, WireInt, created_cursor, path_id, present, seq_cursor};
+use super::views::{
+    AccountStatus, Customer, CustomerChange, CustomerChangeList, CustomerList, LedgerEntry,
+    LedgerEntryList,
+};
+use crate::app::AppError;
 use crate::app::customers::{self, CustomerChanges, CustomerUpdate, NewCustomer};
+use crate::domain::FieldError;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +29,15 @@ pub struct CreateCustomer {
     /// In minor units.
     #[schema(schema_with = super::openapi::non_negative)]
     pub credit_limit: WireInt,
+    /// `active` when left out.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = AccountStatus, required = false)]
+    pub status: Option<Option<String>>,
+    /// Days from a purchase to its due date (0..=365); the business's
+    /// payment terms when left out.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i32, required = false, minimum = 0, maximum = 365)]
+    pub payment_terms_days: Option<Option<WireInt>>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -36,6 +50,16 @@ pub struct UpdateCustomer {
     #[serde(default, deserialize_with = "super::request::present")]
     #[schema(schema_with = super::openapi::optional_non_negative)]
     pub credit_limit: Option<Option<WireInt>>,
+    /// `on_hold` stops purchases; `closed` (only from a zero balance) is
+    /// final.
+    #[serde(default, deserialize_with = "super::request::present")]
+    #[schema(value_type = AccountStatus, required = false)]
+    pub status: Option<Option<String>>,
+    /// Applies to purchases made from now on; due dates already set never
+    /// move.
+    #[serde(default, deserialize_with = "super::request::present")]
+    #[schema(value_type = i32, required = false, minimum = 0, maximum = 365)]
+    pub payment_terms_days: Option<Option<WireInt>>,
 }
 
 #[utoipa::path(
@@ -59,6 +83,9 @@ pub async fn create(
     let request = NewCustomer {
         name: request.name,
         credit_limit: request.credit_limit.0,
+        status: non_null("status", request.status)?,
+        payment_terms_days: non_null("payment_terms_days", request.payment_terms_days)?
+            .map(|days| days.0),
     };
     let customer = customers::create(&http.app, &tenant, deadline, request).await?;
     Ok(sent(StatusCode::CREATED, &Customer::from(customer)))
@@ -136,6 +163,10 @@ pub async fn update(
     let update = CustomerUpdate::parse(CustomerChanges {
         name: request.name,
         credit_limit: request.credit_limit.map(|limit| limit.map(|limit| limit.0)),
+        status: request.status,
+        payment_terms_days: request
+            .payment_terms_days
+            .map(|days| days.map(|days| days.0)),
     })?;
     let id = path_id(&id, "customer")?;
     let customer = customers::update(&http.app, &tenant, deadline, id, update).await?;
@@ -165,6 +196,44 @@ pub async fn ledger(
     let listed = customers::ledger(&http.app, &tenant, deadline, id, page).await?;
     let page = LedgerEntryList {
         data: listed.rows.into_iter().map(LedgerEntry::from).collect(),
+        next_cursor: listed.next.map(seq_cursor),
+    };
+    Ok(sent(StatusCode::OK, &page))
+}
+
+/// A field a POST may leave out but not send as null.
+fn non_null<T>(field: &str, raw: Option<Option<T>>) -> Result<Option<T>, AppError> {
+    match raw {
+        Some(None) => {
+            Err(FieldError::new(field, "must not be null (leave it out for the default)").into())
+        }
+        other => Ok(other.flatten()),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/history",
+    operation_id = "listCustomerHistory",
+    description = "Every change of the customer's credit limit, status and payment terms, its creation first, append-only: who made it (the API key), when, and old → new of what changed.",
+    tag = "customers",
+    summary = "The customer's limit, status and terms history",
+    params(("id" = Uuid, Path, description = "customer id"), ListParams),
+    responses((status = 200, description = "A page of changes, oldest first", body = CustomerChangeList)),
+    security(("api_key" = []))
+)]
+pub async fn history(
+    State(http): State<HttpState>,
+    Tenant(tenant): Tenant,
+    RequestDeadline(deadline): RequestDeadline,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let page = Query::parse(query.as_deref())?.seq_page()?;
+    let id = path_id(&id, "customer")?;
+    let listed = customers::history(&http.app, &tenant, deadline, id, page).await?;
+    let page = CustomerChangeList {
+        data: listed.rows.into_iter().map(CustomerChange::from).collect(),
         next_cursor: listed.next.map(seq_cursor),
     };
     Ok(sent(StatusCode::OK, &page))

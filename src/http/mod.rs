@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth;
+mod business;
 mod businesses;
 mod customers;
 mod deadline;
@@ -19,7 +20,9 @@ mod products;
 mod purchases;
 mod reports;
 mod request;
+mod statements;
 mod views;
+mod write_offs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,11 +93,15 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
 fn api_routes() -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(businesses::create))
+        .routes(routes!(business::get, business::update))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(customers::create, customers::list))
         .routes(routes!(customers::get, customers::update))
         .routes(routes!(customers::ledger))
+        .routes(routes!(customers::history))
+        .routes(routes!(statements::get))
+        .routes(routes!(write_offs::create))
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::get, products::update))
         .routes(routes!(products::adjust_stock))

@@ -45,6 +45,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CreditLimitExceeded
         | ErrorCode::PaymentExceedsBalance
         | ErrorCode::ReturnExceedsPurchase
+        | ErrorCode::CustomerOnHold
+        | ErrorCode::CustomerClosed
+        | ErrorCode::BalanceOutstanding
+        | ErrorCode::WriteOffExceedsBalance
         | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,6 +67,10 @@ pub fn title_of(code: ErrorCode) -> &'static str {
         ErrorCode::CreditLimitExceeded => "Credit limit exceeded",
         ErrorCode::PaymentExceedsBalance => "Payment exceeds balance",
         ErrorCode::ReturnExceedsPurchase => "Return exceeds purchase",
+        ErrorCode::CustomerOnHold => "Customer on hold",
+        ErrorCode::CustomerClosed => "Customer closed",
+        ErrorCode::BalanceOutstanding => "Balance outstanding",
+        ErrorCode::WriteOffExceedsBalance => "Write-off exceeds balance",
         ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
         ErrorCode::PayloadTooLarge => "Payload too large",
         ErrorCode::Unavailable => "Service unavailable",
@@ -190,6 +198,26 @@ fn refused(refusal: Refusal) -> Problem {
             format!("product {product_id}: only {returnable} can still be returned from this order"),
         )
         .with(json!({ "product_id": product_id, "returnable": returnable })),
+        Refusal::CustomerOnHold { customer_id } => Problem::new(
+            code,
+            format!("customer {customer_id} is on hold: it may pay, return and be written off, but not buy"),
+        )
+        .with(json!({ "customer_id": customer_id })),
+        Refusal::CustomerClosed { customer_id } => Problem::new(
+            code,
+            format!("customer {customer_id} is closed: no money or stock moves for it again"),
+        )
+        .with(json!({ "customer_id": customer_id })),
+        Refusal::BalanceOutstanding { balance } => Problem::new(
+            code,
+            format!("the balance is {balance}: a customer is closed only from a zero balance"),
+        )
+        .with(json!({ "balance": balance })),
+        Refusal::WriteOffExceedsBalance { balance, amount } => Problem::new(
+            code,
+            format!("write-off {amount} is more than the outstanding balance {balance}"),
+        )
+        .with(json!({ "balance": balance, "amount": amount })),
         Refusal::ValidationFailed { field, message } => {
             Problem::new(code, format!("{field}: {message}"))
                 .with(json!({ "errors": [{ "field": field, "message": message }] }))

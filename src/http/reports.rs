@@ -18,10 +18,10 @@ use crate::domain::FieldError;
     get,
     path = "/v1/reports/overdue",
     operation_id = "getOverdueReport",
-    description = "Customers with a purchase older than `days` that is not fully settled (payments and returns settle the oldest purchases first), with the overdue amount and the balance by days past due; oldest debt first.",
+    description = "Customers with a purchase past due that is not fully settled (payments, returns and write-offs settle the oldest purchases first), with the overdue amount and the balance by days past due; oldest debt first. A purchase is due at its own due date (the customer's payment terms when it was made), or, with `days`, that many days after it was made.",
     tag = "reports",
-    summary = "Customers with purchases older than `days` not yet settled (FIFO), with aging buckets",
-    params(("days" = Option<i32>, Query, minimum = 0, maximum = 36500, description = "payment terms in days, 0..=36500 (default 30): a purchase older than this is overdue")),
+    summary = "Who owes what, past due, and for how long (FIFO, with aging buckets)",
+    params(("days" = Option<i32>, Query, minimum = 0, maximum = 36500, nullable = false, description = "0..=36500: a purchase older than this is overdue. Left out, each purchase is overdue after its own due date (the customer's terms when it was made).")),
     responses((status = 200, description = "Who owes what, and for how long", body = OverdueReport)),
     security(("api_key" = []))
 )]

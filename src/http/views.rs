@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::app::businesses::CreatedBusiness as CreatedBusinessRecord;
 use crate::app::reports::OverdueReport as OverdueReportRecord;
-use crate::domain::records;
+use crate::domain::{self, records};
 
 /// A customer and where their account stands.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,6 +25,10 @@ pub struct Customer {
     /// `max(credit_limit - balance, 0)`.
     #[schema(schema_with = super::openapi::non_negative)]
     pub available_credit: i64,
+    pub status: AccountStatus,
+    /// Days from a purchase to its due date (0..=365).
+    #[schema(minimum = 0, maximum = 365)]
+    pub payment_terms_days: i32,
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,7 +40,30 @@ impl From<records::Customer> for Customer {
             name: customer.name,
             credit_limit: customer.credit_limit,
             balance: customer.balance,
+            status: customer.status.into(),
+            payment_terms_days: customer.payment_terms_days,
             created_at: customer.created_at,
+        }
+    }
+}
+
+/// Where a customer's account stands: `active` buys on credit; `on_hold`
+/// may pay, return and be written off, but not buy; `closed` (only from a
+/// zero balance) is final, and nothing moves for it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    OnHold,
+    Closed,
+}
+
+impl From<domain::AccountStatus> for AccountStatus {
+    fn from(status: domain::AccountStatus) -> Self {
+        match status {
+            domain::AccountStatus::Active => AccountStatus::Active,
+            domain::AccountStatus::OnHold => AccountStatus::OnHold,
+            domain::AccountStatus::Closed => AccountStatus::Closed,
         }
     }
 }
@@ -165,6 +192,9 @@ pub struct Order {
     #[schema(schema_with = super::openapi::non_negative)]
     pub total: i64,
     pub created_at: DateTime<Utc>,
+    /// `created_at` + the customer's payment terms when it was bought;
+    /// never moved by a later change of terms.
+    pub due_at: DateTime<Utc>,
     pub items: Vec<Item>,
     /// Returns made against this order, oldest first.
     pub returns: Vec<Return>,
@@ -177,6 +207,7 @@ impl From<records::Order> for Order {
             customer_id: order.customer_id,
             total: order.total,
             created_at: order.created_at,
+            due_at: order.due_at,
             items: items(order.items),
             returns: order.returns.into_iter().map(Return::from).collect(),
         }
@@ -190,6 +221,7 @@ pub enum EntryKind {
     Purchase,
     Payment,
     Return,
+    WriteOff,
 }
 
 /// One append-only ledger entry: positive for purchases, negative for
@@ -209,6 +241,12 @@ pub struct LedgerEntry {
     /// The return of a return entry.
     #[schema(required = true)]
     pub return_id: Option<Uuid>,
+    /// When a purchase falls due; null for other kinds.
+    #[schema(required = true)]
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why a write-off was granted; null for other kinds.
+    #[schema(required = true)]
+    pub reason: Option<String>,
     /// Position in the customer's chain, from 1.
     pub seq: i64,
     pub created_at: DateTime<Utc>,
@@ -223,11 +261,14 @@ impl From<records::LedgerEntry> for LedgerEntry {
                 records::EntryKind::Purchase => EntryKind::Purchase,
                 records::EntryKind::Payment => EntryKind::Payment,
                 records::EntryKind::Return => EntryKind::Return,
+                records::EntryKind::WriteOff => EntryKind::WriteOff,
             },
             amount: entry.amount,
             balance_after: entry.balance_after,
             order_id: entry.order_id,
             return_id: entry.return_id,
+            due_at: entry.due_at,
+            reason: entry.reason,
             seq: entry.seq,
             created_at: entry.created_at,
         }
@@ -247,6 +288,9 @@ pub struct CreatedBusiness {
     pub id: Uuid,
     pub name: String,
     pub currency: String,
+    /// The payment terms, in days, its new customers get.
+    #[schema(minimum = 0, maximum = 365)]
+    pub payment_terms_days: i32,
     pub created_at: DateTime<Utc>,
     /// `key` is shown only here; the server stores only its hash.
     pub api_key: IssuedKey,
@@ -258,6 +302,7 @@ impl From<CreatedBusinessRecord> for CreatedBusiness {
             id: created.business.id,
             name: created.business.name,
             currency: created.business.currency,
+            payment_terms_days: created.business.payment_terms_days,
             created_at: created.business.created_at,
             api_key: IssuedKey {
                 id: created.api_key_id,
@@ -337,7 +382,10 @@ pub struct OverdueCustomer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverdueReport {
     pub as_of: DateTime<Utc>,
-    pub days: i32,
+    /// The `days` asked for; null when each purchase is aged by its own
+    /// due date.
+    #[schema(required = true, minimum = 0, maximum = 36500)]
+    pub days: Option<i32>,
     /// Sorted by `oldest_unpaid_at`, oldest first.
     pub customers: Vec<OverdueCustomer>,
 }
@@ -356,13 +404,7 @@ impl From<OverdueReportRecord> for OverdueReport {
                     balance: customer.balance,
                     overdue_amount: customer.overdue_amount,
                     oldest_unpaid_at: customer.oldest_unpaid_at,
-                    aging: Aging {
-                        current: customer.aging.current,
-                        days_1_30: customer.aging.days_1_30,
-                        days_31_60: customer.aging.days_31_60,
-                        days_61_90: customer.aging.days_61_90,
-                        over_90: customer.aging.over_90,
-                    },
+                    aging: customer.aging.into(),
                 })
                 .collect(),
         }
@@ -414,4 +456,177 @@ pub enum Ready {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     pub status: Ready,
+}
+
+/// The caller's business.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Business {
+    pub id: Uuid,
+    pub name: String,
+    pub currency: String,
+    /// The payment terms, in days, new customers get unless given their
+    /// own; changing it changes no existing customer's terms.
+    #[schema(minimum = 0, maximum = 365)]
+    pub payment_terms_days: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<records::Business> for Business {
+    fn from(business: records::Business) -> Self {
+        Self {
+            id: business.id,
+            name: business.name,
+            currency: business.currency,
+            payment_terms_days: business.payment_terms_days,
+            created_at: business.created_at,
+        }
+    }
+}
+
+/// A credit limit before and after a change (`old` null at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitChange {
+    #[schema(required = true, schema_with = super::openapi::optional_amount)]
+    pub old: Option<i64>,
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub new: i64,
+}
+
+/// A status before and after a change (`old` null at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChange {
+    #[schema(required = true)]
+    pub old: Option<AccountStatus>,
+    pub new: AccountStatus,
+}
+
+/// Payment terms before and after a change (`old` null at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TermsChange {
+    #[schema(required = true, minimum = 0, maximum = 365)]
+    pub old: Option<i32>,
+    #[schema(minimum = 0, maximum = 365)]
+    pub new: i32,
+}
+
+/// One change of a customer's limit, status or terms (or its creation):
+/// who, when, and old → new of what changed (absent: unchanged).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerChange {
+    /// Orders the changes of one customer.
+    pub id: i64,
+    pub changed_at: DateTime<Utc>,
+    /// The id of the API key that made the change, or `admin`, `cli` or
+    /// `system`.
+    pub changed_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_limit: Option<LimitChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_terms_days: Option<TermsChange>,
+}
+
+impl From<records::CustomerChange> for CustomerChange {
+    fn from(change: records::CustomerChange) -> Self {
+        let limit = change.credit_limit;
+        let status = change.status;
+        let terms = change.payment_terms_days;
+        Self {
+            id: change.id,
+            changed_at: change.changed_at,
+            changed_by: change.changed_by,
+            credit_limit: limit.changed().then_some(LimitChange {
+                old: limit.old,
+                new: limit.new,
+            }),
+            status: status.changed().then(|| StatusChange {
+                old: status.old.map(AccountStatus::from),
+                new: status.new.into(),
+            }),
+            payment_terms_days: terms.changed().then_some(TermsChange {
+                old: terms.old,
+                new: terms.new,
+            }),
+        }
+    }
+}
+
+list_view!(
+    CustomerChangeList,
+    CustomerChange,
+    "a customer's changes, oldest first"
+);
+
+/// A period's entries summed by kind: amounts as in the ledger (credits
+/// negative), so `opening_balance` + the four = `closing_balance`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementTotals {
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub purchases: i64,
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub payments: i64,
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub returns: i64,
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub write_offs: i64,
+}
+
+/// A customer's account over `[from, to)`: the balance brought forward, the
+/// period's entries (a page of them), their totals, the balance carried
+/// forward, and its aging at `to`. `opening_balance` + the sum of every
+/// entry of the period = `closing_balance`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Statement {
+    pub customer_id: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub opening_balance: i64,
+    #[schema(schema_with = super::openapi::signed_amount)]
+    pub closing_balance: i64,
+    pub totals: StatementTotals,
+    pub aging: Aging,
+    pub entries: Vec<LedgerEntry>,
+    /// Pass as `?cursor=` for the next page of entries; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+impl Statement {
+    pub fn new(statement: records::Statement, next_cursor: Option<String>) -> Self {
+        let (totals, aging) = (statement.totals, statement.aging);
+        Self {
+            customer_id: statement.customer_id,
+            from: statement.from,
+            to: statement.to,
+            opening_balance: statement.opening_balance,
+            closing_balance: statement.closing_balance,
+            totals: StatementTotals {
+                purchases: totals.purchases,
+                payments: totals.payments,
+                returns: totals.returns,
+                write_offs: totals.write_offs,
+            },
+            aging: aging.into(),
+            entries: statement
+                .entries
+                .into_iter()
+                .map(LedgerEntry::from)
+                .collect(),
+            next_cursor,
+        }
+    }
+}
+
+impl From<records::Aging> for Aging {
+    fn from(aging: records::Aging) -> Self {
+        Self {
+            current: aging.current,
+            days_1_30: aging.days_1_30,
+            days_31_60: aging.days_31_60,
+            days_61_90: aging.days_61_90,
+            over_90: aging.over_90,
+        }
+    }
 }

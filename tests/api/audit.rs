@@ -133,8 +133,8 @@ async fn a_purchase_above_the_limit_of_its_time_is_found() {
     // As if the first limit had been 100: both purchases went above it.
     corrupt(
         &app,
-        "UPDATE credit_limit_changes SET credit_limit = 100
-          WHERE id = (SELECT min(id) FROM credit_limit_changes)",
+        "UPDATE customer_changes SET credit_limit = 100
+          WHERE id = (SELECT min(id) FROM customer_changes)",
     )
     .await;
     let report = audit(&app).await;

@@ -942,7 +942,7 @@ async fn limits_changed_mid_run_bind_every_later_purchase() {
         let rows = sql
             .query(
                 "SELECT l.seq, l.balance_after,
-                        (SELECT c.credit_limit FROM credit_limit_changes c
+                        (SELECT c.credit_limit FROM customer_changes c
                           WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id
                             AND c.after_seq < l.seq
                           ORDER BY c.id DESC LIMIT 1)
@@ -965,7 +965,7 @@ async fn limits_changed_mid_run_bind_every_later_purchase() {
         }
         let latest: i64 = sql
             .query_one(
-                "SELECT credit_limit FROM credit_limit_changes
+                "SELECT credit_limit FROM customer_changes
                   WHERE business_id = $1 AND customer_id = $2 ORDER BY id DESC LIMIT 1",
                 &[&shop.id, &customer],
             )

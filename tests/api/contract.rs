@@ -639,10 +639,14 @@ async fn customers_are_created_read_listed_and_changed() {
             "created_at",
             "credit_limit",
             "id",
-            "name"
+            "name",
+            "payment_terms_days",
+            "status"
         ]
     );
     assert_eq!(created["name"], "Ada");
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["payment_terms_days"], 30);
     assert_eq!(created["credit_limit"], 5_000);
     assert_eq!(created["balance"], 0);
     assert_eq!(created["available_credit"], 5_000);

@@ -21,7 +21,7 @@ const HISTORY: [&str; 7] = [
     "return_items",
     "credit_ledger",
     "stock_adjustments",
-    "credit_limit_changes",
+    "customer_changes",
 ];
 
 /// Every table whose rows belong to one business.
@@ -37,7 +37,7 @@ const TENANT_TABLES: [&str; 12] = [
     "return_items",
     "credit_ledger",
     "idempotency_keys",
-    "credit_limit_changes",
+    "customer_changes",
 ];
 
 /// What PostgreSQL answered to a statement that had to fail.
@@ -619,8 +619,8 @@ async fn the_ledger_chain_cannot_be_broken() {
         session.batch_execute("BEGIN").await.expect("begin");
         session
             .batch_execute(&format!(
-                "INSERT INTO orders (business_id, id, customer_id, total) \
-                 VALUES ('{shop}', '00000000-0000-0000-0000-0000000000aa', '{customer}', 500); \
+                "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+                 VALUES ('{shop}', '00000000-0000-0000-0000-0000000000aa', '{customer}', 500, now() + interval '30 days'); \
                  INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
                  VALUES ('{shop}', '00000000-0000-0000-0000-0000000000aa', 1, '{}', 5, 100, 500)",
                 world.pen
@@ -723,7 +723,7 @@ async fn the_app_role_is_confined_to_its_tenant() {
     assert!(!role.get::<_, bool>(3), "ontab_app cannot create databases");
     // Nor can the roles that own the functions it calls log in, or bypass
     // anything.
-    for role in ["ontab_writer", "ontab_limit_recorder", "ontab_system"] {
+    for role in ["ontab_writer", "ontab_recorder", "ontab_system"] {
         let attributes = owner
             .query_one(
                 "SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb \
@@ -935,8 +935,8 @@ async fn composite_foreign_keys_keep_tenants_apart() {
     expect_refused(
         &owner,
         &format!(
-            "INSERT INTO orders (business_id, id, customer_id, total) \
-             VALUES ('{shop}', gen_random_uuid(), '{}', 0)",
+            "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+             VALUES ('{shop}', gen_random_uuid(), '{}', 0, now() + interval '30 days')",
             world.other_customer
         ),
         &SqlState::FOREIGN_KEY_VIOLATION,
@@ -948,8 +948,8 @@ async fn composite_foreign_keys_keep_tenants_apart() {
     owner.batch_execute("BEGIN").await.expect("begin");
     owner
         .batch_execute(&format!(
-            "INSERT INTO orders (business_id, id, customer_id, total) \
-             VALUES ('{shop}', '00000000-0000-0000-0000-0000000000ee', '{}', 0)",
+            "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+             VALUES ('{shop}', '00000000-0000-0000-0000-0000000000ee', '{}', 0, now() + interval '30 days')",
             world.customer
         ))
         .await
@@ -1025,8 +1025,8 @@ async fn incomplete_orders_and_returns_cannot_commit() {
 
     let order_row = |id: &str, total: i64| {
         format!(
-            "INSERT INTO orders (business_id, id, customer_id, total) \
-             VALUES ('{shop}', '{id}', '{customer}', {total});"
+            "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+             VALUES ('{shop}', '{id}', '{customer}', {total}, now() + interval '30 days');"
         )
     };
     let line = |id: &str, quantity: i64, line_total: i64| {
@@ -1367,8 +1367,8 @@ async fn a_purchase_entry_racing_a_limit_cut_waits_for_it_and_is_refused() {
     writer
         .batch_execute(&format!(
             "BEGIN;
-             INSERT INTO orders (business_id, id, customer_id, total)
-             VALUES ('{}', '{order}', '{customer}', 500);
+             INSERT INTO orders (business_id, id, customer_id, total, due_at)
+             VALUES ('{}', '{order}', '{customer}', 500, now() + interval '30 days');
              INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
              VALUES ('{}', '{order}', 1, '{pen}', 5, 100, 500)",
             shop.id, shop.id

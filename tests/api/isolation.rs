@@ -813,7 +813,7 @@ async fn row_level_security_hides_other_tenants_in_sql() {
         "return_items",
         "api_keys",
         "idempotency_keys",
-        "credit_limit_changes",
+        "customer_changes",
     ];
     let count = |table: &'static str| {
         let sql = &sql;

@@ -17,6 +17,11 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/customers/{id}"),
     ("patch", "/v1/customers/{id}"),
     ("get", "/v1/customers/{id}/ledger"),
+    ("get", "/v1/customers/{id}/history"),
+    ("get", "/v1/customers/{id}/statement"),
+    ("post", "/v1/customers/{id}/write-offs"),
+    ("get", "/v1/business"),
+    ("patch", "/v1/business"),
     ("post", "/v1/products"),
     ("get", "/v1/products"),
     ("get", "/v1/products/{id}"),
@@ -128,6 +133,22 @@ async fn errors_are_documented_as_problem_json() {
     }
     let conflicts = &purchase["409"]["content"]["application/problem+json"]["schema"];
     assert_eq!(conflicts["discriminator"]["propertyName"], "code");
-    assert_eq!(conflicts["oneOf"].as_array().map(Vec::len), Some(3));
+    // The purchase's own refusals and the key's reuse: nothing else.
+    let codes: Vec<&str> = conflicts["oneOf"]
+        .as_array()
+        .expect("a oneOf")
+        .iter()
+        .filter_map(|schema| schema["$ref"].as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "#/components/schemas/CustomerClosedProblem",
+            "#/components/schemas/CustomerOnHoldProblem",
+            "#/components/schemas/InsufficientStockProblem",
+            "#/components/schemas/CreditLimitExceededProblem",
+            "#/components/schemas/IdempotencyKeyReusedProblem",
+        ]
+    );
     assert!(purchase["default"].is_object(), "no default (500) answer");
 }

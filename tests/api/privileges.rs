@@ -62,7 +62,7 @@ async fn count(client: &Client, sql: &str) -> i64 {
 /// limit change or stock change, of any tenant (read as the superuser).
 const MOVEMENTS: &str = "SELECT ((SELECT count(*) FROM orders) + (SELECT count(*) FROM credit_ledger) \
      + (SELECT count(*) FROM stock_adjustments) + (SELECT count(*) FROM returns) \
-     + (SELECT count(*) FROM credit_limit_changes) + (SELECT sum(stock) FROM products))::bigint";
+     + (SELECT count(*) FROM customer_changes) + (SELECT sum(stock) FROM products))::bigint";
 
 /// A business with a customer (limit 1,000), a product (price 100, stock
 /// 10) and one purchase of 2 through the API.
@@ -96,12 +96,12 @@ fn forbidden_writes(shop: &Shop) -> Vec<String> {
         format!("UPDATE products SET stock = stock + 5 WHERE id = '{product}'"),
         format!("UPDATE products SET stock = 0 WHERE id = '{product}'"),
         format!(
-            "INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq) \
+            "INSERT INTO customer_changes (business_id, customer_id, credit_limit, after_seq) \
              VALUES ('{tenant}', '{customer}', 1000000, 0)"
         ),
         format!(
-            "INSERT INTO orders (business_id, id, customer_id, total) \
-             VALUES ('{tenant}', gen_random_uuid(), '{customer}', 0)"
+            "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+             VALUES ('{tenant}', gen_random_uuid(), '{customer}', 0, now() + interval '30 days')"
         ),
         format!(
             "INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total) \
@@ -128,7 +128,7 @@ async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record(
     let shop = open_shop(&app, "Shop").await;
     let owner = app.sql().await;
     let history = format!(
-        "SELECT count(*) FROM credit_limit_changes WHERE customer_id = '{}'",
+        "SELECT count(*) FROM customer_changes WHERE customer_id = '{}'",
         shop.customer
     );
     assert_eq!(count(&owner, &history).await, 1, "the limit at creation");
@@ -139,7 +139,7 @@ async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record(
     assert_permission_denied(
         &client,
         &format!(
-            "INSERT INTO credit_limit_changes (business_id, customer_id, credit_limit, after_seq) \
+            "INSERT INTO customer_changes (business_id, customer_id, credit_limit, after_seq) \
              VALUES ('{}', '{}', 0, 0)",
             shop.business.id, shop.customer
         ),
@@ -148,7 +148,7 @@ async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record(
     assert_eq!(count(&owner, &history).await, 1, "nothing forged");
 
     // A real change, in SQL as ontab_app and through the API, is recorded by
-    // the trigger, which runs as ontab_limit_recorder.
+    // the trigger, which runs as ontab_recorder.
     client
         .batch_execute(&format!(
             "UPDATE customers SET credit_limit = 700 WHERE id = '{}'",
@@ -166,7 +166,7 @@ async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record(
     assert_eq!(patched.status, 200, "{patched:?}");
     let recorded: Vec<(i64, i64)> = owner
         .query(
-            "SELECT credit_limit, after_seq FROM credit_limit_changes \
+            "SELECT credit_limit, after_seq FROM customer_changes \
               WHERE customer_id = $1 ORDER BY id",
             &[&shop.customer],
         )
@@ -506,12 +506,7 @@ async fn a_server_login_role_purchases_but_cannot_forge_nor_leave_the_app_role()
     for sql in forbidden_writes(&shop) {
         assert_permission_denied(&server, &sql).await;
     }
-    for role in [
-        "ontab_writer",
-        "ontab_limit_recorder",
-        "ontab_system",
-        "postgres",
-    ] {
+    for role in ["ontab_writer", "ontab_recorder", "ontab_system", "postgres"] {
         assert_permission_denied(&server, &format!("SET ROLE {role}")).await;
     }
     // The audit's list of every tenant is the operator's, not the server's.

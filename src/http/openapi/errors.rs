@@ -40,14 +40,38 @@ const KEYED: &[ErrorCode] = &[ValidationFailed, IdempotencyKeyReused];
 /// table to the document's operations.
 pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
     ("createBusiness", &[&[Unauthorized], BODY, ALWAYS]),
+    ("getBusiness", &[TENANT, ALWAYS]),
+    ("updateBusiness", &[TENANT, BODY, ALWAYS]),
     ("createApiKey", &[TENANT, ALWAYS]),
     ("listApiKeys", &[TENANT, PAGED, ALWAYS]),
     ("revokeApiKey", &[TENANT, BY_ID, ALWAYS]),
     ("createCustomer", &[TENANT, BODY, ALWAYS]),
     ("listCustomers", &[TENANT, PAGED, ALWAYS]),
     ("getCustomer", &[TENANT, BY_ID, ALWAYS]),
-    ("updateCustomer", &[TENANT, BODY, BY_ID, ALWAYS]),
+    (
+        "updateCustomer",
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            &[CustomerClosed, BalanceOutstanding],
+            ALWAYS,
+        ],
+    ),
     ("listCustomerLedger", &[TENANT, PAGED, BY_ID, ALWAYS]),
+    ("listCustomerHistory", &[TENANT, PAGED, BY_ID, ALWAYS]),
+    ("getCustomerStatement", &[TENANT, PAGED, BY_ID, ALWAYS]),
+    (
+        "createWriteOff",
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            KEYED,
+            &[CustomerClosed, WriteOffExceedsBalance],
+            ALWAYS,
+        ],
+    ),
     ("createProduct", &[TENANT, BODY, ALWAYS]),
     ("listProducts", &[TENANT, PAGED, ALWAYS]),
     ("getProduct", &[TENANT, BY_ID, ALWAYS]),
@@ -63,19 +87,38 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
             BODY,
             BY_ID,
             KEYED,
-            &[InsufficientStock, CreditLimitExceeded],
+            &[
+                CustomerClosed,
+                CustomerOnHold,
+                InsufficientStock,
+                CreditLimitExceeded,
+            ],
             ALWAYS,
         ],
     ),
     (
         "createPayment",
-        &[TENANT, BODY, BY_ID, KEYED, &[PaymentExceedsBalance], ALWAYS],
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            KEYED,
+            &[CustomerClosed, PaymentExceedsBalance],
+            ALWAYS,
+        ],
     ),
     ("listOrders", &[TENANT, PAGED, ALWAYS]),
     ("getOrder", &[TENANT, BY_ID, ALWAYS]),
     (
         "createReturn",
-        &[TENANT, BODY, BY_ID, KEYED, &[ReturnExceedsPurchase], ALWAYS],
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            KEYED,
+            &[CustomerClosed, ReturnExceedsPurchase],
+            ALWAYS,
+        ],
     ),
     ("getOverdueReport", &[TENANT, PAGED, ALWAYS]),
     ("getHealth", &[]),
@@ -86,6 +129,7 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
 
 /// Operations that take an Idempotency-Key: their answers may be replays.
 pub const KEYED_OPERATIONS: &[&str] = &[
+    "createWriteOff",
     "createStockAdjustment",
     "createPurchase",
     "createPayment",
@@ -158,6 +202,9 @@ fn facts(code: ErrorCode) -> Vec<(&'static str, RefOr<Schema>)> {
         ],
         PaymentExceedsBalance => vec![("balance", amount()), ("amount", amount())],
         ReturnExceedsPurchase => vec![("product_id", uuid().into()), ("returnable", amount())],
+        CustomerOnHold | CustomerClosed => vec![("customer_id", uuid().into())],
+        BalanceOutstanding => vec![("balance", amount())],
+        WriteOffExceedsBalance => vec![("balance", amount()), ("amount", amount())],
         _ => Vec::new(),
     }
 }

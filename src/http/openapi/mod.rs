@@ -16,8 +16,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 pub use schemas::{
-    delta, name, non_negative, optional_name, optional_non_negative, positive, reason,
-    signed_amount,
+    delta, name, non_negative, optional_amount, optional_name, optional_non_negative, positive,
+    reason, signed_amount,
 };
 
 #[derive(OpenApi)]

@@ -129,3 +129,13 @@ pub fn signed_amount() -> Object {
         .description(Some("In minor units; within ±(2^53 - 1)."))
         .build()
 }
+
+/// An amount that may be absent (null) where null means "none yet".
+pub fn optional_amount() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(-MAX_SAFE_INTEGER))
+        .maximum(Some(MAX_SAFE_INTEGER))
+        .build()
+}
