@@ -44,19 +44,22 @@ CREATE FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uui
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
-    stock_now bigint;
+    product_now record;
     product_after products;
     created timestamptz := now();
 BEGIN
-    SELECT stock INTO stock_now FROM products WHERE business_id = tenant AND id = p_product_id FOR UPDATE;
+    PERFORM 1 FROM products WHERE business_id = tenant AND id = p_product_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', p_product_id);
     END IF;
-    IF stock_now::numeric + p_delta < 0 THEN
+    -- What pending holds reserve cannot be adjusted away.
+    PERFORM ontab_release_expired(tenant, ARRAY[p_product_id]);
+    SELECT stock, reserved INTO product_now FROM products WHERE business_id = tenant AND id = p_product_id;
+    IF product_now.stock::numeric + p_delta < product_now.reserved THEN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', p_product_id,
-                                  'requested', -p_delta, 'available', stock_now);
+                                  'requested', -p_delta, 'available', product_now.stock - product_now.reserved);
     END IF;
-    IF stock_now::numeric + p_delta > 9007199254740991 THEN
+    IF product_now.stock::numeric + p_delta > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'delta',
                                   'message', 'the stock would exceed 9007199254740991 (2^53 - 1)');
     END IF;
@@ -71,6 +74,7 @@ BEGIN
     RETURN jsonb_build_object(
         'product', jsonb_build_object('id', product_after.id, 'name', product_after.name,
                                       'price', product_after.price, 'stock', product_after.stock,
+                                      'reserved', product_after.reserved,
                                       'created_at', product_after.created_at),
         'adjustment', jsonb_build_object('id', p_adjustment_id, 'product_id', p_product_id,
                                          'delta', p_delta, 'reason', p_reason,
@@ -109,6 +113,114 @@ $$;
 ALTER FUNCTION public.ontab_business_ids() OWNER TO ontab_system;
 
 --
+-- Name: ontab_capture(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    refusal jsonb;
+    line_ids uuid[] := p_product_ids;
+    line_quantities bigint[] := p_quantities;
+    line record;
+    head record;
+    order_total numeric := 0::numeric;
+    created timestamptz;
+    due timestamptz;
+    items jsonb;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    IF hold.status <> 'active' THEN
+        RETURN ontab_account_refusal(hold.customer_id, hold.status, true);
+    END IF;
+    refusal := ontab_hold_refusal(tenant, p_hold_id, hold.expires_at);
+    IF refusal IS NOT NULL THEN
+        RETURN refusal;
+    END IF;
+
+    IF line_ids IS NULL THEN
+        SELECT array_agg(i.product_id ORDER BY i.line_no), array_agg(i.quantity ORDER BY i.line_no)
+          INTO line_ids, line_quantities
+          FROM hold_items i WHERE i.business_id = tenant AND i.hold_id = p_hold_id;
+    END IF;
+    FOR line IN
+        SELECT l.product_id, l.quantity, i.quantity AS held, i.unit_price
+          FROM unnest(line_ids, line_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT hi.quantity, hi.unit_price FROM hold_items hi
+                              WHERE hi.business_id = tenant AND hi.hold_id = p_hold_id
+                                AND hi.product_id = l.product_id LIMIT 1) i ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.held IS NULL OR line.quantity > line.held THEN
+            RETURN jsonb_build_object('error', 'capture_exceeds_hold', 'product_id', line.product_id,
+                                      'held', coalesce(line.held, 0));
+        END IF;
+        order_total := order_total + line.unit_price::numeric * line.quantity;
+    END LOOP;
+
+    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date, c.created_at AS created INTO head
+      FROM credit_ledger c
+     WHERE c.business_id = tenant AND c.customer_id = hold.customer_id
+     ORDER BY c.seq DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date,
+               '-infinity'::timestamptz AS created INTO head;
+    END IF;
+    IF head.purchases_to_date::numeric + order_total > 9223372036854775807
+       OR head.balance::numeric + order_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s balance or lifetime purchases would exceed the largest representable amount');
+    END IF;
+
+    created := greatest(now(), head.created);
+    due := created + make_interval(days => hold.payment_terms_days);
+    INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at, hold_id)
+    VALUES (tenant, p_order_id, hold.customer_id, order_total, created, due, p_hold_id);
+    WITH written AS (
+        INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+        SELECT tenant, p_order_id, l.ord, l.product_id, l.quantity, i.unit_price, i.unit_price * l.quantity
+          FROM unnest(line_ids, line_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          CROSS JOIN LATERAL (SELECT hi.unit_price FROM hold_items hi
+                               WHERE hi.business_id = tenant AND hi.hold_id = p_hold_id
+                                 AND hi.product_id = l.product_id LIMIT 1) i
+        RETURNING line_no, product_id, quantity, unit_price, line_total
+    )
+    SELECT jsonb_agg(jsonb_build_object('product_id', product_id, 'quantity', quantity,
+                                        'unit_price', unit_price, 'line_total', line_total)
+                     ORDER BY line_no)
+      INTO items
+      FROM written;
+
+    -- Released first, so that the stock it takes was its own reservation.
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'captured', p_order_id);
+    FOR line IN SELECT * FROM unnest(line_ids, line_quantities) AS l (product_id, quantity) LOOP
+        UPDATE products SET stock = stock - line.quantity
+         WHERE business_id = tenant AND id = line.product_id;
+    END LOOP;
+
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                               created_at, due_at, hold_id)
+    VALUES (tenant, p_entry_id, hold.customer_id, head.seq + 1, 'purchase', order_total,
+            head.balance + order_total, p_order_id, created, due, p_hold_id);
+
+    RETURN jsonb_build_object('order', jsonb_build_object(
+        'id', p_order_id, 'customer_id', hold.customer_id, 'total', order_total::bigint,
+        'created_at', created, 'due_at', due, 'hold_id', p_hold_id, 'items', items));
+END
+$$;
+
+ALTER FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
+
+--
 -- Name: ontab_check_customer_status(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -123,6 +235,10 @@ BEGIN
             USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_is_final';
     END IF;
     IF NEW.status = 'closed' AND OLD.status <> 'closed' THEN
+        IF NEW.held <> 0 THEN
+            RAISE EXCEPTION 'customer % has % held by pending holds: it is closed only once they end', NEW.id, NEW.held
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_from_zero';
+        END IF;
         SELECT l.balance_after INTO balance
           FROM credit_ledger l
          WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
@@ -138,6 +254,67 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_check_customer_status() OWNER TO postgres;
+
+--
+-- Name: ontab_check_held(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_held() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    balance bigint;
+BEGIN
+    IF NEW.status <> 'active' THEN
+        RAISE EXCEPTION 'customer % is %: it may not hold', NEW.id, NEW.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_hold_when_active';
+    END IF;
+    SELECT l.balance_after INTO balance
+      FROM credit_ledger l
+     WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
+     ORDER BY l.seq DESC
+     LIMIT 1;
+    IF coalesce(balance, 0) + NEW.held - ontab_expired_hold_credit(NEW.business_id, NEW.id) > NEW.credit_limit THEN
+        RAISE EXCEPTION 'credit limit exceeded: balance % and % held above limit %',
+                        coalesce(balance, 0), NEW.held, NEW.credit_limit
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_held_within_limit';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_held() OWNER TO postgres;
+
+--
+-- Name: ontab_check_hold_ending(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_hold_ending() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    expiry timestamptz;
+    capturing uuid;
+BEGIN
+    -- The deciding transaction's clock, whatever the writer sent.
+    NEW.ended_at := now();
+    SELECT expires_at INTO expiry FROM holds WHERE business_id = NEW.business_id AND id = NEW.hold_id;
+    IF (NEW.outcome = 'expired') <> (NEW.ended_at >= expiry) THEN
+        RAISE EXCEPTION 'hold % expires at %: it cannot end % at %', NEW.hold_id, expiry, NEW.outcome, NEW.ended_at
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'hold_endings_in_time';
+    END IF;
+    IF NEW.outcome = 'captured' THEN
+        SELECT hold_id INTO capturing FROM orders WHERE business_id = NEW.business_id AND id = NEW.order_id;
+        IF capturing IS DISTINCT FROM NEW.hold_id THEN
+            RAISE EXCEPTION 'order % did not capture hold %', NEW.order_id, NEW.hold_id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'hold_endings_captured_by_its_order';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_hold_ending() OWNER TO postgres;
 
 --
 -- Name: ontab_check_ledger_chain(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -192,7 +369,9 @@ BEGIN
     -- limit, status or terms are ordered: an entry racing a change waits for
     -- it, then reads the new values. The use cases hold the customer FOR
     -- UPDATE already, so for them it costs nothing.
-    SELECT credit_limit, status, payment_terms_days INTO customer
+    SELECT credit_limit, status, payment_terms_days,
+           held - ontab_expired_hold_credit(NEW.business_id, NEW.customer_id) AS held
+      INTO customer
       FROM customers
      WHERE business_id = NEW.business_id AND id = NEW.customer_id
        FOR SHARE;
@@ -212,8 +391,12 @@ BEGIN
             RAISE EXCEPTION 'customer % is %: it may not buy', NEW.customer_id, customer.status
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchase_by_active_customer';
         END IF;
-        IF NEW.balance_after > customer.credit_limit THEN
-            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, customer.credit_limit
+        -- Pending holds count against the limit; a capture's own credit was
+        -- reserved by its hold (which it releases), so a limit lowered since
+        -- blocks new purchases and holds only.
+        IF NEW.hold_id IS NULL AND NEW.balance_after + customer.held > customer.credit_limit THEN
+            RAISE EXCEPTION 'credit limit exceeded: balance % and % held above limit %',
+                            NEW.balance_after, customer.held, customer.credit_limit
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
         END IF;
         -- Due after exactly the terms in force: derived when the writer
@@ -244,6 +427,17 @@ CREATE FUNCTION public.ontab_check_order_complete() RETURNS trigger
 DECLARE
     ledger_amount bigint;
 BEGIN
+    -- A capture is recorded as its hold's ending, in the same transaction:
+    -- a hold's order never exists without the hold having ended by it.
+    IF NEW.hold_id IS NOT NULL THEN
+        PERFORM 1 FROM hold_endings e
+         WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id
+           AND e.outcome = 'captured' AND e.order_id = NEW.id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'order % captures hold %, which did not end captured by it', NEW.id, NEW.hold_id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_capture_ends_hold';
+        END IF;
+    END IF;
     PERFORM 1 FROM order_items
      WHERE business_id = NEW.business_id AND order_id = NEW.id
      LIMIT 1;
@@ -271,12 +465,15 @@ CREATE FUNCTION public.ontab_check_order_of_line() RETURNS trigger
 DECLARE
     order_total bigint;
     order_due timestamptz;
+    order_hold uuid;
     lines_total numeric;
     ledger_amount bigint;
     ledger_due timestamptz;
+    ledger_hold uuid;
+    held record;
 BEGIN
-    SELECT o.total, o.due_at, li.total, l.amount, l.due_at
-      INTO order_total, order_due, lines_total, ledger_amount, ledger_due
+    SELECT o.total, o.due_at, o.hold_id, li.total, l.amount, l.due_at, l.hold_id
+      INTO order_total, order_due, order_hold, lines_total, ledger_amount, ledger_due, ledger_hold
       FROM (SELECT 1) AS one
       LEFT JOIN orders o ON o.business_id = NEW.business_id AND o.id = NEW.order_id
       LEFT JOIN LATERAL (SELECT sum(i.line_total) AS total FROM order_items i
@@ -284,16 +481,103 @@ BEGIN
       LEFT JOIN credit_ledger l
              ON l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase';
     IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
-       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due THEN
-        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %',
-                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due
+       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due
+       OR ledger_hold IS DISTINCT FROM order_hold THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %, hold % but its entry %',
+                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due,
+                        order_hold, ledger_hold
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
+    END IF;
+    -- A capture's line: a line of its hold, at the hold's price, within
+    -- what it held.
+    IF order_hold IS NOT NULL THEN
+        SELECT h.quantity, h.unit_price INTO held
+          FROM hold_items h
+         WHERE h.business_id = NEW.business_id AND h.hold_id = order_hold AND h.product_id = NEW.product_id;
+        IF NOT FOUND OR NEW.quantity > held.quantity OR NEW.unit_price IS DISTINCT FROM held.unit_price THEN
+            RAISE EXCEPTION 'order % captures % of product % at %, which hold % did not hold',
+                            NEW.order_id, NEW.quantity, NEW.product_id, NEW.unit_price, order_hold
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_capture_within_hold';
+        END IF;
     END IF;
     RETURN NULL;
 END
 $$;
 
 ALTER FUNCTION public.ontab_check_order_of_line() OWNER TO postgres;
+
+--
+-- Name: ontab_check_pending_hold(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_pending_hold() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM ontab_check_release(OLD.business_id, OLD.hold_id, OLD.expires_at);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE'
+       OR EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id)
+       OR NOT EXISTS (SELECT 1 FROM holds h
+                       WHERE h.business_id = NEW.business_id AND h.id = NEW.hold_id
+                         AND h.customer_id = NEW.customer_id AND h.total = NEW.total
+                         AND h.expires_at = NEW.expires_at) THEN
+        RAISE EXCEPTION 'hold %: a reservation is the pending hold''s own, made once and never edited', NEW.hold_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_reserve_what_they_hold';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_pending_hold() OWNER TO postgres;
+
+--
+-- Name: ontab_check_pending_hold_item(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_pending_hold_item() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM ontab_check_release(OLD.business_id, OLD.hold_id, OLD.expires_at);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE'
+       OR EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id)
+       OR NOT EXISTS (SELECT 1 FROM hold_items i JOIN holds h ON h.business_id = i.business_id AND h.id = i.hold_id
+                       WHERE i.business_id = NEW.business_id AND i.hold_id = NEW.hold_id
+                         AND i.product_id = NEW.product_id AND i.quantity = NEW.quantity
+                         AND h.expires_at = NEW.expires_at) THEN
+        RAISE EXCEPTION 'hold %: a reservation is the pending hold''s own, made once and never edited', NEW.hold_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_reserve_what_they_hold';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_pending_hold_item() OWNER TO postgres;
+
+--
+-- Name: ontab_check_release(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_check_release(p_business uuid, p_hold uuid, p_expires_at timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF p_expires_at > now()
+       AND NOT EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = p_business AND e.hold_id = p_hold) THEN
+        RAISE EXCEPTION 'hold % is pending until %: its reservation is released only when it ends',
+                        p_hold, p_expires_at
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_released_when_ended';
+    END IF;
+END
+$$;
+
+ALTER FUNCTION public.ontab_check_release(p_business uuid, p_hold uuid, p_expires_at timestamp with time zone) OWNER TO postgres;
 
 --
 -- Name: ontab_check_return_complete(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -449,6 +733,52 @@ $$;
 ALTER FUNCTION public.ontab_default_customer_terms() OWNER TO postgres;
 
 --
+-- Name: ontab_end_hold(uuid, uuid, text, uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) RETURNS void
+    LANGUAGE sql
+    AS $$
+    INSERT INTO hold_endings (business_id, hold_id, outcome, order_id) VALUES (p_business, p_hold, p_outcome, p_order);
+    DELETE FROM pending_hold_items WHERE business_id = p_business AND hold_id = p_hold;
+    DELETE FROM pending_holds WHERE business_id = p_business AND hold_id = p_hold;
+$$;
+
+ALTER FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_expire_hold(uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_expire_hold(p_hold_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    outcome text;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    SELECT e.outcome INTO outcome FROM hold_endings e WHERE e.business_id = tenant AND e.hold_id = p_hold_id;
+    IF FOUND THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', outcome);
+    END IF;
+    IF hold.expires_at > now() THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', 'pending');
+    END IF;
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'expired', NULL);
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
+ALTER FUNCTION public.ontab_expire_hold(p_hold_id uuid) OWNER TO ontab_writer;
+
+--
 -- Name: ontab_expire_idempotency_keys(interval); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
@@ -465,6 +795,234 @@ CREATE FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) RETU
 $$;
 
 ALTER FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) OWNER TO ontab_system;
+
+--
+-- Name: ontab_expired_hold_credit(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(p.total), 0)::bigint
+      FROM pending_holds p
+     WHERE p.business_id = p_business AND p.customer_id = p_customer AND p.expires_at <= now()
+$$;
+
+ALTER FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_expired_holds(integer); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_expired_holds(p_limit integer) RETURNS TABLE(business_id uuid, hold_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT p.business_id, p.hold_id
+      FROM public.pending_holds p
+     WHERE p.expires_at <= now()
+     ORDER BY p.expires_at
+     LIMIT p_limit
+$$;
+
+ALTER FUNCTION public.ontab_expired_holds(p_limit integer) OWNER TO ontab_system;
+
+--
+-- Name: ontab_expired_reserve(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(i.quantity), 0)::bigint
+      FROM pending_hold_items i
+     WHERE i.business_id = p_business AND i.product_id = p_product AND i.expires_at <= now()
+$$;
+
+ALTER FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_hold(uuid, uuid, uuid[], bigint[], integer); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    customer record;
+    customer_found boolean;
+    missing_product uuid;
+    head record;
+    line record;
+    locked uuid;
+    hold_total numeric := 0::numeric;
+    short_product uuid;
+    short_requested bigint;
+    short_available bigint;
+    created timestamptz := now();
+    expires timestamptz;
+BEGIN
+    IF p_expires_in IS NULL OR p_expires_in NOT BETWEEN 1 AND 2592000 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'expires_in',
+                                  'message', 'must be between 1 and 2592000 seconds');
+    END IF;
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    customer_found := FOUND;
+    PERFORM ontab_release_expired_credit(tenant, ARRAY[p_customer_id]);
+    SELECT credit_limit, status, held INTO customer
+      FROM customers
+     WHERE business_id = tenant AND id = p_customer_id;
+
+    FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
+    END LOOP;
+    PERFORM ontab_release_expired(tenant, p_product_ids);
+
+    FOR line IN
+        SELECT l.product_id, l.quantity, p.price, p.stock - p.reserved AS available
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT pr.price, pr.stock, pr.reserved FROM products pr
+                              WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.price IS NULL THEN
+            missing_product := coalesce(missing_product, line.product_id);
+            CONTINUE;
+        END IF;
+        IF short_product IS NULL AND line.available < line.quantity THEN
+            short_product := line.product_id;
+            short_requested := line.quantity;
+            short_available := line.available;
+        END IF;
+        hold_total := hold_total + line.price::numeric * line.quantity;
+    END LOOP;
+
+    IF hold_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the hold total exceeds 9007199254740991 (2^53 - 1)');
+    END IF;
+    IF NOT customer_found THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    head := ontab_ledger_head(tenant, p_customer_id);
+    IF missing_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+    END IF;
+    IF customer.status <> 'active' THEN
+        RETURN ontab_account_refusal(p_customer_id, customer.status, true);
+    END IF;
+    IF short_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
+                                  'requested', short_requested, 'available', short_available);
+    END IF;
+    IF head.balance + customer.held + hold_total > customer.credit_limit THEN
+        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
+                                  'balance', head.balance, 'held', customer.held,
+                                  'order_total', hold_total::bigint);
+    END IF;
+    -- A limit of representation (a customer far in credit could hold more
+    -- than 2^53 - 1 in all): checked last, like the purchase's.
+    IF customer.held::numeric + hold_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s held credit would exceed 9007199254740991 (2^53 - 1)');
+    END IF;
+
+    expires := created + make_interval(secs => p_expires_in);
+    INSERT INTO holds (business_id, id, customer_id, total, created_at, expires_at)
+    VALUES (tenant, p_hold_id, p_customer_id, hold_total, created, expires);
+    INSERT INTO hold_items (business_id, hold_id, line_no, product_id, quantity, unit_price, line_total)
+    SELECT tenant, p_hold_id, l.ord, l.product_id, l.quantity, p.price, p.price * l.quantity
+      FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+      CROSS JOIN LATERAL (SELECT pr.price FROM products pr
+                           WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p;
+    INSERT INTO pending_holds (business_id, hold_id, customer_id, total, expires_at)
+    VALUES (tenant, p_hold_id, p_customer_id, hold_total, expires);
+    INSERT INTO pending_hold_items (business_id, hold_id, product_id, quantity, expires_at)
+    SELECT tenant, p_hold_id, l.product_id, l.quantity, expires
+      FROM unnest(p_product_ids, p_quantities) AS l (product_id, quantity);
+
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
+ALTER FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_hold_refusal(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_hold_refusal(p_business uuid, p_hold uuid, p_expires_at timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    outcome text;
+BEGIN
+    SELECT e.outcome INTO outcome FROM hold_endings e WHERE e.business_id = p_business AND e.hold_id = p_hold;
+    IF FOUND THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', outcome);
+    END IF;
+    IF p_expires_at <= now()
+       OR NOT EXISTS (SELECT 1 FROM pending_holds p WHERE p.business_id = p_business AND p.hold_id = p_hold)
+       OR EXISTS (SELECT 1 FROM hold_items i
+                   WHERE i.business_id = p_business AND i.hold_id = p_hold
+                     AND NOT EXISTS (SELECT 1 FROM pending_hold_items p
+                                      WHERE p.business_id = i.business_id AND p.hold_id = i.hold_id
+                                        AND p.product_id = i.product_id)) THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', 'expired');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_hold_refusal(p_business uuid, p_hold uuid, p_expires_at timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: ontab_hold_view(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', h.id, 'customer_id', h.customer_id,
+        'status', coalesce(e.outcome, CASE WHEN h.expires_at <= now() THEN 'expired' ELSE 'pending' END),
+        'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
+                                                      'unit_price', i.unit_price, 'line_total', i.line_total)
+                                   ORDER BY i.line_no)
+                    FROM hold_items i WHERE i.business_id = h.business_id AND i.hold_id = h.id),
+        'total', h.total, 'created_at', h.created_at, 'expires_at', h.expires_at,
+        'ended_at', CASE WHEN e.outcome IN ('captured', 'voided') THEN e.ended_at
+                         WHEN h.expires_at <= now() THEN h.expires_at END,
+        'order_id', e.order_id)
+      FROM holds h
+      LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
+     WHERE h.business_id = p_business AND h.id = p_hold
+$$;
+
+ALTER FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_keep_held(); Type: FUNCTION; Schema: public; Owner: ontab_reserver
+--
+
+CREATE FUNCTION public.ontab_keep_held() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE customers SET held = held + NEW.total WHERE business_id = NEW.business_id AND id = NEW.customer_id;
+    ELSE
+        UPDATE customers SET held = held - OLD.total WHERE business_id = OLD.business_id AND id = OLD.customer_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_keep_held() OWNER TO ontab_reserver;
 
 --
 -- Name: ontab_keep_initial_stock(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -485,6 +1043,28 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_keep_initial_stock() OWNER TO postgres;
+
+--
+-- Name: ontab_keep_reserved(); Type: FUNCTION; Schema: public; Owner: ontab_reserver
+--
+
+CREATE FUNCTION public.ontab_keep_reserved() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE products SET reserved = reserved + NEW.quantity
+         WHERE business_id = NEW.business_id AND id = NEW.product_id;
+    ELSE
+        UPDATE products SET reserved = reserved - OLD.quantity
+         WHERE business_id = OLD.business_id AND id = OLD.product_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_keep_reserved() OWNER TO ontab_reserver;
 
 --
 -- Name: ontab_ledger_head(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
@@ -508,6 +1088,33 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) OWNER TO postgres;
+
+--
+-- Name: ontab_lock_hold(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer_id uuid, OUT expires_at timestamp with time zone, OUT status text, OUT payment_terms_days integer) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    locked uuid;
+BEGIN
+    SELECT h.customer_id, h.expires_at INTO customer_id, expires_at
+      FROM holds h WHERE h.business_id = p_business AND h.id = p_hold;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT c.status, c.payment_terms_days INTO status, payment_terms_days
+      FROM customers c WHERE c.business_id = p_business AND c.id = customer_id
+       FOR UPDATE;
+    FOR locked IN SELECT i.product_id FROM hold_items i
+                   WHERE i.business_id = p_business AND i.hold_id = p_hold ORDER BY i.product_id LOOP
+        PERFORM 1 FROM products p WHERE p.business_id = p_business AND p.id = locked FOR NO KEY UPDATE;
+    END LOOP;
+END
+$$;
+
+ALTER FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer_id uuid, OUT expires_at timestamp with time zone, OUT status text, OUT payment_terms_days integer) OWNER TO postgres;
 
 --
 -- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -547,21 +1154,23 @@ DECLARE
     due timestamptz;
     items jsonb;
 BEGIN
-    SELECT credit_limit, status, payment_terms_days INTO customer
-      FROM customers
-     WHERE business_id = tenant AND id = p_customer_id
-       FOR UPDATE;
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
     customer_found := FOUND;
+    PERFORM ontab_release_expired_credit(tenant, ARRAY[p_customer_id]);
+    SELECT credit_limit, status, payment_terms_days, held INTO customer
+      FROM customers
+     WHERE business_id = tenant AND id = p_customer_id;
 
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
-        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
     END LOOP;
+    PERFORM ontab_release_expired(tenant, p_product_ids);
 
     -- Lines arrive merged (one per product) in request order.
     FOR line IN
-        SELECT l.product_id, l.quantity, p.price, p.stock
+        SELECT l.product_id, l.quantity, p.price, p.stock - p.reserved AS stock
           FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
-          LEFT JOIN LATERAL (SELECT pr.price, pr.stock FROM products pr
+          LEFT JOIN LATERAL (SELECT pr.price, pr.stock, pr.reserved FROM products pr
                               WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p ON true
          ORDER BY l.ord
     LOOP
@@ -607,9 +1216,10 @@ BEGIN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                   'requested', short_requested, 'available', short_available);
     END IF;
-    IF head.balance + order_total > customer.credit_limit THEN
+    IF head.balance + customer.held + order_total > customer.credit_limit THEN
         RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
-                                  'balance', head.balance, 'order_total', order_total::bigint);
+                                  'balance', head.balance, 'held', customer.held,
+                                  'order_total', order_total::bigint);
     END IF;
     -- A limit of representation rather than of the request: checked last,
     -- so a refusal the client can act on is reported first.
@@ -649,7 +1259,7 @@ BEGIN
 
     RETURN jsonb_build_object('order', jsonb_build_object(
         'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
-        'created_at', created, 'due_at', due, 'items', items));
+        'created_at', created, 'due_at', due, 'hold_id', NULL, 'items', items));
 END
 $$;
 
@@ -679,6 +1289,7 @@ DECLARE
     -- decided against, updated in memory as orders are accepted.
     c_ids uuid[];
     c_limit bigint[];
+    c_held bigint[];
     c_status text[];
     c_terms int[];
     c_seq bigint[];
@@ -742,6 +1353,13 @@ BEGIN
              WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
              ORDER BY c.id
                FOR UPDATE) locked;
+    -- What live holds reserve of each customer's credit, read under its
+    -- lock (no hold of theirs can start meanwhile), expired ones released.
+    PERFORM ontab_release_expired_credit(tenant, c_ids);
+    SELECT coalesce(array_agg(c.held ORDER BY c.id), '{}')
+      INTO c_held
+      FROM customers c
+     WHERE c.business_id = tenant AND c.id = ANY (c_ids);
     -- Chain heads, read after the customer locks (a fresh snapshot): one
     -- index probe per customer, however long its history. The batch is
     -- dated no earlier than any of its customers' last entries, so every
@@ -759,27 +1377,40 @@ BEGIN
 
     FOR attempt IN 1..2 LOOP
         BEGIN
+            -- p_stock holds what each product has to sell: its stock beyond
+            -- what live holds reserve.
             IF attempt = 1 THEN
                 -- KEY SHARE, in id order: the lock the order lines' foreign
                 -- keys take anyway (and would otherwise take in line order,
                 -- which could deadlock with a return or a lone purchase
                 -- locking the same products in id order). It does not
-                -- conflict with another batch's NO KEY UPDATE below.
+                -- conflict with another batch's NO KEY UPDATE below. Expired
+                -- reservations are only counted out here (releasing them
+                -- would lock the products): the locked check releases them.
                 SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                       coalesce(array_agg(available ORDER BY id), '{}')
                   INTO p_ids, p_price, p_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                  FROM (SELECT p.id, p.price,
+                               p.stock - p.reserved
+                                 + coalesce((SELECT sum(i.quantity) FROM pending_hold_items i
+                                              WHERE i.business_id = tenant AND i.product_id = p.id
+                                                AND i.expires_at <= now()), 0)::bigint AS available
+                          FROM products p
                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
                          ORDER BY p.id
                            FOR KEY SHARE) shared;
             ELSE
-                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                PERFORM 1
+                   FROM (SELECT p.id FROM products p
+                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                          ORDER BY p.id
+                            FOR NO KEY UPDATE) locked;
+                PERFORM ontab_release_expired(tenant, p_product_ids);
+                SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
                   INTO p_ids, p_price, p_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
-                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                         ORDER BY p.id
-                           FOR NO KEY UPDATE) locked;
+                  FROM products p
+                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
             END IF;
             p_sold := array_fill(0::bigint, ARRAY[cardinality(p_ids)]);
             c_seq := head_seq;
@@ -832,9 +1463,10 @@ BEGIN
                     answer := jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                                  'requested', short_requested, 'available', short_available);
                     stock_refused := true;
-                ELSIF c_balance[ci] + order_total > c_limit[ci] THEN
+                ELSIF c_balance[ci] + c_held[ci] + order_total > c_limit[ci] THEN
                     answer := jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', c_limit[ci],
-                                                 'balance', c_balance[ci], 'order_total', order_total::bigint);
+                                                 'balance', c_balance[ci], 'held', c_held[ci],
+                                                 'order_total', order_total::bigint);
                 ELSIF c_purchased[ci]::numeric + order_total > max_amount THEN
                     answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
                                                  'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
@@ -868,7 +1500,8 @@ BEGIN
                     e_balances := array_append(e_balances, c_balance[ci]);
                     answer := jsonb_build_object('order', jsonb_build_object(
                         'id', p_order_ids[i], 'customer_id', p_customer_ids[i], 'total', order_total::bigint,
-                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'items', items));
+                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'hold_id', NULL,
+                        'items', items));
                 END IF;
                 answers := array_append(answers, answer);
             END LOOP;
@@ -915,15 +1548,20 @@ BEGIN
                 SET CONSTRAINTS orders_complete, order_items_complete DEFERRED;
                 -- The products, locked at last: the batch stands if nothing it was
                 -- decided on has changed meanwhile (the same products, at the same
-                -- prices, with stock for all it sold); otherwise all of it is
-                -- undone and decided again under the locks.
-                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                -- prices, with stock beyond live holds for all it sold); otherwise
+                -- all of it is undone and decided again under the locks. Expired
+                -- reservations are released now that the products are locked.
+                PERFORM 1
+                   FROM (SELECT p.id FROM products p
+                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                          ORDER BY p.id
+                            FOR NO KEY UPDATE) locked;
+                PERFORM ontab_release_expired(tenant, p_product_ids);
+                SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
                   INTO l_ids, l_price, l_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
-                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                         ORDER BY p.id
-                           FOR NO KEY UPDATE) locked;
+                  FROM products p
+                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
                 IF l_ids IS DISTINCT FROM p_ids OR l_price IS DISTINCT FROM p_price THEN
                     RAISE EXCEPTION USING ERRCODE = 'OT001';
                 END IF;
@@ -1013,6 +1651,32 @@ $$;
 ALTER FUNCTION public.ontab_refuse_unexplained_stock() OWNER TO postgres;
 
 --
+-- Name: ontab_release_expired(uuid, uuid[]); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_release_expired(p_business uuid, p_product_ids uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    DELETE FROM pending_hold_items
+     WHERE business_id = p_business AND product_id = ANY (p_product_ids) AND expires_at <= now()
+$$;
+
+ALTER FUNCTION public.ontab_release_expired(p_business uuid, p_product_ids uuid[]) OWNER TO postgres;
+
+--
+-- Name: ontab_release_expired_credit(uuid, uuid[]); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_release_expired_credit(p_business uuid, p_customer_ids uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    DELETE FROM pending_holds
+     WHERE business_id = p_business AND customer_id = ANY (p_customer_ids) AND expires_at <= now()
+$$;
+
+ALTER FUNCTION public.ontab_release_expired_credit(p_business uuid, p_customer_ids uuid[]) OWNER TO postgres;
+
+--
 -- Name: ontab_require_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1065,7 +1729,7 @@ BEGIN
         RETURN ontab_account_refusal(buyer, account_status, false);
     END IF;
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
-        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
     END LOOP;
 
     FOR line IN
@@ -1163,6 +1827,7 @@ DECLARE
     tenant uuid := ontab_require_tenant();
     account_status text;
     head record;
+    pending record;
 BEGIN
     SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -1176,6 +1841,17 @@ BEGIN
         IF head.balance <> 0 THEN
             RETURN jsonb_build_object('error', 'balance_outstanding', 'balance', head.balance);
         END IF;
+        -- Closing gives back what the customer's holds reserve: pending
+        -- ones are voided, expired ones recorded as expired.
+        FOR pending IN SELECT p.hold_id, p.expires_at FROM pending_holds p
+                        WHERE p.business_id = tenant AND p.customer_id = p_customer_id
+                        ORDER BY p.hold_id LOOP
+            IF pending.expires_at <= now() THEN
+                PERFORM ontab_expire_hold(pending.hold_id);
+            ELSE
+                PERFORM ontab_void(pending.hold_id);
+            END IF;
+        END LOOP;
     END IF;
     UPDATE customers
        SET name = coalesce(p_name, name),
@@ -1188,6 +1864,35 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) OWNER TO postgres;
+
+--
+-- Name: ontab_void(uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
+--
+
+CREATE FUNCTION public.ontab_void(p_hold_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    refusal jsonb;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    refusal := ontab_hold_refusal(tenant, p_hold_id, hold.expires_at);
+    IF refusal IS NOT NULL THEN
+        RETURN refusal;
+    END IF;
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'voided', NULL);
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
+ALTER FUNCTION public.ontab_void(p_hold_id uuid) OWNER TO ontab_writer;
 
 --
 -- Name: ontab_write_off(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -1259,12 +1964,14 @@ CREATE TABLE public.credit_ledger (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     due_at timestamp with time zone,
     reason text,
+    hold_id uuid,
     purchases_to_date bigint NOT NULL,
     CONSTRAINT credit_ledger_amount_check CHECK (((amount >= '-9007199254740991'::bigint) AND (amount <= '9007199254740991'::bigint))),
     CONSTRAINT credit_ledger_balance_after_check CHECK (((balance_after >= '-9007199254740991'::bigint) AND (balance_after <= '9007199254740991'::bigint))),
     CONSTRAINT credit_ledger_check CHECK ((((kind = 'purchase'::text) AND (amount >= 0) AND (order_id IS NOT NULL) AND (return_id IS NULL)) OR ((kind = 'payment'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)) OR ((kind = 'return'::text) AND (amount <= 0) AND (order_id IS NOT NULL) AND (return_id IS NOT NULL)) OR ((kind = 'write_off'::text) AND (amount < 0) AND (order_id IS NULL) AND (return_id IS NULL)))),
     CONSTRAINT credit_ledger_check1 CHECK (((kind = 'purchase'::text) = (due_at IS NOT NULL))),
     CONSTRAINT credit_ledger_check2 CHECK (((kind = 'write_off'::text) = (reason IS NOT NULL))),
+    CONSTRAINT credit_ledger_check3 CHECK (((hold_id IS NULL) OR (kind = 'purchase'::text))),
     CONSTRAINT credit_ledger_kind_check CHECK ((kind = ANY (ARRAY['purchase'::text, 'payment'::text, 'return'::text, 'write_off'::text]))),
     CONSTRAINT credit_ledger_purchases_to_date_nonnegative CHECK ((purchases_to_date >= 0)),
     CONSTRAINT credit_ledger_reason_check CHECK (((char_length(reason) >= 1) AND (char_length(reason) <= 200))),
@@ -1324,8 +2031,10 @@ CREATE TABLE public.customers (
     credit_limit bigint NOT NULL,
     status text DEFAULT 'active'::text NOT NULL,
     payment_terms_days integer NOT NULL,
+    held bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT customers_credit_limit_check CHECK (((credit_limit >= 0) AND (credit_limit <= '9007199254740991'::bigint))),
+    CONSTRAINT customers_held_check CHECK (((held >= 0) AND (held <= '9007199254740991'::bigint))),
     CONSTRAINT customers_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
     CONSTRAINT customers_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365))),
     CONSTRAINT customers_status_check CHECK ((status = ANY (ARRAY['active'::text, 'on_hold'::text, 'closed'::text])))
@@ -1334,6 +2043,66 @@ CREATE TABLE public.customers (
 ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.customers OWNER TO postgres;
+
+--
+-- Name: hold_endings; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.hold_endings (
+    business_id uuid NOT NULL,
+    hold_id uuid NOT NULL,
+    outcome text NOT NULL,
+    order_id uuid,
+    ended_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT hold_endings_check CHECK (((outcome = 'captured'::text) = (order_id IS NOT NULL))),
+    CONSTRAINT hold_endings_outcome_check CHECK ((outcome = ANY (ARRAY['captured'::text, 'voided'::text, 'expired'::text])))
+);
+
+ALTER TABLE ONLY public.hold_endings FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.hold_endings OWNER TO postgres;
+
+--
+-- Name: hold_items; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.hold_items (
+    business_id uuid NOT NULL,
+    hold_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    product_id uuid NOT NULL,
+    quantity bigint NOT NULL,
+    unit_price bigint NOT NULL,
+    line_total bigint NOT NULL,
+    CONSTRAINT hold_items_check CHECK ((line_total = (quantity * unit_price))),
+    CONSTRAINT hold_items_line_no_check CHECK ((line_no >= 1)),
+    CONSTRAINT hold_items_line_total_check CHECK ((line_total <= '9007199254740991'::bigint)),
+    CONSTRAINT hold_items_quantity_check CHECK (((quantity >= 1) AND (quantity <= '9007199254740991'::bigint))),
+    CONSTRAINT hold_items_unit_price_check CHECK (((unit_price >= 0) AND (unit_price <= '9007199254740991'::bigint)))
+);
+
+ALTER TABLE ONLY public.hold_items FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.hold_items OWNER TO postgres;
+
+--
+-- Name: holds; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.holds (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    total bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT holds_check CHECK ((expires_at > created_at)),
+    CONSTRAINT holds_total_check CHECK (((total >= 0) AND (total <= '9007199254740991'::bigint)))
+);
+
+ALTER TABLE ONLY public.holds FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.holds OWNER TO postgres;
 
 --
 -- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: postgres
@@ -1401,6 +2170,7 @@ CREATE TABLE public.orders (
     total bigint NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     due_at timestamp with time zone NOT NULL,
+    hold_id uuid,
     CONSTRAINT orders_check CHECK ((due_at >= created_at)),
     CONSTRAINT orders_total_check CHECK (((total >= 0) AND (total <= '9007199254740991'::bigint)))
 );
@@ -1408,6 +2178,40 @@ CREATE TABLE public.orders (
 ALTER TABLE ONLY public.orders FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.orders OWNER TO postgres;
+
+--
+-- Name: pending_hold_items; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.pending_hold_items (
+    business_id uuid NOT NULL,
+    hold_id uuid NOT NULL,
+    product_id uuid NOT NULL,
+    quantity bigint NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT pending_hold_items_quantity_check CHECK (((quantity >= 1) AND (quantity <= '9007199254740991'::bigint)))
+);
+
+ALTER TABLE ONLY public.pending_hold_items FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.pending_hold_items OWNER TO postgres;
+
+--
+-- Name: pending_holds; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.pending_holds (
+    business_id uuid NOT NULL,
+    hold_id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    total bigint NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT pending_holds_total_check CHECK (((total >= 0) AND (total <= '9007199254740991'::bigint)))
+);
+
+ALTER TABLE ONLY public.pending_holds FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.pending_holds OWNER TO postgres;
 
 --
 -- Name: products; Type: TABLE; Schema: public; Owner: postgres
@@ -1420,11 +2224,13 @@ CREATE TABLE public.products (
     price bigint NOT NULL,
     stock bigint NOT NULL,
     initial_stock bigint NOT NULL,
+    reserved bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT products_initial_stock_check CHECK (((initial_stock >= 0) AND (initial_stock <= '9007199254740991'::bigint))),
     CONSTRAINT products_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
     CONSTRAINT products_price_check CHECK (((price >= 0) AND (price <= '9007199254740991'::bigint))),
-    CONSTRAINT products_stock_check CHECK (((stock >= 0) AND (stock <= '9007199254740991'::bigint)))
+    CONSTRAINT products_stock_check CHECK (((stock >= 0) AND (stock <= '9007199254740991'::bigint))),
+    CONSTRAINT products_stock_covers_reserved CHECK (((reserved >= 0) AND (reserved <= stock)))
 );
 
 ALTER TABLE ONLY public.products FORCE ROW LEVEL SECURITY;
@@ -1543,6 +2349,34 @@ ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (business_id, id);
 
 --
+-- Name: hold_endings hold_endings_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_endings
+    ADD CONSTRAINT hold_endings_pkey PRIMARY KEY (business_id, hold_id);
+
+--
+-- Name: hold_items hold_items_business_id_hold_id_line_no_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_items
+    ADD CONSTRAINT hold_items_business_id_hold_id_line_no_key UNIQUE (business_id, hold_id, line_no);
+
+--
+-- Name: hold_items hold_items_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_items
+    ADD CONSTRAINT hold_items_pkey PRIMARY KEY (business_id, hold_id, product_id);
+
+--
+-- Name: holds holds_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.holds
+    ADD CONSTRAINT holds_pkey PRIMARY KEY (business_id, id);
+
+--
 -- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -1576,6 +2410,20 @@ ALTER TABLE ONLY public.order_items
 
 ALTER TABLE ONLY public.orders
     ADD CONSTRAINT orders_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: pending_hold_items pending_hold_items_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.pending_hold_items
+    ADD CONSTRAINT pending_hold_items_pkey PRIMARY KEY (business_id, hold_id, product_id);
+
+--
+-- Name: pending_holds pending_holds_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.pending_holds
+    ADD CONSTRAINT pending_holds_pkey PRIMARY KEY (business_id, hold_id);
 
 --
 -- Name: products products_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
@@ -1642,6 +2490,18 @@ CREATE INDEX customer_changes_by_customer ON public.customer_changes USING btree
 CREATE INDEX customers_by_creation ON public.customers USING btree (business_id, created_at, id);
 
 --
+-- Name: holds_by_customer; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX holds_by_customer ON public.holds USING btree (business_id, customer_id, created_at DESC, id DESC);
+
+--
+-- Name: holds_newest_first; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX holds_newest_first ON public.holds USING btree (business_id, created_at DESC, id DESC);
+
+--
 -- Name: idempotency_keys_by_age; Type: INDEX; Schema: public; Owner: postgres
 --
 
@@ -1658,6 +2518,30 @@ CREATE INDEX orders_by_customer ON public.orders USING btree (business_id, custo
 --
 
 CREATE INDEX orders_newest_first ON public.orders USING btree (business_id, created_at DESC, id DESC);
+
+--
+-- Name: orders_one_per_hold; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE UNIQUE INDEX orders_one_per_hold ON public.orders USING btree (business_id, hold_id) WHERE (hold_id IS NOT NULL);
+
+--
+-- Name: pending_hold_items_by_product; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX pending_hold_items_by_product ON public.pending_hold_items USING btree (business_id, product_id, expires_at);
+
+--
+-- Name: pending_holds_by_customer; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX pending_holds_by_customer ON public.pending_holds USING btree (business_id, customer_id, expires_at);
+
+--
+-- Name: pending_holds_by_expiry; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX pending_holds_by_expiry ON public.pending_holds USING btree (expires_at);
 
 --
 -- Name: products_by_creation; Type: INDEX; Schema: public; Owner: postgres
@@ -1720,6 +2604,12 @@ CREATE TRIGGER customer_changes_no_truncate BEFORE TRUNCATE ON public.customer_c
 CREATE TRIGGER customers_default_terms BEFORE INSERT ON public.customers FOR EACH ROW WHEN ((new.payment_terms_days IS NULL)) EXECUTE FUNCTION public.ontab_default_customer_terms();
 
 --
+-- Name: customers customers_held_within_limit; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_held_within_limit BEFORE UPDATE OF held ON public.customers FOR EACH ROW WHEN ((new.held > old.held)) EXECUTE FUNCTION public.ontab_check_held();
+
+--
 -- Name: customers customers_record_change; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
@@ -1736,6 +2626,48 @@ CREATE TRIGGER customers_record_creation AFTER INSERT ON public.customers FOR EA
 --
 
 CREATE TRIGGER customers_status_rules BEFORE UPDATE OF status ON public.customers FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.ontab_check_customer_status();
+
+--
+-- Name: hold_endings hold_endings_checked; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_endings_checked BEFORE INSERT ON public.hold_endings FOR EACH ROW EXECUTE FUNCTION public.ontab_check_hold_ending();
+
+--
+-- Name: hold_endings hold_endings_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_endings_immutable BEFORE DELETE OR UPDATE ON public.hold_endings FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: hold_endings hold_endings_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_endings_no_truncate BEFORE TRUNCATE ON public.hold_endings FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: hold_items hold_items_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_items_immutable BEFORE DELETE OR UPDATE ON public.hold_items FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: hold_items hold_items_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_items_no_truncate BEFORE TRUNCATE ON public.hold_items FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: holds holds_immutable; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER holds_immutable BEFORE DELETE OR UPDATE ON public.holds FOR EACH ROW EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: holds holds_no_truncate; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER holds_no_truncate BEFORE TRUNCATE ON public.holds FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
 
 --
 -- Name: order_items order_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
@@ -1772,6 +2704,30 @@ CREATE TRIGGER orders_immutable BEFORE DELETE OR UPDATE ON public.orders FOR EAC
 --
 
 CREATE TRIGGER orders_no_truncate BEFORE TRUNCATE ON public.orders FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: pending_hold_items pending_hold_items_checked; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pending_hold_items_checked BEFORE INSERT OR DELETE OR UPDATE ON public.pending_hold_items FOR EACH ROW EXECUTE FUNCTION public.ontab_check_pending_hold_item();
+
+--
+-- Name: pending_hold_items pending_hold_items_keep_reserved; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pending_hold_items_keep_reserved AFTER INSERT OR DELETE ON public.pending_hold_items FOR EACH ROW EXECUTE FUNCTION public.ontab_keep_reserved();
+
+--
+-- Name: pending_holds pending_holds_checked; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pending_holds_checked BEFORE INSERT OR DELETE OR UPDATE ON public.pending_holds FOR EACH ROW EXECUTE FUNCTION public.ontab_check_pending_hold();
+
+--
+-- Name: pending_holds pending_holds_keep_held; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pending_holds_keep_held AFTER INSERT OR DELETE ON public.pending_holds FOR EACH ROW EXECUTE FUNCTION public.ontab_keep_held();
 
 --
 -- Name: products products_keep_initial_stock; Type: TRIGGER; Schema: public; Owner: postgres
@@ -1882,6 +2838,41 @@ ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
 
 --
+-- Name: hold_endings hold_endings_business_id_hold_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_endings
+    ADD CONSTRAINT hold_endings_business_id_hold_id_fkey FOREIGN KEY (business_id, hold_id) REFERENCES public.holds(business_id, id);
+
+--
+-- Name: hold_endings hold_endings_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_endings
+    ADD CONSTRAINT hold_endings_business_id_order_id_fkey FOREIGN KEY (business_id, order_id) REFERENCES public.orders(business_id, id);
+
+--
+-- Name: hold_items hold_items_business_id_hold_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_items
+    ADD CONSTRAINT hold_items_business_id_hold_id_fkey FOREIGN KEY (business_id, hold_id) REFERENCES public.holds(business_id, id);
+
+--
+-- Name: hold_items hold_items_business_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.hold_items
+    ADD CONSTRAINT hold_items_business_id_product_id_fkey FOREIGN KEY (business_id, product_id) REFERENCES public.products(business_id, id);
+
+--
+-- Name: holds holds_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.holds
+    ADD CONSTRAINT holds_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
 -- Name: idempotency_keys idempotency_keys_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -1908,6 +2899,34 @@ ALTER TABLE ONLY public.order_items
 
 ALTER TABLE ONLY public.orders
     ADD CONSTRAINT orders_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
+-- Name: orders orders_business_id_hold_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_business_id_hold_id_fkey FOREIGN KEY (business_id, hold_id) REFERENCES public.holds(business_id, id);
+
+--
+-- Name: pending_hold_items pending_hold_items_business_id_hold_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.pending_hold_items
+    ADD CONSTRAINT pending_hold_items_business_id_hold_id_product_id_fkey FOREIGN KEY (business_id, hold_id, product_id) REFERENCES public.hold_items(business_id, hold_id, product_id);
+
+--
+-- Name: pending_holds pending_holds_business_id_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.pending_holds
+    ADD CONSTRAINT pending_holds_business_id_customer_id_fkey FOREIGN KEY (business_id, customer_id) REFERENCES public.customers(business_id, id);
+
+--
+-- Name: pending_holds pending_holds_business_id_hold_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.pending_holds
+    ADD CONSTRAINT pending_holds_business_id_hold_id_fkey FOREIGN KEY (business_id, hold_id) REFERENCES public.holds(business_id, id);
 
 --
 -- Name: products products_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
@@ -1987,6 +3006,30 @@ ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY;
 CREATE POLICY expiry ON public.idempotency_keys TO ontab_system USING ((created_at < (now() - '24:00:00'::interval)));
 
 --
+-- Name: pending_holds expiry_sweep; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY expiry_sweep ON public.pending_holds FOR SELECT TO ontab_system USING ((expires_at <= now()));
+
+--
+-- Name: hold_endings; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.hold_endings ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: hold_items; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.hold_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: holds; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.holds ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: idempotency_keys; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 
@@ -2009,6 +3052,18 @@ ALTER TABLE public.order_items ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: pending_hold_items; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.pending_hold_items ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: pending_holds; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.pending_holds ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: products; Type: ROW SECURITY; Schema: public; Owner: postgres
@@ -2065,6 +3120,24 @@ CREATE POLICY tenant_isolation ON public.customer_changes USING ((business_id = 
 CREATE POLICY tenant_isolation ON public.customers USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
+-- Name: hold_endings tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.hold_endings USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: hold_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.hold_items USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: holds tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.holds USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
 -- Name: idempotency_keys tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
 --
 
@@ -2081,6 +3154,18 @@ CREATE POLICY tenant_isolation ON public.order_items USING ((business_id = publi
 --
 
 CREATE POLICY tenant_isolation ON public.orders USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: pending_hold_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.pending_hold_items USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: pending_holds tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.pending_holds USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
 -- Name: products tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
@@ -2112,6 +3197,7 @@ CREATE POLICY tenant_isolation ON public.stock_adjustments USING ((business_id =
 
 GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT USAGE ON SCHEMA public TO ontab_writer;
+GRANT USAGE ON SCHEMA public TO ontab_reserver;
 GRANT USAGE ON SCHEMA public TO ontab_recorder;
 
 --
@@ -2143,10 +3229,30 @@ REVOKE ALL ON FUNCTION public.ontab_business_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
 
 --
+-- Name: FUNCTION ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
 REVOKE ALL ON FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_expire_hold(p_hold_id uuid); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_expire_hold(p_hold_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_expire_hold(p_hold_id uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_expire_idempotency_keys(p_older_than interval); Type: ACL; Schema: public; Owner: ontab_system
@@ -2154,6 +3260,48 @@ REVOKE ALL ON FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, 
 
 REVOKE ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_expired_hold_credit(p_business uuid, p_customer uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_reserver;
+
+--
+-- Name: FUNCTION ontab_expired_holds(p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_expired_holds(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_expired_holds(p_limit integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_expired_reserve(p_business uuid, p_product uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_app;
+GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_reserver;
+
+--
+-- Name: FUNCTION ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_keep_held(); Type: ACL; Schema: public; Owner: ontab_reserver
+--
+
+REVOKE ALL ON FUNCTION public.ontab_keep_held() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_keep_reserved(); Type: ACL; Schema: public; Owner: ontab_reserver
+--
+
+REVOKE ALL ON FUNCTION public.ontab_keep_reserved() FROM PUBLIC;
 
 --
 -- Name: FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone); Type: ACL; Schema: public; Owner: postgres
@@ -2210,6 +3358,7 @@ GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_o
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_writer;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_recorder;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_reserver;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
 
 --
@@ -2218,6 +3367,13 @@ GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
 
 REVOKE ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_void(p_hold_id uuid); Type: ACL; Schema: public; Owner: ontab_writer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_void(p_hold_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_void(p_hold_id uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
@@ -2269,19 +3425,28 @@ GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_writer;
 -- Name: COLUMN credit_ledger.business_id; Type: ACL; Schema: public; Owner: postgres
 --
 
+GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_reserver;
 GRANT SELECT(business_id) ON TABLE public.credit_ledger TO ontab_recorder;
 
 --
 -- Name: COLUMN credit_ledger.customer_id; Type: ACL; Schema: public; Owner: postgres
 --
 
+GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_reserver;
 GRANT SELECT(customer_id) ON TABLE public.credit_ledger TO ontab_recorder;
 
 --
 -- Name: COLUMN credit_ledger.seq; Type: ACL; Schema: public; Owner: postgres
 --
 
+GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_reserver;
 GRANT SELECT(seq) ON TABLE public.credit_ledger TO ontab_recorder;
+
+--
+-- Name: COLUMN credit_ledger.balance_after; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(balance_after) ON TABLE public.credit_ledger TO ontab_reserver;
 
 --
 -- Name: TABLE customer_changes; Type: ACL; Schema: public; Owner: postgres
@@ -2308,6 +3473,13 @@ GRANT SELECT ON TABLE public.customers TO ontab_writer;
 --
 
 GRANT UPDATE(business_id) ON TABLE public.customers TO ontab_writer;
+GRANT SELECT(business_id) ON TABLE public.customers TO ontab_reserver;
+
+--
+-- Name: COLUMN customers.id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(id) ON TABLE public.customers TO ontab_reserver;
 
 --
 -- Name: COLUMN customers.name; Type: ACL; Schema: public; Owner: postgres
@@ -2332,6 +3504,33 @@ GRANT UPDATE(status) ON TABLE public.customers TO ontab_app;
 --
 
 GRANT UPDATE(payment_terms_days) ON TABLE public.customers TO ontab_app;
+
+--
+-- Name: COLUMN customers.held; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(held),UPDATE(held) ON TABLE public.customers TO ontab_reserver;
+
+--
+-- Name: TABLE hold_endings; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.hold_endings TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.hold_endings TO ontab_writer;
+
+--
+-- Name: TABLE hold_items; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.hold_items TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.hold_items TO ontab_writer;
+
+--
+-- Name: TABLE holds; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.holds TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.holds TO ontab_writer;
 
 --
 -- Name: TABLE idempotency_keys; Type: ACL; Schema: public; Owner: postgres
@@ -2361,11 +3560,69 @@ GRANT SELECT ON TABLE public.orders TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.orders TO ontab_writer;
 
 --
+-- Name: TABLE pending_hold_items; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.pending_hold_items TO ontab_app;
+GRANT SELECT,INSERT,DELETE ON TABLE public.pending_hold_items TO ontab_writer;
+
+--
+-- Name: TABLE pending_holds; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.pending_holds TO ontab_app;
+GRANT SELECT,INSERT,DELETE ON TABLE public.pending_holds TO ontab_writer;
+
+--
+-- Name: COLUMN pending_holds.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.pending_holds TO ontab_reserver;
+GRANT SELECT(business_id) ON TABLE public.pending_holds TO ontab_system;
+
+--
+-- Name: COLUMN pending_holds.hold_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(hold_id) ON TABLE public.pending_holds TO ontab_system;
+
+--
+-- Name: COLUMN pending_holds.customer_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(customer_id) ON TABLE public.pending_holds TO ontab_reserver;
+
+--
+-- Name: COLUMN pending_holds.total; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(total) ON TABLE public.pending_holds TO ontab_reserver;
+
+--
+-- Name: COLUMN pending_holds.expires_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(expires_at) ON TABLE public.pending_holds TO ontab_reserver;
+GRANT SELECT(expires_at) ON TABLE public.pending_holds TO ontab_system;
+
+--
 -- Name: TABLE products; Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT SELECT,INSERT ON TABLE public.products TO ontab_app;
 GRANT SELECT ON TABLE public.products TO ontab_writer;
+
+--
+-- Name: COLUMN products.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.products TO ontab_reserver;
+
+--
+-- Name: COLUMN products.id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(id) ON TABLE public.products TO ontab_reserver;
 
 --
 -- Name: COLUMN products.name; Type: ACL; Schema: public; Owner: postgres
@@ -2384,6 +3641,12 @@ GRANT UPDATE(price) ON TABLE public.products TO ontab_app;
 --
 
 GRANT UPDATE(stock) ON TABLE public.products TO ontab_writer;
+
+--
+-- Name: COLUMN products.reserved; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(reserved),UPDATE(reserved) ON TABLE public.products TO ontab_reserver;
 
 --
 -- Name: TABLE return_items; Type: ACL; Schema: public; Owner: postgres

@@ -32,6 +32,9 @@
 -- * ontab_recorder: owns the trigger function that records customers'
 --   limit, status and terms changes (0002); the only role that may append
 --   to customer_changes, so that history cannot be forged.
+-- * ontab_reserver: owns the triggers that keep products.reserved and
+--   customers.held the sums of what pending holds reserve (0002); the only
+--   role that may write those two columns.
 -- * ontab_system: owns the SECURITY DEFINER functions that must look across
 --   tenants (API key lookup, idempotency expiry, the audit's business list);
 --   its policies let it see exactly those tables and nothing else.
@@ -39,7 +42,7 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_recorder', 'ontab_system'] LOOP
+    FOREACH r IN ARRAY ARRAY['ontab_app', 'ontab_writer', 'ontab_recorder', 'ontab_reserver', 'ontab_system'] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', r);
         EXCEPTION
@@ -86,6 +89,9 @@ CREATE TABLE customers (
     -- Days from a purchase to its due date; the terms in force when a
     -- purchase is made fix its due_at for good.
     payment_terms_days  int NOT NULL CHECK (payment_terms_days BETWEEN 0 AND 365),
+    -- The credit its pending holds reserve: the sum of its pending_holds,
+    -- kept by triggers on that table (0002), never written otherwise.
+    held          bigint NOT NULL DEFAULT 0 CHECK (held BETWEEN 0 AND 9007199254740991),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (business_id, id)
 );
@@ -100,10 +106,85 @@ CREATE TABLE products (
     price          bigint NOT NULL CHECK (price BETWEEN 0 AND 9007199254740991),
     stock          bigint NOT NULL CHECK (stock BETWEEN 0 AND 9007199254740991),
     initial_stock  bigint NOT NULL CHECK (initial_stock BETWEEN 0 AND 9007199254740991),
+    -- The units its pending holds reserve: the sum of its
+    -- pending_hold_items, kept by triggers on that table (0002). Never more
+    -- than the stock: what is reserved cannot be sold, adjusted away, or
+    -- reserved twice.
+    reserved       bigint NOT NULL DEFAULT 0,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (business_id, id)
+    PRIMARY KEY (business_id, id),
+    CONSTRAINT products_stock_covers_reserved CHECK (reserved BETWEEN 0 AND stock)
 );
 CREATE INDEX products_by_creation ON products (business_id, created_at, id);
+
+-- Holds: stock and credit reserved now, at today's prices, and captured
+-- (an ordinary order) or released (voided, or expired) later. A hold, its
+-- lines and how it ended are history, never changed; what a hold still
+-- reserves is in pending_holds and pending_hold_items, which exist exactly
+-- while the reservation does.
+CREATE TABLE holds (
+    business_id  uuid NOT NULL,
+    id           uuid NOT NULL,
+    customer_id  uuid NOT NULL,
+    total        bigint NOT NULL CHECK (total BETWEEN 0 AND 9007199254740991),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    -- From then on it reserves nothing and can never be captured, whether
+    -- or not anything has recorded its expiry yet (0004).
+    expires_at   timestamptz NOT NULL,
+    CHECK (expires_at > created_at),
+    PRIMARY KEY (business_id, id),
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
+);
+CREATE INDEX holds_newest_first ON holds (business_id, created_at DESC, id DESC);
+CREATE INDEX holds_by_customer ON holds (business_id, customer_id, created_at DESC, id DESC);
+
+CREATE TABLE hold_items (
+    business_id  uuid NOT NULL,
+    hold_id      uuid NOT NULL,
+    line_no      int NOT NULL CHECK (line_no >= 1),
+    product_id   uuid NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity BETWEEN 1 AND 9007199254740991),
+    unit_price   bigint NOT NULL CHECK (unit_price BETWEEN 0 AND 9007199254740991),
+    line_total   bigint NOT NULL CHECK (line_total <= 9007199254740991),
+    PRIMARY KEY (business_id, hold_id, product_id),
+    UNIQUE (business_id, hold_id, line_no),
+    CHECK (line_total = quantity * unit_price),
+    FOREIGN KEY (business_id, hold_id) REFERENCES holds (business_id, id),
+    FOREIGN KEY (business_id, product_id) REFERENCES products (business_id, id)
+);
+
+-- What a hold reserves while it is pending: the customer's credit (one row)
+-- and each line's units (one row per product). A capture, a void or an
+-- expiry deletes them, with the hold's ending; a decision that finds a
+-- product's reservation expired may release that line early (0004).
+CREATE TABLE pending_holds (
+    business_id  uuid NOT NULL,
+    hold_id      uuid NOT NULL,
+    customer_id  uuid NOT NULL,
+    total        bigint NOT NULL CHECK (total BETWEEN 0 AND 9007199254740991),
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (business_id, hold_id),
+    FOREIGN KEY (business_id, hold_id) REFERENCES holds (business_id, id),
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
+);
+-- A customer's credit still reserved is its held minus its expired rows:
+-- one range of this index.
+CREATE INDEX pending_holds_by_customer ON pending_holds (business_id, customer_id, expires_at);
+-- The expiry sweep's work list, across tenants.
+CREATE INDEX pending_holds_by_expiry ON pending_holds (expires_at);
+
+CREATE TABLE pending_hold_items (
+    business_id  uuid NOT NULL,
+    hold_id      uuid NOT NULL,
+    product_id   uuid NOT NULL,
+    quantity     bigint NOT NULL CHECK (quantity BETWEEN 1 AND 9007199254740991),
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (business_id, hold_id, product_id),
+    FOREIGN KEY (business_id, hold_id, product_id) REFERENCES hold_items (business_id, hold_id, product_id)
+);
+-- A product's expired reservations: one range of this index (usually
+-- empty, however many holds are pending).
+CREATE INDEX pending_hold_items_by_product ON pending_hold_items (business_id, product_id, expires_at);
 
 CREATE TABLE stock_adjustments (
     business_id  uuid NOT NULL,
@@ -127,10 +208,15 @@ CREATE TABLE orders (
     -- created_at + the customer's payment terms at purchase time; never
     -- moved by a later change of terms (history is immutable).
     due_at       timestamptz NOT NULL,
+    -- The hold this order captured, if any (at the hold's prices).
+    hold_id      uuid,
     CHECK (due_at >= created_at),
     PRIMARY KEY (business_id, id),
-    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id)
+    FOREIGN KEY (business_id, customer_id) REFERENCES customers (business_id, id),
+    FOREIGN KEY (business_id, hold_id) REFERENCES holds (business_id, id)
 );
+-- A hold is captured by one order at most.
+CREATE UNIQUE INDEX orders_one_per_hold ON orders (business_id, hold_id) WHERE hold_id IS NOT NULL;
 CREATE INDEX orders_newest_first ON orders (business_id, created_at DESC, id DESC);
 CREATE INDEX orders_by_customer ON orders (business_id, customer_id, created_at DESC, id DESC);
 
@@ -199,6 +285,8 @@ CREATE TABLE credit_ledger (
     due_at         timestamptz,
     -- Why a write-off was granted; null for other kinds.
     reason         text CHECK (char_length(reason) BETWEEN 1 AND 200),
+    -- The hold a purchase captured: its credit was reserved by the hold.
+    hold_id        uuid,
     -- The sum of the customer's purchase amounts up to and including this
     -- entry, set by the chain trigger (0002) whatever the writer sent. With
     -- it, FIFO settlement is a range query: at the newest entry,
@@ -225,7 +313,8 @@ CREATE TABLE credit_ledger (
      OR (kind = 'write_off' AND amount < 0 AND order_id IS NULL AND return_id IS NULL)
     ),
     CHECK ((kind = 'purchase') = (due_at IS NOT NULL)),
-    CHECK ((kind = 'write_off') = (reason IS NOT NULL))
+    CHECK ((kind = 'write_off') = (reason IS NOT NULL)),
+    CHECK (hold_id IS NULL OR kind = 'purchase')
 );
 -- At most one ledger entry per order and per return.
 CREATE UNIQUE INDEX credit_ledger_one_per_order
@@ -273,6 +362,20 @@ CREATE TABLE customer_changes (
 );
 CREATE INDEX customer_changes_by_customer
     ON customer_changes (business_id, customer_id, id);
+
+-- How each hold ended, once: captured (with its order), voided, or expired.
+-- Written with the release of what it reserved.
+CREATE TABLE hold_endings (
+    business_id  uuid NOT NULL,
+    hold_id      uuid NOT NULL,
+    outcome      text NOT NULL CHECK (outcome IN ('captured', 'voided', 'expired')),
+    order_id     uuid,
+    ended_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (business_id, hold_id),
+    CHECK ((outcome = 'captured') = (order_id IS NOT NULL)),
+    FOREIGN KEY (business_id, hold_id) REFERENCES holds (business_id, id),
+    FOREIGN KEY (business_id, order_id) REFERENCES orders (business_id, id)
+);
 
 -- Stored outcomes of requests sent with an Idempotency-Key. A row is written
 -- in the same transaction as the effect it guards.

@@ -23,6 +23,14 @@
 -- * Every credit limit, status and payment terms a customer is given are
 --   recorded in customer_changes, with the ledger position from which they
 --   apply and who made the change.
+-- * Holds: a product's reserved and a customer's held are the sums of what
+--   pending holds reserve, kept by triggers on the pending tables and by
+--   nothing else; reserved never exceeds the stock (CHECK), held never
+--   takes the balance past the limit when it grows, and a purchase counts
+--   it; a reservation is released only with its hold's ending or after its
+--   expiry; a hold ends once, captured or voided only before it expires,
+--   expired only after; a capture's order is at the hold's prices, within
+--   what it held.
 
 CREATE FUNCTION ontab_refuse_history_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -37,7 +45,8 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'stock_adjustments', 'customer_changes']
+                             'credit_ledger', 'stock_adjustments', 'customer_changes',
+                             'holds', 'hold_items', 'hold_endings']
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I
                         FOR EACH ROW EXECUTE FUNCTION ontab_refuse_history_change()',
@@ -102,7 +111,9 @@ BEGIN
     -- limit, status or terms are ordered: an entry racing a change waits for
     -- it, then reads the new values. The use cases hold the customer FOR
     -- UPDATE already, so for them it costs nothing.
-    SELECT credit_limit, status, payment_terms_days INTO customer
+    SELECT credit_limit, status, payment_terms_days,
+           held - ontab_expired_hold_credit(NEW.business_id, NEW.customer_id) AS held
+      INTO customer
       FROM customers
      WHERE business_id = NEW.business_id AND id = NEW.customer_id
        FOR SHARE;
@@ -122,8 +133,12 @@ BEGIN
             RAISE EXCEPTION 'customer % is %: it may not buy', NEW.customer_id, customer.status
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_purchase_by_active_customer';
         END IF;
-        IF NEW.balance_after > customer.credit_limit THEN
-            RAISE EXCEPTION 'credit limit exceeded: balance % above limit %', NEW.balance_after, customer.credit_limit
+        -- Pending holds count against the limit; a capture's own credit was
+        -- reserved by its hold (which it releases), so a limit lowered since
+        -- blocks new purchases and holds only.
+        IF NEW.hold_id IS NULL AND NEW.balance_after + customer.held > customer.credit_limit THEN
+            RAISE EXCEPTION 'credit limit exceeded: balance % and % held above limit %',
+                            NEW.balance_after, customer.held, customer.credit_limit
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'credit_ledger_within_limit';
         END IF;
         -- Due after exactly the terms in force: derived when the writer
@@ -162,6 +177,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ledger_amount bigint;
 BEGIN
+    -- A capture is recorded as its hold's ending, in the same transaction:
+    -- a hold's order never exists without the hold having ended by it.
+    IF NEW.hold_id IS NOT NULL THEN
+        PERFORM 1 FROM hold_endings e
+         WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id
+           AND e.outcome = 'captured' AND e.order_id = NEW.id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'order % captures hold %, which did not end captured by it', NEW.id, NEW.hold_id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_capture_ends_hold';
+        END IF;
+    END IF;
     PERFORM 1 FROM order_items
      WHERE business_id = NEW.business_id AND order_id = NEW.id
      LIMIT 1;
@@ -189,12 +215,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     order_total bigint;
     order_due timestamptz;
+    order_hold uuid;
     lines_total numeric;
     ledger_amount bigint;
     ledger_due timestamptz;
+    ledger_hold uuid;
+    held record;
 BEGIN
-    SELECT o.total, o.due_at, li.total, l.amount, l.due_at
-      INTO order_total, order_due, lines_total, ledger_amount, ledger_due
+    SELECT o.total, o.due_at, o.hold_id, li.total, l.amount, l.due_at, l.hold_id
+      INTO order_total, order_due, order_hold, lines_total, ledger_amount, ledger_due, ledger_hold
       FROM (SELECT 1) AS one
       LEFT JOIN orders o ON o.business_id = NEW.business_id AND o.id = NEW.order_id
       LEFT JOIN LATERAL (SELECT sum(i.line_total) AS total FROM order_items i
@@ -202,10 +231,24 @@ BEGIN
       LEFT JOIN credit_ledger l
              ON l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase';
     IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
-       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due THEN
-        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %',
-                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due
+       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due
+       OR ledger_hold IS DISTINCT FROM order_hold THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %, hold % but its entry %',
+                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due,
+                        order_hold, ledger_hold
             USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
+    END IF;
+    -- A capture's line: a line of its hold, at the hold's price, within
+    -- what it held.
+    IF order_hold IS NOT NULL THEN
+        SELECT h.quantity, h.unit_price INTO held
+          FROM hold_items h
+         WHERE h.business_id = NEW.business_id AND h.hold_id = order_hold AND h.product_id = NEW.product_id;
+        IF NOT FOUND OR NEW.quantity > held.quantity OR NEW.unit_price IS DISTINCT FROM held.unit_price THEN
+            RAISE EXCEPTION 'order % captures % of product % at %, which hold % did not hold',
+                            NEW.order_id, NEW.quantity, NEW.product_id, NEW.unit_price, order_hold
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_capture_within_hold';
+        END IF;
     END IF;
     RETURN NULL;
 END
@@ -371,6 +414,10 @@ BEGIN
             USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_is_final';
     END IF;
     IF NEW.status = 'closed' AND OLD.status <> 'closed' THEN
+        IF NEW.held <> 0 THEN
+            RAISE EXCEPTION 'customer % has % held by pending holds: it is closed only once they end', NEW.id, NEW.held
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_closed_from_zero';
+        END IF;
         SELECT l.balance_after INTO balance
           FROM credit_ledger l
          WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
@@ -425,3 +472,179 @@ CREATE TRIGGER customers_record_change AFTER UPDATE OF credit_limit, status, pay
     FOR EACH ROW WHEN ((OLD.credit_limit, OLD.status, OLD.payment_terms_days)
                        IS DISTINCT FROM (NEW.credit_limit, NEW.status, NEW.payment_terms_days))
     EXECUTE FUNCTION ontab_record_customer_change();
+
+-- The credit a customer's expired holds still count in its held (until
+-- something records their expiry): one range of pending_holds_by_customer.
+-- STABLE, so one call per statement sees one now().
+CREATE FUNCTION ontab_expired_hold_credit(p_business uuid, p_customer uuid) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(p.total), 0)::bigint
+      FROM pending_holds p
+     WHERE p.business_id = p_business AND p.customer_id = p_customer AND p.expires_at <= now()
+$$;
+
+-- The units of a product its expired holds still count in its reserved
+-- (until a decision about it or the hold's ending releases them).
+CREATE FUNCTION ontab_expired_reserve(p_business uuid, p_product uuid) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(i.quantity), 0)::bigint
+      FROM pending_hold_items i
+     WHERE i.business_id = p_business AND i.product_id = p_product AND i.expires_at <= now()
+$$;
+
+-- What a pending hold reserves lives in pending_holds / pending_hold_items;
+-- these keep customers.held and products.reserved their sums, whoever
+-- inserts or deletes. They run as ontab_reserver (owner set in 0003), the
+-- one role that may write those two columns.
+CREATE FUNCTION ontab_keep_held() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE customers SET held = held + NEW.total WHERE business_id = NEW.business_id AND id = NEW.customer_id;
+    ELSE
+        UPDATE customers SET held = held - OLD.total WHERE business_id = OLD.business_id AND id = OLD.customer_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER pending_holds_keep_held AFTER INSERT OR DELETE ON pending_holds
+    FOR EACH ROW EXECUTE FUNCTION ontab_keep_held();
+
+CREATE FUNCTION ontab_keep_reserved() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE products SET reserved = reserved + NEW.quantity
+         WHERE business_id = NEW.business_id AND id = NEW.product_id;
+    ELSE
+        UPDATE products SET reserved = reserved - OLD.quantity
+         WHERE business_id = OLD.business_id AND id = OLD.product_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER pending_hold_items_keep_reserved AFTER INSERT OR DELETE ON pending_hold_items
+    FOR EACH ROW EXECUTE FUNCTION ontab_keep_reserved();
+
+-- A reservation is made with its hold (the hold's own amounts, for a hold
+-- not yet ended) and released only when the hold ends or expires; it is
+-- never edited.
+CREATE FUNCTION ontab_check_release(p_business uuid, p_hold uuid, p_expires_at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_expires_at > now()
+       AND NOT EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = p_business AND e.hold_id = p_hold) THEN
+        RAISE EXCEPTION 'hold % is pending until %: its reservation is released only when it ends',
+                        p_hold, p_expires_at
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_released_when_ended';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION ontab_check_pending_hold() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM ontab_check_release(OLD.business_id, OLD.hold_id, OLD.expires_at);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE'
+       OR EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id)
+       OR NOT EXISTS (SELECT 1 FROM holds h
+                       WHERE h.business_id = NEW.business_id AND h.id = NEW.hold_id
+                         AND h.customer_id = NEW.customer_id AND h.total = NEW.total
+                         AND h.expires_at = NEW.expires_at) THEN
+        RAISE EXCEPTION 'hold %: a reservation is the pending hold''s own, made once and never edited', NEW.hold_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_reserve_what_they_hold';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER pending_holds_checked BEFORE INSERT OR UPDATE OR DELETE ON pending_holds
+    FOR EACH ROW EXECUTE FUNCTION ontab_check_pending_hold();
+
+CREATE FUNCTION ontab_check_pending_hold_item() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM ontab_check_release(OLD.business_id, OLD.hold_id, OLD.expires_at);
+        RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE'
+       OR EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = NEW.business_id AND e.hold_id = NEW.hold_id)
+       OR NOT EXISTS (SELECT 1 FROM hold_items i JOIN holds h ON h.business_id = i.business_id AND h.id = i.hold_id
+                       WHERE i.business_id = NEW.business_id AND i.hold_id = NEW.hold_id
+                         AND i.product_id = NEW.product_id AND i.quantity = NEW.quantity
+                         AND h.expires_at = NEW.expires_at) THEN
+        RAISE EXCEPTION 'hold %: a reservation is the pending hold''s own, made once and never edited', NEW.hold_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'holds_reserve_what_they_hold';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER pending_hold_items_checked BEFORE INSERT OR UPDATE OR DELETE ON pending_hold_items
+    FOR EACH ROW EXECUTE FUNCTION ontab_check_pending_hold_item();
+
+-- Credit reserved only within the limit, by an active customer: checked
+-- whenever held grows (it shrinks freely), under the customer's row lock,
+-- against the newest balance.
+CREATE FUNCTION ontab_check_held() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    balance bigint;
+BEGIN
+    IF NEW.status <> 'active' THEN
+        RAISE EXCEPTION 'customer % is %: it may not hold', NEW.id, NEW.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_hold_when_active';
+    END IF;
+    SELECT l.balance_after INTO balance
+      FROM credit_ledger l
+     WHERE l.business_id = NEW.business_id AND l.customer_id = NEW.id
+     ORDER BY l.seq DESC
+     LIMIT 1;
+    IF coalesce(balance, 0) + NEW.held - ontab_expired_hold_credit(NEW.business_id, NEW.id) > NEW.credit_limit THEN
+        RAISE EXCEPTION 'credit limit exceeded: balance % and % held above limit %',
+                        coalesce(balance, 0), NEW.held, NEW.credit_limit
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_held_within_limit';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER customers_held_within_limit BEFORE UPDATE OF held ON customers
+    FOR EACH ROW WHEN (NEW.held > OLD.held)
+    EXECUTE FUNCTION ontab_check_held();
+
+-- A hold ends once (the primary key), captured or voided only before it
+-- expires and expired only from then on, by the time of the deciding
+-- transaction; a capture names the order that captured it.
+CREATE FUNCTION ontab_check_hold_ending() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    expiry timestamptz;
+    capturing uuid;
+BEGIN
+    -- The deciding transaction's clock, whatever the writer sent.
+    NEW.ended_at := now();
+    SELECT expires_at INTO expiry FROM holds WHERE business_id = NEW.business_id AND id = NEW.hold_id;
+    IF (NEW.outcome = 'expired') <> (NEW.ended_at >= expiry) THEN
+        RAISE EXCEPTION 'hold % expires at %: it cannot end % at %', NEW.hold_id, expiry, NEW.outcome, NEW.ended_at
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'hold_endings_in_time';
+    END IF;
+    IF NEW.outcome = 'captured' THEN
+        SELECT hold_id INTO capturing FROM orders WHERE business_id = NEW.business_id AND id = NEW.order_id;
+        IF capturing IS DISTINCT FROM NEW.hold_id THEN
+            RAISE EXCEPTION 'order % did not capture hold %', NEW.order_id, NEW.hold_id
+                USING ERRCODE = 'check_violation', CONSTRAINT = 'hold_endings_captured_by_its_order';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER hold_endings_checked BEFORE INSERT ON hold_endings
+    FOR EACH ROW EXECUTE FUNCTION ontab_check_hold_ending();

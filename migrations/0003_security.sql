@@ -42,7 +42,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['api_keys', 'customers', 'products', 'stock_adjustments',
                              'orders', 'order_items', 'returns', 'return_items',
-                             'credit_ledger', 'customer_changes', 'idempotency_keys']
+                             'credit_ledger', 'customer_changes', 'idempotency_keys',
+                             'holds', 'hold_items', 'hold_endings', 'pending_holds', 'pending_hold_items']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
@@ -64,7 +65,7 @@ CREATE POLICY tenant_isolation ON businesses
 GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT SELECT ON businesses, api_keys, customers, products, stock_adjustments,
     orders, order_items, returns, return_items, credit_ledger, customer_changes,
-    idempotency_keys TO ontab_app;
+    idempotency_keys, holds, hold_items, hold_endings, pending_holds, pending_hold_items TO ontab_app;
 GRANT INSERT ON businesses, api_keys, customers, products, idempotency_keys TO ontab_app;
 GRANT UPDATE (name, credit_limit, status, payment_terms_days) ON customers TO ontab_app;
 GRANT UPDATE (name, payment_terms_days) ON businesses TO ontab_app;
@@ -80,11 +81,20 @@ GRANT SELECT ON ontab_migrations TO ontab_app;
 -- and no write; products' stock is written anyway.
 GRANT USAGE ON SCHEMA public TO ontab_writer;
 GRANT SELECT ON customers, products, orders, order_items, returns, return_items,
-    credit_ledger TO ontab_writer;
+    credit_ledger, holds, hold_items, hold_endings, pending_holds, pending_hold_items TO ontab_writer;
 GRANT INSERT ON orders, order_items, returns, return_items, credit_ledger,
-    stock_adjustments TO ontab_writer;
+    stock_adjustments, holds, hold_items, hold_endings TO ontab_writer;
+GRANT INSERT, DELETE ON pending_holds, pending_hold_items TO ontab_writer;
 GRANT UPDATE (stock) ON products TO ontab_writer;
 GRANT UPDATE (business_id) ON customers TO ontab_writer;
+
+-- The keepers of reserved and held (0002) write those two columns, and read
+-- what the limit check on held needs.
+GRANT USAGE ON SCHEMA public TO ontab_reserver;
+GRANT SELECT (business_id, id, reserved), UPDATE (reserved) ON products TO ontab_reserver;
+GRANT SELECT (business_id, id, held), UPDATE (held) ON customers TO ontab_reserver;
+GRANT SELECT (business_id, customer_id, seq, balance_after) ON credit_ledger TO ontab_reserver;
+GRANT SELECT (business_id, customer_id, total, expires_at) ON pending_holds TO ontab_reserver;
 
 -- The customers' history recorder (0002) reads a customer's ledger head and
 -- appends the change.
@@ -94,15 +104,20 @@ GRANT INSERT ON customer_changes TO ontab_recorder;
 GRANT USAGE ON SEQUENCE customer_changes_id_seq TO ontab_recorder;
 
 -- Every policy calls it, as whoever is subject to the policy.
-GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_writer, ontab_recorder, ontab_system;
+GRANT EXECUTE ON FUNCTION ontab_tenant() TO ontab_app, ontab_writer, ontab_recorder, ontab_reserver, ontab_system;
+GRANT EXECUTE ON FUNCTION ontab_expired_hold_credit(uuid, uuid), ontab_expired_reserve(uuid, uuid)
+    TO ontab_app, ontab_writer, ontab_reserver;
 
 -- Handing a function to another role (ALTER FUNCTION ... OWNER TO) requires
 -- that role to have CREATE on the function's schema, which a migrating role
 -- that is not a superuser (the database owner, with CREATEROLE) cannot
 -- skip. The new owners have it for the hand-overs below only (and in 0004).
-GRANT CREATE ON SCHEMA public TO ontab_system, ontab_recorder;
+GRANT CREATE ON SCHEMA public TO ontab_system, ontab_recorder, ontab_reserver;
 
 ALTER FUNCTION ontab_record_customer_change() OWNER TO ontab_recorder;
+ALTER FUNCTION ontab_keep_held() OWNER TO ontab_reserver;
+ALTER FUNCTION ontab_keep_reserved() OWNER TO ontab_reserver;
+REVOKE ALL ON FUNCTION ontab_keep_held(), ontab_keep_reserved() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ontab_record_customer_change() FROM PUBLIC;
 
 -- Authentication runs before a tenant is known, so it cannot go through the
@@ -142,6 +157,26 @@ ALTER FUNCTION ontab_expire_idempotency_keys(interval) OWNER TO ontab_system;
 REVOKE ALL ON FUNCTION ontab_expire_idempotency_keys(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ontab_expire_idempotency_keys(interval) TO ontab_app;
 
+-- Holds expire by the clock, with no request: the sweep (src/app/holds.rs)
+-- finds expired reservations across tenants through this function, then
+-- records each expiry in that hold's tenant's own transaction
+-- (ontab_expire_hold, 0004). ontab_system sees only expired rows.
+GRANT SELECT (business_id, hold_id, expires_at) ON pending_holds TO ontab_system;
+CREATE POLICY expiry_sweep ON pending_holds FOR SELECT TO ontab_system USING (expires_at <= now());
+
+CREATE FUNCTION ontab_expired_holds(p_limit int)
+RETURNS TABLE (business_id uuid, hold_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT p.business_id, p.hold_id
+      FROM public.pending_holds p
+     WHERE p.expires_at <= now()
+     ORDER BY p.expires_at
+     LIMIT p_limit
+$$;
+ALTER FUNCTION ontab_expired_holds(int) OWNER TO ontab_system;
+REVOKE ALL ON FUNCTION ontab_expired_holds(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ontab_expired_holds(int) TO ontab_app;
+
 -- `ontab audit` checks every tenant, so it must first learn which tenants
 -- exist, while every table (businesses included) hides its rows from anyone
 -- but the tenant of the transaction, the owner included. ontab_system may
@@ -165,4 +200,4 @@ BEGIN
 END
 $$;
 
-REVOKE CREATE ON SCHEMA public FROM ontab_system, ontab_recorder;
+REVOKE CREATE ON SCHEMA public FROM ontab_system, ontab_recorder, ontab_reserver;

@@ -11,6 +11,9 @@
 --   0002 fires on what they write.
 -- * Lock order is always customer first, then products by id. Two
 --   transactions can therefore never wait on each other in a cycle.
+--   Products are locked FOR NO KEY UPDATE (what an UPDATE of their stock
+--   takes anyway), which does not wait for the KEY SHARE locks that lines
+--   referencing them take (see ontab_purchase_batch).
 -- * In READ COMMITTED a statement that waited for a row lock keeps its old
 --   snapshot for everything else it reads. So the rows that matter (latest
 --   ledger entry, stock, prices) are read by statements that run after the
@@ -79,6 +82,31 @@ LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
+-- Holds past their expiry reserve nothing, whether or not their expiry has
+-- been recorded: a decision about these products (whose rows the caller has
+-- locked) first releases what expired holds still reserve of them, so the
+-- stock it decides on, and the CHECK reserved <= stock, count only live
+-- holds. One range of pending_hold_items_by_product per product, usually
+-- empty. Customers' credit is released likewise (below); the holds
+-- themselves end when the sweep (or closing their customer) records their
+-- expiry.
+CREATE FUNCTION ontab_release_expired(p_business uuid, p_product_ids uuid[]) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM pending_hold_items
+     WHERE business_id = p_business AND product_id = ANY (p_product_ids) AND expires_at <= now()
+$$;
+
+-- The same for customers' credit (whose rows the caller has locked): a
+-- decision that counts a customer's expired holds out releases their
+-- credit, so that no transaction whose clock is still before the expiry
+-- (it began earlier) can capture what this one treated as free. After it,
+-- customers.held is exactly what live holds reserve.
+CREATE FUNCTION ontab_release_expired_credit(p_business uuid, p_customer_ids uuid[]) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM pending_holds
+     WHERE business_id = p_business AND customer_id = ANY (p_customer_ids) AND expires_at <= now()
+$$;
+
 -- Refusals follow the contract's order: validation_failed, then not_found,
 -- then customer_closed, customer_on_hold, then insufficient_stock, then
 -- credit_limit_exceeded. So a total beyond 2^53 - 1 is validation_failed
@@ -91,6 +119,11 @@ $$;
 -- The order is dated no earlier than the customer's last ledger entry (the
 -- chain is in time order, so statements chain), and falls due after the
 -- customer's payment terms as they are now, under its lock.
+--
+-- Pending holds count: a product sells only what it has beyond its
+-- reserved units, and a customer buys only within its limit minus its
+-- balance and what its live holds reserve (`held`, reported in the
+-- refusal).
 CREATE FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid,
                                p_product_ids uuid[], p_quantities bigint[])
 RETURNS jsonb
@@ -114,21 +147,23 @@ DECLARE
     due timestamptz;
     items jsonb;
 BEGIN
-    SELECT credit_limit, status, payment_terms_days INTO customer
-      FROM customers
-     WHERE business_id = tenant AND id = p_customer_id
-       FOR UPDATE;
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
     customer_found := FOUND;
+    PERFORM ontab_release_expired_credit(tenant, ARRAY[p_customer_id]);
+    SELECT credit_limit, status, payment_terms_days, held INTO customer
+      FROM customers
+     WHERE business_id = tenant AND id = p_customer_id;
 
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
-        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
     END LOOP;
+    PERFORM ontab_release_expired(tenant, p_product_ids);
 
     -- Lines arrive merged (one per product) in request order.
     FOR line IN
-        SELECT l.product_id, l.quantity, p.price, p.stock
+        SELECT l.product_id, l.quantity, p.price, p.stock - p.reserved AS stock
           FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
-          LEFT JOIN LATERAL (SELECT pr.price, pr.stock FROM products pr
+          LEFT JOIN LATERAL (SELECT pr.price, pr.stock, pr.reserved FROM products pr
                               WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p ON true
          ORDER BY l.ord
     LOOP
@@ -174,9 +209,10 @@ BEGIN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                   'requested', short_requested, 'available', short_available);
     END IF;
-    IF head.balance + order_total > customer.credit_limit THEN
+    IF head.balance + customer.held + order_total > customer.credit_limit THEN
         RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
-                                  'balance', head.balance, 'order_total', order_total::bigint);
+                                  'balance', head.balance, 'held', customer.held,
+                                  'order_total', order_total::bigint);
     END IF;
     -- A limit of representation rather than of the request: checked last,
     -- so a refusal the client can act on is reported first.
@@ -216,7 +252,7 @@ BEGIN
 
     RETURN jsonb_build_object('order', jsonb_build_object(
         'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
-        'created_at', created, 'due_at', due, 'items', items));
+        'created_at', created, 'due_at', due, 'hold_id', NULL, 'items', items));
 END
 $$;
 
@@ -302,6 +338,7 @@ DECLARE
     -- decided against, updated in memory as orders are accepted.
     c_ids uuid[];
     c_limit bigint[];
+    c_held bigint[];
     c_status text[];
     c_terms int[];
     c_seq bigint[];
@@ -365,6 +402,13 @@ BEGIN
              WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
              ORDER BY c.id
                FOR UPDATE) locked;
+    -- What live holds reserve of each customer's credit, read under its
+    -- lock (no hold of theirs can start meanwhile), expired ones released.
+    PERFORM ontab_release_expired_credit(tenant, c_ids);
+    SELECT coalesce(array_agg(c.held ORDER BY c.id), '{}')
+      INTO c_held
+      FROM customers c
+     WHERE c.business_id = tenant AND c.id = ANY (c_ids);
     -- Chain heads, read after the customer locks (a fresh snapshot): one
     -- index probe per customer, however long its history. The batch is
     -- dated no earlier than any of its customers' last entries, so every
@@ -382,27 +426,40 @@ BEGIN
 
     FOR attempt IN 1..2 LOOP
         BEGIN
+            -- p_stock holds what each product has to sell: its stock beyond
+            -- what live holds reserve.
             IF attempt = 1 THEN
                 -- KEY SHARE, in id order: the lock the order lines' foreign
                 -- keys take anyway (and would otherwise take in line order,
                 -- which could deadlock with a return or a lone purchase
                 -- locking the same products in id order). It does not
-                -- conflict with another batch's NO KEY UPDATE below.
+                -- conflict with another batch's NO KEY UPDATE below. Expired
+                -- reservations are only counted out here (releasing them
+                -- would lock the products): the locked check releases them.
                 SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                       coalesce(array_agg(available ORDER BY id), '{}')
                   INTO p_ids, p_price, p_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
+                  FROM (SELECT p.id, p.price,
+                               p.stock - p.reserved
+                                 + coalesce((SELECT sum(i.quantity) FROM pending_hold_items i
+                                              WHERE i.business_id = tenant AND i.product_id = p.id
+                                                AND i.expires_at <= now()), 0)::bigint AS available
+                          FROM products p
                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
                          ORDER BY p.id
                            FOR KEY SHARE) shared;
             ELSE
-                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                PERFORM 1
+                   FROM (SELECT p.id FROM products p
+                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                          ORDER BY p.id
+                            FOR NO KEY UPDATE) locked;
+                PERFORM ontab_release_expired(tenant, p_product_ids);
+                SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
                   INTO p_ids, p_price, p_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
-                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                         ORDER BY p.id
-                           FOR NO KEY UPDATE) locked;
+                  FROM products p
+                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
             END IF;
             p_sold := array_fill(0::bigint, ARRAY[cardinality(p_ids)]);
             c_seq := head_seq;
@@ -455,9 +512,10 @@ BEGIN
                     answer := jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
                                                  'requested', short_requested, 'available', short_available);
                     stock_refused := true;
-                ELSIF c_balance[ci] + order_total > c_limit[ci] THEN
+                ELSIF c_balance[ci] + c_held[ci] + order_total > c_limit[ci] THEN
                     answer := jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', c_limit[ci],
-                                                 'balance', c_balance[ci], 'order_total', order_total::bigint);
+                                                 'balance', c_balance[ci], 'held', c_held[ci],
+                                                 'order_total', order_total::bigint);
                 ELSIF c_purchased[ci]::numeric + order_total > max_amount THEN
                     answer := jsonb_build_object('error', 'validation_failed', 'field', 'items',
                                                  'message', 'the customer''s lifetime purchases would exceed the largest representable amount');
@@ -491,7 +549,8 @@ BEGIN
                     e_balances := array_append(e_balances, c_balance[ci]);
                     answer := jsonb_build_object('order', jsonb_build_object(
                         'id', p_order_ids[i], 'customer_id', p_customer_ids[i], 'total', order_total::bigint,
-                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'items', items));
+                        'created_at', created, 'due_at', o_dues[cardinality(o_dues)], 'hold_id', NULL,
+                        'items', items));
                 END IF;
                 answers := array_append(answers, answer);
             END LOOP;
@@ -538,15 +597,20 @@ BEGIN
                 SET CONSTRAINTS orders_complete, order_items_complete DEFERRED;
                 -- The products, locked at last: the batch stands if nothing it was
                 -- decided on has changed meanwhile (the same products, at the same
-                -- prices, with stock for all it sold); otherwise all of it is
-                -- undone and decided again under the locks.
-                SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(price ORDER BY id), '{}'),
-                       coalesce(array_agg(stock ORDER BY id), '{}')
+                -- prices, with stock beyond live holds for all it sold); otherwise
+                -- all of it is undone and decided again under the locks. Expired
+                -- reservations are released now that the products are locked.
+                PERFORM 1
+                   FROM (SELECT p.id FROM products p
+                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
+                          ORDER BY p.id
+                            FOR NO KEY UPDATE) locked;
+                PERFORM ontab_release_expired(tenant, p_product_ids);
+                SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
                   INTO l_ids, l_price, l_stock
-                  FROM (SELECT p.id, p.price, p.stock FROM products p
-                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                         ORDER BY p.id
-                           FOR NO KEY UPDATE) locked;
+                  FROM products p
+                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
                 IF l_ids IS DISTINCT FROM p_ids OR l_price IS DISTINCT FROM p_price THEN
                     RAISE EXCEPTION USING ERRCODE = 'OT001';
                 END IF;
@@ -666,7 +730,7 @@ BEGIN
         RETURN ontab_account_refusal(buyer, account_status, false);
     END IF;
     FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
-        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR UPDATE;
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
     END LOOP;
 
     FOR line IN
@@ -738,6 +802,384 @@ BEGIN
 END
 $$;
 
+-- Holds: authorize now, capture later.
+--
+-- A hold makes the decisions of a purchase (same checks, refusals and
+-- precedence, on the same locks) and, instead of selling, reserves: its
+-- lines at today's prices in hold_items, and what it keeps from others in
+-- pending_holds (the customer's credit) and pending_hold_items (each
+-- product's units), whose triggers keep customers.held and
+-- products.reserved their sums (0002). Purchases and other holds then sell
+-- only stock - reserved and lend only limit - balance - held.
+--
+-- Pessimistic, as TigerBeetle's pending transfers: everything a capture can
+-- take is reserved when the hold is made, so a capture never breaks an
+-- invariant (the limit lowered since, or other sales, cannot refuse it) and
+-- needs no stock or credit check of its own beyond the hold's bounds.
+--
+-- Time is PostgreSQL's: a hold is pending until now() of the deciding
+-- transaction reaches expires_at, and from then on it reserves nothing,
+-- recorded or not. Every decision counts expired reservations out (and, on
+-- the customers and products it has locked, releases them:
+-- ontab_release_expired_credit, ontab_release_expired); the
+-- sweep (src/app/holds.rs) records the expiry of each hold
+-- (ontab_expire_hold) soon after.
+
+-- A hold as the API shows it, its status by the clock of the transaction
+-- asking: a hold past its expiry is expired whether or not the expiry has
+-- been recorded.
+CREATE FUNCTION ontab_hold_view(p_business uuid, p_hold uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', h.id, 'customer_id', h.customer_id,
+        'status', coalesce(e.outcome, CASE WHEN h.expires_at <= now() THEN 'expired' ELSE 'pending' END),
+        'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
+                                                      'unit_price', i.unit_price, 'line_total', i.line_total)
+                                   ORDER BY i.line_no)
+                    FROM hold_items i WHERE i.business_id = h.business_id AND i.hold_id = h.id),
+        'total', h.total, 'created_at', h.created_at, 'expires_at', h.expires_at,
+        'ended_at', CASE WHEN e.outcome IN ('captured', 'voided') THEN e.ended_at
+                         WHEN h.expires_at <= now() THEN h.expires_at END,
+        'order_id', e.order_id)
+      FROM holds h
+      LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
+     WHERE h.business_id = p_business AND h.id = p_hold
+$$;
+
+-- hold_not_pending with the hold's status, or NULL if it is pending: not
+-- ended, not past its expiry, and still reserving all it reserved (a
+-- decision whose clock had passed the expiry may have released a line
+-- before this transaction's own clock got there).
+CREATE FUNCTION ontab_hold_refusal(p_business uuid, p_hold uuid, p_expires_at timestamptz) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    outcome text;
+BEGIN
+    SELECT e.outcome INTO outcome FROM hold_endings e WHERE e.business_id = p_business AND e.hold_id = p_hold;
+    IF FOUND THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', outcome);
+    END IF;
+    IF p_expires_at <= now()
+       OR NOT EXISTS (SELECT 1 FROM pending_holds p WHERE p.business_id = p_business AND p.hold_id = p_hold)
+       OR EXISTS (SELECT 1 FROM hold_items i
+                   WHERE i.business_id = p_business AND i.hold_id = p_hold
+                     AND NOT EXISTS (SELECT 1 FROM pending_hold_items p
+                                      WHERE p.business_id = i.business_id AND p.hold_id = i.hold_id
+                                        AND p.product_id = i.product_id)) THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', 'expired');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Records how a hold ended and releases what it still reserves. The caller
+-- holds the customer's and the hold's products' locks.
+CREATE FUNCTION ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO hold_endings (business_id, hold_id, outcome, order_id) VALUES (p_business, p_hold, p_outcome, p_order);
+    DELETE FROM pending_hold_items WHERE business_id = p_business AND hold_id = p_hold;
+    DELETE FROM pending_holds WHERE business_id = p_business AND hold_id = p_hold;
+$$;
+
+-- Locks a hold's customer, then its products in id order (the order every
+-- writer takes them in), and returns the hold's customer and expiry; no row
+-- if this business has no such hold.
+CREATE FUNCTION ontab_lock_hold(p_business uuid, p_hold uuid,
+                                OUT customer_id uuid, OUT expires_at timestamptz, OUT status text,
+                                OUT payment_terms_days int)
+LANGUAGE plpgsql AS $$
+DECLARE
+    locked uuid;
+BEGIN
+    SELECT h.customer_id, h.expires_at INTO customer_id, expires_at
+      FROM holds h WHERE h.business_id = p_business AND h.id = p_hold;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT c.status, c.payment_terms_days INTO status, payment_terms_days
+      FROM customers c WHERE c.business_id = p_business AND c.id = customer_id
+       FOR UPDATE;
+    FOR locked IN SELECT i.product_id FROM hold_items i
+                   WHERE i.business_id = p_business AND i.hold_id = p_hold ORDER BY i.product_id LOOP
+        PERFORM 1 FROM products p WHERE p.business_id = p_business AND p.id = locked FOR NO KEY UPDATE;
+    END LOOP;
+END
+$$;
+
+-- A hold: the purchase's refusals in the purchase's order, then the
+-- reservation, expiring p_expires_in seconds from now().
+CREATE FUNCTION ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[],
+                           p_expires_in int)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    customer record;
+    customer_found boolean;
+    missing_product uuid;
+    head record;
+    line record;
+    locked uuid;
+    hold_total numeric := 0::numeric;
+    short_product uuid;
+    short_requested bigint;
+    short_available bigint;
+    created timestamptz := now();
+    expires timestamptz;
+BEGIN
+    IF p_expires_in IS NULL OR p_expires_in NOT BETWEEN 1 AND 2592000 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'expires_in',
+                                  'message', 'must be between 1 and 2592000 seconds');
+    END IF;
+    PERFORM 1 FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
+    customer_found := FOUND;
+    PERFORM ontab_release_expired_credit(tenant, ARRAY[p_customer_id]);
+    SELECT credit_limit, status, held INTO customer
+      FROM customers
+     WHERE business_id = tenant AND id = p_customer_id;
+
+    FOR locked IN SELECT DISTINCT x FROM unnest(p_product_ids) AS x ORDER BY 1 LOOP
+        PERFORM 1 FROM products WHERE business_id = tenant AND id = locked FOR NO KEY UPDATE;
+    END LOOP;
+    PERFORM ontab_release_expired(tenant, p_product_ids);
+
+    FOR line IN
+        SELECT l.product_id, l.quantity, p.price, p.stock - p.reserved AS available
+          FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT pr.price, pr.stock, pr.reserved FROM products pr
+                              WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.price IS NULL THEN
+            missing_product := coalesce(missing_product, line.product_id);
+            CONTINUE;
+        END IF;
+        IF short_product IS NULL AND line.available < line.quantity THEN
+            short_product := line.product_id;
+            short_requested := line.quantity;
+            short_available := line.available;
+        END IF;
+        hold_total := hold_total + line.price::numeric * line.quantity;
+    END LOOP;
+
+    IF hold_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the hold total exceeds 9007199254740991 (2^53 - 1)');
+    END IF;
+    IF NOT customer_found THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'customer', 'id', p_customer_id);
+    END IF;
+    head := ontab_ledger_head(tenant, p_customer_id);
+    IF missing_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', missing_product);
+    END IF;
+    IF customer.status <> 'active' THEN
+        RETURN ontab_account_refusal(p_customer_id, customer.status, true);
+    END IF;
+    IF short_product IS NOT NULL THEN
+        RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', short_product,
+                                  'requested', short_requested, 'available', short_available);
+    END IF;
+    IF head.balance + customer.held + hold_total > customer.credit_limit THEN
+        RETURN jsonb_build_object('error', 'credit_limit_exceeded', 'credit_limit', customer.credit_limit,
+                                  'balance', head.balance, 'held', customer.held,
+                                  'order_total', hold_total::bigint);
+    END IF;
+    -- A limit of representation (a customer far in credit could hold more
+    -- than 2^53 - 1 in all): checked last, like the purchase's.
+    IF customer.held::numeric + hold_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s held credit would exceed 9007199254740991 (2^53 - 1)');
+    END IF;
+
+    expires := created + make_interval(secs => p_expires_in);
+    INSERT INTO holds (business_id, id, customer_id, total, created_at, expires_at)
+    VALUES (tenant, p_hold_id, p_customer_id, hold_total, created, expires);
+    INSERT INTO hold_items (business_id, hold_id, line_no, product_id, quantity, unit_price, line_total)
+    SELECT tenant, p_hold_id, l.ord, l.product_id, l.quantity, p.price, p.price * l.quantity
+      FROM unnest(p_product_ids, p_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+      CROSS JOIN LATERAL (SELECT pr.price FROM products pr
+                           WHERE pr.business_id = tenant AND pr.id = l.product_id LIMIT 1) p;
+    INSERT INTO pending_holds (business_id, hold_id, customer_id, total, expires_at)
+    VALUES (tenant, p_hold_id, p_customer_id, hold_total, expires);
+    INSERT INTO pending_hold_items (business_id, hold_id, product_id, quantity, expires_at)
+    SELECT tenant, p_hold_id, l.product_id, l.quantity, expires
+      FROM unnest(p_product_ids, p_quantities) AS l (product_id, quantity);
+
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
+-- A capture: an ordinary order at the hold's prices, of all it holds
+-- (p_product_ids NULL) or of some of it, dated and due as a purchase made
+-- now; the rest is released. Refusals: not_found, the account's
+-- (customer_closed, customer_on_hold), hold_not_pending, then
+-- capture_exceeds_hold (a product the hold does not hold, known to the
+-- business or not, holds 0).
+CREATE FUNCTION ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid,
+                              p_product_ids uuid[], p_quantities bigint[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    refusal jsonb;
+    line_ids uuid[] := p_product_ids;
+    line_quantities bigint[] := p_quantities;
+    line record;
+    head record;
+    order_total numeric := 0::numeric;
+    created timestamptz;
+    due timestamptz;
+    items jsonb;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    IF hold.status <> 'active' THEN
+        RETURN ontab_account_refusal(hold.customer_id, hold.status, true);
+    END IF;
+    refusal := ontab_hold_refusal(tenant, p_hold_id, hold.expires_at);
+    IF refusal IS NOT NULL THEN
+        RETURN refusal;
+    END IF;
+
+    IF line_ids IS NULL THEN
+        SELECT array_agg(i.product_id ORDER BY i.line_no), array_agg(i.quantity ORDER BY i.line_no)
+          INTO line_ids, line_quantities
+          FROM hold_items i WHERE i.business_id = tenant AND i.hold_id = p_hold_id;
+    END IF;
+    FOR line IN
+        SELECT l.product_id, l.quantity, i.quantity AS held, i.unit_price
+          FROM unnest(line_ids, line_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          LEFT JOIN LATERAL (SELECT hi.quantity, hi.unit_price FROM hold_items hi
+                              WHERE hi.business_id = tenant AND hi.hold_id = p_hold_id
+                                AND hi.product_id = l.product_id LIMIT 1) i ON true
+         ORDER BY l.ord
+    LOOP
+        IF line.held IS NULL OR line.quantity > line.held THEN
+            RETURN jsonb_build_object('error', 'capture_exceeds_hold', 'product_id', line.product_id,
+                                      'held', coalesce(line.held, 0));
+        END IF;
+        order_total := order_total + line.unit_price::numeric * line.quantity;
+    END LOOP;
+
+    SELECT c.seq, c.balance_after AS balance, c.purchases_to_date, c.created_at AS created INTO head
+      FROM credit_ledger c
+     WHERE c.business_id = tenant AND c.customer_id = hold.customer_id
+     ORDER BY c.seq DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 0::bigint AS seq, 0::bigint AS balance, 0::bigint AS purchases_to_date,
+               '-infinity'::timestamptz AS created INTO head;
+    END IF;
+    IF head.purchases_to_date::numeric + order_total > 9223372036854775807
+       OR head.balance::numeric + order_total > 9007199254740991 THEN
+        RETURN jsonb_build_object('error', 'validation_failed', 'field', 'items',
+                                  'message', 'the customer''s balance or lifetime purchases would exceed the largest representable amount');
+    END IF;
+
+    created := greatest(now(), head.created);
+    due := created + make_interval(days => hold.payment_terms_days);
+    INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at, hold_id)
+    VALUES (tenant, p_order_id, hold.customer_id, order_total, created, due, p_hold_id);
+    WITH written AS (
+        INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+        SELECT tenant, p_order_id, l.ord, l.product_id, l.quantity, i.unit_price, i.unit_price * l.quantity
+          FROM unnest(line_ids, line_quantities) WITH ORDINALITY AS l (product_id, quantity, ord)
+          CROSS JOIN LATERAL (SELECT hi.unit_price FROM hold_items hi
+                               WHERE hi.business_id = tenant AND hi.hold_id = p_hold_id
+                                 AND hi.product_id = l.product_id LIMIT 1) i
+        RETURNING line_no, product_id, quantity, unit_price, line_total
+    )
+    SELECT jsonb_agg(jsonb_build_object('product_id', product_id, 'quantity', quantity,
+                                        'unit_price', unit_price, 'line_total', line_total)
+                     ORDER BY line_no)
+      INTO items
+      FROM written;
+
+    -- Released first, so that the stock it takes was its own reservation.
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'captured', p_order_id);
+    FOR line IN SELECT * FROM unnest(line_ids, line_quantities) AS l (product_id, quantity) LOOP
+        UPDATE products SET stock = stock - line.quantity
+         WHERE business_id = tenant AND id = line.product_id;
+    END LOOP;
+
+    INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id,
+                               created_at, due_at, hold_id)
+    VALUES (tenant, p_entry_id, hold.customer_id, head.seq + 1, 'purchase', order_total,
+            head.balance + order_total, p_order_id, created, due, p_hold_id);
+
+    RETURN jsonb_build_object('order', jsonb_build_object(
+        'id', p_order_id, 'customer_id', hold.customer_id, 'total', order_total::bigint,
+        'created_at', created, 'due_at', due, 'hold_id', p_hold_id, 'items', items));
+END
+$$;
+
+-- A void releases all the hold reserves. Allowed whatever the account's
+-- status: it only gives back.
+CREATE FUNCTION ontab_void(p_hold_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    refusal jsonb;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    refusal := ontab_hold_refusal(tenant, p_hold_id, hold.expires_at);
+    IF refusal IS NOT NULL THEN
+        RETURN refusal;
+    END IF;
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'voided', NULL);
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
+-- Records the expiry of a hold past its expires_at (the sweep's work, one
+-- hold per transaction): releases what it still reserves. hold_not_pending
+-- when there is nothing to record (ended already, or not expired yet:
+-- status "pending").
+CREATE FUNCTION ontab_expire_hold(p_hold_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, public
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    hold record;
+    outcome text;
+BEGIN
+    hold := ontab_lock_hold(tenant, p_hold_id);
+    IF hold.customer_id IS NULL THEN
+        RETURN jsonb_build_object('error', 'not_found', 'resource', 'hold', 'id', p_hold_id);
+    END IF;
+    SELECT e.outcome INTO outcome FROM hold_endings e WHERE e.business_id = tenant AND e.hold_id = p_hold_id;
+    IF FOUND THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', outcome);
+    END IF;
+    IF hold.expires_at > now() THEN
+        RETURN jsonb_build_object('error', 'hold_not_pending', 'status', 'pending');
+    END IF;
+    PERFORM ontab_end_hold(tenant, p_hold_id, 'expired', NULL);
+    RETURN jsonb_build_object('hold', ontab_hold_view(tenant, p_hold_id));
+END
+$$;
+
 CREATE FUNCTION ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -746,19 +1188,22 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
-    stock_now bigint;
+    product_now record;
     product_after products;
     created timestamptz := now();
 BEGIN
-    SELECT stock INTO stock_now FROM products WHERE business_id = tenant AND id = p_product_id FOR UPDATE;
+    PERFORM 1 FROM products WHERE business_id = tenant AND id = p_product_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('error', 'not_found', 'resource', 'product', 'id', p_product_id);
     END IF;
-    IF stock_now::numeric + p_delta < 0 THEN
+    -- What pending holds reserve cannot be adjusted away.
+    PERFORM ontab_release_expired(tenant, ARRAY[p_product_id]);
+    SELECT stock, reserved INTO product_now FROM products WHERE business_id = tenant AND id = p_product_id;
+    IF product_now.stock::numeric + p_delta < product_now.reserved THEN
         RETURN jsonb_build_object('error', 'insufficient_stock', 'product_id', p_product_id,
-                                  'requested', -p_delta, 'available', stock_now);
+                                  'requested', -p_delta, 'available', product_now.stock - product_now.reserved);
     END IF;
-    IF stock_now::numeric + p_delta > 9007199254740991 THEN
+    IF product_now.stock::numeric + p_delta > 9007199254740991 THEN
         RETURN jsonb_build_object('error', 'validation_failed', 'field', 'delta',
                                   'message', 'the stock would exceed 9007199254740991 (2^53 - 1)');
     END IF;
@@ -773,6 +1218,7 @@ BEGIN
     RETURN jsonb_build_object(
         'product', jsonb_build_object('id', product_after.id, 'name', product_after.name,
                                       'price', product_after.price, 'stock', product_after.stock,
+                                      'reserved', product_after.reserved,
                                       'created_at', product_after.created_at),
         'adjustment', jsonb_build_object('id', p_adjustment_id, 'product_id', p_product_id,
                                          'delta', p_delta, 'reason', p_reason,
@@ -797,6 +1243,7 @@ DECLARE
     tenant uuid := ontab_require_tenant();
     account_status text;
     head record;
+    pending record;
 BEGIN
     SELECT status INTO account_status FROM customers WHERE business_id = tenant AND id = p_customer_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -810,6 +1257,17 @@ BEGIN
         IF head.balance <> 0 THEN
             RETURN jsonb_build_object('error', 'balance_outstanding', 'balance', head.balance);
         END IF;
+        -- Closing gives back what the customer's holds reserve: pending
+        -- ones are voided, expired ones recorded as expired.
+        FOR pending IN SELECT p.hold_id, p.expires_at FROM pending_holds p
+                        WHERE p.business_id = tenant AND p.customer_id = p_customer_id
+                        ORDER BY p.hold_id LOOP
+            IF pending.expires_at <= now() THEN
+                PERFORM ontab_expire_hold(pending.hold_id);
+            ELSE
+                PERFORM ontab_void(pending.hold_id);
+            END IF;
+        END LOOP;
     END IF;
     UPDATE customers
        SET name = coalesce(p_name, name),
@@ -831,6 +1289,11 @@ ALTER FUNCTION ontab_write_off(uuid, uuid, bigint, text) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_credit(uuid, uuid, bigint, text, text) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_return(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
 ALTER FUNCTION ontab_adjust_stock(uuid, uuid, bigint, text) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_hold(uuid, uuid, uuid[], bigint[], int) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_capture(uuid, uuid, uuid, uuid[], bigint[]) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_void(uuid) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_expire_hold(uuid) OWNER TO ontab_writer;
+ALTER FUNCTION ontab_end_hold(uuid, uuid, text, uuid) OWNER TO ontab_writer;
 REVOKE CREATE ON SCHEMA public FROM ontab_writer;
 
 REVOKE ALL ON FUNCTION
@@ -840,7 +1303,11 @@ REVOKE ALL ON FUNCTION
     ontab_credit(uuid, uuid, bigint, text, text),
     ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_adjust_stock(uuid, uuid, bigint, text),
-    ontab_update_customer(uuid, text, bigint, text, int)
+    ontab_update_customer(uuid, text, bigint, text, int),
+    ontab_hold(uuid, uuid, uuid[], bigint[], int),
+    ontab_capture(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_void(uuid), ontab_expire_hold(uuid),
+    ontab_end_hold(uuid, uuid, text, uuid)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]),
@@ -848,7 +1315,10 @@ GRANT EXECUTE ON FUNCTION
     ontab_pay(uuid, uuid, bigint), ontab_write_off(uuid, uuid, bigint, text),
     ontab_return(uuid, uuid, uuid, uuid[], bigint[]),
     ontab_adjust_stock(uuid, uuid, bigint, text),
-    ontab_update_customer(uuid, text, bigint, text, int)
+    ontab_update_customer(uuid, text, bigint, text, int),
+    ontab_hold(uuid, uuid, uuid[], bigint[], int),
+    ontab_capture(uuid, uuid, uuid, uuid[], bigint[]),
+    ontab_void(uuid), ontab_expire_hold(uuid)
     TO ontab_app;
 -- The helpers run inside the functions, as ontab_writer (ontab_credit only
 -- there: a credit is a payment or a write-off, each with its own entry).

@@ -115,6 +115,13 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// How often expired holds are looked for and their expiry recorded.
+    /// Decisions never wait for it (an expired hold counts for nothing at
+    /// once); it bounds how long an expired hold's reservation rows stay
+    /// behind. 0 disables the sweep (another instance runs it).
+    #[arg(long, env = "ONTAB_HOLD_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub hold_sweep_interval: Duration,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
 }

@@ -81,6 +81,7 @@ pub struct Server {
     admin_token_configured: bool,
     limits: ConnectionLimits,
     shutdown_grace: Duration,
+    hold_sweep_interval: Duration,
 }
 
 /// Opens (or starts) the database, migrates it, and builds the use cases
@@ -108,6 +109,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
             admin_token_configured: config.admin_token.is_some(),
             limits,
             shutdown_grace: config.shutdown_grace,
+            hold_sweep_interval: config.hold_sweep_interval,
         }),
         Err(error) => {
             // Whatever failed, a private PostgreSQL we started stops again.
@@ -176,9 +178,12 @@ impl Server {
             router,
             limits,
             shutdown_grace,
+            hold_sweep_interval,
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
+        let sweeper = (!hold_sweep_interval.is_zero())
+            .then(|| tokio::spawn(crate::app::holds::sweep(app.clone(), hold_sweep_interval)));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
         let served = http::listener::serve(listener, router, limits, async move {
             shutdown.await;
@@ -194,6 +199,9 @@ impl Server {
             }
         };
         janitor.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         drop(app);
         database.close().await?;
         outcome

@@ -17,6 +17,7 @@ pub mod businesses;
 pub mod customers;
 mod error;
 pub mod group_commit;
+pub mod holds;
 pub mod idempotency;
 mod key_cache;
 pub mod orders;
@@ -66,6 +67,8 @@ pub enum Actor {
     ApiKey(Uuid),
     Admin,
     Cli,
+    /// The service's own background work (expiring holds).
+    System,
 }
 
 impl Actor {
@@ -75,6 +78,7 @@ impl Actor {
             Actor::ApiKey(id) => id.to_string(),
             Actor::Admin => "admin".to_owned(),
             Actor::Cli => "cli".to_owned(),
+            Actor::System => "system".to_owned(),
         }
     }
 }

@@ -57,7 +57,7 @@ SELECT 'customer ' || customer_id, format('entry %s (%s %s): %s', seq, kind, amo
     },
     Check {
         name: "credit_limit",
-        rule: "no purchase took a balance above the credit limit in force at that point of the customer's ledger",
+        rule: "no purchase took a balance above the credit limit in force at that point of the customer's ledger (a capture excepted: its hold reserved that credit within the limit, and a limit lowered since binds new purchases and holds only)",
         sql: "
 SELECT 'customer ' || l.customer_id,
        format('purchase entry %s took the balance to %s, above the limit %s then in force',
@@ -69,7 +69,7 @@ SELECT 'customer ' || l.customer_id,
         WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
         ORDER BY c.id DESC
         LIMIT 1) lim
- WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.balance_after > lim.credit_limit
+ WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.hold_id IS NULL AND l.balance_after > lim.credit_limit
  ORDER BY l.customer_id, l.seq",
     },
     Check {
@@ -192,6 +192,103 @@ SELECT 'product ' || p.id,
  ORDER BY p.created_at, p.id",
     },
     Check {
+        name: "hold_reservations",
+        rule: "every product's reserved = the sum of its pending hold lines (never above its stock), every customer's held = the sum of its pending holds; a pending row matches its hold exactly and exists only while the hold has not ended; a hold not ended and not past its expiry still reserves all its lines",
+        sql: "
+SELECT 'product ' || p.id, format('reserved is %s, but its pending hold lines sum to %s', p.reserved, coalesce(r.quantity, 0))
+  FROM products p
+  LEFT JOIN (SELECT product_id, sum(quantity) AS quantity FROM pending_hold_items
+              WHERE business_id = $1 GROUP BY product_id) r ON r.product_id = p.id
+ WHERE p.business_id = $1 AND p.reserved <> coalesce(r.quantity, 0)
+UNION ALL
+SELECT 'product ' || p.id, format('reserved %s is more than its stock %s', p.reserved, p.stock)
+  FROM products p WHERE p.business_id = $1 AND p.reserved > p.stock
+UNION ALL
+SELECT 'customer ' || c.id, format('held is %s, but its pending holds sum to %s', c.held, coalesce(h.total, 0))
+  FROM customers c
+  LEFT JOIN (SELECT customer_id, sum(total) AS total FROM pending_holds
+              WHERE business_id = $1 GROUP BY customer_id) h ON h.customer_id = c.id
+ WHERE c.business_id = $1 AND c.held <> coalesce(h.total, 0)
+UNION ALL
+SELECT 'hold ' || p.hold_id, 'its credit reservation does not match the hold (customer, total or expiry)'
+  FROM pending_holds p
+  LEFT JOIN holds h ON h.business_id = p.business_id AND h.id = p.hold_id
+ WHERE p.business_id = $1
+   AND (h.id IS NULL OR (h.customer_id, h.total, h.expires_at) IS DISTINCT FROM (p.customer_id, p.total, p.expires_at))
+UNION ALL
+SELECT 'hold ' || p.hold_id, format('its reservation of product %s does not match its line', p.product_id)
+  FROM pending_hold_items p
+  LEFT JOIN hold_items i ON i.business_id = p.business_id AND i.hold_id = p.hold_id AND i.product_id = p.product_id
+  LEFT JOIN holds h ON h.business_id = p.business_id AND h.id = p.hold_id
+ WHERE p.business_id = $1
+   AND (i.hold_id IS NULL OR i.quantity <> p.quantity OR h.expires_at IS DISTINCT FROM p.expires_at)
+UNION ALL
+SELECT 'hold ' || e.hold_id, format('ended %s, but still reserves something', e.outcome)
+  FROM hold_endings e
+ WHERE e.business_id = $1
+   AND (EXISTS (SELECT 1 FROM pending_holds p WHERE p.business_id = $1 AND p.hold_id = e.hold_id)
+        OR EXISTS (SELECT 1 FROM pending_hold_items p WHERE p.business_id = $1 AND p.hold_id = e.hold_id))
+UNION ALL
+SELECT 'hold ' || h.id, 'is pending, but no longer reserves all it holds'
+  FROM holds h
+ WHERE h.business_id = $1 AND h.expires_at > now()
+   AND NOT EXISTS (SELECT 1 FROM hold_endings e WHERE e.business_id = $1 AND e.hold_id = h.id)
+   AND (NOT EXISTS (SELECT 1 FROM pending_holds p WHERE p.business_id = $1 AND p.hold_id = h.id)
+        OR EXISTS (SELECT 1 FROM hold_items i
+                    WHERE i.business_id = $1 AND i.hold_id = h.id
+                      AND NOT EXISTS (SELECT 1 FROM pending_hold_items p
+                                       WHERE p.business_id = $1 AND p.hold_id = h.id AND p.product_id = i.product_id)))",
+    },
+    Check {
+        name: "hold_outcomes",
+        rule: "every hold's total = the sum of its lines; a hold ends once, captured or voided before its expiry and expired only after it; a captured hold names the one order that captured it, whose lines are lines of the hold at the hold's prices within what it held; no order captures a hold that did not end captured by it",
+        sql: "
+SELECT 'hold ' || h.id, problem
+  FROM holds h
+  LEFT JOIN LATERAL (SELECT count(*) AS n, sum(i.line_total::numeric) AS total,
+                            bool_or(i.line_total::numeric <> i.quantity::numeric * i.unit_price) AS miscomputed
+                       FROM hold_items i WHERE i.business_id = h.business_id AND i.hold_id = h.id) li ON true
+  LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
+  LEFT JOIN orders o ON o.business_id = h.business_id AND o.id = e.order_id
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN li.n = 0 THEN 'has no lines'
+         WHEN li.total <> h.total THEN format('total is %s, but its lines sum to %s', h.total, li.total) END),
+   (CASE WHEN li.miscomputed THEN 'a line_total is not quantity × unit_price' END),
+   (CASE WHEN e.outcome IN ('captured', 'voided') AND e.ended_at >= h.expires_at
+         THEN format('%s at %s, after its expiry at %s', e.outcome, e.ended_at, h.expires_at) END),
+   (CASE WHEN e.outcome = 'expired' AND e.ended_at < h.expires_at
+         THEN format('recorded expired at %s, before its expiry at %s', e.ended_at, h.expires_at) END),
+   (CASE WHEN (e.outcome = 'captured') <> (e.order_id IS NOT NULL)
+         THEN 'its ending and its order disagree' END),
+   (CASE WHEN e.order_id IS NOT NULL AND o.hold_id IS DISTINCT FROM h.id
+         THEN format('captured by order %s, which does not name it', e.order_id) END),
+   (CASE WHEN e.order_id IS NOT NULL AND o.customer_id IS DISTINCT FROM h.customer_id
+         THEN format('captured by order %s, of another customer', e.order_id) END)
+ ) v(problem)
+ WHERE h.business_id = $1 AND problem IS NOT NULL
+UNION ALL
+SELECT 'order ' || o.id, format('captures hold %s, which did not end captured by it', o.hold_id)
+  FROM orders o
+ WHERE o.business_id = $1 AND o.hold_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM hold_endings e
+                    WHERE e.business_id = $1 AND e.hold_id = o.hold_id
+                      AND e.outcome = 'captured' AND e.order_id = o.id)
+UNION ALL
+SELECT format('order %s line %s', oi.order_id, oi.line_no),
+       format('captures %s of product %s at %s, but hold %s held %s at %s',
+              oi.quantity, oi.product_id, oi.unit_price, o.hold_id, hi.quantity, hi.unit_price)
+  FROM orders o
+  JOIN order_items oi ON oi.business_id = o.business_id AND oi.order_id = o.id
+  LEFT JOIN hold_items hi ON hi.business_id = o.business_id AND hi.hold_id = o.hold_id AND hi.product_id = oi.product_id
+ WHERE o.business_id = $1 AND o.hold_id IS NOT NULL
+   AND (hi.hold_id IS NULL OR oi.quantity > hi.quantity OR oi.unit_price <> hi.unit_price)
+UNION ALL
+SELECT format('ledger entry %s', l.id), format('names hold %s, but its order names %s', l.hold_id, o.hold_id)
+  FROM credit_ledger l
+  JOIN orders o ON o.business_id = l.business_id AND o.id = l.order_id
+ WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.hold_id IS DISTINCT FROM o.hold_id",
+    },
+    Check {
         name: "references",
         rule: "every reference points at a row of the same business (none dangles, none crosses tenants)",
         sql: "
@@ -239,7 +336,19 @@ SELECT 'stock adjustment ' || x.id, format('refers to product %s, which this bus
 UNION ALL
 SELECT 'credit limit change ' || x.id, format('refers to customer %s, which this business does not have', x.customer_id)
   FROM customer_changes x WHERE x.business_id = $1
-   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)",
+   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)
+UNION ALL
+SELECT 'hold ' || x.id, format('is for customer %s, which this business does not have', x.customer_id)
+  FROM holds x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM customers t WHERE t.business_id = $1 AND t.id = x.customer_id)
+UNION ALL
+SELECT format('hold %s line %s', x.hold_id, x.line_no), format('refers to product %s, which this business does not have', x.product_id)
+  FROM hold_items x WHERE x.business_id = $1
+   AND NOT EXISTS (SELECT 1 FROM products t WHERE t.business_id = $1 AND t.id = x.product_id)
+UNION ALL
+SELECT 'order ' || x.id, format('refers to hold %s, which this business does not have', x.hold_id)
+  FROM orders x WHERE x.business_id = $1 AND x.hold_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM holds t WHERE t.business_id = $1 AND t.id = x.hold_id)",
     },
 ];
 

@@ -14,6 +14,7 @@ use crate::domain::{AccountStatus, Name, NonNegative, PaymentTerms, Refusal};
 macro_rules! select_customer {
     () => {
         "SELECT c.id, c.name, c.credit_limit, c.status, c.payment_terms_days, c.created_at,
+                c.held - ontab_expired_hold_credit(c.business_id, c.id) AS held,
                 coalesce((SELECT l.balance_after FROM credit_ledger l
                            WHERE l.business_id = c.business_id AND l.customer_id = c.id
                            ORDER BY l.seq DESC LIMIT 1), 0) AS balance
@@ -32,6 +33,7 @@ fn customer(row: &Row) -> Result<Customer, DbError> {
         name: column(row, "name")?,
         credit_limit: column(row, "credit_limit")?,
         balance: column(row, "balance")?,
+        held: column(row, "held")?,
         status: status(column(row, "status")?)?,
         payment_terms_days: column(row, "payment_terms_days")?,
         created_at: column(row, "created_at")?,
@@ -51,7 +53,7 @@ const CREATE: &str =
     "INSERT INTO customers (business_id, id, name, credit_limit, status, payment_terms_days)
                       VALUES ($1, $2, $3, $4, $5, $6)
                       RETURNING id, name, credit_limit, status, payment_terms_days, created_at,
-                                0::bigint AS balance";
+                                0::bigint AS balance, 0::bigint AS held";
 
 /// A new customer as valid values; `payment_terms` `None` takes the
 /// business's.

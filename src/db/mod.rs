@@ -19,6 +19,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod businesses;
 pub mod customers;
+pub mod holds;
 pub mod idempotency;
 pub mod ledger;
 pub mod migrate;
@@ -161,7 +162,11 @@ impl Db {
     /// Runs one statement outside any tenant (the lookups and sweeps that
     /// SECURITY DEFINER functions allow across tenants), in the configured
     /// statement mode.
-    async fn query_untenanted(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
+    pub(crate) async fn query_untenanted(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, DbError> {
         let client = self.client().await?;
         tx::query_on(&client, self.statements, sql, params).await
     }

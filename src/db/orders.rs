@@ -14,7 +14,7 @@ macro_rules! select_order {
     () => {
         "SELECT jsonb_build_object(
             'id', o.id, 'customer_id', o.customer_id, 'total', o.total, 'created_at', o.created_at,
-            'due_at', o.due_at,
+            'due_at', o.due_at, 'hold_id', o.hold_id,
             'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
                                                           'unit_price', i.unit_price, 'line_total', i.line_total)
                                        ORDER BY i.line_no)

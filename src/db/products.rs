@@ -16,6 +16,7 @@ fn product(row: &Row) -> Result<Product, DbError> {
         name: column(row, "name")?,
         price: column(row, "price")?,
         stock: column(row, "stock")?,
+        reserved: column(row, "reserved")?,
         created_at: column(row, "created_at")?,
     })
 }
@@ -30,7 +31,7 @@ pub fn key(product: &Product) -> CreatedKey {
 
 const CREATE: &str = "INSERT INTO products (business_id, id, name, price, stock, initial_stock)
                       VALUES ($1, $2, $3, $4, $5, $5)
-                      RETURNING id, name, price, stock, created_at";
+                      RETURNING id, name, price, stock, 0::bigint AS reserved, created_at";
 
 pub async fn create(
     tx: &TenantTx,
@@ -56,8 +57,19 @@ pub async fn create(
     product(&row)
 }
 
-const GET: &str =
-    "SELECT id, name, price, stock, created_at FROM products WHERE business_id = $1 AND id = $2";
+// What pending holds reserve, less what expired holds still count there
+// (released at the next decision about the product, or by the sweep).
+macro_rules! columns {
+    () => {
+        "id, name, price, stock, reserved - ontab_expired_reserve(business_id, id) AS reserved, created_at"
+    };
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM products WHERE business_id = $1 AND id = $2"
+);
 
 pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Option<Product>, DbError> {
     let business = tx.business_id();
@@ -67,11 +79,15 @@ pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Option<Product>, DbError> {
     row.as_ref().map(product).transpose()
 }
 
-const LIST: &str = "SELECT id, name, price, stock, created_at FROM products
-                     WHERE business_id = $1
-                       AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-                     ORDER BY created_at, id
-                     LIMIT $4";
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM products
+     WHERE business_id = $1
+       AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+     ORDER BY created_at, id
+     LIMIT $4"
+);
 
 pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<Product>, DbError> {
     let business = tx.business_id();
@@ -91,9 +107,12 @@ pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<Product>
     rows.iter().map(product).collect()
 }
 
-const UPDATE: &str = "UPDATE products SET name = coalesce($3, name), price = coalesce($4, price)
-                       WHERE business_id = $1 AND id = $2
-                      RETURNING id, name, price, stock, created_at";
+const UPDATE: &str = concat!(
+    "UPDATE products SET name = coalesce($3, name), price = coalesce($4, price)
+      WHERE business_id = $1 AND id = $2
+     RETURNING ",
+    columns!()
+);
 
 /// Changes name and/or price. Past orders are untouched: each order line
 /// stores the unit price it was bought at.

@@ -36,17 +36,20 @@ pub struct Customer {
     pub credit_limit: i64,
     /// What the ledger says is owed (negative: in credit).
     pub balance: i64,
+    /// What its pending (unexpired) holds reserve of its credit.
+    pub held: i64,
     pub status: AccountStatus,
     pub payment_terms_days: i32,
     pub created_at: DateTime<Utc>,
 }
 
 impl Customer {
-    /// `max(credit_limit - balance, 0)`, never beyond i64 whatever the
-    /// balance.
+    /// `max(credit_limit - balance - held, 0)`, never beyond i64 whatever
+    /// the balance.
     pub fn available_credit(&self) -> i64 {
         let available =
-            (i128::from(self.credit_limit) - i128::from(self.balance)).clamp(0, i64::MAX.into());
+            (i128::from(self.credit_limit) - i128::from(self.balance) - i128::from(self.held))
+                .clamp(0, i64::MAX.into());
         i64::try_from(available).unwrap_or(i64::MAX)
     }
 }
@@ -58,7 +61,16 @@ pub struct Product {
     pub name: String,
     pub price: i64,
     pub stock: i64,
+    /// Units its pending (unexpired) holds reserve: not for sale.
+    pub reserved: i64,
     pub created_at: DateTime<Utc>,
+}
+
+impl Product {
+    /// What purchases and new holds may take: `stock - reserved`.
+    pub fn available(&self) -> i64 {
+        self.stock.saturating_sub(self.reserved)
+    }
 }
 
 /// One recorded change of stock outside purchases and returns.
@@ -107,10 +119,65 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     /// `created_at` + the customer's payment terms at purchase time.
     pub due_at: DateTime<Utc>,
+    /// The hold this order captured, if any.
+    #[serde(default)]
+    pub hold_id: Option<Uuid>,
     pub items: Vec<Item>,
     /// Returns against the order, oldest first (none when just created).
     #[serde(default)]
     pub returns: Vec<Return>,
+}
+
+/// Where a hold stands. A pending hold past its `expires_at` is expired,
+/// whether or not its expiry has been recorded yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Pending,
+    Captured,
+    Voided,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, super::FieldError> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "captured" => Ok(Self::Captured),
+            "voided" => Ok(Self::Voided),
+            "expired" => Ok(Self::Expired),
+            _ => Err(super::FieldError::new(
+                field,
+                "must be one of pending, captured, voided, expired",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Stock and credit reserved at the prices of its creation, until it is
+/// captured (an order), voided, or expires. Its lines never change.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hold {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: HoldStatus,
+    pub items: Vec<Item>,
+    pub total: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When it was captured or voided, or its `expires_at` once expired.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The order that captured it.
+    pub order_id: Option<Uuid>,
 }
 
 /// What a ledger entry records.
@@ -233,6 +300,7 @@ mod tests {
             name: "c".into(),
             credit_limit,
             balance,
+            held: 0,
             status: AccountStatus::Active,
             payment_terms_days: 30,
             created_at: DateTime::UNIX_EPOCH,

@@ -23,9 +23,13 @@ pub enum Refusal {
         requested: i64,
         available: i64,
     },
+    /// `held`: what the customer's pending holds reserve, which counts
+    /// against the limit too.
     CreditLimitExceeded {
         credit_limit: i64,
         balance: i64,
+        #[serde(default)]
+        held: i64,
         order_total: i64,
     },
     PaymentExceedsBalance {
@@ -52,6 +56,16 @@ pub enum Refusal {
     WriteOffExceedsBalance {
         balance: i64,
         amount: i64,
+    },
+    /// Capture or void of a hold that has ended (or expired): `status` says
+    /// how.
+    HoldNotPending {
+        status: String,
+    },
+    /// A capture of more of a product than the hold holds (0: not held).
+    CaptureExceedsHold {
+        product_id: Uuid,
+        held: i64,
     },
     /// A value that is only invalid given what is stored, such as an order
     /// total beyond what a JSON client can read exactly.
@@ -81,6 +95,8 @@ impl Refusal {
             Refusal::CustomerClosed { .. } => ErrorCode::CustomerClosed,
             Refusal::BalanceOutstanding { .. } => ErrorCode::BalanceOutstanding,
             Refusal::WriteOffExceedsBalance { .. } => ErrorCode::WriteOffExceedsBalance,
+            Refusal::HoldNotPending { .. } => ErrorCode::HoldNotPending,
+            Refusal::CaptureExceedsHold { .. } => ErrorCode::CaptureExceedsHold,
             Refusal::ValidationFailed { .. } => ErrorCode::ValidationFailed,
         }
     }
@@ -103,7 +119,8 @@ mod tests {
     #[test]
     fn refusals_parse_from_the_database_shape() {
         let raw = serde_json::json!({
-            "error": "credit_limit_exceeded", "credit_limit": 100, "balance": 90, "order_total": 20
+            "error": "credit_limit_exceeded", "credit_limit": 100, "balance": 90, "held": 5,
+            "order_total": 20
         });
         let refusal: Refusal = serde_json::from_value(raw).expect("known refusal");
         assert_eq!(
@@ -111,6 +128,7 @@ mod tests {
             Refusal::CreditLimitExceeded {
                 credit_limit: 100,
                 balance: 90,
+                held: 5,
                 order_total: 20
             }
         );

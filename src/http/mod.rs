@@ -8,6 +8,7 @@ mod business;
 mod businesses;
 mod customers;
 mod deadline;
+mod holds;
 mod idempotent;
 pub mod listener;
 mod metrics;
@@ -110,6 +111,10 @@ fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(orders::list))
         .routes(routes!(orders::get))
         .routes(routes!(orders::create_return))
+        .routes(routes!(holds::create, holds::list))
+        .routes(routes!(holds::get))
+        .routes(routes!(holds::capture))
+        .routes(routes!(holds::void))
         .routes(routes!(reports::overdue))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -49,6 +49,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CustomerClosed
         | ErrorCode::BalanceOutstanding
         | ErrorCode::WriteOffExceedsBalance
+        | ErrorCode::HoldNotPending
+        | ErrorCode::CaptureExceedsHold
         | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,6 +73,8 @@ pub fn title_of(code: ErrorCode) -> &'static str {
         ErrorCode::CustomerClosed => "Customer closed",
         ErrorCode::BalanceOutstanding => "Balance outstanding",
         ErrorCode::WriteOffExceedsBalance => "Write-off exceeds balance",
+        ErrorCode::HoldNotPending => "Hold not pending",
+        ErrorCode::CaptureExceedsHold => "Capture exceeds hold",
         ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
         ErrorCode::PayloadTooLarge => "Payload too large",
         ErrorCode::Unavailable => "Service unavailable",
@@ -177,14 +181,17 @@ fn refused(refusal: Refusal) -> Problem {
         Refusal::CreditLimitExceeded {
             credit_limit,
             balance,
+            held,
             order_total,
         } => Problem::new(
             code,
             format!(
-                "balance {balance} + order {order_total} would exceed the credit limit {credit_limit}"
+                "balance {balance} + held {held} + order {order_total} would exceed the credit limit {credit_limit}"
             ),
         )
-        .with(json!({ "credit_limit": credit_limit, "balance": balance, "order_total": order_total })),
+        .with(json!({
+            "credit_limit": credit_limit, "balance": balance, "held": held, "order_total": order_total
+        })),
         Refusal::PaymentExceedsBalance { balance, amount } => Problem::new(
             code,
             format!("payment {amount} is more than the outstanding balance {balance}"),
@@ -218,6 +225,16 @@ fn refused(refusal: Refusal) -> Problem {
             format!("write-off {amount} is more than the outstanding balance {balance}"),
         )
         .with(json!({ "balance": balance, "amount": amount })),
+        Refusal::HoldNotPending { status } => Problem::new(
+            code,
+            format!("the hold is {status}: only a pending hold can be captured or voided"),
+        )
+        .with(json!({ "status": status })),
+        Refusal::CaptureExceedsHold { product_id, held } => Problem::new(
+            code,
+            format!("product {product_id}: the hold holds {held}"),
+        )
+        .with(json!({ "product_id": product_id, "held": held })),
         Refusal::ValidationFailed { field, message } => {
             Problem::new(code, format!("{field}: {message}"))
                 .with(json!({ "errors": [{ "field": field, "message": message }] }))

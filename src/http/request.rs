@@ -96,14 +96,24 @@ impl Body {
             .map_err(|error| AppError::Malformed(format!("invalid JSON body: {error}")))
     }
 
+    /// A body whose every member is optional: none at all reads as `{}`.
+    pub fn parse_or_empty<T: DeserializeOwned + Default>(&self) -> Result<T, AppError> {
+        if self.0.is_empty() {
+            return Ok(T::default());
+        }
+        self.parse()
+    }
+
     /// What identifies "the same request" for an Idempotency-Key: the route
-    /// and the body with insignificant whitespace and key order removed.
+    /// and the body with insignificant whitespace and key order removed (no
+    /// body at all being `{}`).
     pub fn fingerprint(&self, route: &str) -> Vec<u8> {
-        let canonical = serde_json::from_slice::<serde_json::Value>(&self.0)
+        let body: &[u8] = if self.0.is_empty() { b"{}" } else { &self.0 };
+        let canonical = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .map(canonical_json)
             .and_then(|value| serde_json::to_vec(&value).ok())
-            .unwrap_or_else(|| self.0.to_vec());
+            .unwrap_or_else(|| body.to_vec());
         let mut hash = Sha256::new();
         hash.update(route.as_bytes());
         hash.update([0]);

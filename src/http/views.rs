@@ -22,7 +22,13 @@ pub struct Customer {
     /// Sum of the ledger: what the customer owes now (negative: in credit).
     #[schema(schema_with = super::openapi::signed_amount)]
     pub balance: i64,
-    /// `max(credit_limit - balance, 0)`.
+    /// Credit reserved by the customer's pending holds: it counts against
+    /// the limit like the balance, until each hold is captured, voided or
+    /// expires.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub held: i64,
+    /// `max(credit_limit - balance - held, 0)`: what a purchase or a hold
+    /// may still take.
     #[schema(schema_with = super::openapi::non_negative)]
     pub available_credit: i64,
     pub status: AccountStatus,
@@ -40,6 +46,7 @@ impl From<records::Customer> for Customer {
             name: customer.name,
             credit_limit: customer.credit_limit,
             balance: customer.balance,
+            held: customer.held,
             status: customer.status.into(),
             payment_terms_days: customer.payment_terms_days,
             created_at: customer.created_at,
@@ -76,18 +83,27 @@ pub struct Product {
     /// Current price in minor units; past orders keep the price they paid.
     #[schema(schema_with = super::openapi::non_negative)]
     pub price: i64,
+    /// Units on hand, including those reserved by pending holds.
     #[schema(schema_with = super::openapi::non_negative)]
     pub stock: i64,
+    /// Units reserved by pending holds: kept for their capture.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub reserved: i64,
+    /// `stock - reserved`: what purchases and new holds may take.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub available: i64,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<records::Product> for Product {
     fn from(product: records::Product) -> Self {
         Self {
+            available: product.available(),
             id: product.id,
             name: product.name,
             price: product.price,
             stock: product.stock,
+            reserved: product.reserved,
             created_at: product.created_at,
         }
     }
@@ -195,6 +211,9 @@ pub struct Order {
     /// `created_at` + the customer's payment terms when it was bought;
     /// never moved by a later change of terms.
     pub due_at: DateTime<Utc>,
+    /// The hold this order captured (at the hold's prices), or null.
+    #[schema(required = true)]
+    pub hold_id: Option<Uuid>,
     pub items: Vec<Item>,
     /// Returns made against this order, oldest first.
     pub returns: Vec<Return>,
@@ -208,8 +227,73 @@ impl From<records::Order> for Order {
             total: order.total,
             created_at: order.created_at,
             due_at: order.due_at,
+            hold_id: order.hold_id,
             items: items(order.items),
             returns: order.returns.into_iter().map(Return::from).collect(),
+        }
+    }
+}
+
+/// Where a hold stands: `pending` reserves its stock and credit until its
+/// `expires_at`; `captured` became an order; `voided` and `expired`
+/// released everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Pending,
+    Captured,
+    Voided,
+    Expired,
+}
+
+impl From<records::HoldStatus> for HoldStatus {
+    fn from(status: records::HoldStatus) -> Self {
+        match status {
+            records::HoldStatus::Pending => HoldStatus::Pending,
+            records::HoldStatus::Captured => HoldStatus::Captured,
+            records::HoldStatus::Voided => HoldStatus::Voided,
+            records::HoldStatus::Expired => HoldStatus::Expired,
+        }
+    }
+}
+
+/// Stock and credit reserved at the prices of its creation: captured later
+/// as an order, voided, or expired at `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Hold {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: HoldStatus,
+    /// The lines held, at the prices when the hold was made (a capture pays
+    /// these, whatever the prices are then).
+    pub items: Vec<Item>,
+    /// Sum of the line totals: the credit held.
+    #[schema(schema_with = super::openapi::non_negative)]
+    pub total: i64,
+    pub created_at: DateTime<Utc>,
+    /// From then on it reserves nothing and can no longer be captured.
+    pub expires_at: DateTime<Utc>,
+    /// When it was captured or voided, or its `expires_at` once expired;
+    /// null while pending.
+    #[schema(required = true)]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The order that captured it, or null.
+    #[schema(required = true)]
+    pub order_id: Option<Uuid>,
+}
+
+impl From<records::Hold> for Hold {
+    fn from(hold: records::Hold) -> Self {
+        Self {
+            id: hold.id,
+            customer_id: hold.customer_id,
+            status: hold.status.into(),
+            items: items(hold.items),
+            total: hold.total,
+            created_at: hold.created_at,
+            expires_at: hold.expires_at,
+            ended_at: hold.ended_at,
+            order_id: hold.order_id,
         }
     }
 }
@@ -429,6 +513,7 @@ list_view!(ApiKeyList, ApiKeyInfo, "API keys");
 list_view!(CustomerList, Customer, "customers");
 list_view!(ProductList, Product, "products");
 list_view!(OrderList, Order, "orders");
+list_view!(HoldList, Hold, "holds");
 list_view!(LedgerEntryList, LedgerEntry, "ledger entries");
 
 /// `ok` while the process runs.

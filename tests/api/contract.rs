@@ -638,6 +638,7 @@ async fn customers_are_created_read_listed_and_changed() {
             "balance",
             "created_at",
             "credit_limit",
+            "held",
             "id",
             "name",
             "payment_terms_days",
@@ -885,7 +886,15 @@ async fn products_are_created_read_listed_and_changed() {
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!(
         keys_of(&created.body),
-        ["created_at", "id", "name", "price", "stock"]
+        [
+            "available",
+            "created_at",
+            "id",
+            "name",
+            "price",
+            "reserved",
+            "stock"
+        ]
     );
     assert_eq!(created.body["name"], "Tea");
     assert_eq!(created.body["price"], 1_250);
@@ -1043,7 +1052,15 @@ async fn stock_adjustments_move_stock_but_never_below_zero() {
     assert_has(&added.body, &["product", "adjustment"]);
     assert_eq!(
         keys_of(&added.body["product"]),
-        ["created_at", "id", "name", "price", "stock"]
+        [
+            "available",
+            "created_at",
+            "id",
+            "name",
+            "price",
+            "reserved",
+            "stock"
+        ]
     );
     assert_eq!(uuid_of(&added.body["product"]["id"]), product);
     assert_eq!(added.body["product"]["stock"], 10);

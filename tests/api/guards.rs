@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::helpers::{Business, TestApp};
 
 /// The history tables that refuse UPDATE, DELETE and TRUNCATE.
-const HISTORY: [&str; 7] = [
+const HISTORY: [&str; 10] = [
     "orders",
     "order_items",
     "returns",
@@ -22,10 +22,13 @@ const HISTORY: [&str; 7] = [
     "credit_ledger",
     "stock_adjustments",
     "customer_changes",
+    "holds",
+    "hold_items",
+    "hold_endings",
 ];
 
 /// Every table whose rows belong to one business.
-const TENANT_TABLES: [&str; 12] = [
+const TENANT_TABLES: [&str; 17] = [
     "businesses",
     "api_keys",
     "customers",
@@ -38,6 +41,11 @@ const TENANT_TABLES: [&str; 12] = [
     "credit_ledger",
     "idempotency_keys",
     "customer_changes",
+    "holds",
+    "hold_items",
+    "hold_endings",
+    "pending_holds",
+    "pending_hold_items",
 ];
 
 /// What PostgreSQL answered to a statement that had to fail.
@@ -146,7 +154,8 @@ async fn expect_denied(client: &Client, sql: &str) {
 }
 
 /// Data made through the API: one business with a purchase, a payment, a
-/// return and a stock adjustment, and a second business with its own rows.
+/// return, a stock adjustment and a voided hold, and a second business with
+/// its own rows (a pending hold among them).
 struct World {
     shop: Business,
     customer: Uuid,
@@ -200,6 +209,25 @@ async fn world(app: &TestApp) -> World {
     assert_eq!(adjusted.status, 201, "{adjusted:?}");
     assert_eq!(adjusted.body["product"]["stock"], 7);
 
+    // A hold, voided: history in holds, hold_items and hold_endings, and
+    // nothing left reserved.
+    let held = app
+        .post(
+            "/v1/holds",
+            &shop.key,
+            json!({ "customer_id": customer, "items": [{ "product_id": ink, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(held.status, 201, "{held:?}");
+    let voided = app
+        .post(
+            &format!("/v1/holds/{}/void", held.id()),
+            &shop.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(voided.status, 200, "{voided:?}");
+
     let other = app.business("Other").await;
     let other_customer = app.customer(&other, 5_000).await;
     let other_product = app.product(&other, 10, 100).await;
@@ -207,6 +235,15 @@ async fn world(app: &TestApp) -> World {
         .purchase(&other, other_customer, &[(other_product, 1)])
         .await;
     assert_eq!(bought.status, 201, "{bought:?}");
+    // A pending hold: rows in pending_holds and pending_hold_items.
+    let pending = app
+        .post(
+            "/v1/holds",
+            &other.key,
+            json!({ "customer_id": other_customer, "items": [{ "product_id": other_product, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(pending.status, 201, "{pending:?}");
 
     World {
         shop,

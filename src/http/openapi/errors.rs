@@ -120,6 +120,44 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
             ALWAYS,
         ],
     ),
+    (
+        "createHold",
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            KEYED,
+            &[
+                CustomerClosed,
+                CustomerOnHold,
+                InsufficientStock,
+                CreditLimitExceeded,
+            ],
+            ALWAYS,
+        ],
+    ),
+    (
+        "captureHold",
+        &[
+            TENANT,
+            BODY,
+            BY_ID,
+            KEYED,
+            &[
+                CustomerClosed,
+                CustomerOnHold,
+                HoldNotPending,
+                CaptureExceedsHold,
+            ],
+            ALWAYS,
+        ],
+    ),
+    (
+        "voidHold",
+        &[TENANT, BODY, BY_ID, KEYED, &[HoldNotPending], ALWAYS],
+    ),
+    ("listHolds", &[TENANT, PAGED, ALWAYS]),
+    ("getHold", &[TENANT, BY_ID, ALWAYS]),
     ("getOverdueReport", &[TENANT, PAGED, ALWAYS]),
     ("getHealth", &[]),
     ("getReadiness", &[]),
@@ -130,6 +168,9 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
 /// Operations that take an Idempotency-Key: their answers may be replays.
 pub const KEYED_OPERATIONS: &[&str] = &[
     "createWriteOff",
+    "createHold",
+    "captureHold",
+    "voidHold",
     "createStockAdjustment",
     "createPurchase",
     "createPayment",
@@ -198,6 +239,7 @@ fn facts(code: ErrorCode) -> Vec<(&'static str, RefOr<Schema>)> {
         CreditLimitExceeded => vec![
             ("credit_limit", amount()),
             ("balance", amount()),
+            ("held", amount()),
             ("order_total", amount()),
         ],
         PaymentExceedsBalance => vec![("balance", amount()), ("amount", amount())],
@@ -205,6 +247,14 @@ fn facts(code: ErrorCode) -> Vec<(&'static str, RefOr<Schema>)> {
         CustomerOnHold | CustomerClosed => vec![("customer_id", uuid().into())],
         BalanceOutstanding => vec![("balance", amount())],
         WriteOffExceedsBalance => vec![("balance", amount()), ("amount", amount())],
+        HoldNotPending => vec![(
+            "status",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .enum_values(Some(["captured", "voided", "expired"]))
+                .into(),
+        )],
+        CaptureExceedsHold => vec![("product_id", uuid().into()), ("held", amount())],
         _ => Vec::new(),
     }
 }

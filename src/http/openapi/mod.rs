@@ -40,6 +40,7 @@ pub use schemas::{
         (name = "purchases", description = "Buying on credit: all lines or nothing"),
         (name = "payments", description = "Payments against a customer's balance"),
         (name = "orders", description = "Immutable orders and returns against them"),
+        (name = "holds", description = "Authorize now, capture later: stock and credit reserved until captured, voided or expired"),
         (name = "reports", description = "Who owes what, and for how long"),
         (name = "operations", description = "Health, readiness, metrics and this document (no auth)"),
     ),
