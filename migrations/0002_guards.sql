@@ -230,14 +230,6 @@ BEGIN
                           WHERE i.business_id = NEW.business_id AND i.order_id = NEW.order_id) li ON true
       LEFT JOIN credit_ledger l
              ON l.business_id = NEW.business_id AND l.order_id = NEW.order_id AND l.kind = 'purchase';
-    IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
-       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due
-       OR ledger_hold IS DISTINCT FROM order_hold THEN
-        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %, hold % but its entry %',
-                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due,
-                        order_hold, ledger_hold
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
-    END IF;
     -- A capture's line: a line of its hold, at the hold's price, within
     -- what it held.
     IF order_hold IS NOT NULL THEN
@@ -249,6 +241,14 @@ BEGIN
                             NEW.order_id, NEW.quantity, NEW.product_id, NEW.unit_price, order_hold
                 USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_capture_within_hold';
         END IF;
+    END IF;
+    IF order_total IS NULL OR lines_total IS DISTINCT FROM order_total
+       OR ledger_amount IS DISTINCT FROM order_total OR ledger_due IS DISTINCT FROM order_due
+       OR ledger_hold IS DISTINCT FROM order_hold THEN
+        RAISE EXCEPTION 'order % is inconsistent: total %, lines %, ledger %, due at % but its entry at %, hold % but its entry %',
+                        NEW.order_id, order_total, lines_total, ledger_amount, order_due, ledger_due,
+                        order_hold, ledger_hold
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'orders_complete';
     END IF;
     RETURN NULL;
 END

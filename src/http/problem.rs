@@ -12,6 +12,9 @@ use crate::domain::{ErrorCode, Refusal};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The members of every problem, in RFC 9457 and the contract.
+const STANDARD_MEMBERS: [&str; 5] = ["type", "title", "status", "detail", "code"];
+
 /// A problem document: the body sent, and (`http::openapi`) its schema.
 /// Boxed: handlers return it as their error, and most answers are not one.
 #[derive(Debug, Clone, Serialize)]
@@ -95,8 +98,11 @@ impl Problem {
         }))
     }
 
+    /// Adds a refusal's facts; never one that would shadow a member every
+    /// problem has (a client reads `status` as the HTTP status, always).
     fn with(mut self, members: Value) -> Self {
-        if let Value::Object(members) = members {
+        if let Value::Object(mut members) = members {
+            members.retain(|name, _| !STANDARD_MEMBERS.contains(&name.as_str()));
             self.0.members = members;
         }
         self
@@ -225,11 +231,14 @@ fn refused(refusal: Refusal) -> Problem {
             format!("write-off {amount} is more than the outstanding balance {balance}"),
         )
         .with(json!({ "balance": balance, "amount": amount })),
+        // The contract names this fact `status`, which RFC 9457 (and the
+        // contract's own error shape) already gives the HTTP status; the
+        // hold's status is `hold_status`, so `status` stays the number.
         Refusal::HoldNotPending { status } => Problem::new(
             code,
             format!("the hold is {status}: only a pending hold can be captured or voided"),
         )
-        .with(json!({ "status": status })),
+        .with(json!({ "hold_status": status })),
         Refusal::CaptureExceedsHold { product_id, held } => Problem::new(
             code,
             format!("product {product_id}: the hold holds {held}"),

@@ -231,6 +231,8 @@ struct Launch {
     pool_wait: Duration,
     request_timeout: Duration,
     statement_timeout: Duration,
+    /// `--hold-sweep-interval`; `None`: serve's default.
+    hold_sweep_interval: Option<Duration>,
 }
 
 /// `ontab serve`'s flags, to read its defaults exactly as it ships.
@@ -281,6 +283,9 @@ impl Launch {
             config.database.pool_size = self.pool_size;
             config.database.pool_timeout = self.pool_wait;
             config.database.statements = self.statements;
+            if let Some(every) = self.hold_sweep_interval {
+                config.hold_sweep_interval = every;
+            }
         })
         .await
     }
@@ -359,6 +364,12 @@ impl TestApp {
         .await
     }
 
+    /// An app whose server never sweeps expired holds (as when another
+    /// instance does): what is decided before any background work runs.
+    pub async fn spawn_without_hold_sweep() -> Self {
+        Self::spawn_launched(|launch| launch.hold_sweep_interval = Some(Duration::ZERO)).await
+    }
+
     async fn spawn_inner(
         statements: StatementMode,
         pool_size: usize,
@@ -366,6 +377,17 @@ impl TestApp {
         request_timeout: Duration,
         statement_timeout: Duration,
     ) -> Self {
+        Self::spawn_launched(|launch| {
+            launch.statements = statements;
+            launch.pool_size = pool_size;
+            launch.pool_wait = pool_wait;
+            launch.request_timeout = request_timeout;
+            launch.statement_timeout = statement_timeout;
+        })
+        .await
+    }
+
+    async fn spawn_launched(tune: impl FnOnce(&mut Launch)) -> Self {
         // The server's logs, when asked for (RUST_LOG=debug cargo test ...).
         if std::env::var_os("RUST_LOG").is_some() {
             ontab::telemetry::init();
@@ -386,18 +408,19 @@ impl TestApp {
             Ok(pooler) => through_pooler(&pooler, &cluster.admin, &db_name),
             Err(_) => db_config.clone(),
         };
-        let statements = match std::env::var("ONTAB_TEST_STATEMENTS").as_deref() {
-            Ok("unnamed") => StatementMode::Unnamed,
-            _ => statements,
-        };
-        let launch = Launch {
+        let mut launch = Launch {
             app_config,
-            statements,
-            pool_size,
-            pool_wait,
-            request_timeout,
-            statement_timeout,
+            statements: StatementMode::Prepared,
+            pool_size: 16,
+            pool_wait: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::from_secs(30),
+            hold_sweep_interval: None,
         };
+        tune(&mut launch);
+        if std::env::var("ONTAB_TEST_STATEMENTS").as_deref() == Ok("unnamed") {
+            launch.statements = StatementMode::Unnamed;
+        }
         Self {
             base_url: launch.serve().await,
             http: reqwest::Client::new(),

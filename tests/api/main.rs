@@ -12,6 +12,7 @@ mod faults;
 mod first_run;
 mod guards;
 mod health;
+mod holds;
 mod hostile;
 mod idempotency;
 mod isolation;

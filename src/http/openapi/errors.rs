@@ -248,7 +248,7 @@ fn facts(code: ErrorCode) -> Vec<(&'static str, RefOr<Schema>)> {
         BalanceOutstanding => vec![("balance", amount())],
         WriteOffExceedsBalance => vec![("balance", amount()), ("amount", amount())],
         HoldNotPending => vec![(
-            "status",
+            "hold_status",
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::String))
                 .enum_values(Some(["captured", "voided", "expired"]))
