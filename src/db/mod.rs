@@ -21,6 +21,7 @@ pub mod businesses;
 pub mod customers;
 pub mod idempotency;
 pub mod ledger;
+pub mod login;
 pub mod migrate;
 pub mod orders;
 pub mod page;
