@@ -288,7 +288,7 @@ struct Serve {
 
 /// A libpq key=value connection string for `options` (its sslmode
 /// included; a CA file, if any, is the harness's own business).
-fn connection_string(options: &ConnectOptions) -> String {
+pub fn connection_string(options: &ConnectOptions) -> String {
     format!(
         "{} sslmode={}",
         plain_connection_string(&options.config),

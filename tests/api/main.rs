@@ -15,6 +15,7 @@ mod health;
 mod hostile;
 mod idempotency;
 mod isolation;
+mod least_privilege;
 mod migrations;
 mod openapi;
 mod ops;
