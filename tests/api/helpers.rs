@@ -498,6 +498,29 @@ impl TestApp {
         }
     }
 
+    /// Another server instance over this app's database whose pool logs in
+    /// with `app_config` instead (through a proxy, say).
+    pub async fn another_instance_over(&self, app_config: ConnectOptions) -> Self {
+        let launch = Launch {
+            app_config,
+            ..self.launch.clone()
+        };
+        Self {
+            base_url: launch.serve().await,
+            http: reqwest::Client::new(),
+            db_config: self.db_config.clone(),
+            db_name: self.db_name.clone(),
+            launch,
+            owns_database: false,
+        }
+    }
+
+    /// How this app's pool reaches its database: as [`SERVER_ROLE`],
+    /// directly or through ONTAB_TEST_POOLER.
+    pub fn app_login(&self) -> &ConnectOptions {
+        &self.launch.app_config
+    }
+
     /// The name of this test's database.
     pub fn db_name(&self) -> &str {
         &self.db_name

@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod batch;
+mod commit_outcome;
 mod concurrency;
 mod connections;
 mod contract;
@@ -16,6 +17,7 @@ mod hostile;
 mod idempotency;
 mod isolation;
 mod least_privilege;
+mod lossy_proxy;
 mod migrations;
 mod openapi;
 mod ops;
