@@ -27,4 +27,5 @@ mod reports;
 mod revocation;
 mod slow_clients;
 mod smoke;
+mod stored_refusals;
 mod tls;
