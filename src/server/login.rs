@@ -82,16 +82,18 @@ pub(super) async fn prepare(
 /// Checks the pool's login before anything is served: the schema, when
 /// serve could not migrate it, and what the role may do.
 pub(super) async fn check(db: &Db, login: &PoolLogin, production: bool) -> anyhow::Result<()> {
+    // The pool's first session: a login that fails says so here, before
+    // the schema is blamed.
+    let role = db
+        .login_role()
+        .await
+        .context("the database pool cannot log in")?;
     if !login.migrated {
         db.verify_schema().await.context(
             "serve has only --app-database-url, whose login role may not migrate, \
              and the database is not ready for it",
         )?;
     }
-    let role = db
-        .login_role()
-        .await
-        .context("reading the pool's login role")?;
     let excess = role.excess();
     if excess.is_empty() {
         tracing::info!(role = %role.name, "the pool logs in as a member of ontab_app and nothing more");
