@@ -2,7 +2,7 @@
 //! when its login may not migrate), build the use cases and the HTTP edge,
 //! serve until told to stop, then drain and stop. [`build`] is used by
 //! `main` and by the test harness alike, so tests run the server exactly as
-//! it ships. Who the pool logs in as is [`login`]'s business.
+//! it ships. Who the pool logs in as is the `login` module's business.
 
 mod login;
 
