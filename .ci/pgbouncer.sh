@@ -44,7 +44,11 @@ ignore_startup_parameters = extra_float_digits
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
-echo '"postgres" ""' > "$dir/users.txt"
+# The harness (postgres) and the servers under test, which log in as
+# ontab_test_server, a member of ontab_app alone (tests/api/helpers.rs).
+# With trust the passwords go unchecked here; PgBouncer passes them on to
+# a PostgreSQL that asks for one.
+printf '"postgres" ""\n"ontab_test_server" "ontab-test-server"\n' > "$dir/users.txt"
 # PgBouncer refuses to run as root.
 if [ "$(id -u)" = 0 ]; then
     chown -R postgres "$dir"

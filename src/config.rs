@@ -122,8 +122,37 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_HOLD_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub hold_sweep_interval: Duration,
 
+    /// The connection string of the role the server's pool logs in as: one
+    /// that is a member of ontab_app and nothing else (migrations/0003).
+    /// DATABASE_URL then only migrates; without DATABASE_URL, serve migrates
+    /// nothing and refuses a database whose migrations are not all applied.
+    #[arg(long, env = "ONTAB_APP_DATABASE_URL", hide_env_values = true)]
+    pub app_database_url: Option<String>,
+
+    /// Production mode (also ONTAB_ENV=production): refuse to start, rather
+    /// than warn, when the pool's login role can do more than ontab_app.
+    #[arg(
+        long,
+        env = "ONTAB_ENV",
+        num_args = 0,
+        default_missing_value = "production",
+        default_value = "development",
+        value_parser = parse_environment
+    )]
+    pub production: bool,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
+}
+
+/// ONTAB_ENV: `production` or `development`; anything else is refused, so
+/// that a typo cannot turn production's refusals into warnings.
+fn parse_environment(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "production" | "prod" => Ok(true),
+        "development" | "dev" | "" => Ok(false),
+        _ => Err(format!("`{text}`: use production or development")),
+    }
 }
 
 impl ServeConfig {
@@ -197,6 +226,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: ServeConfig,
+    }
+
+    #[test]
+    fn production_mode_is_a_flag_or_ontab_env() {
+        use clap::Parser;
+        let production = |args: &[&str]| {
+            Serve::try_parse_from(args.iter().copied()).map(|serve| serve.config.production)
+        };
+        // ONTAB_ENV may be set where the tests run; only the flag is
+        // checked here, ONTAB_ENV's values below.
+        assert_eq!(production(&["ontab", "--production"]).ok(), Some(true));
+        assert_eq!(parse_environment("production"), Ok(true));
+        assert_eq!(parse_environment("Production"), Ok(true));
+        assert_eq!(parse_environment("development"), Ok(false));
+        assert!(parse_environment("staging").is_err());
+    }
 
     #[test]
     fn durations_parse_with_and_without_units() {

@@ -1,7 +1,10 @@
-//! `ontab serve`: find or start the database, migrate, build the use cases
-//! and the HTTP edge, serve until told to stop, then drain and stop.
-//! [`build`] is used by `main` and by the test harness alike, so tests run
-//! the server exactly as it ships.
+//! `ontab serve`: find or start the database, migrate (or check the schema
+//! when its login may not migrate), build the use cases and the HTTP edge,
+//! serve until told to stop, then drain and stop. [`build`] is used by
+//! `main` and by the test harness alike, so tests run the server exactly as
+//! it ships. Who the pool logs in as is the `login` module's business.
+
+mod login;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -73,7 +76,9 @@ impl Database {
 
 /// A server ready to run: its database migrated, its port bound.
 pub struct Server {
-    database: Database,
+    /// The owner's database (DATABASE_URL or the private PostgreSQL);
+    /// `None` when serve has only the app's login.
+    database: Option<Database>,
     app: Arc<App>,
     listener: TcpListener,
     router: axum::Router,
@@ -98,8 +103,13 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
         }),
     };
     tracing::info!(?fd_limit, max_connections = ?limits.max_connections, "connection limits");
-    let database = Database::open(&config.database).await?;
-    match assemble(config, &database).await {
+    // With only the app's login, there is no owner's database to open (and
+    // no private PostgreSQL to start).
+    let database = match (&config.database.database_url, &config.app_database_url) {
+        (None, Some(_)) => None,
+        _ => Some(Database::open(&config.database).await?),
+    };
+    match assemble(config, database.as_ref()).await {
         Ok((app, listener, router, admin_token)) => Ok(Server {
             database,
             app,
@@ -113,7 +123,9 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
         }),
         Err(error) => {
             // Whatever failed, a private PostgreSQL we started stops again.
-            if let Err(stop_error) = database.close().await {
+            if let Some(database) = database
+                && let Err(stop_error) = database.close().await
+            {
                 tracing::warn!(%stop_error, "could not stop the private PostgreSQL");
             }
             Err(error)
@@ -123,17 +135,16 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
 
 async fn assemble(
     config: &ServeConfig,
-    database: &Database,
+    database: Option<&Database>,
 ) -> anyhow::Result<(Arc<App>, TcpListener, axum::Router, Option<String>)> {
-    let applied = database.migrate().await?;
-    if !applied.is_empty() {
-        tracing::info!(?applied, "migrations applied");
-    }
-    let db = Db::connect(crate::db::parse_url(&database.url)?, config.pool_options())?;
+    let pool_login = login::prepare(config, database).await?;
+    let db = Db::connect(pool_login.options.clone(), config.pool_options())?;
+    login::check(&db, &pool_login, config.production).await?;
     // On a private local database with no admin token configured, a one-off
     // token makes the quick start work without any setup; with a real
     // DATABASE_URL the admin endpoint stays off unless configured.
-    let admin_token = match (&config.admin_token, database.is_private()) {
+    let private = database.is_some_and(Database::is_private);
+    let admin_token = match (&config.admin_token, private) {
         (Some(token), _) => Some(token.clone()),
         (None, true) => Some(one_off_token()?),
         (None, false) => None,
@@ -203,7 +214,9 @@ impl Server {
             sweeper.abort();
         }
         drop(app);
-        database.close().await?;
+        if let Some(database) = database {
+            database.close().await?;
+        }
         outcome
     }
 

@@ -171,6 +171,7 @@ impl GroupCommit {
         self.queue(app, tenant.business_id)
             .send(job)
             .map_err(|_| AppError::Unavailable("the purchase queue is closed".into()))?;
+        metrics::gauge!(QUEUE_LENGTH).increment(1);
         let _gone = AbandonOnDrop(state.clone());
         let abandoned_batch = || AppError::Unavailable("the purchase batch was abandoned".into());
         tokio::select! {
@@ -202,6 +203,16 @@ impl GroupCommit {
     }
 }
 
+/// Purchases queued for their business's next batch (all businesses): the
+/// backlog group commit is working through.
+const QUEUE_LENGTH: &str = "ontab_purchase_queue_length";
+
+/// A job leaves the queue for a batch.
+fn dequeued(job: Job) -> Job {
+    metrics::gauge!(QUEUE_LENGTH).decrement(1);
+    job
+}
+
 /// Forms the batches of one business, in arrival order. Holds the app only
 /// weakly: when the app goes, its queues close and the worker ends.
 async fn worker(
@@ -217,15 +228,15 @@ async fn worker(
         let Some(first) = queue.recv().await else {
             return;
         };
-        let mut jobs = vec![first];
+        let mut jobs = vec![dequeued(first)];
         let mut flush = "idle";
         let deadline = Instant::now() + config.wait;
         while jobs.len() < config.max_size {
             match queue.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => jobs.push(dequeued(job)),
                 Err(_) if jobs.len() > 1 && !config.wait.is_zero() => {
                     match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
-                        Ok(Some(job)) => jobs.push(job),
+                        Ok(Some(job)) => jobs.push(dequeued(job)),
                         _ => {
                             flush = "wait";
                             break;

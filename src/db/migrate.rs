@@ -101,6 +101,19 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
 /// not migrate. Refuses pending, unknown and differing migrations, naming
 /// the first.
 pub async fn verify(client: &Client) -> Result<(), DbError> {
+    let schema = client
+        .query_typed_one("SELECT to_regclass('ontab_migrations') IS NOT NULL", &[])
+        .await?;
+    let has_schema: bool = schema
+        .try_get(0)
+        .map_err(|error| DbError::Decode(format!("ontab_migrations: {error}")))?;
+    if !has_schema {
+        return Err(DbError::Config(
+            "the database has no ontab schema yet (no ontab_migrations table): \
+             run `ontab migrate` with the owner's DATABASE_URL first"
+                .into(),
+        ));
+    }
     let applied = read_applied(client).await?;
     check_applied(&applied)?;
     if let Some(pending) = MIGRATIONS
@@ -108,7 +121,7 @@ pub async fn verify(client: &Client) -> Result<(), DbError> {
         .find(|m| !applied.iter().any(|row| row.version == m.version))
     {
         return Err(DbError::Config(format!(
-            "the database lacks migration {:04}_{}: run `ontab migrate` as the database owner first",
+            "the database lacks migration {:04}_{}: run `ontab migrate` with the owner's DATABASE_URL first",
             pending.version, pending.name
         )));
     }
@@ -116,8 +129,10 @@ pub async fn verify(client: &Client) -> Result<(), DbError> {
 }
 
 async fn read_applied(client: &impl GenericClient) -> Result<Vec<Applied>, DbError> {
+    // Unnamed (query_typed): `serve` may verify through PgBouncer in
+    // transaction mode, which keeps no prepared statement between two.
     client
-        .query(
+        .query_typed(
             "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version",
             &[],
         )

@@ -22,6 +22,7 @@ pub mod customers;
 pub mod holds;
 pub mod idempotency;
 pub mod ledger;
+pub mod login;
 pub mod migrate;
 pub mod orders;
 pub mod page;

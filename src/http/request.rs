@@ -106,11 +106,14 @@ impl Body {
 
     /// What identifies "the same request" for an Idempotency-Key: the route
     /// and the body with insignificant whitespace and key order removed (no
-    /// body at all being `{}`).
+    /// body at all being `{}`). A body with a key given twice is taken byte
+    /// for byte: read as a value it would lose one of them and pass for the
+    /// valid body it is not (its stored 400 would then answer that body).
     pub fn fingerprint(&self, route: &str) -> Vec<u8> {
         let body: &[u8] = if self.0.is_empty() { b"{}" } else { &self.0 };
-        let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        let canonical = serde_json::from_slice::<UniqueKeys>(body)
             .ok()
+            .and_then(|_| serde_json::from_slice::<serde_json::Value>(body).ok())
             .map(canonical_json)
             .and_then(|value| serde_json::to_vec(&value).ok())
             .unwrap_or_else(|| body.to_vec());
@@ -418,6 +421,15 @@ mod tests {
         assert_eq!(a.fingerprint(route), b.fingerprint(route));
         assert_ne!(a.fingerprint(route), c.fingerprint(route));
         assert_ne!(a.fingerprint(route), a.fingerprint("POST /v1/purchases"));
+    }
+
+    #[test]
+    fn a_body_with_a_duplicate_key_is_not_the_body_it_would_read_as() {
+        let doubled = Body(Bytes::from_static(br#"{"amount": 1, "amount": 100}"#));
+        let single = Body(Bytes::from_static(br#"{"amount": 100}"#));
+        let route = "POST /v1/payments";
+        assert_ne!(doubled.fingerprint(route), single.fingerprint(route));
+        assert_eq!(doubled.fingerprint(route), doubled.fingerprint(route));
     }
 
     #[test]

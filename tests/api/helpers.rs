@@ -6,6 +6,12 @@
 //! cluster under target/tmp that the harness starts (and leaves running for
 //! the next run; `.ci/run` stops it).
 //!
+//! The server under test logs in as [`SERVER_ROLE`], a member of
+//! `ontab_app` and nothing else (created once per cluster), and is given
+//! only that login (`--app-database-url`): so every test shows that `serve`
+//! needs no more. The harness's own connection ([`TestApp::sql`]) is the
+//! superuser, for setting up and inspecting.
+//!
 //! With ONTAB_TEST_POOLER=host:port the app under test reaches its database
 //! through that pooler (PgBouncer in transaction mode in CI) while the
 //! harness itself talks to PostgreSQL directly; ONTAB_TEST_STATEMENTS=unnamed
@@ -28,6 +34,12 @@ use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The login role of every server the harness starts: a member of
+/// `ontab_app` and nothing else, as migrations/0003 tells operators to make
+/// one. The password matters only where the cluster asks for one.
+pub const SERVER_ROLE: &str = "ontab_test_server";
+const SERVER_PASSWORD: &str = "ontab-test-server";
+
 /// Where test databases are created, and the template they are cloned from.
 struct Cluster {
     admin: ConnectOptions,
@@ -41,6 +53,7 @@ async fn cluster() -> &'static Cluster {
         .get_or_init(|| async {
             let admin = admin_config().await;
             let template = ensure_template(&admin).await;
+            ensure_server_role(&admin).await;
             Cluster { admin, template }
         })
         .await
@@ -135,6 +148,36 @@ async fn ensure_template(admin: &ConnectOptions) -> String {
     template
 }
 
+/// Creates [`SERVER_ROLE`] in `admin`'s cluster (whose migrations made
+/// `ontab_app`) unless it exists; parallel test processes may race here.
+async fn ensure_server_role(admin: &ConnectOptions) {
+    connect(admin)
+        .await
+        .batch_execute(&format!(
+            "DO $$
+             BEGIN
+                 BEGIN
+                     CREATE ROLE {SERVER_ROLE} LOGIN PASSWORD '{SERVER_PASSWORD}' IN ROLE ontab_app;
+                 EXCEPTION
+                     WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+                 IF NOT pg_has_role('{SERVER_ROLE}', 'ontab_app', 'MEMBER') THEN
+                     GRANT ontab_app TO {SERVER_ROLE};
+                 END IF;
+             END
+             $$"
+        ))
+        .await
+        .expect("create the server's login role");
+}
+
+/// `options` logging in as [`SERVER_ROLE`] instead.
+pub fn as_server_role(options: &ConnectOptions) -> ConnectOptions {
+    let mut options = options.clone();
+    options.config.user(SERVER_ROLE).password(SERVER_PASSWORD);
+    options
+}
+
 /// The same database as `admin` names, reached through the pooler at
 /// `host:port` with the same user.
 fn through_pooler(pooler: &str, admin: &ConnectOptions, db_name: &str) -> ConnectOptions {
@@ -147,6 +190,9 @@ fn through_pooler(pooler: &str, admin: &ConnectOptions, db_name: &str) -> Connec
         .port(port.parse().expect("ONTAB_TEST_POOLER port is a number"))
         .user(admin.config.get_user().unwrap_or("postgres"))
         .dbname(db_name);
+    if let Some(password) = admin.config.get_password() {
+        config.password(password);
+    }
     ConnectOptions {
         config,
         tls: admin.tls.clone(),
@@ -244,7 +290,7 @@ struct Serve {
 
 /// A libpq key=value connection string for `options` (its sslmode
 /// included; a CA file, if any, is the harness's own business).
-fn connection_string(options: &ConnectOptions) -> String {
+pub fn connection_string(options: &ConnectOptions) -> String {
     format!(
         "{} sslmode={}",
         plain_connection_string(&options.config),
@@ -265,8 +311,12 @@ fn plain_connection_string(config: &Config) -> String {
         None => "localhost".to_owned(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
+    let password = config
+        .get_password()
+        .map(|password| format!(" password='{}'", String::from_utf8_lossy(password)))
+        .unwrap_or_default();
     format!(
-        "host='{host}' port={port} user={} dbname={}",
+        "host='{host}' port={port} user={} dbname={}{password}",
         config.get_user().unwrap_or("postgres"),
         config.get_dbname().unwrap_or("postgres")
     )
@@ -275,9 +325,10 @@ fn plain_connection_string(config: &Config) -> String {
 impl Launch {
     /// A server over `app_config` on port 0, built by `server::build` as
     /// `ontab serve` builds it (its defaults, group commit included, unless
-    /// ONTAB_TEST_BATCH=off); answers its base URL.
+    /// ONTAB_TEST_BATCH=off), given only the app's login, as production
+    /// runs it once `ontab migrate` has run; answers its base URL.
     async fn serve(&self) -> String {
-        start_server(connection_string(&self.app_config), |config| {
+        serve(None, Some(connection_string(&self.app_config)), |config| {
             config.request_timeout = self.request_timeout;
             config.statement_timeout = Some(self.statement_timeout);
             config.database.pool_size = self.pool_size;
@@ -291,20 +342,46 @@ impl Launch {
     }
 }
 
-/// Starts a server on `database_url` (already migrated, or it migrates)
-/// with `ontab serve`'s defaults, then `tune`s them, on a loopback port;
-/// answers its base URL. Group commit is on, as `serve` ships, unless
-/// ONTAB_TEST_BATCH=off.
+/// Starts a server on `database_url`, the owner's (it migrates it), whose
+/// pool logs in as [`SERVER_ROLE`], with `ontab serve`'s defaults, then
+/// `tune`s them, on a loopback port; answers its base URL. Group commit is
+/// on, as `serve` ships, unless ONTAB_TEST_BATCH=off.
 pub async fn start_server(database_url: String, tune: impl FnOnce(&mut ServeConfig)) -> String {
+    let owner = ontab::db::parse_url(&database_url).expect("a valid connection string");
+    // The login role needs ontab_app, which the first migration creates.
+    migrate::run_on(&owner)
+        .await
+        .expect("the database migrates");
+    ensure_server_role(&owner).await;
+    let app_url = connection_string(&as_server_role(&owner));
+    serve(Some(database_url), Some(app_url), tune).await
+}
+
+/// `ontab serve`'s configuration as it ships (flags and environment), on a
+/// loopback port with the harness's admin token, group commit off under
+/// ONTAB_TEST_BATCH=off.
+pub fn serve_config() -> ServeConfig {
     let mut config = Serve::try_parse_from(["ontab"])
         .expect("serve's defaults parse")
         .config;
     config.listen = "127.0.0.1:0".parse().expect("loopback address");
     config.admin_token = Some(ADMIN_TOKEN.to_owned());
-    config.database.database_url = Some(database_url);
     if !batching() {
         config.batch_max_size = 1;
     }
+    config
+}
+
+/// Starts a server with the owner's `database_url` and the pool's
+/// `app_database_url` as given, `tune`d; answers its base URL.
+async fn serve(
+    database_url: Option<String>,
+    app_database_url: Option<String>,
+    tune: impl FnOnce(&mut ServeConfig),
+) -> String {
+    let mut config = serve_config();
+    config.database.database_url = database_url;
+    config.app_database_url = app_database_url;
     tune(&mut config);
     let server = ontab::server::build(&config)
         .await
@@ -404,10 +481,10 @@ impl TestApp {
             .expect("create test database");
         let mut db_config = cluster.admin.clone();
         db_config.config.dbname(&db_name);
-        let app_config = match std::env::var("ONTAB_TEST_POOLER") {
+        let app_config = as_server_role(&match std::env::var("ONTAB_TEST_POOLER") {
             Ok(pooler) => through_pooler(&pooler, &cluster.admin, &db_name),
             Err(_) => db_config.clone(),
-        };
+        });
         let mut launch = Launch {
             app_config,
             statements: StatementMode::Prepared,
@@ -442,6 +519,29 @@ impl TestApp {
             launch: self.launch.clone(),
             owns_database: false,
         }
+    }
+
+    /// Another server instance over this app's database whose pool logs in
+    /// with `app_config` instead (through a proxy, say).
+    pub async fn another_instance_over(&self, app_config: ConnectOptions) -> Self {
+        let launch = Launch {
+            app_config,
+            ..self.launch.clone()
+        };
+        Self {
+            base_url: launch.serve().await,
+            http: reqwest::Client::new(),
+            db_config: self.db_config.clone(),
+            db_name: self.db_name.clone(),
+            launch,
+            owns_database: false,
+        }
+    }
+
+    /// How this app's pool reaches its database: as [`SERVER_ROLE`],
+    /// directly or through ONTAB_TEST_POOLER.
+    pub fn app_login(&self) -> &ConnectOptions {
+        &self.launch.app_config
     }
 
     /// The name of this test's database.

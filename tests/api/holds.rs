@@ -935,10 +935,7 @@ async fn thirty_two_clients_mixing_holds_captures_voids_and_purchases_hold_every
         .into_iter()
         .flatten()
         .collect();
-    assert!(
-        outcomes.contains(&201),
-        "some succeeded"
-    );
+    assert!(outcomes.contains(&201), "some succeeded");
 
     // No oversell, reserved exact, nobody above the limit counting holds.
     let (stock, reserved, available) = stock_of(&app, &shop, tea).await;

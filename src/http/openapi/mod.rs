@@ -117,9 +117,18 @@ pub struct ListParams {
     reason = "describes the header read by http::request::idempotency_key"
 )]
 pub struct IdempotencyKeyParam {
-    /// 1..=255 visible ASCII characters. A retry with the same key and body
-    /// replays the first answer (marked `idempotent-replayed: true`); the
-    /// same key with another body is `409 idempotency_key_reused`.
+    /// 1..=255 visible ASCII characters, scoped to the business and kept at
+    /// least 24 hours. A retry with the same key and body replays the first
+    /// definitive answer (marked `idempotent-replayed: true`) and does
+    /// nothing again; the same key with another body or path is
+    /// `409 idempotency_key_reused`. Definitive answers are stored: every
+    /// 2xx, and every 4xx decided for the request, a malformed body (400),
+    /// invalid values (422) and an id that names nothing (404) included.
+    /// Not stored, so the key stays unspent: 401 (no business to store it
+    /// for), 413 (the body was not read), an invalid Idempotency-Key (no
+    /// key), and 5xx. A 503 means nothing was written: retry. A 500 with
+    /// `"outcome": "unknown"` means the commit was sent and its answer
+    /// lost: retry with the same key to learn whether it took effect.
     #[param(
         rename = "Idempotency-Key",
         pattern = "^[!-~]{1,255}$",
