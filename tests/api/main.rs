@@ -2,13 +2,17 @@
 //! One test binary, so the migrated template is built once per run.
 
 mod helpers;
+mod support;
 
+mod api_keys;
 mod audit;
+mod auth;
 mod batch;
+mod businesses;
 mod commit_outcome;
 mod concurrency;
 mod connections;
-mod contract;
+mod customers;
 mod faults;
 mod first_run;
 mod guards;
@@ -18,15 +22,24 @@ mod hostile;
 mod idempotency;
 mod isolation;
 mod least_privilege;
+mod ledger;
 mod lossy_proxy;
 mod migrations;
 mod openapi;
 mod ops;
+mod orders;
+mod pagination;
+mod payments;
 mod privileges;
 mod process;
+mod products;
+mod purchases;
 mod reports;
+mod requests;
+mod returns;
 mod revocation;
 mod slow_clients;
 mod smoke;
+mod stock;
 mod stored_refusals;
 mod tls;
