@@ -1,10 +1,12 @@
 //! API keys of a business. Only the SHA-256 of each secret is stored.
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
+use super::sql::{Column, Statement, statement};
 use super::{Db, DbError, TenantTx, column};
 use crate::domain::records::ApiKeyInfo;
 
@@ -14,6 +16,13 @@ pub struct KeyRecord {
     pub business_id: Uuid,
     pub secret_sha256: [u8; 32],
 }
+
+/// The columns `info` reads.
+const INFO: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<DateTime<Utc>>("created_at"),
+    Column::named::<Option<DateTime<Utc>>>("revoked_at"),
+];
 
 fn info(row: &Row) -> Result<ApiKeyInfo, DbError> {
     Ok(ApiKeyInfo {
@@ -110,3 +119,21 @@ pub async fn revoke(tx: &TenantTx, id: Uuid) -> Result<bool, DbError> {
         .await?;
     Ok(row.is_some())
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        LOOKUP,
+        &[Type::UUID],
+        &[
+            Column::named::<Uuid>("business_id"),
+            Column::named::<Vec<u8>>("secret_sha256"),
+        ],
+    ),
+    statement!(CREATE, &[Type::UUID, Type::UUID, Type::BYTEA], INFO),
+    statement!(
+        LIST,
+        &[Type::UUID, Type::TIMESTAMPTZ, Type::UUID, Type::INT8],
+        INFO
+    ),
+    statement!(REVOKE, &[Type::UUID, Type::UUID], &[]),
+];

@@ -3,9 +3,11 @@
 //! that business's row level security in one REPEATABLE READ snapshot, so
 //! the checks agree with each other even while the service is writing.
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, IsolationLevel};
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, column};
 
 /// One invariant and the query that lists its violations for business $1.
@@ -350,6 +352,29 @@ SELECT 'order ' || x.id, format('refers to hold %s, which this business does not
   FROM orders x WHERE x.business_id = $1 AND x.hold_id IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM holds t WHERE t.business_id = $1 AND t.id = x.hold_id)",
     },
+];
+
+/// The statements of this module: every check (each takes the business as
+/// `$1` and answers subject and detail), then the others.
+pub(super) fn statements() -> impl Iterator<Item = Statement> {
+    const BUSINESS: &[Type] = &[Type::UUID];
+    const VIOLATION: &[Column] = &[Column::at::<String>(0), Column::at::<String>(1)];
+    CHECKS
+        .iter()
+        .map(|check| Statement {
+            module: concat!(module_path!(), "::CHECKS"),
+            name: check.name,
+            sql: check.sql,
+            params: BUSINESS,
+            columns: VIOLATION,
+        })
+        .chain(STATEMENTS.iter().copied())
+}
+
+const STATEMENTS: &[Statement] = &[
+    statement!(BUSINESS_IDS, &[], &[Column::at::<Uuid>(0)]),
+    statement!(SET_TENANT, &[Type::TEXT], &[]),
+    statement!(KNOWN, &[Type::UUID], &[]),
 ];
 
 /// One broken invariant.

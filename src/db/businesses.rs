@@ -1,12 +1,24 @@
 //! Businesses (tenants). A business is created inside a transaction whose
 //! tenant is its own new id, so row level security covers creation too.
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
+use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::Business;
 use crate::domain::{Currency, Name, PaymentTerms};
+
+/// The columns `business` reads.
+const BUSINESS: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<String>("name"),
+    Column::named::<String>("currency"),
+    Column::named::<i32>("payment_terms_days"),
+    Column::named::<DateTime<Utc>>("created_at"),
+];
 
 fn business(row: &Row) -> Result<Business, DbError> {
     Ok(Business {
@@ -83,3 +95,13 @@ pub async fn update(
         .await?;
     business(&row)
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        CREATE,
+        &[Type::UUID, Type::TEXT, Type::TEXT, Type::INT4],
+        BUSINESS
+    ),
+    statement!(GET, &[Type::UUID], BUSINESS),
+    statement!(UPDATE, &[Type::UUID, Type::TEXT, Type::INT4], BUSINESS),
+];

@@ -1,11 +1,13 @@
 //! Customers, their balance (the newest ledger entry's balance_after), and
 //! the history of their limit, status and terms.
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::{Change, Customer, CustomerChange};
 use crate::domain::{AccountStatus, Name, NonNegative, PaymentTerms, Refusal};
@@ -26,6 +28,18 @@ fn status(text: &str) -> Result<AccountStatus, DbError> {
     AccountStatus::parse("status", text)
         .map_err(|_| DbError::Decode(format!("customer status `{text}`")))
 }
+
+/// The columns `customer` reads.
+const CUSTOMER: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<String>("name"),
+    Column::named::<i64>("credit_limit"),
+    Column::named::<i64>("balance"),
+    Column::named::<i64>("held"),
+    Column::named::<&str>("status"),
+    Column::named::<i32>("payment_terms_days"),
+    Column::named::<DateTime<Utc>>("created_at"),
+];
 
 fn customer(row: &Row) -> Result<Customer, DbError> {
     Ok(Customer {
@@ -202,6 +216,19 @@ SELECT * FROM (
  ORDER BY id
  LIMIT $4";
 
+/// The columns `change` reads.
+const CHANGE: &[Column] = &[
+    Column::named::<i64>("id"),
+    Column::named::<DateTime<Utc>>("changed_at"),
+    Column::named::<String>("changed_by"),
+    Column::named::<Option<i64>>("old_credit_limit"),
+    Column::named::<i64>("credit_limit"),
+    Column::named::<Option<String>>("old_status"),
+    Column::named::<&str>("status"),
+    Column::named::<Option<i32>>("old_payment_terms_days"),
+    Column::named::<i32>("payment_terms_days"),
+];
+
 fn change(row: &Row) -> Result<CustomerChange, DbError> {
     let old_status: Option<String> = column(row, "old_status")?;
     Ok(CustomerChange {
@@ -245,3 +272,35 @@ pub async fn history(
         .await?;
     rows.iter().map(change).collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        CREATE,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT4,
+        ],
+        CUSTOMER
+    ),
+    statement!(GET, &[Type::UUID, Type::UUID], CUSTOMER),
+    statement!(
+        LIST,
+        &[Type::UUID, Type::TIMESTAMPTZ, Type::UUID, Type::INT8],
+        CUSTOMER
+    ),
+    statement!(
+        UPDATE,
+        &[Type::UUID, Type::TEXT, Type::INT8, Type::TEXT, Type::INT4],
+        &[Column::at::<serde_json::Value>(0)]
+    ),
+    statement!(EXISTS, &[Type::UUID, Type::UUID], &[]),
+    statement!(
+        HISTORY,
+        &[Type::UUID, Type::UUID, Type::INT8, Type::INT8],
+        CHANGE
+    ),
+];

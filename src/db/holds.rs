@@ -10,6 +10,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
+use super::sql::{Column, Statement, statement};
 use super::{Db, DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::{Hold, HoldStatus, Order};
 use crate::domain::{Lines, Refusal};
@@ -159,3 +160,54 @@ pub async fn list(
         .await?;
     rows.iter().map(hold).collect()
 }
+
+/// The one column of a use-case function's answer or a hold's view.
+const JSON: &[Column] = &[Column::at::<serde_json::Value>(0)];
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        HOLD,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+            Type::INT4,
+        ],
+        JSON
+    ),
+    statement!(
+        CAPTURE,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::UUID,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+        ],
+        JSON
+    ),
+    statement!(VOID, &[Type::UUID], JSON),
+    statement!(EXPIRE, &[Type::UUID], JSON),
+    statement!(
+        EXPIRED,
+        &[Type::INT4],
+        &[
+            Column::named::<Uuid>("business_id"),
+            Column::named::<Uuid>("hold_id"),
+        ]
+    ),
+    statement!(GET, &[Type::UUID, Type::UUID], JSON),
+    statement!(
+        LIST,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::UUID,
+            Type::INT8,
+        ],
+        JSON
+    ),
+];

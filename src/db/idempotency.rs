@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 
 /// A definitive outcome as it was first answered: what the edge stored
@@ -118,3 +119,17 @@ pub async fn store_many(tx: &TenantTx, outcomes: &[(&str, &StoredOutcome)]) -> R
         Err(DbError::IdempotencyRace)
     }
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        FIND_MANY,
+        &FIND_MANY_TYPES,
+        &[
+            Column::named::<String>("key"),
+            Column::named::<Vec<u8>>("fingerprint"),
+            Column::named::<i32>("status"),
+            Column::named::<serde_json::Value>("body"),
+        ],
+    ),
+    statement!(STORE_MANY, &STORE_MANY_TYPES, &[]),
+];

@@ -1,10 +1,12 @@
 //! A customer's credit ledger, read oldest first.
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::Page;
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::{EntryKind, LedgerEntry};
 
@@ -17,6 +19,21 @@ fn kind(text: &str) -> Result<EntryKind, DbError> {
         other => Err(DbError::Decode(format!("ledger entry kind `{other}`"))),
     }
 }
+
+/// The columns `entry` reads.
+pub(super) const ENTRY: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<Uuid>("customer_id"),
+    Column::named::<&str>("kind"),
+    Column::named::<i64>("amount"),
+    Column::named::<i64>("balance_after"),
+    Column::named::<Option<Uuid>>("order_id"),
+    Column::named::<Option<Uuid>>("return_id"),
+    Column::named::<Option<DateTime<Utc>>>("due_at"),
+    Column::named::<Option<String>>("reason"),
+    Column::named::<i64>("seq"),
+    Column::named::<DateTime<Utc>>("created_at"),
+];
 
 /// A ledger entry from a row of the columns in `ENTRY_COLUMNS`.
 pub(super) fn entry(row: &Row) -> Result<LedgerEntry, DbError> {
@@ -65,3 +82,9 @@ pub async fn list(
         .await?;
     rows.iter().map(entry).collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    LIST,
+    &[Type::UUID, Type::UUID, Type::INT8, Type::INT8],
+    ENTRY
+)];

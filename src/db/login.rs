@@ -6,6 +6,7 @@
 //! grants hold against SQL the server runs (a bug, an injection) only if
 //! the login role itself has nothing more.
 
+use super::sql::{Column, Statement, statement};
 use super::{Db, DbError, column};
 
 /// Everything the session's login role may do beyond `ontab_app`, counting
@@ -136,6 +137,19 @@ impl Db {
         super::migrate::verify(&client).await
     }
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    LOGIN_ROLE,
+    &[],
+    &[
+        Column::named::<String>("name"),
+        Column::named::<bool>("superuser"),
+        Column::named::<bool>("bypass_rls"),
+        Column::named::<bool>("create_role"),
+        Column::named::<bool>("owns_tables"),
+        Column::named::<Vec<String>>("other_roles"),
+    ]
+)];
 
 #[cfg(test)]
 mod tests {

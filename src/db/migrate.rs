@@ -12,9 +12,11 @@
 //! migration differs from this binary's file of the same version.
 
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient};
 
 use super::DbError;
+use super::sql::{Column, Statement, statement};
 
 struct Migration {
     version: i32,
@@ -45,6 +47,27 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+// An arbitrary constant naming "ontab migrations" among advisory locks.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(7041726001)";
+const RECORD: &str = "INSERT INTO ontab_migrations (version, name, sha256) VALUES ($1, $2, $3)";
+const APPLIED: &str = "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version";
+const HAS_SCHEMA: &str = "SELECT to_regclass('ontab_migrations') IS NOT NULL";
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(LOCK, &[], &[]),
+    statement!(RECORD, &[Type::INT4, Type::TEXT, Type::BYTEA], &[]),
+    statement!(
+        APPLIED,
+        &[],
+        &[
+            Column::at::<i32>(0),
+            Column::at::<String>(1),
+            Column::at::<Vec<u8>>(2),
+        ],
+    ),
+    statement!(HAS_SCHEMA, &[], &[Column::at::<bool>(0)]),
+];
+
 /// Connects with `options`, migrates, disconnects.
 pub async fn run_on(options: &super::tls::ConnectOptions) -> Result<Vec<i32>, DbError> {
     let (mut client, connection) = options.connect().await?;
@@ -61,9 +84,7 @@ pub async fn run_on(options: &super::tls::ConnectOptions) -> Result<Vec<i32>, Db
 /// differently, is refused with nothing applied.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let tx = client.transaction().await?;
-    // An arbitrary constant naming "ontab migrations" among advisory locks.
-    tx.execute("SELECT pg_advisory_xact_lock(7041726001)", &[])
-        .await?;
+    tx.execute(LOCK, &[]).await?;
     // "already exists, skipping" notices are expected on every start.
     tx.batch_execute("SET LOCAL client_min_messages = warning")
         .await?;
@@ -85,7 +106,7 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
         }
         tx.batch_execute(migration.sql).await?;
         tx.execute(
-            "INSERT INTO ontab_migrations (version, name, sha256) VALUES ($1, $2, $3)",
+            RECORD,
             &[&migration.version, &migration.name, &migration.sha256()],
         )
         .await?;
@@ -101,9 +122,7 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
 /// not migrate. Refuses pending, unknown and differing migrations, naming
 /// the first.
 pub async fn verify(client: &Client) -> Result<(), DbError> {
-    let schema = client
-        .query_typed_one("SELECT to_regclass('ontab_migrations') IS NOT NULL", &[])
-        .await?;
+    let schema = client.query_typed_one(HAS_SCHEMA, &[]).await?;
     let has_schema: bool = schema
         .try_get(0)
         .map_err(|error| DbError::Decode(format!("ontab_migrations: {error}")))?;
@@ -132,10 +151,7 @@ async fn read_applied(client: &impl GenericClient) -> Result<Vec<Applied>, DbErr
     // Unnamed (query_typed): `serve` may verify through PgBouncer in
     // transaction mode, which keeps no prepared statement between two.
     client
-        .query_typed(
-            "SELECT version, name, sha256 FROM ontab_migrations ORDER BY version",
-            &[],
-        )
+        .query_typed(APPLIED, &[])
         .await?
         .iter()
         .map(|row| {

@@ -11,6 +11,11 @@
 //!
 //! Rows are decoded with `try_get` ([`column`]): a column of an unexpected
 //! type is a [`DbError::Decode`], never a panic.
+//!
+//! Every statement is a `const` beside its use and is listed, with the
+//! types it is bound with and the columns it is decoded from, in its
+//! module's `STATEMENTS`; [`sql::statements`] gathers them for the test
+//! that prepares each against the migrated schema (`tests/api/sql.rs`).
 
 mod error;
 mod tx;
@@ -31,6 +36,7 @@ pub mod products;
 pub mod purchase;
 pub mod reports;
 pub mod returns;
+pub mod sql;
 pub mod statements;
 pub mod stock;
 pub mod tls;
@@ -47,6 +53,7 @@ pub use error::{DbError, describe as describe_pg};
 pub use tx::{Param, TenantTx};
 
 use crate::domain::Refusal;
+use sql::{Column, Statement, statement};
 
 /// How SQL statements are sent to PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,7 +163,7 @@ impl Db {
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), DbError> {
         let client = self.client().await?;
-        client.simple_query("SELECT 1").await?;
+        client.simple_query(PING).await?;
         Ok(())
     }
 
@@ -176,10 +183,7 @@ impl Db {
     pub async fn expire_idempotency_keys(&self, age: Duration) -> Result<i64, DbError> {
         let seconds = format!("{} seconds", age.as_secs());
         let rows = self
-            .query_untenanted(
-                "SELECT ontab_expire_idempotency_keys($1::text::interval)",
-                &[(&seconds, Type::TEXT)],
-            )
+            .query_untenanted(EXPIRE_IDEMPOTENCY_KEYS, &[(&seconds, Type::TEXT)])
             .await?;
         match rows.first() {
             Some(row) => column(row, 0),
@@ -187,6 +191,18 @@ impl Db {
         }
     }
 }
+
+const PING: &str = "SELECT 1";
+const EXPIRE_IDEMPOTENCY_KEYS: &str = "SELECT ontab_expire_idempotency_keys($1::text::interval)";
+
+const STATEMENTS: &[Statement] = &[
+    statement!(PING, &[], &[]),
+    statement!(
+        EXPIRE_IDEMPOTENCY_KEYS,
+        &[Type::TEXT],
+        &[Column::at::<i64>(0)]
+    ),
+];
 
 /// Parses a URL or key=value connection string, TLS settings included.
 pub fn parse_url(url: &str) -> Result<tls::ConnectOptions, DbError> {

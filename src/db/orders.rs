@@ -5,6 +5,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::Order;
 
@@ -33,6 +34,9 @@ macro_rules! select_order {
            FROM orders o "
     };
 }
+
+/// The column `order` reads: the whole order as JSON.
+const ORDER: &[Column] = &[Column::at::<serde_json::Value>(0)];
 
 fn order(row: &Row) -> Result<Order, DbError> {
     serde_json::from_value(column(row, 0)?)
@@ -89,3 +93,18 @@ pub async fn list(
         .await?;
     rows.iter().map(order).collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(GET, &[Type::UUID, Type::UUID], ORDER),
+    statement!(
+        LIST,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::TIMESTAMPTZ,
+            Type::UUID,
+            Type::INT8
+        ],
+        ORDER
+    ),
+];

@@ -4,6 +4,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::LedgerEntry;
 use crate::domain::{Positive, Refusal};
@@ -28,3 +29,9 @@ pub async fn execute(
         .await?;
     decode_outcome(column(&row, 0)?, "entry")
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    PAY,
+    &[Type::UUID, Type::UUID, Type::INT8],
+    &[Column::at::<serde_json::Value>(0)]
+)];

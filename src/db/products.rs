@@ -1,14 +1,26 @@
 //! Products: price and stock. Stock only moves through purchases, returns
 //! and adjustments, never through an update of the product.
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::Product;
 use crate::domain::{Name, NonNegative};
+
+/// The columns `product` reads.
+const PRODUCT: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<String>("name"),
+    Column::named::<i64>("price"),
+    Column::named::<i64>("stock"),
+    Column::named::<i64>("reserved"),
+    Column::named::<DateTime<Utc>>("created_at"),
+];
 
 fn product(row: &Row) -> Result<Product, DbError> {
     Ok(Product {
@@ -138,3 +150,22 @@ pub async fn update(
         .await?;
     row.as_ref().map(product).transpose()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        CREATE,
+        &[Type::UUID, Type::UUID, Type::TEXT, Type::INT8, Type::INT8],
+        PRODUCT
+    ),
+    statement!(GET, &[Type::UUID, Type::UUID], PRODUCT),
+    statement!(
+        LIST,
+        &[Type::UUID, Type::TIMESTAMPTZ, Type::UUID, Type::INT8],
+        PRODUCT
+    ),
+    statement!(
+        UPDATE,
+        &[Type::UUID, Type::UUID, Type::TEXT, Type::INT8],
+        PRODUCT
+    ),
+];

@@ -7,6 +7,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Order;
 use crate::domain::{Lines, Refusal};
@@ -122,3 +123,23 @@ pub async fn execute_batch(
         .map(|answer| decode_outcome(answer, "order"))
         .collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        PURCHASE,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::UUID,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+        ],
+        &[Column::at::<serde_json::Value>(0)],
+    ),
+    statement!(LOCK_CUSTOMERS, &LOCK_CUSTOMERS_TYPES, &[]),
+    statement!(
+        PURCHASE_BATCH,
+        &PURCHASE_BATCH_TYPES,
+        &[Column::at::<Vec<serde_json::Value>>(0)],
+    ),
+];

@@ -12,7 +12,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
+use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::{Aging, OverdueCustomer};
 
@@ -68,6 +70,20 @@ SELECT a.*, h.name, h.balance, a.d30 + a.d60 + a.d90 + a.over_90 AS overdue
   JOIN heads h USING (id)
  ORDER BY a.oldest_unpaid_at, a.id";
 
+/// The columns `overdue_customer` reads.
+const OVERDUE_CUSTOMER: &[Column] = &[
+    Column::named::<Uuid>("id"),
+    Column::named::<String>("name"),
+    Column::named::<i64>("balance"),
+    Column::named::<i64>("overdue"),
+    Column::named::<DateTime<Utc>>("oldest_unpaid_at"),
+    Column::named::<i64>("current"),
+    Column::named::<i64>("d30"),
+    Column::named::<i64>("d60"),
+    Column::named::<i64>("d90"),
+    Column::named::<i64>("over_90"),
+];
+
 fn overdue_customer(row: &Row) -> Result<OverdueCustomer, DbError> {
     Ok(OverdueCustomer {
         customer_id: column(row, "id")?,
@@ -109,3 +125,16 @@ pub async fn overdue(
         .await?;
     rows.iter().map(overdue_customer).collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    OVERDUE_SQL,
+    &[
+        Type::UUID,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::INT4,
+    ],
+    OVERDUE_CUSTOMER
+)];

@@ -5,6 +5,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Return;
 use crate::domain::{Lines, Refusal};
@@ -32,3 +33,15 @@ pub async fn execute(
         .await?;
     decode_outcome(column(&row, 0)?, "return")
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    RETURN,
+    &[
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::UUID_ARRAY,
+        Type::INT8_ARRAY,
+    ],
+    &[Column::at::<serde_json::Value>(0)]
+)];

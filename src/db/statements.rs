@@ -16,7 +16,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use super::ledger::entry;
+use super::ledger::{ENTRY, entry};
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column};
 use crate::domain::records::{Aging, LedgerEntry, StatementTotals};
 
@@ -85,6 +86,23 @@ SELECT p.first_after, p.last_seq, p.opening_balance, p.closing_balance,
        t.purchases, t.payments, t.returns, t.write_offs,
        a.current, a.d30, a.d60, a.d90, a.over_90
   FROM period p, totals t, aging a";
+
+/// The columns `summary` reads.
+const SUMMARY_COLUMNS: &[Column] = &[
+    Column::named::<i64>("first_after"),
+    Column::named::<i64>("last_seq"),
+    Column::named::<i64>("opening_balance"),
+    Column::named::<i64>("closing_balance"),
+    Column::named::<i64>("purchases"),
+    Column::named::<i64>("payments"),
+    Column::named::<i64>("returns"),
+    Column::named::<i64>("write_offs"),
+    Column::named::<i64>("current"),
+    Column::named::<i64>("d30"),
+    Column::named::<i64>("d60"),
+    Column::named::<i64>("d90"),
+    Column::named::<i64>("over_90"),
+];
 
 fn summary(row: &Row) -> Result<Summary, DbError> {
     Ok(Summary {
@@ -166,3 +184,24 @@ pub async fn entries(
         .await?;
     rows.iter().map(entry).collect()
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(
+        SUMMARY,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+        ],
+        SUMMARY_COLUMNS
+    ),
+    statement!(
+        ENTRIES,
+        &[Type::UUID, Type::UUID, Type::INT8, Type::INT8, Type::INT8],
+        ENTRY
+    ),
+];

@@ -5,6 +5,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Adjusted;
 use crate::domain::{Delta, Reason, Refusal};
@@ -37,3 +38,9 @@ pub async fn adjust(
     };
     decode_outcome(wrapped, "adjusted")
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    ADJUST,
+    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT],
+    &[Column::at::<serde_json::Value>(0)]
+)];

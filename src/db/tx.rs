@@ -6,6 +6,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, StatementMode, column};
 
 /// A parameter with its PostgreSQL type, so a statement can be sent unnamed
@@ -108,6 +109,9 @@ impl TenantTx {
     /// statement still being prepared could otherwise be overtaken by one
     /// already cached. Nothing to do for unnamed statements.
     pub async fn prepare(&self, sql: &str, types: &[Type]) -> Result<(), DbError> {
+        if cfg!(debug_assertions) {
+            super::sql::check_bound(sql, types)?;
+        }
         if self.statements == StatementMode::Prepared {
             self.connection()?.prepare_typed_cached(sql, types).await?;
         }
@@ -132,9 +136,18 @@ pub(super) async fn query_on(
     sql: &str,
     params: &[Param<'_>],
 ) -> Result<Vec<Row>, DbError> {
+    let types = || {
+        params
+            .iter()
+            .map(|(_, ty)| ty.clone())
+            .collect::<Vec<Type>>()
+    };
+    if cfg!(debug_assertions) {
+        super::sql::check_bound(sql, &types())?;
+    }
     match statements {
         StatementMode::Prepared => {
-            let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+            let types = types();
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(value, _)| *value).collect();
             let statement = client.prepare_typed_cached(sql, &types).await?;
             Ok(client.query(&statement, &values).await?)
@@ -185,3 +198,9 @@ impl Drop for TenantTx {
         }
     }
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    SET_TENANT,
+    &[Type::TEXT, Type::TEXT, Type::UUID_ARRAY, Type::TEXT],
+    &[Column::named::<Vec<Uuid>>("live_keys")]
+)];

@@ -5,6 +5,7 @@
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use super::sql::{Column, Statement, statement};
 use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::LedgerEntry;
 use crate::domain::{Positive, Reason, Refusal};
@@ -31,3 +32,9 @@ pub async fn execute(
         .await?;
     decode_outcome(column(&row, 0)?, "entry")
 }
+
+pub(super) const STATEMENTS: &[Statement] = &[statement!(
+    WRITE_OFF,
+    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT],
+    &[Column::at::<serde_json::Value>(0)]
+)];

@@ -40,6 +40,7 @@ mod returns;
 mod revocation;
 mod slow_clients;
 mod smoke;
+mod sql;
 mod stock;
 mod stored_refusals;
 mod tls;
