@@ -581,6 +581,57 @@ impl TestApp {
         panic!("{failure}");
     }
 
+    /// Returns once at least `n` sessions of this test's database wait for
+    /// a lock (within 10 s), or panics with `failure`.
+    pub async fn wait_for_lock_waiters(&self, n: i64, failure: &str) {
+        let watcher = self.sql().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            if waiting >= n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{failure}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Returns once no other client session of this test's database runs a
+    /// statement or holds a transaction open (within 10 s): whatever the
+    /// server had in flight there has committed or rolled back.
+    pub async fn wait_until_settled(&self) {
+        let watcher = self.sql().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let busy: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()
+                        AND backend_type = 'client backend' AND state <> 'idle'",
+                    &[],
+                )
+                .await
+                .expect("activity")
+                .get(0);
+            if busy == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{busy} sessions still busy after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Runs `ontab audit` over this test's database and asserts it is clean.
     pub async fn assert_audit_clean(&self) {
         let mut client = self.sql().await;

@@ -1,6 +1,11 @@
 //! Black-box tests of ontab over HTTP and SQL against a real PostgreSQL.
 //! One test binary, so the migrated template is built once per run.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails by panicking, and expect says what it expected"
+)]
+
 mod helpers;
 mod support;
 

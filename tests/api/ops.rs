@@ -126,8 +126,9 @@ async fn a_purchase_whose_request_gave_up_is_not_committed_when_its_lock_frees()
         .await
         .expect("release the lock");
 
-    // Time for a purchase still running to take the lock and commit.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A purchase still running would now take the lock and commit: read
+    // the stock once nothing of the server is in flight in the database.
+    app.wait_until_settled().await;
     let product_now = app.get(&format!("/v1/products/{product}"), &shop.key).await;
     assert_eq!(product_now.body["stock"], 10, "{product_now:?}");
     let retried = app
@@ -179,7 +180,8 @@ async fn an_exhausted_pool_is_a_quick_503_and_the_stuck_request_completes() {
         let shop = shop.clone();
         async move { app.purchase(&shop, customer, &[(product, 1)]).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_lock_waiters(1, "the purchase never waited on the lock")
+        .await;
 
     let started = Instant::now();
     let refused = app.get(&format!("/v1/products/{product}"), &shop.key).await;
@@ -237,7 +239,7 @@ async fn a_request_past_its_timeout_is_a_503_and_writes_nothing() {
 
     // The database gave up too (statement timeout): nothing was written, and
     // the outcome was not stored, so a retry with the same key applies once.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_until_settled().await;
     let product_now = app.get(&format!("/v1/products/{product}"), &shop.key).await;
     assert_eq!(product_now.body["stock"], 10, "{product_now:?}");
     let retried = app

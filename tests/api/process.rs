@@ -3,7 +3,7 @@
 //! lets an in-flight request finish.
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -110,7 +110,8 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         let body = json!({ "customer_id": customer_id, "items": [{ "product_id": product["id"], "quantity": 1 }] });
         async move { http.post(url).bearer_auth(key).json(&body).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_lock_waiters(1, "the purchase never waited on the lock")
+        .await;
     let pid = child.id().expect("child pid").to_string();
     let status = tokio::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -118,12 +119,22 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         .await
         .expect("kill runs");
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Stopped accepting: a new connection is refused while the purchase
-    // is still in flight.
+    // Stops accepting: a new connection is refused while the purchase is
+    // still in flight (it waits on the lock, held until below).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
-        http.get(format!("{base}/healthz")).send().await.is_err(),
-        "a new request was accepted after SIGTERM"
+        !in_flight.is_finished(),
+        "the purchase ended before the lock was released"
     );
     lock.batch_execute("COMMIT").await.expect("release");
     let finished = in_flight
@@ -319,7 +330,24 @@ async fn a_killed_server_loses_nothing_acknowledged_and_applies_retries_once() {
         key.clone(),
         requests.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Killed mid-run: once a tenth of the requests have committed.
+    let sql = app.sql().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let committed: i64 = sql
+            .query_one("SELECT count(*) FROM idempotency_keys", &[])
+            .await
+            .expect("count")
+            .get(0);
+        if committed >= 40 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {committed} requests committed in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
     let first: Vec<(String, u16)> = load.await.expect("load task");
@@ -342,7 +370,6 @@ async fn a_killed_server_loses_nothing_acknowledged_and_applies_retries_once() {
     // Restart on the same database.
     let mut child = start_serve(&app, port);
     wait_ready(&http, &base).await;
-    let sql = app.sql().await;
     let stored: i64 = sql
         .query_one("SELECT count(*) FROM idempotency_keys", &[])
         .await
