@@ -31,6 +31,8 @@ mod ledger;
 mod lossy_proxy;
 mod migrations;
 mod openapi;
+mod openapi_contract;
+mod openapi_snapshot;
 mod ops;
 mod orders;
 mod pagination;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
-/// Every endpoint of api-contract.md, as (method, path template).
+/// Every endpoint of the API (docs/api.md), as (method, path template).
 const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/businesses"),
     ("post", "/v1/api-keys"),
