@@ -19,7 +19,7 @@
 #
 # ONTAB_OPENAPI_FILE=path: lint, generate and validate from that file instead
 # of the served document (the server still answers the walks). For trying a
-# document by hand, e.g. .ci/openapi/patch-for-dev.py's; CI leaves it unset.
+# document edited by hand; CI leaves it unset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
