@@ -50,9 +50,13 @@ SELECT c, j,
        now() - interval '365 days' + (2 * j - 1) * interval '3.6 days' + c * interval '1 second' AS at
   FROM generate_series(1, :customers) AS c, generate_series(1, :pairs) AS j;
 
-INSERT INTO orders (business_id, id, customer_id, total, created_at)
-SELECT :'business'::uuid, order_id, md5(:'business' || ':customer:' || c)::uuid, 1000, at
-  FROM bench_purchases;
+-- due_at by the customer's terms, as a purchase fixes it (the ledger's
+-- chain trigger derives the same date for the purchase entry).
+INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+SELECT :'business'::uuid, p.order_id, cu.id, 1000, p.at, p.at + make_interval(days => cu.payment_terms_days)
+  FROM bench_purchases p
+  JOIN customers cu ON cu.business_id = :'business'::uuid
+                   AND cu.id = md5(:'business' || ':customer:' || p.c)::uuid;
 
 INSERT INTO order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
 SELECT :'business'::uuid, order_id, 1, product_id, 1, 1000, 1000

@@ -68,10 +68,15 @@ pub async fn load_history(
     )
     .await?;
     tx.execute(
-        "INSERT INTO orders (business_id, id, customer_id, total, created_at)
-         SELECT $1::text::uuid, md5($2::text || ':order:' || k)::uuid, $2::text::uuid, $3::bigint,
-                now() - interval '30 days' + (2 * k - 1) * interval '1 millisecond'
-           FROM generate_series(1, $4::bigint) AS k",
+        // due_at is fixed by the customer's terms, as a purchase fixes it;
+        // the ledger's chain trigger derives the same date for its entry.
+        "INSERT INTO orders (business_id, id, customer_id, total, created_at, due_at)
+         SELECT $1::text::uuid, md5($2::text || ':order:' || k)::uuid, $2::text::uuid, $3::bigint, at,
+                at + make_interval(days => c.payment_terms_days)
+           FROM generate_series(1, $4::bigint) AS k,
+                LATERAL (SELECT now() - interval '30 days' + (2 * k - 1) * interval '1 millisecond' AS at) t,
+                customers c
+          WHERE c.business_id = $1::text::uuid AND c.id = $2::text::uuid",
         &[&business, &customer, &price, &purchases],
     )
     .await
