@@ -6,16 +6,17 @@
 #   DENY_ADVISORIES=1 bash .ci/deny.sh  # also RustSec advisories (fetches
 #                                       # the advisory database: internet)
 #
-# cargo-deny is pinned and built once into target/ci-tools/cargo-deny, where
-# later runs find it: a cold `cargo install` of its 141 crates took 5m22s and
-# 9m53s on our 2-core machine shared with other builds (3m31s and 3m57s of
-# CPU); warm, the whole check takes about a second. One already on PATH at
-# the pinned version is used as is.
+# cargo-deny is pinned and built once into $CARGO_HOME/ontab-ci-tools, outside
+# the checkout, so that CI's clean clones on one machine find it: a cold
+# `cargo install` of its 141 crates took 5m22s, 9m53s and 20m32s on our
+# 2-core machine shared with other builds (3m31s and 3m57s of CPU); warm,
+# the whole check takes about a second. One already on PATH at the pinned
+# version is used as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=0.20.2
-ROOT=target/ci-tools/cargo-deny
+ROOT=${CARGO_HOME:-$HOME/.cargo}/ontab-ci-tools/cargo-deny
 
 deny=""
 for candidate in "$(command -v cargo-deny || true)" "$ROOT/bin/cargo-deny"; do
@@ -40,5 +41,8 @@ if [ "${DENY_ADVISORIES:-}" = 1 ]; then
     network=()
 fi
 # --offline: no advisory database, no crate downloads; cargo metadata reads
-# the lock file and the local registry cache that a build leaves.
+# the lock file and the local registry cache. A build caches only the crates
+# of this platform, and metadata wants every target's (web-sys, android_*),
+# so fetch them first from the registry (a no-op once cached).
+cargo fetch --locked >/dev/null
 "$deny" --workspace --locked "${network[@]}" check --hide-inclusion-graph "${checks[@]}"
