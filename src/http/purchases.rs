@@ -18,7 +18,11 @@ use crate::app::purchases::{self, Purchase};
 use crate::domain::records;
 
 /// One line: a product and how many of it.
+// `serde(deny_unknown_fields)` here only tells the schema (the hand-written
+// Deserialize below reads through LineFields, which refuses them): without
+// it the document allowed extra members that the server answers with 400.
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub product_id: Uuid,
     /// Lines of the same product are added together.
