@@ -1859,7 +1859,9 @@ BEGIN
            status = coalesce(p_status, status),
            payment_terms_days = coalesce(p_payment_terms_days, payment_terms_days)
      WHERE business_id = tenant AND id = p_customer_id;
-    RETURN jsonb_build_object('updated', true);
+    -- The status it had, read under the lock: the caller counts real
+    -- status changes (a metric) without a read of its own.
+    RETURN jsonb_build_object('updated', true, 'status_was', account_status);
 END
 $$;
 

@@ -146,11 +146,22 @@ pub async fn update(
     update: CustomerUpdate,
 ) -> Result<Customer, AppError> {
     let CustomerUpdate(changes) = update;
-    app.write(tenant, deadline, move |tx| {
-        let changes = changes.clone();
-        Box::pin(async move { Ok(stored::update(tx, id, &changes).await??) })
-    })
-    .await
+    let updated = app
+        .write(tenant, deadline, move |tx| {
+            let changes = changes.clone();
+            Box::pin(async move { Ok(stored::update(tx, id, &changes).await??) })
+        })
+        .await?;
+    let (was, now) = (updated.status_was, updated.customer.status);
+    if was != now {
+        metrics::counter!(
+            "ontab_customer_status_changes_total",
+            "from" => was.as_str(),
+            "to" => now.as_str()
+        )
+        .increment(1);
+    }
+    Ok(updated.customer)
 }
 
 /// The customer's ledger, oldest first, from after `page.after` (a seq).

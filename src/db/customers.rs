@@ -150,6 +150,13 @@ pub struct Changes {
 
 const UPDATE: &str = "SELECT ontab_update_customer($1, $2, $3, $4, $5)";
 
+/// A customer as changed, and the status it had before.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub customer: Customer,
+    pub status_was: AccountStatus,
+}
+
 /// Changes name, limit, status and/or terms, or answers why not: unknown,
 /// closed for good, or closing with a balance. A limit below the balance is
 /// allowed: it only blocks new purchases. The customer's row lock orders the
@@ -158,7 +165,7 @@ pub async fn update(
     tx: &TenantTx,
     id: Uuid,
     changes: &Changes,
-) -> Result<Result<Customer, Refusal>, DbError> {
+) -> Result<Result<Updated, Refusal>, DbError> {
     let name = changes.name.as_ref().map(Name::as_str);
     let limit = changes.credit_limit.map(NonNegative::get);
     let status = changes.status.map(AccountStatus::as_str);
@@ -176,11 +183,20 @@ pub async fn update(
         )
         .await?;
     let answer: serde_json::Value = column(&row, 0)?;
+    let status_was = match answer.get("status_was").and_then(serde_json::Value::as_str) {
+        Some(text) => Some(self::status(text)?),
+        None => None,
+    };
     if let Err(refusal) = decode_outcome::<bool>(answer, "updated")? {
         return Ok(Err(refusal));
     }
+    let status_was =
+        status_was.ok_or_else(|| DbError::Decode("an update without `status_was`".to_owned()))?;
     match get(tx, id).await? {
-        Some(updated) => Ok(Ok(updated)),
+        Some(customer) => Ok(Ok(Updated {
+            customer,
+            status_was,
+        })),
         None => Ok(Err(Refusal::not_found("customer", id))),
     }
 }

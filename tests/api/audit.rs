@@ -267,3 +267,87 @@ async fn the_command_exits_non_zero_with_a_readable_report() {
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_purchase_while_on_hold_is_found() {
+    let app = TestApp::spawn().await;
+    let (_, customer, ..) = busy_shop(&app, "Shop").await;
+    // As if the customer had been on hold from the start: both purchases
+    // were made while it was not active (its payment and return may be).
+    corrupt(
+        &app,
+        "UPDATE customer_changes SET status = 'on_hold'
+          WHERE id = (SELECT min(id) FROM customer_changes)",
+    )
+    .await;
+    let report = audit(&app).await;
+    assert_found(&report, &["account_rules"], &customer.to_string());
+    assert_eq!(report.violations.len(), 2, "{:#?}", report.violations);
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|v| v.detail.contains("while the customer was on_hold")),
+        "{:#?}",
+        report.violations
+    );
+}
+
+#[tokio::test]
+async fn an_entry_while_closed_is_found() {
+    let app = TestApp::spawn().await;
+    let (_, customer, ..) = busy_shop(&app, "Shop").await;
+    corrupt(
+        &app,
+        "UPDATE customer_changes SET status = 'closed'
+          WHERE id = (SELECT min(id) FROM customer_changes)",
+    )
+    .await;
+    let report = audit(&app).await;
+    assert_found(&report, &["account_rules"], &customer.to_string());
+    // Each of the four entries was made while closed; the two purchases
+    // also while not active.
+    assert_eq!(report.violations.len(), 6, "{:#?}", report.violations);
+}
+
+#[tokio::test]
+async fn a_due_date_off_the_terms_in_force_is_found() {
+    let app = TestApp::spawn().await;
+    let (_, customer, ..) = busy_shop(&app, "Shop").await;
+    corrupt(
+        &app,
+        "UPDATE credit_ledger SET due_at = due_at + interval '1 day'
+          WHERE kind = 'purchase' AND seq = 1",
+    )
+    .await;
+    let report = audit(&app).await;
+    assert_found(&report, &["account_rules"], &customer.to_string());
+    // Not its terms after it was made, and not its order's due date.
+    assert_eq!(report.violations.len(), 2, "{:#?}", report.violations);
+}
+
+#[tokio::test]
+async fn a_write_off_beyond_the_balance_is_found() {
+    let app = TestApp::spawn().await;
+    let (_, customer, ..) = busy_shop(&app, "Shop").await;
+    // A write-off of the balance and 500 more, the chain otherwise intact.
+    corrupt(
+        &app,
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after,
+                                    purchases_to_date, reason, created_at)
+         SELECT business_id, gen_random_uuid(), customer_id, seq + 1, 'write_off', -(balance_after + 500), -500,
+                purchases_to_date, 'forged', now()
+           FROM credit_ledger ORDER BY seq DESC LIMIT 1",
+    )
+    .await;
+    let report = audit(&app).await;
+    assert_found(&report, &["ledger_chain"], &customer.to_string());
+    assert_eq!(report.violations.len(), 1, "{:#?}", report.violations);
+    assert!(
+        report.violations[0]
+            .detail
+            .contains("the write_off took the balance below zero"),
+        "{:#?}",
+        report.violations
+    );
+}
