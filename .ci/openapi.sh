@@ -13,9 +13,11 @@
 #
 # $1 is a PostgreSQL superuser (key=value or postgres:// URL); a scratch
 # database is created there and dropped at the end. Tools install under
-# target/ci-tools (two venvs) and into the node_modules of .ci/openapi and
-# clients/ts (`npm ci`), pinned, from the registries only, and are reused
-# while their pins do not change.
+# ~/.cache/ontab-ci-tools (two venvs, outside the checkout so that CI's
+# clean clones on one machine reuse them: installing them took 4 min) and
+# into the node_modules of .ci/openapi and clients/ts (`npm ci`, from npm's
+# cache), pinned, from the registries only, and are reused while their pins
+# do not change.
 #
 # ONTAB_OPENAPI_FILE=path: lint, generate and validate from that file instead
 # of the served document (the server still answers the walks). For trying a
@@ -24,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG=${1:-host=127.0.0.1 port=5432 user=postgres}
-TOOLS=target/ci-tools
+TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/ontab-ci-tools
 LINT=.ci/openapi
 TS=clients/ts
 DB=ontab_openapi_$$_$RANDOM
