@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "use_cases",
         sql: include_str!("../../migrations/0004_use_cases.sql"),
     },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../../migrations/0005_events.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
