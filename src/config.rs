@@ -122,6 +122,24 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_HOLD_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub hold_sweep_interval: Duration,
 
+    /// How often the event sequencer looks for committed events to number
+    /// when it found none last time (it goes on at once while there is
+    /// work). Bounds how long a committed change waits for its sequence.
+    /// 0 disables sequencing here (another instance runs it).
+    #[arg(long, env = "ONTAB_EVENT_SEQUENCE_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
+    pub event_sequence_interval: Duration,
+
+    /// How often purchases past their due date are looked for
+    /// (customer.overdue is emitted at most this long, plus one scan's
+    /// work, after a purchase falls due). 0 disables the scan here.
+    #[arg(long, env = "ONTAB_OVERDUE_SCAN_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub overdue_scan_interval: Duration,
+
+    /// How long events are kept in the feed before retention prunes them
+    /// (the oldest first; pruning runs hourly).
+    #[arg(long, env = "ONTAB_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// The connection string of the role the server's pool logs in as: one
     /// that is a member of ontab_app and nothing else (migrations/0003).
     /// DATABASE_URL then only migrates; without DATABASE_URL, serve migrates
@@ -211,14 +229,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 200us, 250ms, 2s or 1m"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 200us, 250ms, 2s, 1m or 30d"))?;
     match unit {
         "us" => Ok(Duration::from_micros(value)),
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
+        "m" | "h" | "d" => {
+            let seconds = match unit {
+                "m" => 60,
+                "h" => 3600,
+                _ => 86_400,
+            };
+            value
+                .checked_mul(seconds)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("`{text}` is too long a duration"))
+        }
         _ => Err(format!(
-            "`{text}`: unknown unit `{unit}` (use us, ms, s or m)"
+            "`{text}`: unknown unit `{unit}` (use us, ms, s, m, h or d)"
         )),
     }
 }

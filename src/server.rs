@@ -87,6 +87,15 @@ pub struct Server {
     limits: ConnectionLimits,
     shutdown_grace: Duration,
     hold_sweep_interval: Duration,
+    events: EventSettings,
+}
+
+/// The event feed's background work, as configured.
+#[derive(Debug, Clone, Copy)]
+struct EventSettings {
+    sequence_interval: Duration,
+    overdue_scan_interval: Duration,
+    retention: Duration,
 }
 
 /// Opens (or starts) the database, migrates it, and builds the use cases
@@ -120,6 +129,11 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
             limits,
             shutdown_grace: config.shutdown_grace,
             hold_sweep_interval: config.hold_sweep_interval,
+            events: EventSettings {
+                sequence_interval: config.event_sequence_interval,
+                overdue_scan_interval: config.overdue_scan_interval,
+                retention: config.event_retention,
+            },
         }),
         Err(error) => {
             // Whatever failed, a private PostgreSQL we started stops again.
@@ -190,11 +204,13 @@ impl Server {
             limits,
             shutdown_grace,
             hold_sweep_interval,
+            events,
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
         let sweeper = (!hold_sweep_interval.is_zero())
             .then(|| tokio::spawn(crate::app::holds::sweep(app.clone(), hold_sweep_interval)));
+        let event_work = event_work(&app, events);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
         let served = http::listener::serve(listener, router, limits, async move {
             shutdown.await;
@@ -212,6 +228,9 @@ impl Server {
         janitor.abort();
         if let Some(sweeper) = sweeper {
             sweeper.abort();
+        }
+        for task in event_work {
+            task.abort();
         }
         drop(app);
         if let Some(database) = database {
@@ -257,6 +276,30 @@ fn one_off_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("random source: {error}"))?;
     Ok(hex::encode(bytes))
+}
+
+/// The event feed's background tasks: the sequencer and the listener that
+/// wakes waiting readers, the overdue scan, retention (an interval of 0
+/// leaves that work to another instance).
+fn event_work(app: &Arc<App>, settings: EventSettings) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::app::events;
+    let mut tasks = vec![
+        tokio::spawn(events::listen(app.clone())),
+        tokio::spawn(events::retention(app.clone(), settings.retention)),
+    ];
+    if !settings.sequence_interval.is_zero() {
+        tasks.push(tokio::spawn(events::sequencer(
+            app.clone(),
+            settings.sequence_interval,
+        )));
+    }
+    if !settings.overdue_scan_interval.is_zero() {
+        tasks.push(tokio::spawn(events::overdue_scan(
+            app.clone(),
+            settings.overdue_scan_interval,
+        )));
+    }
+    tasks
 }
 
 /// Keys are kept at least 24 hours (the contract); older ones go hourly.

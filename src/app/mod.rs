@@ -16,6 +16,7 @@ pub mod auth;
 pub mod businesses;
 pub mod customers;
 mod error;
+pub mod events;
 pub mod group_commit;
 pub mod holds;
 pub mod idempotency;
@@ -120,6 +121,8 @@ pub struct App {
     keys: KeyCache,
     admin_token_sha256: Option<[u8; 32]>,
     group_commit: Option<Arc<GroupCommit>>,
+    /// Wakes the feed's long-polling readers.
+    events: events::EventWaker,
 }
 
 impl App {
@@ -133,6 +136,7 @@ impl App {
             admin_token_sha256: config.admin_token.as_deref().map(auth::token_hash),
             db,
             group_commit,
+            events: events::EventWaker::default(),
         })
     }
 

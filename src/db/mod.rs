@@ -24,6 +24,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod businesses;
 pub mod customers;
+pub mod events;
 pub mod holds;
 pub mod idempotency;
 pub mod ledger;
@@ -86,6 +87,8 @@ pub struct PoolOptions {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// How the pool connects, for the connection that LISTENs.
+    connect: tls::ConnectOptions,
     statements: StatementMode,
     /// Milliseconds, as PostgreSQL's statement_timeout setting takes them;
     /// "0" means none.
@@ -97,8 +100,8 @@ impl Db {
     /// connection gets `DbError::Unavailable` instead of hanging.
     pub fn connect(connect: tls::ConnectOptions, options: PoolOptions) -> Result<Self, DbError> {
         let manager = Manager::from_config(
-            connect.config,
-            connect.tls,
+            connect.config.clone(),
+            connect.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -115,11 +118,17 @@ impl Db {
             .map_err(|error| DbError::Config(error.to_string()))?;
         Ok(Self {
             pool,
+            connect,
             statements: options.statements,
             statement_timeout: options
                 .statement_timeout
                 .map_or_else(|| "0".to_owned(), |timeout| timeout.as_millis().to_string()),
         })
+    }
+
+    /// How the pool's connections are made.
+    pub(crate) fn connect_options(&self) -> &tls::ConnectOptions {
+        &self.connect
     }
 
     /// Pool size and how many requests wait for a connection right now.

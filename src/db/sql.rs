@@ -105,6 +105,7 @@ pub fn statements() -> Vec<Statement> {
         super::api_keys::STATEMENTS,
         super::businesses::STATEMENTS,
         super::customers::STATEMENTS,
+        super::events::STATEMENTS,
         super::holds::STATEMENTS,
         super::idempotency::STATEMENTS,
         super::ledger::STATEMENTS,

@@ -5,6 +5,7 @@
 
 pub mod api_key;
 mod codes;
+pub mod events;
 mod lines;
 pub mod records;
 mod refusal;

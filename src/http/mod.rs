@@ -8,6 +8,7 @@ mod business;
 mod businesses;
 mod customers;
 mod deadline;
+mod events;
 mod holds;
 mod idempotent;
 pub mod listener;
@@ -116,6 +117,7 @@ fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(holds::capture))
         .routes(routes!(holds::void))
         .routes(routes!(reports::overdue))
+        .routes(routes!(events::list))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(metrics::render))

@@ -279,6 +279,8 @@ struct Launch {
     statement_timeout: Duration,
     /// `--hold-sweep-interval`; `None`: serve's default.
     hold_sweep_interval: Option<Duration>,
+    /// `--overdue-scan-interval`; `None`: serve's default.
+    overdue_scan_interval: Option<Duration>,
 }
 
 /// `ontab serve`'s flags, to read its defaults exactly as it ships.
@@ -336,6 +338,9 @@ impl Launch {
             config.database.statements = self.statements;
             if let Some(every) = self.hold_sweep_interval {
                 config.hold_sweep_interval = every;
+            }
+            if let Some(every) = self.overdue_scan_interval {
+                config.overdue_scan_interval = every;
             }
         })
         .await
@@ -447,6 +452,12 @@ impl TestApp {
         Self::spawn_launched(|launch| launch.hold_sweep_interval = Some(Duration::ZERO)).await
     }
 
+    /// An app whose server looks for overdue purchases `every` (0: never,
+    /// as when another instance does).
+    pub async fn spawn_with_overdue_scan(every: Duration) -> Self {
+        Self::spawn_launched(|launch| launch.overdue_scan_interval = Some(every)).await
+    }
+
     async fn spawn_inner(
         statements: StatementMode,
         pool_size: usize,
@@ -493,6 +504,7 @@ impl TestApp {
             request_timeout: Duration::from_secs(30),
             statement_timeout: Duration::from_secs(30),
             hold_sweep_interval: None,
+            overdue_scan_interval: None,
         };
         tune(&mut launch);
         if std::env::var("ONTAB_TEST_STATEMENTS").as_deref() == Ok("unnamed") {

@@ -18,6 +18,7 @@ mod commit_outcome;
 mod concurrency;
 mod connections;
 mod customers;
+mod events;
 mod faults;
 mod first_run;
 mod guards;

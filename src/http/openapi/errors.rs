@@ -159,6 +159,7 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
     ("listHolds", &[TENANT, PAGED, ALWAYS]),
     ("getHold", &[TENANT, BY_ID, ALWAYS]),
     ("getOverdueReport", &[TENANT, PAGED, ALWAYS]),
+    ("listEvents", &[TENANT, PAGED, ALWAYS]),
     ("getHealth", &[]),
     ("getReadiness", &[]),
     ("getMetrics", &[BY_ID]),
