@@ -38,6 +38,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/holds/{id}"),
     ("post", "/v1/holds/{id}/capture"),
     ("post", "/v1/holds/{id}/void"),
+    ("get", "/v1/events"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
