@@ -88,6 +88,8 @@ pub struct Server {
     shutdown_grace: Duration,
     hold_sweep_interval: Duration,
     events: EventSettings,
+    webhook_concurrency: usize,
+    nats: Option<crate::app::nats::NatsSettings>,
 }
 
 /// The event feed's background work, as configured.
@@ -134,6 +136,14 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
                 overdue_scan_interval: config.overdue_scan_interval,
                 retention: config.event_retention,
             },
+            webhook_concurrency: config.webhook_concurrency,
+            nats: config
+                .nats_url
+                .clone()
+                .map(|url| crate::app::nats::NatsSettings {
+                    url,
+                    poll: config.webhook_poll_interval,
+                }),
         }),
         Err(error) => {
             // Whatever failed, a private PostgreSQL we started stops again.
@@ -205,12 +215,19 @@ impl Server {
             shutdown_grace,
             hold_sweep_interval,
             events,
+            webhook_concurrency,
+            nats,
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
         let sweeper = (!hold_sweep_interval.is_zero())
             .then(|| tokio::spawn(crate::app::holds::sweep(app.clone(), hold_sweep_interval)));
         let event_work = event_work(&app, events);
+        // Events out: webhooks (unless another instance delivers) and NATS.
+        let deliverer = (webhook_concurrency > 0)
+            .then(|| tokio::spawn(crate::app::webhooks::delivery::run(app.clone())));
+        let publisher =
+            nats.map(|settings| tokio::spawn(crate::app::nats::run(app.clone(), settings)));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
         let served = http::listener::serve(listener, router, limits, async move {
             shutdown.await;
@@ -226,8 +243,8 @@ impl Server {
             }
         };
         janitor.abort();
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        for task in [sweeper, deliverer, publisher].into_iter().flatten() {
+            task.abort();
         }
         for task in event_work {
             task.abort();

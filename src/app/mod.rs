@@ -21,6 +21,7 @@ pub mod group_commit;
 pub mod holds;
 pub mod idempotency;
 mod key_cache;
+pub mod nats;
 pub mod orders;
 pub mod page {
     //! Keyset pagination, as the lists take and answer it.
@@ -34,6 +35,7 @@ pub mod returns;
 pub mod statements;
 pub mod stock;
 mod transaction;
+pub mod webhooks;
 pub mod write_offs;
 
 use std::sync::Arc;
@@ -112,6 +114,8 @@ pub struct AppConfig {
     pub admin_token: Option<String>,
     /// Group commit of purchases; `None` runs each in its own transaction.
     pub group_commit: Option<GroupCommitConfig>,
+    /// How webhooks are checked and delivered.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// The use cases' shared state: the database pool, the API key cache, the
@@ -123,6 +127,7 @@ pub struct App {
     group_commit: Option<Arc<GroupCommit>>,
     /// Wakes the feed's long-polling readers.
     events: events::EventWaker,
+    webhooks: webhooks::WebhookSettings,
 }
 
 impl App {
@@ -137,6 +142,7 @@ impl App {
             db,
             group_commit,
             events: events::EventWaker::default(),
+            webhooks: config.webhooks,
         })
     }
 

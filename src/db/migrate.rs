@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../../migrations/0005_events.sql"),
     },
+    Migration {
+        version: 6,
+        name: "webhooks",
+        sql: include_str!("../../migrations/0006_webhooks.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -24,6 +24,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod businesses;
 pub mod customers;
+pub mod deliveries;
 pub mod events;
 pub mod holds;
 pub mod idempotency;
@@ -41,6 +42,7 @@ pub mod sql;
 pub mod statements;
 pub mod stock;
 pub mod tls;
+pub mod webhooks;
 pub mod write_off;
 
 use std::time::Duration;

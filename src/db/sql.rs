@@ -106,6 +106,7 @@ pub fn statements() -> Vec<Statement> {
         super::businesses::STATEMENTS,
         super::customers::STATEMENTS,
         super::events::STATEMENTS,
+        super::deliveries::STATEMENTS,
         super::holds::STATEMENTS,
         super::idempotency::STATEMENTS,
         super::ledger::STATEMENTS,
@@ -119,6 +120,7 @@ pub fn statements() -> Vec<Statement> {
         super::statements::STATEMENTS,
         super::stock::STATEMENTS,
         super::write_off::STATEMENTS,
+        super::webhooks::STATEMENTS,
         super::migrate::STATEMENTS,
     ]
     .into_iter()

@@ -10,6 +10,7 @@ mod lines;
 pub mod records;
 mod refusal;
 mod values;
+pub mod webhook;
 
 pub use codes::ErrorCode;
 pub use lines::{Line, Lines, MAX_LINES};
