@@ -7,6 +7,7 @@
 )]
 
 mod helpers;
+mod receiver;
 mod support;
 
 mod api_keys;
@@ -52,3 +53,4 @@ mod sql;
 mod stock;
 mod stored_refusals;
 mod tls;
+mod webhooks;

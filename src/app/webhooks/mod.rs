@@ -15,7 +15,7 @@ use crate::db::webhooks::{self as stored, EndpointChanges};
 use crate::domain::webhook::{
     self, DeliveryAttempt, EndpointUrl, ROTATION_OVERLAP, WebhookEndpoint, WebhookSecret,
 };
-use crate::domain::{FieldError, Refusal, Validator};
+use crate::domain::{FieldError, MAX_SAFE_INTEGER, Refusal, Validator};
 
 use super::{App, AppError, Deadline, Tenant};
 
@@ -268,8 +268,10 @@ pub async fn replay(
 ) -> Result<u64, AppError> {
     let after = i64::try_from(after)
         .ok()
-        .filter(|after| *after >= 0)
-        .ok_or_else(|| FieldError::new("after", "must be a sequence number, 0 or more"))?;
+        .filter(|after| (0..=MAX_SAFE_INTEGER).contains(after))
+        .ok_or_else(|| {
+            FieldError::new("after", "must be a sequence number, 0 to 9007199254740991")
+        })?;
     let replayed = app
         .write(tenant, deadline, move |tx| {
             Box::pin(async move {
