@@ -32,6 +32,7 @@ mod least_privilege;
 mod ledger;
 mod lossy_proxy;
 mod migrations;
+mod nats;
 mod openapi;
 mod openapi_contract;
 mod openapi_snapshot;
