@@ -298,6 +298,8 @@ pub struct WebhookLaunch {
     pub lease_margin: Duration,
     /// `--nats-url`.
     pub nats_url: Option<String>,
+    /// `--webhook-concurrency`; 0: this server delivers nothing.
+    pub concurrency: usize,
 }
 
 impl Default for WebhookLaunch {
@@ -310,6 +312,7 @@ impl Default for WebhookLaunch {
             timeout: Duration::from_secs(15),
             lease_margin: Duration::from_secs(15),
             nats_url: None,
+            concurrency: 64,
         }
     }
 }
@@ -381,6 +384,7 @@ impl Launch {
                 config.webhook_lease_margin = webhooks.lease_margin;
                 config.webhook_poll_interval = Duration::from_millis(100);
                 config.nats_url = webhooks.nats_url.clone();
+                config.webhook_concurrency = webhooks.concurrency;
             }
         })
         .await

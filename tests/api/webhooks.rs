@@ -667,3 +667,104 @@ async fn the_reference_implementation_verifies_a_captured_delivery() {
         );
     }
 }
+
+/// `ontab serve` as a process of its own, delivering webhooks with a short
+/// timeout and lease; answers it and its base URL once ready.
+async fn delivering_process(app: &TestApp) -> tokio::process::Child {
+    let port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        listener.local_addr().expect("bound").port()
+    };
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ontab"))
+        .arg("serve")
+        .env("DATABASE_URL", app.database_url())
+        .env("ONTAB_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ONTAB_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("ONTAB_WEBHOOK_TIMEOUT", "3s")
+        .env("ONTAB_WEBHOOK_LEASE_MARGIN", "1s")
+        .env("ONTAB_WEBHOOK_POLL_INTERVAL", "100ms")
+        .env_remove("ONTAB_NATS_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ontab serve starts");
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..200 {
+        if let Ok(reply) = app.http.get(&ready).send().await
+            && reply.status() == 200
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ontab serve did not become ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_only_the_same_ids() {
+    // The harness's server writes and sequences but delivers nothing: the
+    // processes under test do.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        concurrency: 0,
+        ..WebhookLaunch::default()
+    })
+    .await;
+    let biz = app.business("Killed").await;
+    let held = Arc::new(AtomicUsize::new(0));
+    let first = held.clone();
+    // The very first request hangs (until the gate opens): the server is
+    // killed while it is under way.
+    let receiver = Receiver::answering(Arc::new(move |_| {
+        (200, first.fetch_add(1, Ordering::SeqCst) == 0)
+    }))
+    .await;
+    endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    let mut customers = Vec::new();
+    for _ in 0..3 {
+        customers.push(app.customer(&biz, 0).await);
+    }
+    let mut server = delivering_process(&app).await;
+    receiver
+        .wait_for("a request under way", |got| !got.is_empty())
+        .await;
+    server.start_kill().expect("kill -9");
+    server.wait().await.expect("killed");
+    for (n, customer) in customers.iter().enumerate() {
+        rename(&app, &biz, *customer, &format!("after the crash {n}")).await;
+    }
+    receiver.open_gate();
+    let _restarted = delivering_process(&app).await;
+
+    // Three customers created, three renamed: six events in the feed.
+    let mut events: HashMap<String, Value> = HashMap::new();
+    for _ in 0..600 {
+        let feed = app.get("/v1/events?after=0&limit=200", &biz.key).await;
+        let data = feed.body["data"].as_array().cloned().unwrap_or_default();
+        if data.len() == 6 {
+            for event in data {
+                events.insert(event["id"].as_str().expect("id").to_owned(), event);
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(events.len(), 6, "the six events were sequenced");
+    // Every event arrives, and the one under way when the server died
+    // comes again (its attempt was never recorded).
+    let got = receiver
+        .wait_for("every event, the interrupted one twice", |got| {
+            events.keys().all(|id| got.iter().any(|r| &r.id == id)) && got.len() > events.len()
+        })
+        .await;
+    for received in &got {
+        let event = events
+            .get(&received.id)
+            .unwrap_or_else(|| panic!("an unknown id: {received:?}"));
+        assert_eq!(&received.json, event, "a repeat carries the same event");
+    }
+    let repeated = got.iter().filter(|r| r.seen_before > 0).count();
+    assert!(repeated >= 1, "the interrupted delivery was sent again");
+}
