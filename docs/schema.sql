@@ -3782,6 +3782,84 @@ ALTER TABLE public.order_items ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: credit_ledger outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.credit_ledger FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: customers outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.customers FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: hold_endings outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.hold_endings FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: hold_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.hold_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: holds outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.holds FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: order_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.order_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: orders outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.orders FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: pending_hold_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.pending_hold_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: pending_holds outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.pending_holds FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: products outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.products FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: return_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.return_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: returns outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.returns FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: events outbox_writes; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_writes ON public.events FOR INSERT TO ontab_outbox WITH CHECK (true);
+
+--
 -- Name: overdue_emitted; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 

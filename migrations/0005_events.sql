@@ -578,6 +578,27 @@ GRANT UPDATE (sequence) ON events TO ontab_sequencer;
 GRANT SELECT, INSERT, UPDATE ON event_sequences TO ontab_sequencer;
 GRANT SELECT, INSERT, UPDATE ON events_pruned TO ontab_sequencer;
 
+-- The outbox writes the event of every row written, whoever writes it: a
+-- role bound by row level security can only write its tenant's rows, so the
+-- triggers (which read and write exactly the business of the row that fired
+-- them) see that business; a session that bypasses row level security (the
+-- operator as superuser, with no tenant set) gets its events too.
+-- ontab_outbox is reached only through its SECURITY DEFINER functions, each
+-- scoped by the firing row's business (or the transaction's tenant).
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['customers', 'products', 'orders', 'order_items', 'returns', 'return_items',
+                             'credit_ledger', 'holds', 'hold_items', 'hold_endings', 'pending_holds',
+                             'pending_hold_items']
+    LOOP
+        EXECUTE format('CREATE POLICY outbox_reads ON %I FOR SELECT TO ontab_outbox USING (true)', t);
+    END LOOP;
+END
+$$;
+CREATE POLICY outbox_writes ON events FOR INSERT TO ontab_outbox WITH CHECK (true);
+
 -- Cross-tenant discovery runs as ontab_system, which sees only unnumbered
 -- events (their business and age) and the business list (0003).
 GRANT SELECT (business_id, sequence, created_at) ON events TO ontab_system;
