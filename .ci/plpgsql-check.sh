@@ -38,11 +38,11 @@ psql_on "$database" -c "CREATE EXTENSION plpgsql_check"
 # One row per finding: level, function (and table), where, message.
 findings=$(psql_on "$database" -At -F $'\t' <<'SQL'
 WITH targets AS (
-    SELECT p.oid AS fn, t.tgrelid AS rel
+    SELECT p.oid AS fn, t.tgrelid AS rel, t.tgnewtable AS newtable
       FROM pg_proc p
       JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
       JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public'
-      LEFT JOIN (SELECT DISTINCT tgfoid, tgrelid FROM pg_trigger WHERE NOT tgisinternal) t
+      LEFT JOIN (SELECT DISTINCT tgfoid, tgrelid, tgnewtable FROM pg_trigger WHERE NOT tgisinternal) t
              ON t.tgfoid = p.oid
      WHERE p.proname LIKE 'ontab\_%'
 )
@@ -52,7 +52,7 @@ SELECT coalesce(c.level, 'ok'),
        coalesce(c.message || coalesce(' (' || c.hint || ')', '') || coalesce(': ' || c.query, ''), '')
   FROM targets t
   LEFT JOIN LATERAL plpgsql_check_function_tb(
-           t.fn, coalesce(t.rel, 0),
+           t.fn, coalesce(t.rel, 0), newtable => t.newtable,
            performance_warnings => true, extra_warnings => true, security_warnings => true) c ON true
  ORDER BY 2, 3;
 SQL

@@ -85,6 +85,28 @@ $$;
 ALTER FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_adjustment_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_adjustment_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    VALUES (NEW.business_id, ontab_uuid_v7(), 'stock.adjusted', NEW.product_id,
+            jsonb_build_object(
+                'product', ontab_product_json(NEW.business_id, NEW.product_id),
+                'adjustment', jsonb_build_object(
+                    'id', NEW.id, 'product_id', NEW.product_id, 'delta', NEW.delta, 'reason', NEW.reason,
+                    'stock_after', NEW.stock_after, 'created_at', ontab_json_time(NEW.created_at))));
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_adjustment_events() OWNER TO ontab_outbox;
+
+--
 -- Name: ontab_api_key(uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
@@ -716,6 +738,48 @@ $$;
 ALTER FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_customer_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_customer_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    VALUES (NEW.business_id, ontab_uuid_v7(),
+            CASE TG_OP WHEN 'INSERT' THEN 'customer.created' ELSE 'customer.updated' END,
+            NEW.id, ontab_customer_json(NEW.business_id, NEW.id));
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_customer_events() OWNER TO ontab_outbox;
+
+--
+-- Name: ontab_customer_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', c.id, 'name', c.name, 'credit_limit', c.credit_limit, 'balance', v.balance,
+        'held', v.held, 'available_credit', greatest(c.credit_limit::numeric - v.balance - v.held, 0)::bigint,
+        'status', c.status, 'payment_terms_days', c.payment_terms_days,
+        'created_at', ontab_json_time(c.created_at))
+      FROM customers c
+     CROSS JOIN LATERAL (
+           SELECT c.held - ontab_expired_hold_credit(c.business_id, c.id) AS held,
+                  coalesce((SELECT l.balance_after FROM credit_ledger l
+                             WHERE l.business_id = c.business_id AND l.customer_id = c.id
+                             ORDER BY l.seq DESC LIMIT 1), 0) AS balance) v
+     WHERE c.business_id = p_business AND c.id = p_customer
+$$;
+
+ALTER FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_default_customer_terms(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -745,6 +809,49 @@ CREATE FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome te
 $$;
 
 ALTER FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_entry_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', l.id, 'customer_id', l.customer_id, 'kind', l.kind, 'amount', l.amount,
+        'balance_after', l.balance_after, 'order_id', l.order_id, 'return_id', l.return_id,
+        'due_at', ontab_json_time(l.due_at), 'reason', l.reason, 'seq', l.seq,
+        'created_at', ontab_json_time(l.created_at))
+      FROM credit_ledger l
+     WHERE l.business_id = p_business AND l.id = p_entry
+$$;
+
+ALTER FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_event_business_ids(); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_event_business_ids() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT b.id FROM public.businesses b ORDER BY b.id
+$$;
+
+ALTER FUNCTION public.ontab_event_business_ids() OWNER TO ontab_system;
+
+--
+-- Name: ontab_event_prune_limit(uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_event_prune_limit(p_business uuid) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT NULL::bigint
+$$;
+
+ALTER FUNCTION public.ontab_event_prune_limit(p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_expire_hold(uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -951,6 +1058,60 @@ $$;
 ALTER FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_hold_created_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_hold_created_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    VALUES (NEW.business_id, ontab_uuid_v7(), 'hold.created', NEW.customer_id,
+            ontab_hold_json(NEW.business_id, NEW.hold_id));
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_hold_created_events() OWNER TO ontab_outbox;
+
+--
+-- Name: ontab_hold_ended_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_hold_ended_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    SELECT NEW.business_id, ontab_uuid_v7(), 'hold.' || NEW.outcome, h.customer_id,
+           ontab_hold_json(NEW.business_id, NEW.hold_id)
+      FROM holds h
+     WHERE h.business_id = NEW.business_id AND h.id = NEW.hold_id;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_hold_ended_events() OWNER TO ontab_outbox;
+
+--
+-- Name: ontab_hold_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_hold_json(p_business uuid, p_hold uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT v || jsonb_build_object(
+                    'created_at', ontab_json_time((v ->> 'created_at')::timestamptz),
+                    'expires_at', ontab_json_time((v ->> 'expires_at')::timestamptz),
+                    'ended_at', ontab_json_time((v ->> 'ended_at')::timestamptz))
+      FROM ontab_hold_view(p_business, p_hold) v
+$$;
+
+ALTER FUNCTION public.ontab_hold_json(p_business uuid, p_hold uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_hold_refusal(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1003,6 +1164,23 @@ CREATE FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) RETURNS jso
 $$;
 
 ALTER FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_json_time(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_json_time(t timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE STRICT
+    AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+           || CASE WHEN us = 0 THEN ''
+                   WHEN us % 1000 = 0 THEN '.' || lpad((us / 1000)::text, 3, '0')
+                   ELSE '.' || lpad(us::text, 6, '0') END
+           || 'Z'
+      FROM (SELECT (extract(microseconds FROM t)::bigint % 1000000) AS us) x
+$$;
+
+ALTER FUNCTION public.ontab_json_time(t timestamp with time zone) OWNER TO postgres;
 
 --
 -- Name: ontab_keep_held(); Type: FUNCTION; Schema: public; Owner: ontab_reserver
@@ -1067,6 +1245,31 @@ $$;
 ALTER FUNCTION public.ontab_keep_reserved() OWNER TO ontab_reserver;
 
 --
+-- Name: ontab_ledger_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_ledger_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    SELECT n.business_id, ontab_uuid_v7(),
+           CASE n.kind WHEN 'purchase' THEN 'purchase.created' WHEN 'payment' THEN 'payment.recorded'
+                       WHEN 'return' THEN 'return.recorded' ELSE 'write_off.recorded' END,
+           n.customer_id,
+           CASE n.kind WHEN 'purchase' THEN ontab_order_json(n.business_id, n.order_id)
+                       WHEN 'return' THEN ontab_return_json(n.business_id, n.return_id)
+                       ELSE ontab_entry_json(n.business_id, n.id) END
+      FROM new_entries n
+     ORDER BY n.customer_id, n.seq;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_ledger_events() OWNER TO ontab_outbox;
+
+--
 -- Name: ontab_ledger_head(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1117,6 +1320,28 @@ $$;
 ALTER FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer_id uuid, OUT expires_at timestamp with time zone, OUT status text, OUT payment_terms_days integer) OWNER TO postgres;
 
 --
+-- Name: ontab_order_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', o.id, 'customer_id', o.customer_id, 'total', o.total,
+        'created_at', ontab_json_time(o.created_at), 'due_at', ontab_json_time(o.due_at),
+        'hold_id', o.hold_id,
+        'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
+                                                      'unit_price', i.unit_price, 'line_total', i.line_total)
+                                   ORDER BY i.line_no)
+                    FROM order_items i WHERE i.business_id = o.business_id AND i.order_id = o.id),
+        'returns', '[]'::jsonb)
+      FROM orders o
+     WHERE o.business_id = p_business AND o.id = p_order
+$$;
+
+ALTER FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_pay(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
@@ -1128,6 +1353,90 @@ CREATE FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount b
 $$;
 
 ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_product_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_product_events() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+BEGIN
+    INSERT INTO events (business_id, id, type, subject_id, data)
+    VALUES (NEW.business_id, ontab_uuid_v7(),
+            CASE TG_OP WHEN 'INSERT' THEN 'product.created' ELSE 'product.updated' END,
+            NEW.id, ontab_product_json(NEW.business_id, NEW.id));
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.ontab_product_events() OWNER TO ontab_outbox;
+
+--
+-- Name: ontab_product_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', p.id, 'name', p.name, 'price', p.price, 'stock', p.stock, 'reserved', v.reserved,
+        'available', greatest(p.stock - v.reserved, 0), 'created_at', ontab_json_time(p.created_at))
+      FROM products p
+     CROSS JOIN LATERAL (SELECT p.reserved - ontab_expired_reserve(p.business_id, p.id) AS reserved) v
+     WHERE p.business_id = p_business AND p.id = p_product
+$$;
+
+ALTER FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_prune_events(timestamp with time zone, integer); Type: FUNCTION; Schema: public; Owner: ontab_sequencer
+--
+
+CREATE FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    ceiling bigint := ontab_event_prune_limit(tenant);
+    through bigint;
+    removed bigint;
+BEGIN
+    PERFORM 1 FROM event_sequences s WHERE s.business_id = tenant FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    WITH oldest AS (
+        SELECT e.sequence, e.created_at
+          FROM events e
+         WHERE e.business_id = tenant AND e.sequence IS NOT NULL
+         ORDER BY e.sequence
+         LIMIT p_limit
+    ), stop AS (
+        SELECT min(o.sequence) AS sequence FROM oldest o
+         WHERE o.created_at >= p_before OR o.sequence >= ceiling
+    ), gone AS (
+        DELETE FROM events e
+         USING oldest o
+         WHERE e.business_id = tenant AND e.sequence = o.sequence
+           AND o.sequence < coalesce((SELECT s.sequence FROM stop s), 9223372036854775807)
+        RETURNING e.type, e.sequence
+    ), tally AS (
+        INSERT INTO events_pruned AS p (business_id, type, pruned)
+        SELECT tenant, g.type, count(*) FROM gone g GROUP BY g.type
+        ON CONFLICT (business_id, type) DO UPDATE SET pruned = p.pruned + excluded.pruned
+    )
+    SELECT max(g.sequence), count(*) INTO through, removed FROM gone g;
+    IF removed > 0 THEN
+        UPDATE event_sequences SET pruned_through = through WHERE business_id = tenant;
+    END IF;
+    RETURN removed;
+END
+$$;
+
+ALTER FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) OWNER TO ontab_sequencer;
 
 --
 -- Name: ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -1621,6 +1930,60 @@ $$;
 ALTER FUNCTION public.ontab_record_customer_change() OWNER TO ontab_recorder;
 
 --
+-- Name: ontab_record_overdue(integer); Type: FUNCTION; Schema: public; Owner: ontab_outbox
+--
+
+CREATE FUNCTION public.ontab_record_overdue(p_limit integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    emitted bigint;
+BEGIN
+    WITH due AS (
+        SELECT l.customer_id, l.order_id, l.due_at,
+               least(l.amount, l.purchases_to_date - h.credited) AS unsettled
+          FROM customers c
+         CROSS JOIN LATERAL (
+               SELECT x.purchases_to_date - x.balance_after AS credited
+                 FROM credit_ledger x
+                WHERE x.business_id = c.business_id AND x.customer_id = c.id
+                ORDER BY x.seq DESC LIMIT 1) h
+          JOIN credit_ledger l
+            ON l.business_id = c.business_id AND l.customer_id = c.id
+           AND l.kind = 'purchase' AND l.amount > 0 AND l.purchases_to_date > h.credited
+         WHERE c.business_id = tenant AND l.due_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM overdue_emitted o
+                            WHERE o.business_id = tenant AND o.order_id = l.order_id)
+         ORDER BY l.due_at, l.order_id
+         LIMIT p_limit
+    ), marked AS (
+        -- A concurrent scanner's row wins the primary key; this one then
+        -- emits nothing for that purchase.
+        INSERT INTO overdue_emitted (business_id, order_id, customer_id)
+        SELECT tenant, d.order_id, d.customer_id FROM due d
+        ON CONFLICT DO NOTHING
+        RETURNING order_id
+    ), written AS (
+        INSERT INTO events (business_id, id, type, subject_id, data)
+        SELECT tenant, ontab_uuid_v7(), 'customer.overdue', d.customer_id,
+               ontab_customer_json(tenant, d.customer_id)
+               || jsonb_build_object('overdue', jsonb_build_object(
+                      'order_id', d.order_id, 'due_at', ontab_json_time(d.due_at),
+                      'unsettled_amount', d.unsettled))
+          FROM due d JOIN marked m ON m.order_id = d.order_id
+         ORDER BY d.due_at, d.order_id
+        RETURNING 1
+    )
+    SELECT count(*) INTO emitted FROM written;
+    RETURN emitted;
+END
+$$;
+
+ALTER FUNCTION public.ontab_record_overdue(p_limit integer) OWNER TO ontab_outbox;
+
+--
 -- Name: ontab_refuse_history_change(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1804,6 +2167,76 @@ $$;
 ALTER FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_return_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT jsonb_build_object(
+        'id', r.id, 'order_id', r.order_id, 'amount', r.amount,
+        'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
+                                                      'unit_price', i.unit_price, 'line_total', i.line_total)
+                                   ORDER BY i.line_no)
+                    FROM return_items i WHERE i.business_id = r.business_id AND i.return_id = r.id),
+        'created_at', ontab_json_time(r.created_at))
+      FROM returns r
+     WHERE r.business_id = p_business AND r.id = p_return
+$$;
+
+ALTER FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_sequence_events(integer); Type: FUNCTION; Schema: public; Owner: ontab_sequencer
+--
+
+CREATE FUNCTION public.ontab_sequence_events(p_limit integer) RETURNS TABLE(event_type text, sequenced bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+DECLARE
+    tenant uuid := ontab_require_tenant();
+    last bigint;
+    types text[];
+    counts bigint[];
+BEGIN
+    INSERT INTO event_sequences (business_id) VALUES (tenant) ON CONFLICT DO NOTHING;
+    SELECT s.last_sequence INTO last FROM event_sequences s WHERE s.business_id = tenant
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    -- This statement's snapshot is taken after the lock was won: it sees
+    -- every earlier sequencer's numbers, and exactly the events committed
+    -- by now.
+    WITH batch AS (
+        SELECT e.id, last + row_number() OVER (ORDER BY e.position) AS sequence
+          FROM events e
+         WHERE e.business_id = tenant AND e.sequence IS NULL
+         ORDER BY e.position
+         LIMIT p_limit
+    ), numbered AS (
+        UPDATE events e SET sequence = b.sequence
+          FROM batch b
+         WHERE e.business_id = tenant AND e.id = b.id
+        RETURNING e.type, e.sequence
+    ), bumped AS (
+        UPDATE event_sequences s
+           SET last_sequence = (SELECT max(n.sequence) FROM numbered n)
+         WHERE s.business_id = tenant AND EXISTS (SELECT 1 FROM numbered)
+    )
+    SELECT array_agg(t.type), array_agg(t.n) INTO types, counts
+      FROM (SELECT n.type, count(*) AS n FROM numbered n GROUP BY n.type) t;
+    IF types IS NOT NULL THEN
+        PERFORM pg_notify('ontab_events', tenant::text);
+        RETURN QUERY SELECT u.t, u.n FROM unnest(types, counts) AS u (t, n);
+    END IF;
+END
+$$;
+
+ALTER FUNCTION public.ontab_sequence_events(p_limit integer) OWNER TO ontab_sequencer;
+
+--
 -- Name: ontab_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -1814,6 +2247,24 @@ CREATE FUNCTION public.ontab_tenant() RETURNS uuid
 $$;
 
 ALTER FUNCTION public.ontab_tenant() OWNER TO postgres;
+
+--
+-- Name: ontab_unsequenced_businesses(integer); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_unsequenced_businesses(p_limit integer) RETURNS TABLE(business_id uuid, oldest timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT e.business_id, min(e.created_at)
+      FROM public.events e
+     WHERE e.sequence IS NULL
+     GROUP BY e.business_id
+     ORDER BY min(e.created_at)
+     LIMIT p_limit
+$$;
+
+ALTER FUNCTION public.ontab_unsequenced_businesses(p_limit integer) OWNER TO ontab_system;
 
 --
 -- Name: ontab_update_customer(uuid, text, bigint, text, integer); Type: FUNCTION; Schema: public; Owner: postgres
@@ -1866,6 +2317,21 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) OWNER TO postgres;
+
+--
+-- Name: ontab_uuid_v7(); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_uuid_v7() RETURNS uuid
+    LANGUAGE sql
+    AS $$
+    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                                          PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                                          FROM 1 FOR 6),
+                                  52, 1), 53, 1), 'hex')::uuid
+$$;
+
+ALTER FUNCTION public.ontab_uuid_v7() OWNER TO postgres;
 
 --
 -- Name: ontab_void(uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -2047,6 +2513,92 @@ ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.customers OWNER TO postgres;
 
 --
+-- Name: events; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.events (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    sequence bigint,
+    type text NOT NULL,
+    subject_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    data jsonb NOT NULL,
+    "position" bigint NOT NULL,
+    CONSTRAINT events_sequence_check CHECK ((sequence >= 1)),
+    CONSTRAINT events_type_check CHECK ((type = ANY (ARRAY['customer.created'::text, 'customer.updated'::text, 'product.created'::text, 'product.updated'::text, 'stock.adjusted'::text, 'purchase.created'::text, 'payment.recorded'::text, 'return.recorded'::text, 'write_off.recorded'::text, 'hold.created'::text, 'hold.captured'::text, 'hold.voided'::text, 'hold.expired'::text, 'customer.overdue'::text])))
+);
+
+ALTER TABLE ONLY public.events FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.events OWNER TO postgres;
+
+--
+-- Name: event_positions; Type: SEQUENCE; Schema: public; Owner: postgres
+--
+
+CREATE SEQUENCE public.event_positions
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER TABLE public.event_positions OWNER TO postgres;
+
+--
+-- Name: event_positions; Type: SEQUENCE OWNED BY; Schema: public; Owner: postgres
+--
+
+ALTER SEQUENCE public.event_positions OWNED BY public.events."position";
+
+--
+-- Name: event_sequences; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.event_sequences (
+    business_id uuid NOT NULL,
+    last_sequence bigint DEFAULT 0 NOT NULL,
+    pruned_through bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT event_sequences_check CHECK (((pruned_through >= 0) AND (pruned_through <= last_sequence))),
+    CONSTRAINT event_sequences_last_sequence_check CHECK ((last_sequence >= 0))
+);
+
+ALTER TABLE ONLY public.event_sequences FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.event_sequences OWNER TO postgres;
+
+--
+-- Name: events_baseline; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.events_baseline (
+    business_id uuid NOT NULL,
+    type text NOT NULL,
+    existing bigint NOT NULL,
+    CONSTRAINT events_baseline_existing_check CHECK ((existing >= 0))
+);
+
+ALTER TABLE ONLY public.events_baseline FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.events_baseline OWNER TO postgres;
+
+--
+-- Name: events_pruned; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.events_pruned (
+    business_id uuid NOT NULL,
+    type text NOT NULL,
+    pruned bigint NOT NULL,
+    CONSTRAINT events_pruned_pruned_check CHECK ((pruned >= 0))
+);
+
+ALTER TABLE ONLY public.events_pruned FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.events_pruned OWNER TO postgres;
+
+--
 -- Name: hold_endings; Type: TABLE; Schema: public; Owner: postgres
 --
 
@@ -2182,6 +2734,21 @@ ALTER TABLE ONLY public.orders FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.orders OWNER TO postgres;
 
 --
+-- Name: overdue_emitted; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.overdue_emitted (
+    business_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.overdue_emitted FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.overdue_emitted OWNER TO postgres;
+
+--
 -- Name: pending_hold_items; Type: TABLE; Schema: public; Owner: postgres
 --
 
@@ -2302,6 +2869,12 @@ ALTER TABLE ONLY public.stock_adjustments FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.stock_adjustments OWNER TO postgres;
 
 --
+-- Name: events position; Type: DEFAULT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events ALTER COLUMN "position" SET DEFAULT nextval('public.event_positions'::regclass);
+
+--
 -- Name: api_keys api_keys_id_key; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -2349,6 +2922,41 @@ ALTER TABLE ONLY public.customer_changes
 
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: event_sequences event_sequences_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.event_sequences
+    ADD CONSTRAINT event_sequences_pkey PRIMARY KEY (business_id);
+
+--
+-- Name: events_baseline events_baseline_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events_baseline
+    ADD CONSTRAINT events_baseline_pkey PRIMARY KEY (business_id, type);
+
+--
+-- Name: events events_business_id_sequence_key; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_business_id_sequence_key UNIQUE (business_id, sequence);
+
+--
+-- Name: events events_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: events_pruned events_pruned_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events_pruned
+    ADD CONSTRAINT events_pruned_pkey PRIMARY KEY (business_id, type);
 
 --
 -- Name: hold_endings hold_endings_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
@@ -2412,6 +3020,13 @@ ALTER TABLE ONLY public.order_items
 
 ALTER TABLE ONLY public.orders
     ADD CONSTRAINT orders_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: overdue_emitted overdue_emitted_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.overdue_emitted
+    ADD CONSTRAINT overdue_emitted_pkey PRIMARY KEY (business_id, order_id);
 
 --
 -- Name: pending_hold_items pending_hold_items_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
@@ -2490,6 +3105,12 @@ CREATE INDEX customer_changes_by_customer ON public.customer_changes USING btree
 --
 
 CREATE INDEX customers_by_creation ON public.customers USING btree (business_id, created_at, id);
+
+--
+-- Name: events_unsequenced; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX events_unsequenced ON public.events USING btree (business_id, "position") WHERE (sequence IS NULL);
 
 --
 -- Name: holds_by_customer; Type: INDEX; Schema: public; Owner: postgres
@@ -2576,6 +3197,12 @@ CREATE INDEX stock_adjustments_by_product ON public.stock_adjustments USING btre
 CREATE TRIGGER credit_ledger_chain BEFORE INSERT ON public.credit_ledger FOR EACH ROW EXECUTE FUNCTION public.ontab_check_ledger_chain();
 
 --
+-- Name: credit_ledger credit_ledger_events; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER credit_ledger_events AFTER INSERT ON public.credit_ledger REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_ledger_events();
+
+--
 -- Name: credit_ledger credit_ledger_immutable; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
@@ -2598,6 +3225,12 @@ CREATE TRIGGER customer_changes_immutable BEFORE DELETE OR UPDATE ON public.cust
 --
 
 CREATE TRIGGER customer_changes_no_truncate BEFORE TRUNCATE ON public.customer_changes FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: customers customers_created_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_created_event AFTER INSERT ON public.customers FOR EACH ROW EXECUTE FUNCTION public.ontab_customer_events();
 
 --
 -- Name: customers customers_default_terms; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2630,10 +3263,22 @@ CREATE TRIGGER customers_record_creation AFTER INSERT ON public.customers FOR EA
 CREATE TRIGGER customers_status_rules BEFORE UPDATE OF status ON public.customers FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION public.ontab_check_customer_status();
 
 --
+-- Name: customers customers_updated_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER customers_updated_event AFTER UPDATE ON public.customers FOR EACH ROW WHEN (((((old.name IS DISTINCT FROM new.name) OR (old.credit_limit IS DISTINCT FROM new.credit_limit)) OR (old.status IS DISTINCT FROM new.status)) OR (old.payment_terms_days IS DISTINCT FROM new.payment_terms_days))) EXECUTE FUNCTION public.ontab_customer_events();
+
+--
 -- Name: hold_endings hold_endings_checked; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
 CREATE TRIGGER hold_endings_checked BEFORE INSERT ON public.hold_endings FOR EACH ROW EXECUTE FUNCTION public.ontab_check_hold_ending();
+
+--
+-- Name: hold_endings hold_endings_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER hold_endings_event AFTER INSERT ON public.hold_endings FOR EACH ROW EXECUTE FUNCTION public.ontab_hold_ended_events();
 
 --
 -- Name: hold_endings hold_endings_immutable; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2726,10 +3371,22 @@ CREATE TRIGGER pending_hold_items_keep_reserved AFTER INSERT OR DELETE ON public
 CREATE TRIGGER pending_holds_checked BEFORE INSERT OR DELETE OR UPDATE ON public.pending_holds FOR EACH ROW EXECUTE FUNCTION public.ontab_check_pending_hold();
 
 --
+-- Name: pending_holds pending_holds_created_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER pending_holds_created_event AFTER INSERT ON public.pending_holds FOR EACH ROW EXECUTE FUNCTION public.ontab_hold_created_events();
+
+--
 -- Name: pending_holds pending_holds_keep_held; Type: TRIGGER; Schema: public; Owner: postgres
 --
 
 CREATE TRIGGER pending_holds_keep_held AFTER INSERT OR DELETE ON public.pending_holds FOR EACH ROW EXECUTE FUNCTION public.ontab_keep_held();
+
+--
+-- Name: products products_created_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER products_created_event AFTER INSERT ON public.products FOR EACH ROW EXECUTE FUNCTION public.ontab_product_events();
 
 --
 -- Name: products products_keep_initial_stock; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2742,6 +3399,12 @@ CREATE TRIGGER products_keep_initial_stock BEFORE UPDATE ON public.products FOR 
 --
 
 CREATE TRIGGER products_start_at_initial_stock AFTER INSERT ON public.products FOR EACH ROW WHEN ((new.stock IS DISTINCT FROM new.initial_stock)) EXECUTE FUNCTION public.ontab_refuse_unexplained_stock();
+
+--
+-- Name: products products_updated_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER products_updated_event AFTER UPDATE ON public.products FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.price IS DISTINCT FROM new.price))) EXECUTE FUNCTION public.ontab_product_events();
 
 --
 -- Name: return_items return_items_complete; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2784,6 +3447,12 @@ CREATE TRIGGER returns_immutable BEFORE DELETE OR UPDATE ON public.returns FOR E
 --
 
 CREATE TRIGGER returns_no_truncate BEFORE TRUNCATE ON public.returns FOR EACH STATEMENT EXECUTE FUNCTION public.ontab_refuse_history_change();
+
+--
+-- Name: stock_adjustments stock_adjustments_event; Type: TRIGGER; Schema: public; Owner: postgres
+--
+
+CREATE TRIGGER stock_adjustments_event AFTER INSERT ON public.stock_adjustments FOR EACH ROW EXECUTE FUNCTION public.ontab_adjustment_events();
 
 --
 -- Name: stock_adjustments stock_adjustments_immutable; Type: TRIGGER; Schema: public; Owner: postgres
@@ -2838,6 +3507,34 @@ ALTER TABLE ONLY public.customer_changes
 
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: event_sequences event_sequences_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.event_sequences
+    ADD CONSTRAINT event_sequences_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: events_baseline events_baseline_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events_baseline
+    ADD CONSTRAINT events_baseline_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: events events_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: events_pruned events_pruned_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.events_pruned
+    ADD CONSTRAINT events_pruned_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
 
 --
 -- Name: hold_endings hold_endings_business_id_hold_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
@@ -2908,6 +3605,13 @@ ALTER TABLE ONLY public.orders
 
 ALTER TABLE ONLY public.orders
     ADD CONSTRAINT orders_business_id_hold_id_fkey FOREIGN KEY (business_id, hold_id) REFERENCES public.holds(business_id, id);
+
+--
+-- Name: overdue_emitted overdue_emitted_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.overdue_emitted
+    ADD CONSTRAINT overdue_emitted_business_id_order_id_fkey FOREIGN KEY (business_id, order_id) REFERENCES public.orders(business_id, id);
 
 --
 -- Name: pending_hold_items pending_hold_items_business_id_hold_id_product_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
@@ -3002,6 +3706,30 @@ ALTER TABLE public.customer_changes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: event_sequences; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.event_sequences ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: events; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.events ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: events_baseline; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.events_baseline ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: events_pruned; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.events_pruned ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: idempotency_keys expiry; Type: POLICY; Schema: public; Owner: postgres
 --
 
@@ -3056,6 +3784,90 @@ ALTER TABLE public.order_items ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: credit_ledger outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.credit_ledger FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: customers outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.customers FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: hold_endings outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.hold_endings FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: hold_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.hold_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: holds outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.holds FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: order_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.order_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: orders outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.orders FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: pending_hold_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.pending_hold_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: pending_holds outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.pending_holds FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: products outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.products FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: return_items outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.return_items FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: returns outbox_reads; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_reads ON public.returns FOR SELECT TO ontab_outbox USING (true);
+
+--
+-- Name: events outbox_writes; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY outbox_writes ON public.events FOR INSERT TO ontab_outbox WITH CHECK (true);
+
+--
+-- Name: overdue_emitted; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.overdue_emitted ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: pending_hold_items; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 
@@ -3084,6 +3896,12 @@ ALTER TABLE public.return_items ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE public.returns ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: events sequencer_work; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY sequencer_work ON public.events FOR SELECT TO ontab_system USING ((sequence IS NULL));
 
 --
 -- Name: stock_adjustments; Type: ROW SECURITY; Schema: public; Owner: postgres
@@ -3122,6 +3940,30 @@ CREATE POLICY tenant_isolation ON public.customer_changes USING ((business_id = 
 CREATE POLICY tenant_isolation ON public.customers USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
+-- Name: event_sequences tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.event_sequences USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: events tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.events USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: events_baseline tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.events_baseline USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: events_pruned tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.events_pruned USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
 -- Name: hold_endings tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
 --
 
@@ -3156,6 +3998,12 @@ CREATE POLICY tenant_isolation ON public.order_items USING ((business_id = publi
 --
 
 CREATE POLICY tenant_isolation ON public.orders USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: overdue_emitted tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.overdue_emitted USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
 -- Name: pending_hold_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
@@ -3201,6 +4049,8 @@ GRANT USAGE ON SCHEMA public TO ontab_app;
 GRANT USAGE ON SCHEMA public TO ontab_writer;
 GRANT USAGE ON SCHEMA public TO ontab_reserver;
 GRANT USAGE ON SCHEMA public TO ontab_recorder;
+GRANT USAGE ON SCHEMA public TO ontab_outbox;
+GRANT USAGE ON SCHEMA public TO ontab_sequencer;
 
 --
 -- Name: FUNCTION ontab_account_refusal(p_customer_id uuid, p_status text, p_buying boolean); Type: ACL; Schema: public; Owner: postgres
@@ -3215,6 +4065,12 @@ GRANT ALL ON FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status 
 
 REVOKE ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_adjustment_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_adjustment_events() FROM PUBLIC;
 
 --
 -- Name: FUNCTION ontab_api_key(p_key_id uuid); Type: ACL; Schema: public; Owner: ontab_system
@@ -3244,10 +4100,41 @@ GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_en
 REVOKE ALL ON FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION ontab_customer_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_customer_events() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_customer_json(p_business uuid, p_customer uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) TO ontab_outbox;
+
+--
 -- Name: FUNCTION ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
 REVOKE ALL ON FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_entry_json(p_business uuid, p_entry uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) TO ontab_outbox;
+
+--
+-- Name: FUNCTION ontab_event_business_ids(); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_event_business_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_event_business_ids() TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_event_prune_limit(p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_event_prune_limit(p_business uuid) TO ontab_sequencer;
 
 --
 -- Name: FUNCTION ontab_expire_hold(p_hold_id uuid); Type: ACL; Schema: public; Owner: ontab_writer
@@ -3270,6 +4157,7 @@ GRANT ALL ON FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval
 GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_writer;
 GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_reserver;
+GRANT ALL ON FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) TO ontab_outbox;
 
 --
 -- Name: FUNCTION ontab_expired_holds(p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
@@ -3285,6 +4173,7 @@ GRANT ALL ON FUNCTION public.ontab_expired_holds(p_limit integer) TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_writer;
 GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_reserver;
+GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) TO ontab_outbox;
 
 --
 -- Name: FUNCTION ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer); Type: ACL; Schema: public; Owner: ontab_writer
@@ -3292,6 +4181,36 @@ GRANT ALL ON FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uu
 
 REVOKE ALL ON FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_hold_created_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_hold_created_events() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_hold_ended_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_hold_ended_events() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_hold_json(p_business uuid, p_hold uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_hold_json(p_business uuid, p_hold uuid) TO ontab_outbox;
+
+--
+-- Name: FUNCTION ontab_hold_view(p_business uuid, p_hold uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) TO ontab_outbox;
+
+--
+-- Name: FUNCTION ontab_json_time(t timestamp with time zone); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_json_time(t timestamp with time zone) TO ontab_outbox;
 
 --
 -- Name: FUNCTION ontab_keep_held(); Type: ACL; Schema: public; Owner: ontab_reserver
@@ -3306,6 +4225,12 @@ REVOKE ALL ON FUNCTION public.ontab_keep_held() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.ontab_keep_reserved() FROM PUBLIC;
 
 --
+-- Name: FUNCTION ontab_ledger_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_ledger_events() FROM PUBLIC;
+
+--
 -- Name: FUNCTION ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone); Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -3313,11 +4238,36 @@ GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid,
 GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) TO ontab_writer;
 
 --
+-- Name: FUNCTION ontab_order_json(p_business uuid, p_order uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) TO ontab_outbox;
+
+--
 -- Name: FUNCTION ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
 REVOKE ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_product_events(); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_product_events() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_product_json(p_business uuid, p_product uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) TO ontab_outbox;
+
+--
+-- Name: FUNCTION ontab_prune_events(p_before timestamp with time zone, p_limit integer); Type: ACL; Schema: public; Owner: ontab_sequencer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
@@ -3340,11 +4290,20 @@ GRANT ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_id
 REVOKE ALL ON FUNCTION public.ontab_record_customer_change() FROM PUBLIC;
 
 --
+-- Name: FUNCTION ontab_record_overdue(p_limit integer); Type: ACL; Schema: public; Owner: ontab_outbox
+--
+
+REVOKE ALL ON FUNCTION public.ontab_record_overdue(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_record_overdue(p_limit integer) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_require_tenant(); Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_app;
 GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_writer;
+GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_outbox;
+GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_sequencer;
 
 --
 -- Name: FUNCTION ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
@@ -3352,6 +4311,19 @@ GRANT ALL ON FUNCTION public.ontab_require_tenant() TO ontab_writer;
 
 REVOKE ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_return_json(p_business uuid, p_return uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) TO ontab_outbox;
+
+--
+-- Name: FUNCTION ontab_sequence_events(p_limit integer); Type: ACL; Schema: public; Owner: ontab_sequencer
+--
+
+REVOKE ALL ON FUNCTION public.ontab_sequence_events(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_sequence_events(p_limit integer) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_tenant(); Type: ACL; Schema: public; Owner: postgres
@@ -3362,6 +4334,15 @@ GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_writer;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_recorder;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_reserver;
 GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_outbox;
+GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_sequencer;
+
+--
+-- Name: FUNCTION ontab_unsequenced_businesses(p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_unsequenced_businesses(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_unsequenced_businesses(p_limit integer) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer); Type: ACL; Schema: public; Owner: postgres
@@ -3369,6 +4350,12 @@ GRANT ALL ON FUNCTION public.ontab_tenant() TO ontab_system;
 
 REVOKE ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_uuid_v7(); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_uuid_v7() TO ontab_outbox;
 
 --
 -- Name: FUNCTION ontab_void(p_hold_id uuid); Type: ACL; Schema: public; Owner: ontab_writer
@@ -3422,6 +4409,7 @@ GRANT UPDATE(payment_terms_days) ON TABLE public.businesses TO ontab_app;
 
 GRANT SELECT ON TABLE public.credit_ledger TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.credit_ledger TO ontab_writer;
+GRANT SELECT ON TABLE public.credit_ledger TO ontab_outbox;
 
 --
 -- Name: COLUMN credit_ledger.business_id; Type: ACL; Schema: public; Owner: postgres
@@ -3469,6 +4457,7 @@ GRANT USAGE ON SEQUENCE public.customer_changes_id_seq TO ontab_recorder;
 
 GRANT SELECT,INSERT ON TABLE public.customers TO ontab_app;
 GRANT SELECT ON TABLE public.customers TO ontab_writer;
+GRANT SELECT ON TABLE public.customers TO ontab_outbox;
 
 --
 -- Name: COLUMN customers.business_id; Type: ACL; Schema: public; Owner: postgres
@@ -3514,11 +4503,89 @@ GRANT UPDATE(payment_terms_days) ON TABLE public.customers TO ontab_app;
 GRANT SELECT(held),UPDATE(held) ON TABLE public.customers TO ontab_reserver;
 
 --
+-- Name: TABLE events; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.events TO ontab_app;
+GRANT SELECT,DELETE ON TABLE public.events TO ontab_sequencer;
+
+--
+-- Name: COLUMN events.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT(business_id) ON TABLE public.events TO ontab_outbox;
+GRANT SELECT(business_id) ON TABLE public.events TO ontab_system;
+
+--
+-- Name: COLUMN events.id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT(id) ON TABLE public.events TO ontab_outbox;
+
+--
+-- Name: COLUMN events.sequence; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(sequence) ON TABLE public.events TO ontab_sequencer;
+GRANT SELECT(sequence) ON TABLE public.events TO ontab_system;
+
+--
+-- Name: COLUMN events.type; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT(type) ON TABLE public.events TO ontab_outbox;
+
+--
+-- Name: COLUMN events.subject_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT(subject_id) ON TABLE public.events TO ontab_outbox;
+
+--
+-- Name: COLUMN events.created_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(created_at) ON TABLE public.events TO ontab_system;
+
+--
+-- Name: COLUMN events.data; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT(data) ON TABLE public.events TO ontab_outbox;
+
+--
+-- Name: SEQUENCE event_positions; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT USAGE ON SEQUENCE public.event_positions TO ontab_outbox;
+
+--
+-- Name: TABLE event_sequences; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.event_sequences TO ontab_app;
+GRANT SELECT,INSERT,UPDATE ON TABLE public.event_sequences TO ontab_sequencer;
+
+--
+-- Name: TABLE events_baseline; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.events_baseline TO ontab_app;
+
+--
+-- Name: TABLE events_pruned; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.events_pruned TO ontab_app;
+GRANT SELECT,INSERT,UPDATE ON TABLE public.events_pruned TO ontab_sequencer;
+
+--
 -- Name: TABLE hold_endings; Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT SELECT ON TABLE public.hold_endings TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.hold_endings TO ontab_writer;
+GRANT SELECT ON TABLE public.hold_endings TO ontab_outbox;
 
 --
 -- Name: TABLE hold_items; Type: ACL; Schema: public; Owner: postgres
@@ -3526,6 +4593,7 @@ GRANT SELECT,INSERT ON TABLE public.hold_endings TO ontab_writer;
 
 GRANT SELECT ON TABLE public.hold_items TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.hold_items TO ontab_writer;
+GRANT SELECT ON TABLE public.hold_items TO ontab_outbox;
 
 --
 -- Name: TABLE holds; Type: ACL; Schema: public; Owner: postgres
@@ -3533,6 +4601,7 @@ GRANT SELECT,INSERT ON TABLE public.hold_items TO ontab_writer;
 
 GRANT SELECT ON TABLE public.holds TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.holds TO ontab_writer;
+GRANT SELECT ON TABLE public.holds TO ontab_outbox;
 
 --
 -- Name: TABLE idempotency_keys; Type: ACL; Schema: public; Owner: postgres
@@ -3553,6 +4622,7 @@ GRANT SELECT ON TABLE public.ontab_migrations TO ontab_app;
 
 GRANT SELECT ON TABLE public.order_items TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.order_items TO ontab_writer;
+GRANT SELECT ON TABLE public.order_items TO ontab_outbox;
 
 --
 -- Name: TABLE orders; Type: ACL; Schema: public; Owner: postgres
@@ -3560,6 +4630,14 @@ GRANT SELECT,INSERT ON TABLE public.order_items TO ontab_writer;
 
 GRANT SELECT ON TABLE public.orders TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.orders TO ontab_writer;
+GRANT SELECT ON TABLE public.orders TO ontab_outbox;
+
+--
+-- Name: TABLE overdue_emitted; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT ON TABLE public.overdue_emitted TO ontab_app;
+GRANT SELECT,INSERT ON TABLE public.overdue_emitted TO ontab_outbox;
 
 --
 -- Name: TABLE pending_hold_items; Type: ACL; Schema: public; Owner: postgres
@@ -3567,6 +4645,7 @@ GRANT SELECT,INSERT ON TABLE public.orders TO ontab_writer;
 
 GRANT SELECT ON TABLE public.pending_hold_items TO ontab_app;
 GRANT SELECT,INSERT,DELETE ON TABLE public.pending_hold_items TO ontab_writer;
+GRANT SELECT ON TABLE public.pending_hold_items TO ontab_outbox;
 
 --
 -- Name: TABLE pending_holds; Type: ACL; Schema: public; Owner: postgres
@@ -3574,6 +4653,7 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.pending_hold_items TO ontab_writer;
 
 GRANT SELECT ON TABLE public.pending_holds TO ontab_app;
 GRANT SELECT,INSERT,DELETE ON TABLE public.pending_holds TO ontab_writer;
+GRANT SELECT ON TABLE public.pending_holds TO ontab_outbox;
 
 --
 -- Name: COLUMN pending_holds.business_id; Type: ACL; Schema: public; Owner: postgres
@@ -3613,6 +4693,7 @@ GRANT SELECT(expires_at) ON TABLE public.pending_holds TO ontab_system;
 
 GRANT SELECT,INSERT ON TABLE public.products TO ontab_app;
 GRANT SELECT ON TABLE public.products TO ontab_writer;
+GRANT SELECT ON TABLE public.products TO ontab_outbox;
 
 --
 -- Name: COLUMN products.business_id; Type: ACL; Schema: public; Owner: postgres
@@ -3656,6 +4737,7 @@ GRANT SELECT(reserved),UPDATE(reserved) ON TABLE public.products TO ontab_reserv
 
 GRANT SELECT ON TABLE public.return_items TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.return_items TO ontab_writer;
+GRANT SELECT ON TABLE public.return_items TO ontab_outbox;
 
 --
 -- Name: TABLE returns; Type: ACL; Schema: public; Owner: postgres
@@ -3663,6 +4745,7 @@ GRANT SELECT,INSERT ON TABLE public.return_items TO ontab_writer;
 
 GRANT SELECT ON TABLE public.returns TO ontab_app;
 GRANT SELECT,INSERT ON TABLE public.returns TO ontab_writer;
+GRANT SELECT ON TABLE public.returns TO ontab_outbox;
 
 --
 -- Name: TABLE stock_adjustments; Type: ACL; Schema: public; Owner: postgres

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::app::AppConfig;
 use crate::app::group_commit::GroupCommitConfig;
+use crate::app::webhooks::WebhookSettings;
 use crate::db::{PoolOptions, StatementMode};
 
 /// Database settings shared by every subcommand.
@@ -122,6 +123,24 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_HOLD_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub hold_sweep_interval: Duration,
 
+    /// How often the event sequencer looks for committed events to number
+    /// when it found none last time (it goes on at once while there is
+    /// work). Bounds how long a committed change waits for its sequence.
+    /// 0 disables sequencing here (another instance runs it).
+    #[arg(long, env = "ONTAB_EVENT_SEQUENCE_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
+    pub event_sequence_interval: Duration,
+
+    /// How often purchases past their due date are looked for
+    /// (customer.overdue is emitted at most this long, plus one scan's
+    /// work, after a purchase falls due). 0 disables the scan here.
+    #[arg(long, env = "ONTAB_OVERDUE_SCAN_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub overdue_scan_interval: Duration,
+
+    /// How long events are kept in the feed before retention prunes them
+    /// (the oldest first; pruning runs hourly).
+    #[arg(long, env = "ONTAB_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// The connection string of the role the server's pool logs in as: one
     /// that is a member of ontab_app and nothing else (migrations/0003).
     /// DATABASE_URL then only migrates; without DATABASE_URL, serve migrates
@@ -141,8 +160,59 @@ pub struct ServeConfig {
     )]
     pub production: bool,
 
+    /// Lets webhook endpoints point at loopback, private and link-local
+    /// addresses (local setups and tests). Off, such URLs are refused (422)
+    /// and never connected to, also when a name resolves there later.
+    #[arg(long, env = "ONTAB_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// Webhook attempts under way at once in this server; 0 leaves delivery
+    /// to other instances.
+    #[arg(long, env = "ONTAB_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    pub webhook_concurrency: usize,
+
+    /// Tests only: the waits between webhook attempts, comma-separated
+    /// (the contract's 5s,5m,30m,2h,5h,10h,10h when unset).
+    #[arg(long, env = "ONTAB_WEBHOOK_RETRY_SCHEDULE", hide = true, value_parser = parse_schedule)]
+    pub webhook_retry_schedule: Option<Schedule>,
+
+    /// Tests only: how long a receiver may take (15s).
+    #[arg(long, env = "ONTAB_WEBHOOK_TIMEOUT", hide = true, default_value = "15s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Tests only: how long a claimed delivery stays with its server after
+    /// the timeout, before another may take it (15s).
+    #[arg(long, env = "ONTAB_WEBHOOK_LEASE_MARGIN", hide = true, default_value = "15s", value_parser = parse_duration)]
+    pub webhook_lease_margin: Duration,
+
+    /// How often delivery and NATS publishing look for work when no
+    /// notification comes.
+    #[arg(long, env = "ONTAB_WEBHOOK_POLL_INTERVAL", hide = true, default_value = "500ms", value_parser = parse_duration)]
+    pub webhook_poll_interval: Duration,
+
+    /// NATS server (e.g. nats://127.0.0.1:4222): every event is also
+    /// published to JetStream, stream ONTAB_EVENTS, subject
+    /// ontab.<business_id>.<type>.
+    #[arg(long, env = "ONTAB_NATS_URL")]
+    pub nats_url: Option<String>,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
+}
+
+/// A retry schedule as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule(pub Vec<Duration>);
+
+fn parse_schedule(text: &str) -> Result<Schedule, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Schedule(Vec::new()));
+    }
+    text.split(',')
+        .map(parse_duration)
+        .collect::<Result<_, _>>()
+        .map(Schedule)
 }
 
 /// ONTAB_ENV: `production` or `development`; anything else is refused, so
@@ -169,7 +239,19 @@ impl ServeConfig {
     /// The use cases as `serve` runs them; `admin_token` is the token in
     /// force (configured, or this run's one-off token).
     pub fn app_config(&self, admin_token: Option<String>) -> AppConfig {
+        let defaults = WebhookSettings::default();
         AppConfig {
+            webhooks: WebhookSettings {
+                allow_private: self.webhook_allow_private,
+                retry_schedule: self
+                    .webhook_retry_schedule
+                    .clone()
+                    .map_or(defaults.retry_schedule, |schedule| schedule.0),
+                timeout: self.webhook_timeout,
+                lease: self.webhook_timeout + self.webhook_lease_margin,
+                poll: self.webhook_poll_interval,
+                concurrency: self.webhook_concurrency,
+            },
             admin_token,
             group_commit: Some(GroupCommitConfig {
                 max_size: usize::from(self.batch_max_size),
@@ -211,14 +293,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 200us, 250ms, 2s or 1m"))?;
+        .map_err(|_| format!("`{text}` is not a duration like 200us, 250ms, 2s, 1m or 30d"))?;
     match unit {
         "us" => Ok(Duration::from_micros(value)),
         "ms" => Ok(Duration::from_millis(value)),
         "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
+        "m" | "h" | "d" => {
+            let seconds = match unit {
+                "m" => 60,
+                "h" => 3600,
+                _ => 86_400,
+            };
+            value
+                .checked_mul(seconds)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("`{text}` is too long a duration"))
+        }
         _ => Err(format!(
-            "`{text}`: unknown unit `{unit}` (use us, ms, s or m)"
+            "`{text}`: unknown unit `{unit}` (use us, ms, s, m, h or d)"
         )),
     }
 }
@@ -246,6 +338,19 @@ mod tests {
         assert_eq!(parse_environment("Production"), Ok(true));
         assert_eq!(parse_environment("development"), Ok(false));
         assert!(parse_environment("staging").is_err());
+    }
+
+    #[test]
+    fn retry_schedules_parse_as_lists_of_durations() {
+        assert_eq!(
+            parse_schedule("100ms,1s"),
+            Ok(Schedule(vec![
+                Duration::from_millis(100),
+                Duration::from_secs(1)
+            ]))
+        );
+        assert_eq!(parse_schedule(""), Ok(Schedule(vec![])));
+        assert!(parse_schedule("1s,soon").is_err());
     }
 
     #[test]

@@ -87,6 +87,17 @@ pub struct Server {
     limits: ConnectionLimits,
     shutdown_grace: Duration,
     hold_sweep_interval: Duration,
+    events: EventSettings,
+    webhook_concurrency: usize,
+    nats: Option<crate::app::nats::NatsSettings>,
+}
+
+/// The event feed's background work, as configured.
+#[derive(Debug, Clone, Copy)]
+struct EventSettings {
+    sequence_interval: Duration,
+    overdue_scan_interval: Duration,
+    retention: Duration,
 }
 
 /// Opens (or starts) the database, migrates it, and builds the use cases
@@ -120,6 +131,19 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
             limits,
             shutdown_grace: config.shutdown_grace,
             hold_sweep_interval: config.hold_sweep_interval,
+            events: EventSettings {
+                sequence_interval: config.event_sequence_interval,
+                overdue_scan_interval: config.overdue_scan_interval,
+                retention: config.event_retention,
+            },
+            webhook_concurrency: config.webhook_concurrency,
+            nats: config
+                .nats_url
+                .clone()
+                .map(|url| crate::app::nats::NatsSettings {
+                    url,
+                    poll: config.webhook_poll_interval,
+                }),
         }),
         Err(error) => {
             // Whatever failed, a private PostgreSQL we started stops again.
@@ -190,11 +214,20 @@ impl Server {
             limits,
             shutdown_grace,
             hold_sweep_interval,
+            events,
+            webhook_concurrency,
+            nats,
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
         let sweeper = (!hold_sweep_interval.is_zero())
             .then(|| tokio::spawn(crate::app::holds::sweep(app.clone(), hold_sweep_interval)));
+        let event_work = event_work(&app, events);
+        // Events out: webhooks (unless another instance delivers) and NATS.
+        let deliverer = (webhook_concurrency > 0)
+            .then(|| tokio::spawn(crate::app::webhooks::delivery::run(app.clone())));
+        let publisher =
+            nats.map(|settings| tokio::spawn(crate::app::nats::run(app.clone(), settings)));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(());
         let served = http::listener::serve(listener, router, limits, async move {
             shutdown.await;
@@ -210,8 +243,11 @@ impl Server {
             }
         };
         janitor.abort();
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        for task in [sweeper, deliverer, publisher].into_iter().flatten() {
+            task.abort();
+        }
+        for task in event_work {
+            task.abort();
         }
         drop(app);
         if let Some(database) = database {
@@ -257,6 +293,30 @@ fn one_off_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("random source: {error}"))?;
     Ok(hex::encode(bytes))
+}
+
+/// The event feed's background tasks: the sequencer and the listener that
+/// wakes waiting readers, the overdue scan, retention (an interval of 0
+/// leaves that work to another instance).
+fn event_work(app: &Arc<App>, settings: EventSettings) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::app::events;
+    let mut tasks = vec![
+        tokio::spawn(events::listen(app.clone())),
+        tokio::spawn(events::retention(app.clone(), settings.retention)),
+    ];
+    if !settings.sequence_interval.is_zero() {
+        tasks.push(tokio::spawn(events::sequencer(
+            app.clone(),
+            settings.sequence_interval,
+        )));
+    }
+    if !settings.overdue_scan_interval.is_zero() {
+        tasks.push(tokio::spawn(events::overdue_scan(
+            app.clone(),
+            settings.overdue_scan_interval,
+        )));
+    }
+    tasks
 }
 
 /// Keys are kept at least 24 hours (the contract); older ones go hourly.

@@ -16,10 +16,12 @@ pub mod auth;
 pub mod businesses;
 pub mod customers;
 mod error;
+pub mod events;
 pub mod group_commit;
 pub mod holds;
 pub mod idempotency;
 mod key_cache;
+pub mod nats;
 pub mod orders;
 pub mod page {
     //! Keyset pagination, as the lists take and answer it.
@@ -33,6 +35,7 @@ pub mod returns;
 pub mod statements;
 pub mod stock;
 mod transaction;
+pub mod webhooks;
 pub mod write_offs;
 
 use std::sync::Arc;
@@ -111,6 +114,8 @@ pub struct AppConfig {
     pub admin_token: Option<String>,
     /// Group commit of purchases; `None` runs each in its own transaction.
     pub group_commit: Option<GroupCommitConfig>,
+    /// How webhooks are checked and delivered.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// The use cases' shared state: the database pool, the API key cache, the
@@ -120,6 +125,9 @@ pub struct App {
     keys: KeyCache,
     admin_token_sha256: Option<[u8; 32]>,
     group_commit: Option<Arc<GroupCommit>>,
+    /// Wakes the feed's long-polling readers.
+    events: events::EventWaker,
+    webhooks: webhooks::WebhookSettings,
 }
 
 impl App {
@@ -133,6 +141,8 @@ impl App {
             admin_token_sha256: config.admin_token.as_deref().map(auth::token_hash),
             db,
             group_commit,
+            events: events::EventWaker::default(),
+            webhooks: config.webhooks,
         })
     }
 

@@ -352,6 +352,52 @@ SELECT 'order ' || x.id, format('refers to hold %s, which this business does not
   FROM orders x WHERE x.business_id = $1 AND x.hold_id IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM holds t WHERE t.business_id = $1 AND t.id = x.hold_id)",
     },
+    Check {
+        name: "events_complete",
+        rule: "every change since events began has exactly one event: per type, the changes (customers, products, adjustments, ledger entries by kind, holds, hold endings by outcome, overdue purchases) made since equal the events written (kept plus pruned)",
+        sql: "
+WITH changes (type, made) AS (VALUES
+    ('customer.created', (SELECT count(*) FROM customers WHERE business_id = $1)),
+    ('product.created', (SELECT count(*) FROM products WHERE business_id = $1)),
+    ('stock.adjusted', (SELECT count(*) FROM stock_adjustments WHERE business_id = $1)),
+    ('purchase.created', (SELECT count(*) FROM credit_ledger WHERE business_id = $1 AND kind = 'purchase')),
+    ('payment.recorded', (SELECT count(*) FROM credit_ledger WHERE business_id = $1 AND kind = 'payment')),
+    ('return.recorded', (SELECT count(*) FROM credit_ledger WHERE business_id = $1 AND kind = 'return')),
+    ('write_off.recorded', (SELECT count(*) FROM credit_ledger WHERE business_id = $1 AND kind = 'write_off')),
+    ('hold.created', (SELECT count(*) FROM holds WHERE business_id = $1)),
+    ('hold.captured', (SELECT count(*) FROM hold_endings WHERE business_id = $1 AND outcome = 'captured')),
+    ('hold.voided', (SELECT count(*) FROM hold_endings WHERE business_id = $1 AND outcome = 'voided')),
+    ('hold.expired', (SELECT count(*) FROM hold_endings WHERE business_id = $1 AND outcome = 'expired')),
+    ('customer.overdue', (SELECT count(*) FROM overdue_emitted WHERE business_id = $1))
+), written AS (
+    SELECT e.type, count(*) AS kept FROM events e WHERE e.business_id = $1 GROUP BY e.type
+)
+SELECT 'events ' || c.type,
+       format('%s changes since events began, but %s events (%s kept, %s pruned)',
+              c.made - coalesce(b.existing, 0), coalesce(w.kept, 0) + coalesce(p.pruned, 0),
+              coalesce(w.kept, 0), coalesce(p.pruned, 0))
+  FROM changes c
+  LEFT JOIN events_baseline b ON b.business_id = $1 AND b.type = c.type
+  LEFT JOIN events_pruned p ON p.business_id = $1 AND p.type = c.type
+  LEFT JOIN written w ON w.type = c.type
+ WHERE c.made - coalesce(b.existing, 0) <> coalesce(w.kept, 0) + coalesce(p.pruned, 0)
+ ORDER BY c.type",
+    },
+    Check {
+        name: "events_gapless",
+        rule: "the business's sequenced events are exactly the sequences after the pruned ones up to the last given: from pruned_through + 1 to last_sequence, each once",
+        sql: "
+SELECT 'events', format('%s sequenced events kept, from %s to %s, but the sequencer gave %s to %s',
+                        n, coalesce(lo::text, '-'), coalesce(hi::text, '-'), pruned_through + 1, last_sequence)
+  FROM (SELECT coalesce(s.last_sequence, 0) AS last_sequence, coalesce(s.pruned_through, 0) AS pruned_through,
+               k.n, k.lo, k.hi
+          FROM (SELECT 1) AS one
+          LEFT JOIN event_sequences s ON s.business_id = $1
+         CROSS JOIN (SELECT count(e.sequence) AS n, min(e.sequence) AS lo, max(e.sequence) AS hi
+                       FROM events e WHERE e.business_id = $1 AND e.sequence IS NOT NULL) k) v
+ WHERE n <> last_sequence - pruned_through
+    OR (n > 0 AND (lo <> pruned_through + 1 OR hi <> last_sequence))",
+    },
 ];
 
 /// The statements of this module: every check (each takes the business as

@@ -45,6 +45,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "use_cases",
         sql: include_str!("../../migrations/0004_use_cases.sql"),
     },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../../migrations/0005_events.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "webhooks",
+        sql: include_str!("../../migrations/0006_webhooks.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

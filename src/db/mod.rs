@@ -24,6 +24,8 @@ pub mod api_keys;
 pub mod audit;
 pub mod businesses;
 pub mod customers;
+pub mod deliveries;
+pub mod events;
 pub mod holds;
 pub mod idempotency;
 pub mod ledger;
@@ -40,6 +42,7 @@ pub mod sql;
 pub mod statements;
 pub mod stock;
 pub mod tls;
+pub mod webhooks;
 pub mod write_off;
 
 use std::time::Duration;
@@ -86,6 +89,8 @@ pub struct PoolOptions {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// How the pool connects, for the connection that LISTENs.
+    connect: tls::ConnectOptions,
     statements: StatementMode,
     /// Milliseconds, as PostgreSQL's statement_timeout setting takes them;
     /// "0" means none.
@@ -97,8 +102,8 @@ impl Db {
     /// connection gets `DbError::Unavailable` instead of hanging.
     pub fn connect(connect: tls::ConnectOptions, options: PoolOptions) -> Result<Self, DbError> {
         let manager = Manager::from_config(
-            connect.config,
-            connect.tls,
+            connect.config.clone(),
+            connect.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -115,11 +120,17 @@ impl Db {
             .map_err(|error| DbError::Config(error.to_string()))?;
         Ok(Self {
             pool,
+            connect,
             statements: options.statements,
             statement_timeout: options
                 .statement_timeout
                 .map_or_else(|| "0".to_owned(), |timeout| timeout.as_millis().to_string()),
         })
+    }
+
+    /// How the pool's connections are made.
+    pub(crate) fn connect_options(&self) -> &tls::ConnectOptions {
+        &self.connect
     }
 
     /// Pool size and how many requests wait for a connection right now.

@@ -105,6 +105,8 @@ pub fn statements() -> Vec<Statement> {
         super::api_keys::STATEMENTS,
         super::businesses::STATEMENTS,
         super::customers::STATEMENTS,
+        super::events::STATEMENTS,
+        super::deliveries::STATEMENTS,
         super::holds::STATEMENTS,
         super::idempotency::STATEMENTS,
         super::ledger::STATEMENTS,
@@ -118,6 +120,7 @@ pub fn statements() -> Vec<Statement> {
         super::statements::STATEMENTS,
         super::stock::STATEMENTS,
         super::write_off::STATEMENTS,
+        super::webhooks::STATEMENTS,
         super::migrate::STATEMENTS,
     ]
     .into_iter()

@@ -5,10 +5,12 @@
 
 pub mod api_key;
 mod codes;
+pub mod events;
 mod lines;
 pub mod records;
 mod refusal;
 mod values;
+pub mod webhook;
 
 pub use codes::ErrorCode;
 pub use lines::{Line, Lines, MAX_LINES};

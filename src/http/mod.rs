@@ -8,6 +8,7 @@ mod business;
 mod businesses;
 mod customers;
 mod deadline;
+mod events;
 mod holds;
 mod idempotent;
 pub mod listener;
@@ -23,6 +24,7 @@ mod reports;
 mod request;
 mod statements;
 mod views;
+mod webhook_endpoints;
 mod write_offs;
 
 use std::sync::Arc;
@@ -116,6 +118,16 @@ fn api_routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(holds::capture))
         .routes(routes!(holds::void))
         .routes(routes!(reports::overdue))
+        .routes(routes!(events::list))
+        .routes(routes!(webhook_endpoints::create, webhook_endpoints::list))
+        .routes(routes!(
+            webhook_endpoints::get,
+            webhook_endpoints::update,
+            webhook_endpoints::delete
+        ))
+        .routes(routes!(webhook_endpoints::rotate_secret))
+        .routes(routes!(webhook_endpoints::deliveries))
+        .routes(routes!(webhook_endpoints::replay))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(metrics::render))

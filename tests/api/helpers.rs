@@ -279,6 +279,42 @@ struct Launch {
     statement_timeout: Duration,
     /// `--hold-sweep-interval`; `None`: serve's default.
     hold_sweep_interval: Option<Duration>,
+    /// `--overdue-scan-interval`; `None`: serve's default.
+    overdue_scan_interval: Option<Duration>,
+    /// Webhook and NATS settings; `None`: serve's defaults.
+    webhooks: Option<WebhookLaunch>,
+}
+
+/// How a test server delivers events.
+#[derive(Clone, Debug)]
+pub struct WebhookLaunch {
+    /// `--webhook-allow-private`: loopback receivers need it.
+    pub allow_private: bool,
+    /// `--webhook-retry-schedule`; `None`: the contract's.
+    pub retry_schedule: Option<Vec<Duration>>,
+    /// `--webhook-timeout`.
+    pub timeout: Duration,
+    /// `--webhook-lease-margin`.
+    pub lease_margin: Duration,
+    /// `--nats-url`.
+    pub nats_url: Option<String>,
+    /// `--webhook-concurrency`; 0: this server delivers nothing.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookLaunch {
+    /// Loopback receivers allowed, the real schedule and timeout, a short
+    /// poll.
+    fn default() -> Self {
+        Self {
+            allow_private: true,
+            retry_schedule: None,
+            timeout: Duration::from_secs(15),
+            lease_margin: Duration::from_secs(15),
+            nats_url: None,
+            concurrency: 64,
+        }
+    }
 }
 
 /// `ontab serve`'s flags, to read its defaults exactly as it ships.
@@ -336,6 +372,19 @@ impl Launch {
             config.database.statements = self.statements;
             if let Some(every) = self.hold_sweep_interval {
                 config.hold_sweep_interval = every;
+            }
+            if let Some(every) = self.overdue_scan_interval {
+                config.overdue_scan_interval = every;
+            }
+            if let Some(webhooks) = &self.webhooks {
+                config.webhook_allow_private = webhooks.allow_private;
+                config.webhook_retry_schedule =
+                    webhooks.retry_schedule.clone().map(ontab::config::Schedule);
+                config.webhook_timeout = webhooks.timeout;
+                config.webhook_lease_margin = webhooks.lease_margin;
+                config.webhook_poll_interval = Duration::from_millis(100);
+                config.nats_url = webhooks.nats_url.clone();
+                config.webhook_concurrency = webhooks.concurrency;
             }
         })
         .await
@@ -447,6 +496,18 @@ impl TestApp {
         Self::spawn_launched(|launch| launch.hold_sweep_interval = Some(Duration::ZERO)).await
     }
 
+    /// An app whose server looks for overdue purchases `every` (0: never,
+    /// as when another instance does).
+    pub async fn spawn_with_overdue_scan(every: Duration) -> Self {
+        Self::spawn_launched(|launch| launch.overdue_scan_interval = Some(every)).await
+    }
+
+    /// An app whose server delivers webhooks (and publishes to NATS) as
+    /// `webhooks` says.
+    pub async fn spawn_with_webhooks(webhooks: WebhookLaunch) -> Self {
+        Self::spawn_launched(|launch| launch.webhooks = Some(webhooks)).await
+    }
+
     async fn spawn_inner(
         statements: StatementMode,
         pool_size: usize,
@@ -493,6 +554,8 @@ impl TestApp {
             request_timeout: Duration::from_secs(30),
             statement_timeout: Duration::from_secs(30),
             hold_sweep_interval: None,
+            overdue_scan_interval: None,
+            webhooks: None,
         };
         tune(&mut launch);
         if std::env::var("ONTAB_TEST_STATEMENTS").as_deref() == Ok("unnamed") {

@@ -7,6 +7,7 @@
 )]
 
 mod helpers;
+mod receiver;
 mod support;
 
 mod api_keys;
@@ -19,6 +20,7 @@ mod concurrency;
 mod connections;
 mod credit_controls;
 mod customers;
+mod events;
 mod faults;
 mod first_run;
 mod guards;
@@ -31,6 +33,7 @@ mod least_privilege;
 mod ledger;
 mod lossy_proxy;
 mod migrations;
+mod nats;
 mod openapi;
 mod openapi_contract;
 mod openapi_snapshot;
@@ -53,3 +56,4 @@ mod statements;
 mod stock;
 mod stored_refusals;
 mod tls;
+mod webhooks;

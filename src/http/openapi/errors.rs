@@ -159,10 +159,19 @@ pub const OPERATIONS: &[(&str, &[&[ErrorCode]])] = &[
     ("listHolds", &[TENANT, PAGED, ALWAYS]),
     ("getHold", &[TENANT, BY_ID, ALWAYS]),
     ("getOverdueReport", &[TENANT, PAGED, ALWAYS]),
+    ("listEvents", &[TENANT, PAGED, ALWAYS]),
     ("getHealth", &[]),
     ("getReadiness", &[]),
     ("getMetrics", &[BY_ID]),
     ("getOpenApi", &[]),
+    ("createWebhookEndpoint", &[TENANT, BODY, ALWAYS]),
+    ("listWebhookEndpoints", &[TENANT, PAGED, ALWAYS]),
+    ("getWebhookEndpoint", &[TENANT, BY_ID, ALWAYS]),
+    ("updateWebhookEndpoint", &[TENANT, BODY, BY_ID, ALWAYS]),
+    ("deleteWebhookEndpoint", &[TENANT, BY_ID, ALWAYS]),
+    ("rotateWebhookSecret", &[TENANT, BY_ID, ALWAYS]),
+    ("listWebhookDeliveries", &[TENANT, PAGED, BY_ID, ALWAYS]),
+    ("replayWebhookEvents", &[TENANT, BODY, BY_ID, ALWAYS]),
 ];
 
 /// Operations that take an Idempotency-Key: their answers may be replays.

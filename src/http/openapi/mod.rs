@@ -42,6 +42,8 @@ pub use schemas::{
         (name = "orders", description = "Immutable orders and returns against them"),
         (name = "holds", description = "Authorize now, capture later: stock and credit reserved until captured, voided or expired"),
         (name = "reports", description = "Who owes what, and for how long"),
+        (name = "events", description = "Every change, in commit order: the feed (webhooks and NATS deliver the same events)"),
+        (name = "webhooks", description = "Events POSTed to the business's URLs, signed (Standard Webhooks), retried, logged and replayable"),
         (name = "operations", description = "Health, readiness, metrics and this document (no auth)"),
     ),
     components(schemas(FieldErrorSchema))
