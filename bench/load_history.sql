@@ -3,10 +3,7 @@
 -- orders with their lines), spread over the last year.
 --
 --   psql "$DATABASE_URL" -v business=<uuid> [-v customers=10000] [-v pairs=50] \
---        [-v first_customer=1] [-v spacing='3.6 days'] -f bench/load_history.sql
---
--- (bench/statement.sh loads one customer, number 9, with 500,000 pairs 5
--- minutes apart: a single 1,000,000-entry ledger over about 9.5 years.)
+--        -f bench/load_history.sql
 --
 -- The business must exist (create it through the API to get an API key).
 -- Run as the migrating user (superuser or owner). Every trigger stays on:
@@ -29,14 +26,6 @@
 \else
     \set pairs 50
 \endif
-\if :{?first_customer}
-\else
-    \set first_customer 1
-\endif
-\if :{?spacing}
-\else
-    \set spacing '3.6 days'
-\endif
 
 BEGIN;
 -- As the server does it; a superuser bypasses row level security anyway.
@@ -49,19 +38,17 @@ SELECT :'business'::uuid, md5(:'business' || ':product:' || p)::uuid, 'Product '
 
 INSERT INTO customers (business_id, id, name, credit_limit, created_at)
 SELECT :'business'::uuid, md5(:'business' || ':customer:' || c)::uuid, 'Customer ' || c,
-       1000000000, now() - 2 * :pairs * interval :'spacing' - interval '40 days'
-  FROM generate_series(:first_customer, :first_customer + :customers - 1) AS c;
+       1000000000, now() - interval '400 days'
+  FROM generate_series(1, :customers) AS c;
 
--- Entry s of customer c happens at now() - 2 * pairs * spacing - 5 days +
--- s * spacing (+ c seconds, so customers do not tie): the newest is about
--- 5 days old (by default, the first a year ago, 3.6 days apart).
+-- Entry s of customer c happens at now() - 365 days + s * 3.6 days (+ c
+-- seconds, so customers do not tie): the newest is about 5 days old.
 CREATE TEMP TABLE bench_purchases ON COMMIT DROP AS
 SELECT c, j,
        md5(:'business' || ':order:' || c || ':' || j)::uuid AS order_id,
        md5(:'business' || ':product:' || ((c + j) % 100))::uuid AS product_id,
-       now() - 2 * :pairs * interval :'spacing' - interval '5 days' + (2 * j - 1) * interval :'spacing'
-           + c * interval '1 second' AS at
-  FROM generate_series(:first_customer, :first_customer + :customers - 1) AS c, generate_series(1, :pairs) AS j;
+       now() - interval '365 days' + (2 * j - 1) * interval '3.6 days' + c * interval '1 second' AS at
+  FROM generate_series(1, :customers) AS c, generate_series(1, :pairs) AS j;
 
 -- due_at by the customer's terms, as a purchase fixes it (the ledger's
 -- chain trigger derives the same date for the purchase entry).
@@ -87,9 +74,8 @@ SELECT :'business'::uuid,
        -- after j payments each pair has added 1000 - payment to the balance
        (s / 2) * (1000 - 100 * (1 + c % 10)) + CASE WHEN s % 2 = 1 THEN 1000 ELSE 0 END,
        CASE WHEN s % 2 = 1 THEN md5(:'business' || ':order:' || c || ':' || (s + 1) / 2)::uuid END,
-       now() - 2 * :pairs * interval :'spacing' - interval '5 days' + s * interval :'spacing'
-           + c * interval '1 second'
-  FROM generate_series(:first_customer, :first_customer + :customers - 1) AS c, generate_series(1, 2 * :pairs) AS s
+       now() - interval '365 days' + s * interval '3.6 days' + c * interval '1 second'
+  FROM generate_series(1, :customers) AS c, generate_series(1, 2 * :pairs) AS s
  ORDER BY c, s;
 
 UPDATE products p
