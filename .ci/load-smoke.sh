@@ -2,7 +2,8 @@
 # CI smoke of the load generator, so it cannot rot: builds ontab and
 # ontab-load, starts `ontab serve` on a scratch database, runs every
 # scenario for ~2 s with a few clients at small sizes, and fails on any
-# audit violation, any 5xx and any lost connection (--strict).
+# audit violation, any 5xx and any lost connection (--strict); then
+# `ontab audit` re-checks everything they stored.
 #
 #   bash .ci/load-smoke.sh [host:port]   # PostgreSQL superuser on TCP, trust auth
 #
@@ -71,4 +72,9 @@ smoke sellout --stock 100
 smoke hot-customer --credit-limit 5000
 smoke mixed --customers 30 --products 30 --tenants 3
 smoke history --history-entries 10000 --database-url "$base/$db"
+smoke hold-capture --customers 20 --products 20
+smoke hold-capture-hot
+smoke hot-product-held --pending-holds 100
+step "load smoke: ontab audit of $db"
+DATABASE_URL=$base/$db "$target_dir/debug/ontab" audit
 step "load smoke: every scenario passed its audit"

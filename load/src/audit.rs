@@ -199,12 +199,40 @@ async fn check_product(
             start.stock, booked.sold, booked.returned, low, high
         ));
     }
-    if stock_only_falls
-        && let Some(refused) = booked.smallest_refused_request
-        && stock >= refused
+    // What pending holds reserve: the start's plus the client's holds less
+    // its captures, with ranges for unanswered ones. An ontab without holds
+    // shows no `reserved`: then there is nothing to reserve.
+    let reserved = product.get("reserved").and_then(Value::as_i64).unwrap_or(0);
+    let expected_reserved = start.reserved + booked.reserved;
+    let (low, high) = (
+        expected_reserved - booked.maybe_unreserved,
+        expected_reserved + booked.maybe_reserved,
+    );
+    if reserved < low || reserved > high {
+        found.violations.push(format!(
+            "product {id}: reserved {reserved}, but {} before + {} held - captured by 201s = {expected_reserved} (allowing {low}..={high})",
+            start.reserved, booked.reserved
+        ));
+    }
+    if reserved > stock {
+        found.violations.push(format!(
+            "product {id}: reserved {reserved} above stock {stock}"
+        ));
+    }
+    if let Some(available) = product.get("available").and_then(Value::as_i64)
+        && available != stock - reserved
     {
         found.violations.push(format!(
-            "product {id}: {refused} was refused as insufficient_stock, yet {stock} remain"
+            "product {id}: available {available} <> stock {stock} - reserved {reserved}"
+        ));
+    }
+    // A refusal is justified by what pending holds left of the stock.
+    if stock_only_falls
+        && let Some(refused) = booked.smallest_refused_request
+        && stock - reserved >= refused
+    {
+        found.violations.push(format!(
+            "product {id}: {refused} was refused as insufficient_stock, yet {stock} remain ({reserved} reserved)"
         ));
     }
     // Reported when the scenario has a single product (hot-product, sellout).
@@ -212,6 +240,9 @@ async fn check_product(
         .facts
         .insert("stock_initial".into(), json!(start.stock));
     found.facts.insert("stock_final".into(), json!(stock));
+    found
+        .facts
+        .insert("stock_reserved_final".into(), json!(reserved));
     found
         .facts
         .insert("stock_sold_by_201s".into(), json!(booked.sold));
@@ -245,21 +276,34 @@ async fn check_customer(
         int_at(&customer, "credit_limit")?,
         int_at(&customer, "available_credit")?,
     );
+    // Pending holds' credit; an ontab without holds shows no `held`.
+    let held = customer.get("held").and_then(Value::as_i64).unwrap_or(0);
     let v = &mut found.violations;
+    let expected_held = start.held + booked.held;
+    let (low, high) = (
+        expected_held - booked.maybe_released,
+        expected_held + booked.maybe_held,
+    );
+    if held < low || held > high {
+        v.push(format!(
+            "customer {id}: held {held}, but {} before + {} held - captured by 201s = {expected_held} (allowing {low}..={high})",
+            start.held, booked.held
+        ));
+    }
     if limit != start.credit_limit {
         v.push(format!(
             "customer {id}: credit_limit {limit}, created with {}",
             start.credit_limit
         ));
     }
-    if balance > limit {
+    if balance.saturating_add(held) > limit {
         v.push(format!(
-            "customer {id}: balance {balance} above credit_limit {limit}"
+            "customer {id}: balance {balance} + held {held} above credit_limit {limit}"
         ));
     }
-    if available != (limit - balance).max(0) {
+    if available != (limit - balance - held).max(0) {
         v.push(format!(
-            "customer {id}: available_credit {available} <> max({limit} - {balance}, 0)"
+            "customer {id}: available_credit {available} <> max({limit} - {balance} - {held}, 0)"
         ));
     }
     let expected = start.balance + booked.charged - booked.credited;
@@ -273,11 +317,14 @@ async fn check_customer(
             start.balance, booked.charged, booked.credited
         ));
     }
+    // With no payments, returns, voids or expiries, balance + held only
+    // grows (a capture moves held into the balance), so every refusal must
+    // still be justified at the end.
     if balances_only_grow
         && let Some(refused) = booked.smallest_refused_total
-        && balance.saturating_add(refused) <= limit
+        && balance.saturating_add(held).saturating_add(refused) <= limit
     {
-        v.push(format!("customer {id}: an order of {refused} was refused for the limit {limit}, yet the balance is only {balance}"));
+        v.push(format!("customer {id}: an order of {refused} was refused for the limit {limit}, yet the balance is only {balance} (held {held})"));
     }
     let entries_low = start.entries + booked.entries;
     let entries_high = entries_low + booked.maybe_entries;

@@ -26,6 +26,19 @@ pub enum Intent {
         lines: Vec<(Arc<str>, i64)>,
         amount: i64,
     },
+    /// POST /v1/holds: reserves the lines' units and the total's credit.
+    Hold {
+        customer: Arc<str>,
+        lines: Vec<(Arc<str>, i64)>,
+        total: i64,
+    },
+    /// POST /v1/holds/{id}/capture of a whole hold: a purchase at the
+    /// hold's prices that releases what the hold reserved.
+    Capture {
+        customer: Arc<str>,
+        lines: Vec<(Arc<str>, i64)>,
+        total: i64,
+    },
 }
 
 /// Movements of one customer's balance seen by the client.
@@ -42,6 +55,11 @@ pub struct CustomerBook {
     /// Smallest order refused for the credit limit: once the balance only
     /// grows, the final balance plus it must exceed the limit.
     pub smallest_refused_total: Option<i64>,
+    /// Credit held by holds the client saw created and not yet captured
+    /// (net of captures), and the unknowns either way.
+    pub held: i64,
+    pub maybe_held: i64,
+    pub maybe_released: i64,
 }
 
 /// Movements of one product's stock seen by the client.
@@ -55,6 +73,11 @@ pub struct ProductBook {
     /// Smallest quantity refused as insufficient_stock: once stock only
     /// falls, the final stock must be below it (no false refusals).
     pub smallest_refused_request: Option<i64>,
+    /// Units reserved by holds the client saw created and not yet captured,
+    /// and the unknowns either way.
+    pub reserved: i64,
+    pub maybe_reserved: i64,
+    pub maybe_unreserved: i64,
 }
 
 /// Violations noticed while the run was going, plus the books.
@@ -112,6 +135,11 @@ impl Book {
                 customer,
                 lines,
                 total,
+            }
+            | Intent::Capture {
+                customer,
+                lines,
+                total,
             } => {
                 let answered = body.get("total").and_then(Value::as_i64);
                 if answered != Some(*total) {
@@ -119,14 +147,41 @@ impl Book {
                         "purchase 201 total {answered:?}, expected {total} from the prices"
                     ));
                 }
+                let capture = matches!(intent, Intent::Capture { .. });
+                if capture && body.get("hold_id").is_none_or(Value::is_null) {
+                    self.violation(format!("capture 201 without hold_id: {body}"));
+                }
                 self.purchase_total_ok += total;
                 let book = self.customers.entry(customer.clone()).or_default();
                 book.charged += total;
                 book.entries += 1;
+                if capture {
+                    book.held -= total;
+                }
                 for (product, quantity) in lines {
                     let book = self.products.entry(product.clone()).or_default();
                     book.sold += quantity;
                     book.purchases_ok += 1;
+                    if capture {
+                        book.reserved -= quantity;
+                    }
+                }
+            }
+            Intent::Hold {
+                customer,
+                lines,
+                total,
+            } => {
+                let answered = body.get("total").and_then(Value::as_i64);
+                let status = body.get("status").and_then(Value::as_str);
+                if answered != Some(*total) || status != Some("pending") {
+                    self.violation(format!(
+                        "hold 201 total {answered:?}, status {status:?}, expected {total} and pending"
+                    ));
+                }
+                self.customers.entry(customer.clone()).or_default().held += total;
+                for (product, quantity) in lines {
+                    self.products.entry(product.clone()).or_default().reserved += quantity;
                 }
             }
             Intent::Payment { customer, amount } => {
@@ -194,12 +249,14 @@ impl Book {
                     self.violation(format!("credit_limit_exceeded without its facts: {body}"));
                     return;
                 };
-                if balance.saturating_add(total) <= limit {
+                // Pending holds count against the limit (the refusal says how much).
+                let held = int("held").unwrap_or(0);
+                if balance.saturating_add(held).saturating_add(total) <= limit {
                     self.violation(format!(
-                        "credit_limit_exceeded although {balance} + {total} <= {limit}"
+                        "credit_limit_exceeded although {balance} + held {held} + {total} <= {limit}"
                     ));
                 }
-                if let Intent::Purchase { customer, .. } = intent {
+                if let Intent::Purchase { customer, .. } | Intent::Hold { customer, .. } = intent {
                     let book = self.customers.entry(customer.clone()).or_default();
                     book.smallest_refused_total =
                         Some(book.smallest_refused_total.map_or(total, |s| s.min(total)));
@@ -215,12 +272,41 @@ impl Book {
                 customer,
                 lines,
                 total,
+            }
+            | Intent::Capture {
+                customer,
+                lines,
+                total,
             } => {
+                let capture = matches!(intent, Intent::Capture { .. });
                 let book = self.customers.entry(customer.clone()).or_default();
                 book.maybe_charged += total;
                 book.maybe_entries += 1;
+                if capture {
+                    book.maybe_released += total;
+                }
                 for (product, quantity) in lines {
-                    self.products.entry(product.clone()).or_default().maybe_sold += quantity;
+                    let book = self.products.entry(product.clone()).or_default();
+                    book.maybe_sold += quantity;
+                    if capture {
+                        book.maybe_unreserved += quantity;
+                    }
+                }
+            }
+            Intent::Hold {
+                customer,
+                lines,
+                total,
+            } => {
+                self.customers
+                    .entry(customer.clone())
+                    .or_default()
+                    .maybe_held += total;
+                for (product, quantity) in lines {
+                    self.products
+                        .entry(product.clone())
+                        .or_default()
+                        .maybe_reserved += quantity;
                 }
             }
             Intent::Payment { customer, amount } => {
@@ -264,6 +350,9 @@ impl Book {
             ours.maybe_entries += theirs.maybe_entries;
             ours.smallest_refused_total =
                 min_of(ours.smallest_refused_total, theirs.smallest_refused_total);
+            ours.held += theirs.held;
+            ours.maybe_held += theirs.maybe_held;
+            ours.maybe_released += theirs.maybe_released;
         }
         for (id, theirs) in other.products {
             let ours = self.products.entry(id).or_default();
@@ -276,6 +365,9 @@ impl Book {
                 ours.smallest_refused_request,
                 theirs.smallest_refused_request,
             );
+            ours.reserved += theirs.reserved;
+            ours.maybe_reserved += theirs.maybe_reserved;
+            ours.maybe_unreserved += theirs.maybe_unreserved;
         }
         for message in other.violations {
             self.violation(message);
@@ -343,6 +435,34 @@ mod tests {
         );
         assert_eq!(book.violations.len(), 1);
         assert_eq!(book.products["p"].smallest_refused_request, Some(2));
+    }
+
+    #[test]
+    fn hold_then_capture_moves_held_into_the_balance() {
+        let mut book = Book::default();
+        let lines = vec![(Arc::from("p"), 2)];
+        let hold = Intent::Hold {
+            customer: "c".into(),
+            lines: lines.clone(),
+            total: 500,
+        };
+        book.record(&hold, &reply(201, r#"{"total":500,"status":"pending"}"#));
+        assert_eq!(book.customers["c"].held, 500);
+        assert_eq!(book.products["p"].reserved, 2);
+        let capture = Intent::Capture {
+            customer: "c".into(),
+            lines,
+            total: 500,
+        };
+        book.record(&capture, &reply(201, r#"{"total":500,"hold_id":"h"}"#));
+        assert_eq!(book.customers["c"].held, 0);
+        assert_eq!(book.customers["c"].charged, 500);
+        assert_eq!(book.products["p"].reserved, 0);
+        assert_eq!(book.products["p"].sold, 2);
+        assert!(book.violations.is_empty());
+        book.record(&capture, &Err(TransportError::Timeout));
+        assert_eq!(book.customers["c"].maybe_released, 500);
+        assert_eq!(book.products["p"].maybe_unreserved, 2);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::sync::Barrier;
 
 use crate::api::Call;
 use crate::book::{Book, Intent};
+use crate::cpu;
 use crate::http::{Conn, Endpoint, Reply, TransportError};
 
 /// One request a client is about to send.
@@ -85,6 +86,9 @@ pub struct RunResult {
     pub book: Book,
     pub reconnects: u64,
     pub measured: Duration,
+    /// CPU milliseconds per probe over the measured window (empty with no
+    /// probes).
+    pub cpu_ms: BTreeMap<String, f64>,
 }
 
 /// Drives one workload per client until the time is up.
@@ -92,6 +96,7 @@ pub async fn run(
     endpoint: Arc<Endpoint>,
     workloads: Vec<Box<dyn Workload>>,
     timing: Timing,
+    probes: Option<(Vec<cpu::Probe>, u64)>,
 ) -> anyhow::Result<RunResult> {
     let barrier = Arc::new(Barrier::new(workloads.len() + 1));
     let mut tasks = Vec::with_capacity(workloads.len());
@@ -106,12 +111,15 @@ pub async fn run(
     }
     barrier.wait().await;
     let started = Instant::now();
+    let sampler =
+        probes.map(|(probes, ticks)| cpu::measure(probes, timing.warmup, timing.duration, ticks));
     let mut result = RunResult {
         ops: BTreeMap::new(),
         outcomes: BTreeMap::new(),
         book: Book::default(),
         reconnects: 0,
         measured: Duration::ZERO,
+        cpu_ms: BTreeMap::new(),
     };
     for task in tasks {
         let client = task.await.context("a client task panicked")??;
@@ -135,6 +143,11 @@ pub async fn run(
         .duration
         .min(started.elapsed().saturating_sub(timing.warmup))
         .max(Duration::from_millis(1));
+    if let Some(sampler) = sampler {
+        result.cpu_ms = sampler
+            .join()
+            .map_err(|_| anyhow::anyhow!("the CPU sampler panicked"))?;
+    }
     Ok(result)
 }
 

@@ -13,6 +13,7 @@ mod api;
 mod audit;
 mod book;
 mod bulk;
+mod cpu;
 mod driver;
 mod http;
 mod report;
@@ -96,6 +97,11 @@ struct Cli {
     #[arg(long, default_value_t = 1_000_000)]
     history_entries: u64,
 
+    /// Pending holds `hot-product-held` makes on the hot product before the
+    /// run (one unit each, spread over its customers, expiring in 30 days).
+    #[arg(long, default_value_t = 1000)]
+    pending_holds: usize,
+
     /// The server's database (loopback only): needed by `history` to load
     /// the long ledger, and used by the audit to check ledgers too long to
     /// page through HTTP.
@@ -123,6 +129,20 @@ struct Cli {
     /// whose few clients should never be shed or time out).
     #[arg(long)]
     strict: bool,
+
+    /// Measure this process's CPU time over the measured window, as
+    /// NAME=PID (e.g. `server=1234`); repeatable. Linux /proc only.
+    #[arg(long, value_parser = |s: &str| cpu::Probe::parse(s, false))]
+    cpu_pid: Vec<cpu::Probe>,
+
+    /// Measure a PostgreSQL postmaster and all its children (backends,
+    /// background processes, reaped ones too), as NAME=PID; repeatable.
+    #[arg(long, value_parser = |s: &str| cpu::Probe::parse(s, true))]
+    cpu_tree: Vec<cpu::Probe>,
+
+    /// Clock ticks per second of /proc's times (`getconf CLK_TCK`).
+    #[arg(long, default_value_t = 100)]
+    clock_ticks: u64,
 
     /// Wait up to this long for GET /readyz to answer 200 before starting.
     #[arg(long, default_value = "0s", value_parser = util::parse_duration)]
@@ -176,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             credit_limit: cli.credit_limit,
             history_entries: cli.history_entries,
             database_url: cli.database_url.clone(),
+            pending_holds: cli.pending_holds,
         },
     };
     let setup_started = Instant::now();
@@ -193,7 +214,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         duration: cli.duration,
         request_timeout: cli.request_timeout,
     };
-    let result = driver::run(endpoint, plan.workloads, timing).await?;
+    let probes: Vec<cpu::Probe> = cli.cpu_pid.iter().chain(&cli.cpu_tree).cloned().collect();
+    let probes = (!probes.is_empty()).then_some((probes, cli.clock_ticks));
+    let result = driver::run(endpoint, plan.workloads, timing, probes).await?;
 
     let mut findings =
         audit::audit(&api, &plan.audit, &result.book, cli.database_url.as_deref()).await?;

@@ -42,6 +42,10 @@ pub struct Summary {
     pub ops: BTreeMap<String, OpSummary>,
     pub outcomes: BTreeMap<String, u64>,
     pub reconnects: u64,
+    /// CPU milliseconds over the measured window per measured process
+    /// (`--cpu-pid`, `--cpu-tree`) and of this tool (`client`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_ms: BTreeMap<String, f64>,
     pub facts: Map<String, Value>,
     pub violations: Vec<String>,
     pub warnings: Vec<String>,
@@ -103,6 +107,7 @@ pub fn summarize(
         ops,
         outcomes: run.outcomes.clone(),
         reconnects: run.reconnects,
+        cpu_ms: run.cpu_ms.clone(),
         facts,
         ok: findings.violations.is_empty(),
         violations: findings.violations,
@@ -130,6 +135,9 @@ pub fn text(s: &Summary) -> String {
     out += "  outcomes (whole run):\n";
     for (label, count) in &s.outcomes {
         out += &format!("    {label:<36} {count:>9}\n");
+    }
+    for (name, ms) in &s.cpu_ms {
+        out += &format!("  cpu {name}: {ms:.0} ms over the measured window\n");
     }
     if s.reconnects > 0 {
         out += &format!("  reconnects: {}\n", s.reconnects);

@@ -111,22 +111,26 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                         credit_limit: UNREACHABLE_CREDIT_LIMIT,
                         balance: 0,
                         entries: 0,
+                        held: 0,
                     },
                     CustomerStart {
                         id: customers[1].clone(),
                         credit_limit: UNREACHABLE_CREDIT_LIMIT,
                         balance: loaded.balance,
                         entries: loaded.entries,
+                        held: 0,
                     },
                 ],
                 products: vec![
                     ProductStart {
                         id: products[0].clone(),
                         stock: UNENDING_STOCK,
+                        reserved: 0,
                     },
                     ProductStart {
                         id: products[1].clone(),
                         stock: UNENDING_STOCK - loaded.sold,
+                        reserved: 0,
                     },
                 ],
             }],

@@ -77,12 +77,14 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                     credit_limit,
                     balance: 0,
                     entries: 0,
+                    held: 0,
                 }],
                 products: product_ids
                     .into_iter()
                     .map(|id| ProductStart {
                         id,
                         stock: UNENDING_STOCK,
+                        reserved: 0,
                     })
                     .collect(),
             }],

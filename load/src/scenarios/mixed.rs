@@ -189,6 +189,7 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
                 .map(|id| ProductStart {
                     id,
                     stock: UNENDING_STOCK,
+                    reserved: 0,
                 })
                 .collect(),
         });

@@ -3,6 +3,7 @@
 //! says what the audit should check afterwards.
 
 pub mod history;
+mod hold_capture;
 mod hot_customer;
 mod hot_product;
 mod mixed;
@@ -36,6 +37,12 @@ pub enum Scenario {
     Mixed,
     /// Purchase latency for a customer with an empty ledger vs a long one.
     History,
+    /// Hold then capture (a sale in two requests), shaped as `uncontended`.
+    HoldCapture,
+    /// Hold then capture, every client on the same product (as `hot-product`).
+    HoldCaptureHot,
+    /// hot-product with `--pending-holds` long-lived holds on the product.
+    HotProductHeld,
 }
 
 impl Scenario {
@@ -59,6 +66,7 @@ pub struct Knobs {
     pub credit_limit: Option<i64>,
     pub history_entries: u64,
     pub database_url: Option<String>,
+    pub pending_holds: usize,
 }
 
 /// What setup needs.
@@ -75,6 +83,8 @@ pub struct CustomerStart {
     pub credit_limit: i64,
     pub balance: i64,
     pub entries: u64,
+    /// Credit held by pending holds made during setup.
+    pub held: i64,
 }
 
 /// A product as it stood before the run.
@@ -82,6 +92,8 @@ pub struct CustomerStart {
 pub struct ProductStart {
     pub id: Arc<str>,
     pub stock: i64,
+    /// Units reserved by pending holds made during setup.
+    pub reserved: i64,
 }
 
 /// One tenant's records the audit reads back.
@@ -116,8 +128,11 @@ pub struct Plan {
 pub async fn plan(scenario: Scenario, ctx: &Ctx) -> anyhow::Result<Plan> {
     match scenario {
         Scenario::Uncontended => uncontended::plan(ctx).await,
-        Scenario::HotProduct => hot_product::plan(ctx, false).await,
-        Scenario::Sellout => hot_product::plan(ctx, true).await,
+        Scenario::HotProduct => hot_product::plan(ctx, false, 0).await,
+        Scenario::Sellout => hot_product::plan(ctx, true, 0).await,
+        Scenario::HotProductHeld => hot_product::plan(ctx, false, ctx.knobs.pending_holds).await,
+        Scenario::HoldCapture => hold_capture::plan(ctx, false).await,
+        Scenario::HoldCaptureHot => hold_capture::plan(ctx, true).await,
         Scenario::HotCustomer => hot_customer::plan(ctx).await,
         Scenario::Mixed => mixed::plan(ctx).await,
         Scenario::History => history::plan(ctx).await,
@@ -153,6 +168,50 @@ pub fn purchase_step(
             total: lines.iter().map(|(p, q)| p.price * q).sum(),
         }),
     }
+}
+
+/// Holds made by the load tool outlive any run: 30 days, the contract's
+/// maximum, so no hold expires while it is measured or audited.
+pub const HOLD_EXPIRES_IN: i64 = 2_592_000;
+
+/// POST /v1/holds for `(product, quantity)` lines.
+pub fn hold_step(token: &Arc<str>, customer: &Arc<str>, lines: &[(&Priced, i64)]) -> Step {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(p, q)| json!({ "product_id": &*p.id, "quantity": q }))
+        .collect();
+    let body = json!({ "customer_id": &**customer, "items": items, "expires_in": HOLD_EXPIRES_IN });
+    Step {
+        op: "hold",
+        call: Call::post("/v1/holds", token, &body),
+        intent: Some(Intent::Hold {
+            customer: customer.clone(),
+            lines: lines.iter().map(|(p, q)| (p.id.clone(), *q)).collect(),
+            total: lines.iter().map(|(p, q)| p.price * q).sum(),
+        }),
+    }
+}
+
+/// POST /v1/holds/{id}/capture of all of a hold whose request was `hold`
+/// (the intent of a `hold_step`).
+pub fn capture_step(token: &Arc<str>, hold_id: &str, hold: &Intent) -> Option<Step> {
+    let Intent::Hold {
+        customer,
+        lines,
+        total,
+    } = hold
+    else {
+        return None;
+    };
+    Some(Step {
+        op: "capture",
+        call: Call::post(format!("/v1/holds/{hold_id}/capture"), token, &json!({})),
+        intent: Some(Intent::Capture {
+            customer: customer.clone(),
+            lines: lines.clone(),
+            total: *total,
+        }),
+    })
 }
 
 /// POST /v1/payments.
@@ -205,6 +264,7 @@ pub fn fresh_customers(ids: Vec<Arc<str>>, credit_limit: i64) -> Vec<CustomerSta
             credit_limit,
             balance: 0,
             entries: 0,
+            held: 0,
         })
         .collect()
 }

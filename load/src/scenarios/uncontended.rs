@@ -83,6 +83,7 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Plan> {
         .map(|id| ProductStart {
             id,
             stock: UNENDING_STOCK,
+            reserved: 0,
         })
         .collect();
     let mut facts = Map::new();
