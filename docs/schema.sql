@@ -697,6 +697,41 @@ $$;
 ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 
 --
+-- Name: ontab_claim_webhook_deliveries(uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) RETURNS TABLE(business_id uuid, delivery_id uuid)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    WITH heads AS (
+        SELECT DISTINCT ON (d.business_id, d.endpoint_id, d.subject_id)
+               d.business_id, d.id, d.endpoint_id, d.next_attempt_at, d.leased_until
+          FROM public.webhook_deliveries d
+         WHERE d.state = 'pending'
+         ORDER BY d.business_id, d.endpoint_id, d.subject_id, d.sequence, d.id
+    ), due AS (
+        SELECT h.business_id, h.id
+          FROM heads h
+          JOIN public.webhook_endpoints e ON e.business_id = h.business_id AND e.id = h.endpoint_id
+         WHERE NOT e.disabled
+           AND h.next_attempt_at <= now()
+           AND (h.leased_until IS NULL OR h.leased_until <= now())
+         ORDER BY h.next_attempt_at
+         LIMIT p_limit
+    )
+    UPDATE public.webhook_deliveries d
+       SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
+      FROM due
+     WHERE d.business_id = due.business_id AND d.id = due.id
+       AND d.state = 'pending'
+       AND (d.leased_until IS NULL OR d.leased_until <= now())
+    RETURNING d.business_id, d.id
+$$;
+
+ALTER FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) OWNER TO ontab_system;
+
+--
 -- Name: ontab_credit(uuid, uuid, bigint, text, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
@@ -1318,6 +1353,26 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer_id uuid, OUT expires_at timestamp with time zone, OUT status text, OUT payment_terms_days integer) OWNER TO postgres;
+
+--
+-- Name: ontab_nats_due(integer); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_nats_due(p_limit integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT b.id
+      FROM public.businesses b
+     WHERE EXISTS (SELECT 1 FROM public.events ev
+                    WHERE ev.business_id = b.id
+                      AND ev.sequence = coalesce((SELECT c.published_through
+                                                    FROM public.nats_cursors c
+                                                   WHERE c.business_id = b.id), 0) + 1)
+     LIMIT p_limit
+$$;
+
+ALTER FUNCTION public.ontab_nats_due(p_limit integer) OWNER TO ontab_system;
 
 --
 -- Name: ontab_order_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
@@ -2363,6 +2418,148 @@ $$;
 ALTER FUNCTION public.ontab_void(p_hold_id uuid) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_webhook_attempted(uuid, uuid, integer, text, integer, timestamp with time zone, bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_delivery webhook_deliveries%ROWTYPE;
+    v_outcome text;
+    v_next timestamptz;
+BEGIN
+    SELECT * INTO v_delivery
+      FROM webhook_deliveries d
+     WHERE d.business_id = ontab_tenant() AND d.id = p_delivery
+       AND d.state = 'pending' AND d.lease = p_lease
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF p_status BETWEEN 200 AND 299 THEN
+        v_outcome := 'delivered';
+    ELSIF p_status = 410 THEN
+        v_outcome := 'disabled';
+        v_next := now();
+    ELSIF v_delivery.attempts + 1 <= coalesce(cardinality(p_schedule), 0) THEN
+        v_outcome := 'retrying';
+        v_next := now() + make_interval(secs => p_schedule[v_delivery.attempts + 1] / 1000.0);
+    ELSE
+        v_outcome := 'gave_up';
+    END IF;
+    UPDATE webhook_deliveries
+       SET attempts = attempts + 1,
+           state = CASE v_outcome WHEN 'delivered' THEN 'delivered'
+                                  WHEN 'gave_up' THEN 'failed'
+                                  ELSE 'pending' END,
+           next_attempt_at = coalesce(v_next, next_attempt_at),
+           finished_at = CASE WHEN v_outcome IN ('delivered', 'gave_up') THEN now() END,
+           lease = NULL,
+           leased_until = NULL
+     WHERE business_id = v_delivery.business_id AND id = v_delivery.id;
+    INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
+                                  status_code, error, duration_ms, outcome, next_attempt_at, attempted_at)
+    VALUES (v_delivery.business_id, gen_random_uuid(), v_delivery.endpoint_id, v_delivery.id,
+            v_delivery.event_id, v_delivery.attempts + 1, p_status, left(p_error, 1000),
+            greatest(p_duration_ms, 0), v_outcome, v_next, p_attempted_at);
+    IF v_outcome = 'disabled' THEN
+        UPDATE webhook_endpoints
+           SET disabled = true, disabled_reason = 'gone', updated_at = now()
+         WHERE business_id = v_delivery.business_id AND id = v_delivery.endpoint_id
+           AND NOT disabled;
+    END IF;
+    RETURN v_outcome;
+END
+$$;
+
+ALTER FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) OWNER TO postgres;
+
+--
+-- Name: ontab_webhook_backlog(); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_webhook_backlog() RETURNS TABLE(endpoint_id uuid, pending bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT d.endpoint_id, count(*) FROM public.webhook_deliveries d
+     WHERE d.state = 'pending' GROUP BY d.endpoint_id
+$$;
+
+ALTER FUNCTION public.ontab_webhook_backlog() OWNER TO ontab_system;
+
+--
+-- Name: ontab_webhook_fan_out(integer); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_webhook_fan_out(p_limit integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_endpoint record;
+    v_through bigint;
+    v_count bigint;
+    v_added bigint := 0::bigint;
+BEGIN
+    FOR v_endpoint IN
+        SELECT e.business_id, e.id, e.types, e.disabled, e.fanned_out_through
+          FROM webhook_endpoints e
+         WHERE e.business_id = ontab_tenant()
+         ORDER BY e.id
+           FOR UPDATE
+    LOOP
+        -- Only the run of sequences that follows the cursor without a gap.
+        SELECT max(run.sequence) INTO v_through
+          FROM (SELECT ev.sequence, row_number() OVER (ORDER BY ev.sequence) AS nth
+                  FROM events ev
+                 WHERE ev.business_id = v_endpoint.business_id
+                   AND ev.sequence > v_endpoint.fanned_out_through
+                 ORDER BY ev.sequence
+                 LIMIT p_limit) AS run
+         WHERE run.sequence = v_endpoint.fanned_out_through + run.nth;
+        CONTINUE WHEN v_through IS NULL;
+        IF NOT v_endpoint.disabled THEN
+            INSERT INTO webhook_deliveries (business_id, id, endpoint_id, event_id, sequence, subject_id)
+            SELECT ev.business_id, gen_random_uuid(), v_endpoint.id, ev.id, ev.sequence,
+                   coalesce(ev.subject_id, ev.business_id)
+              FROM events ev
+             WHERE ev.business_id = v_endpoint.business_id
+               AND ev.sequence > v_endpoint.fanned_out_through
+               AND ev.sequence <= v_through
+               AND (v_endpoint.types IS NULL OR ev.type = ANY (v_endpoint.types));
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            v_added := v_added + v_count;
+        END IF;
+        UPDATE webhook_endpoints
+           SET fanned_out_through = v_through
+         WHERE business_id = v_endpoint.business_id AND id = v_endpoint.id;
+    END LOOP;
+    RETURN v_added;
+END
+$$;
+
+ALTER FUNCTION public.ontab_webhook_fan_out(p_limit integer) OWNER TO postgres;
+
+--
+-- Name: ontab_webhook_fan_out_due(integer); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    SELECT DISTINCT e.business_id
+      FROM public.webhook_endpoints e
+     WHERE EXISTS (SELECT 1 FROM public.events ev
+                    WHERE ev.business_id = e.business_id
+                      AND ev.sequence = e.fanned_out_through + 1)
+     LIMIT p_limit
+$$;
+
+ALTER FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) OWNER TO ontab_system;
+
+--
 -- Name: ontab_write_off(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
 --
 
@@ -2678,6 +2875,20 @@ ALTER TABLE ONLY public.idempotency_keys FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.idempotency_keys OWNER TO postgres;
 
 --
+-- Name: nats_cursors; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.nats_cursors (
+    business_id uuid NOT NULL,
+    published_through bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT nats_cursors_published_through_check CHECK ((published_through >= 0))
+);
+
+ALTER TABLE ONLY public.nats_cursors FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.nats_cursors OWNER TO postgres;
+
+--
 -- Name: ontab_migrations; Type: TABLE; Schema: public; Owner: postgres
 --
 
@@ -2869,6 +3080,107 @@ ALTER TABLE ONLY public.stock_adjustments FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.stock_adjustments OWNER TO postgres;
 
 --
+-- Name: webhook_attempts; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.webhook_attempts (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    endpoint_id uuid NOT NULL,
+    delivery_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    status_code integer,
+    error text,
+    duration_ms integer NOT NULL,
+    outcome text NOT NULL,
+    next_attempt_at timestamp with time zone,
+    attempted_at timestamp with time zone NOT NULL,
+    CONSTRAINT webhook_attempts_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT webhook_attempts_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT webhook_attempts_error_check CHECK ((length(error) <= 1000)),
+    CONSTRAINT webhook_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'retrying'::text, 'gave_up'::text, 'disabled'::text]))),
+    CONSTRAINT webhook_attempts_status_code_check CHECK (((status_code >= 100) AND (status_code <= 999)))
+);
+
+ALTER TABLE ONLY public.webhook_attempts FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_attempts OWNER TO postgres;
+
+--
+-- Name: webhook_deliveries; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.webhook_deliveries (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    endpoint_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    sequence bigint NOT NULL,
+    subject_id uuid NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease uuid,
+    leased_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT webhook_deliveries_check CHECK (((state = 'pending'::text) = (finished_at IS NULL))),
+    CONSTRAINT webhook_deliveries_check1 CHECK (((lease IS NULL) = (leased_until IS NULL))),
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
+);
+
+ALTER TABLE ONLY public.webhook_deliveries FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_deliveries OWNER TO postgres;
+
+--
+-- Name: webhook_endpoints; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.webhook_endpoints (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    url text NOT NULL,
+    types text[],
+    description text DEFAULT ''::text NOT NULL,
+    disabled boolean DEFAULT false NOT NULL,
+    disabled_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    fanned_out_through bigint NOT NULL,
+    CONSTRAINT webhook_endpoints_check CHECK ((disabled = (disabled_reason IS NOT NULL))),
+    CONSTRAINT webhook_endpoints_description_check CHECK ((length(description) <= 500)),
+    CONSTRAINT webhook_endpoints_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['requested'::text, 'gone'::text]))),
+    CONSTRAINT webhook_endpoints_fanned_out_through_check CHECK ((fanned_out_through >= 0)),
+    CONSTRAINT webhook_endpoints_types_check CHECK (((cardinality(types) >= 1) AND (cardinality(types) <= 64))),
+    CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2048)))
+);
+
+ALTER TABLE ONLY public.webhook_endpoints FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_endpoints OWNER TO postgres;
+
+--
+-- Name: webhook_secrets; Type: TABLE; Schema: public; Owner: postgres
+--
+
+CREATE TABLE public.webhook_secrets (
+    business_id uuid NOT NULL,
+    id uuid NOT NULL,
+    endpoint_id uuid NOT NULL,
+    secret bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    CONSTRAINT webhook_secrets_secret_check CHECK (((length(secret) >= 24) AND (length(secret) <= 64)))
+);
+
+ALTER TABLE ONLY public.webhook_secrets FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_secrets OWNER TO postgres;
+
+--
 -- Name: events position; Type: DEFAULT; Schema: public; Owner: postgres
 --
 
@@ -2994,6 +3306,13 @@ ALTER TABLE ONLY public.idempotency_keys
     ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (business_id, key);
 
 --
+-- Name: nats_cursors nats_cursors_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.nats_cursors
+    ADD CONSTRAINT nats_cursors_pkey PRIMARY KEY (business_id);
+
+--
 -- Name: ontab_migrations ontab_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -3069,6 +3388,34 @@ ALTER TABLE ONLY public.returns
 
 ALTER TABLE ONLY public.stock_adjustments
     ADD CONSTRAINT stock_adjustments_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: webhook_deliveries webhook_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: webhook_endpoints webhook_endpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (business_id, id);
+
+--
+-- Name: webhook_secrets webhook_secrets_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_secrets
+    ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (business_id, id);
 
 --
 -- Name: credit_ledger_by_time; Type: INDEX; Schema: public; Owner: postgres
@@ -3189,6 +3536,36 @@ CREATE INDEX returns_by_order ON public.returns USING btree (business_id, order_
 --
 
 CREATE INDEX stock_adjustments_by_product ON public.stock_adjustments USING btree (business_id, product_id, created_at);
+
+--
+-- Name: webhook_attempts_listing; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_attempts_listing ON public.webhook_attempts USING btree (business_id, endpoint_id, attempted_at DESC, id DESC);
+
+--
+-- Name: webhook_deliveries_of_event; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_deliveries_of_event ON public.webhook_deliveries USING btree (business_id, event_id);
+
+--
+-- Name: webhook_deliveries_pending; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_deliveries_pending ON public.webhook_deliveries USING btree (business_id, endpoint_id, subject_id, sequence, id) WHERE (state = 'pending'::text);
+
+--
+-- Name: webhook_endpoints_listing; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_endpoints_listing ON public.webhook_endpoints USING btree (business_id, created_at, id);
+
+--
+-- Name: webhook_secrets_of_endpoint; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_secrets_of_endpoint ON public.webhook_secrets USING btree (business_id, endpoint_id);
 
 --
 -- Name: credit_ledger credit_ledger_chain; Type: TRIGGER; Schema: public; Owner: postgres
@@ -3579,6 +3956,13 @@ ALTER TABLE ONLY public.idempotency_keys
     ADD CONSTRAINT idempotency_keys_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
 
 --
+-- Name: nats_cursors nats_cursors_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.nats_cursors
+    ADD CONSTRAINT nats_cursors_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
 -- Name: order_items order_items_business_id_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -3670,6 +4054,41 @@ ALTER TABLE ONLY public.stock_adjustments
     ADD CONSTRAINT stock_adjustments_business_id_product_id_fkey FOREIGN KEY (business_id, product_id) REFERENCES public.products(business_id, id);
 
 --
+-- Name: webhook_attempts webhook_attempts_business_id_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_business_id_delivery_id_fkey FOREIGN KEY (business_id, delivery_id) REFERENCES public.webhook_deliveries(business_id, id) ON DELETE CASCADE;
+
+--
+-- Name: webhook_deliveries webhook_deliveries_business_id_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_business_id_endpoint_id_fkey FOREIGN KEY (business_id, endpoint_id) REFERENCES public.webhook_endpoints(business_id, id) ON DELETE CASCADE;
+
+--
+-- Name: webhook_deliveries webhook_deliveries_business_id_event_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_business_id_event_id_fkey FOREIGN KEY (business_id, event_id) REFERENCES public.events(business_id, id) ON DELETE CASCADE;
+
+--
+-- Name: webhook_endpoints webhook_endpoints_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
+
+--
+-- Name: webhook_secrets webhook_secrets_business_id_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
+--
+
+ALTER TABLE ONLY public.webhook_secrets
+    ADD CONSTRAINT webhook_secrets_business_id_endpoint_id_fkey FOREIGN KEY (business_id, endpoint_id) REFERENCES public.webhook_endpoints(business_id, id) ON DELETE CASCADE;
+
+--
 -- Name: api_keys; Type: ROW SECURITY; Schema: public; Owner: postgres
 --
 
@@ -3704,6 +4123,36 @@ ALTER TABLE public.customer_changes ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: webhook_deliveries delivery_claim; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY delivery_claim ON public.webhook_deliveries FOR SELECT TO ontab_system USING ((state = 'pending'::text));
+
+--
+-- Name: webhook_deliveries delivery_lease; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY delivery_lease ON public.webhook_deliveries FOR UPDATE TO ontab_system USING ((state = 'pending'::text)) WITH CHECK ((state = 'pending'::text));
+
+--
+-- Name: events delivery_workers; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY delivery_workers ON public.events FOR SELECT TO ontab_system USING ((sequence IS NOT NULL));
+
+--
+-- Name: nats_cursors delivery_workers; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY delivery_workers ON public.nats_cursors FOR SELECT TO ontab_system USING (true);
+
+--
+-- Name: webhook_endpoints delivery_workers; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY delivery_workers ON public.webhook_endpoints FOR SELECT TO ontab_system USING (true);
 
 --
 -- Name: event_sequences; Type: ROW SECURITY; Schema: public; Owner: postgres
@@ -3770,6 +4219,12 @@ ALTER TABLE public.idempotency_keys ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY key_lookup ON public.api_keys FOR SELECT TO ontab_system USING ((revoked_at IS NULL));
+
+--
+-- Name: nats_cursors; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.nats_cursors ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: order_items; Type: ROW SECURITY; Schema: public; Owner: postgres
@@ -3988,6 +4443,12 @@ CREATE POLICY tenant_isolation ON public.holds USING ((business_id = public.onta
 CREATE POLICY tenant_isolation ON public.idempotency_keys USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
+-- Name: nats_cursors tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.nats_cursors USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
 -- Name: order_items tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
 --
 
@@ -4042,6 +4503,54 @@ CREATE POLICY tenant_isolation ON public.returns USING ((business_id = public.on
 CREATE POLICY tenant_isolation ON public.stock_adjustments USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
 
 --
+-- Name: webhook_attempts tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.webhook_attempts USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: webhook_deliveries tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.webhook_deliveries USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: webhook_endpoints tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.webhook_endpoints USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: webhook_secrets tenant_isolation; Type: POLICY; Schema: public; Owner: postgres
+--
+
+CREATE POLICY tenant_isolation ON public.webhook_secrets USING ((business_id = public.ontab_tenant())) WITH CHECK ((business_id = public.ontab_tenant()));
+
+--
+-- Name: webhook_attempts; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.webhook_attempts ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: webhook_deliveries; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.webhook_deliveries ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: webhook_endpoints; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.webhook_endpoints ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: webhook_secrets; Type: ROW SECURITY; Schema: public; Owner: postgres
+--
+
+ALTER TABLE public.webhook_secrets ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
 --
 
@@ -4092,6 +4601,13 @@ GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
 
 REVOKE ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_kind text, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
@@ -4238,6 +4754,13 @@ GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid,
 GRANT ALL ON FUNCTION public.ontab_ledger_head(p_business uuid, p_customer uuid, OUT seq bigint, OUT balance bigint, OUT created timestamp with time zone) TO ontab_writer;
 
 --
+-- Name: FUNCTION ontab_nats_due(p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_nats_due(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_nats_due(p_limit integer) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_order_json(p_business uuid, p_order uuid); Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -4363,6 +4886,34 @@ GRANT ALL ON FUNCTION public.ontab_uuid_v7() TO ontab_outbox;
 
 REVOKE ALL ON FUNCTION public.ontab_void(p_hold_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_void(p_hold_id uuid) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_backlog(); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_backlog() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_backlog() TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_fan_out(p_limit integer); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_fan_out(p_limit integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_fan_out_due(p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer
@@ -4611,6 +5162,19 @@ GRANT SELECT,INSERT ON TABLE public.idempotency_keys TO ontab_app;
 GRANT SELECT,DELETE ON TABLE public.idempotency_keys TO ontab_system;
 
 --
+-- Name: TABLE nats_cursors; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.nats_cursors TO ontab_app;
+GRANT SELECT ON TABLE public.nats_cursors TO ontab_system;
+
+--
+-- Name: COLUMN nats_cursors.published_through; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(published_through) ON TABLE public.nats_cursors TO ontab_app;
+
+--
 -- Name: TABLE ontab_migrations; Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -4753,6 +5317,162 @@ GRANT SELECT ON TABLE public.returns TO ontab_outbox;
 
 GRANT SELECT ON TABLE public.stock_adjustments TO ontab_app;
 GRANT INSERT ON TABLE public.stock_adjustments TO ontab_writer;
+
+--
+-- Name: TABLE webhook_attempts; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.webhook_attempts TO ontab_app;
+
+--
+-- Name: TABLE webhook_deliveries; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.webhook_deliveries TO ontab_app;
+
+--
+-- Name: COLUMN webhook_deliveries.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(id) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.endpoint_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(endpoint_id) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.sequence; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(sequence) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.subject_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(subject_id) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.state; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(state) ON TABLE public.webhook_deliveries TO ontab_app;
+GRANT SELECT(state) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.attempts; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(attempts) ON TABLE public.webhook_deliveries TO ontab_app;
+
+--
+-- Name: COLUMN webhook_deliveries.next_attempt_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(next_attempt_at) ON TABLE public.webhook_deliveries TO ontab_app;
+GRANT SELECT(next_attempt_at) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.lease; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(lease) ON TABLE public.webhook_deliveries TO ontab_app;
+GRANT SELECT(lease),UPDATE(lease) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.leased_until; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(leased_until) ON TABLE public.webhook_deliveries TO ontab_app;
+GRANT SELECT(leased_until),UPDATE(leased_until) ON TABLE public.webhook_deliveries TO ontab_system;
+
+--
+-- Name: COLUMN webhook_deliveries.finished_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(finished_at) ON TABLE public.webhook_deliveries TO ontab_app;
+
+--
+-- Name: TABLE webhook_endpoints; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.business_id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(business_id) ON TABLE public.webhook_endpoints TO ontab_system;
+
+--
+-- Name: COLUMN webhook_endpoints.id; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT(id) ON TABLE public.webhook_endpoints TO ontab_system;
+
+--
+-- Name: COLUMN webhook_endpoints.url; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(url) ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.types; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(types) ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.description; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(description) ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.disabled; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(disabled) ON TABLE public.webhook_endpoints TO ontab_app;
+GRANT SELECT(disabled) ON TABLE public.webhook_endpoints TO ontab_system;
+
+--
+-- Name: COLUMN webhook_endpoints.disabled_reason; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(disabled_reason) ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.updated_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(updated_at) ON TABLE public.webhook_endpoints TO ontab_app;
+
+--
+-- Name: COLUMN webhook_endpoints.fanned_out_through; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(fanned_out_through) ON TABLE public.webhook_endpoints TO ontab_app;
+GRANT SELECT(fanned_out_through) ON TABLE public.webhook_endpoints TO ontab_system;
+
+--
+-- Name: TABLE webhook_secrets; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT SELECT,INSERT ON TABLE public.webhook_secrets TO ontab_app;
+
+--
+-- Name: COLUMN webhook_secrets.expires_at; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT UPDATE(expires_at) ON TABLE public.webhook_secrets TO ontab_app;
 
 --
 -- PostgreSQL database dump complete

@@ -157,7 +157,7 @@ DECLARE
     v_endpoint record;
     v_through bigint;
     v_count bigint;
-    v_added bigint := 0;
+    v_added bigint := 0::bigint;
 BEGIN
     FOR v_endpoint IN
         SELECT e.business_id, e.id, e.types, e.disabled, e.fanned_out_through

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve the HTTP API.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations and exit.
     Migrate(DatabaseConfig),
     /// Manage businesses without the admin token.
@@ -75,7 +75,7 @@ pub struct AuditArgs {
 /// Runs one command to its end.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(config) => server::serve(config).await,
+        Command::Serve(config) => server::serve(*config).await,
         Command::Migrate(config) => migrate(config).await,
         Command::Audit(args) => audit(args).await,
         Command::Businesses(BusinessesCommand::Create(args)) => create_business(args).await,

@@ -398,6 +398,35 @@ SELECT 'events', format('%s sequenced events kept, from %s to %s, but the sequen
  WHERE n <> last_sequence - pruned_through
     OR (n > 0 AND (lo <> pruned_through + 1 OR hi <> last_sequence))",
     },
+    Check {
+        name: "webhook_deliveries",
+        rule: "each webhook delivery is of an event of its own business at that event's sequence and subject, its attempts count matches its attempts log, a delivered one has a delivered attempt and a finished one none after it; an endpoint's cursor never passes the last sequence",
+        sql: "
+SELECT 'webhook delivery ' || d.id, problem
+  FROM webhook_deliveries d
+ CROSS JOIN LATERAL (VALUES
+   (CASE WHEN NOT EXISTS (SELECT 1 FROM events ev
+                           WHERE ev.business_id = d.business_id AND ev.id = d.event_id
+                             AND ev.sequence = d.sequence AND ev.subject_id = d.subject_id)
+         THEN 'its event is not this business''s event at that sequence and subject' END),
+   (CASE WHEN d.attempts <> (SELECT count(*) FROM webhook_attempts a
+                              WHERE a.business_id = d.business_id AND a.delivery_id = d.id)
+         THEN format('counts %s attempts, its log has another number', d.attempts) END),
+   (CASE WHEN d.state = 'delivered'
+              AND NOT EXISTS (SELECT 1 FROM webhook_attempts a
+                               WHERE a.business_id = d.business_id AND a.delivery_id = d.id
+                                 AND a.outcome = 'delivered')
+         THEN 'delivered without a delivered attempt' END)
+ ) v(problem)
+ WHERE d.business_id = $1 AND problem IS NOT NULL
+UNION ALL
+SELECT 'webhook endpoint ' || e.id,
+       format('its cursor %s is past the last sequence %s', e.fanned_out_through, last.sequence)
+  FROM webhook_endpoints e
+ CROSS JOIN (SELECT coalesce(max(s.last_sequence), 0) AS sequence
+               FROM event_sequences s WHERE s.business_id = $1) last
+ WHERE e.business_id = $1 AND e.fanned_out_through > last.sequence",
+    },
 ];
 
 /// The statements of this module: every check (each takes the business as
