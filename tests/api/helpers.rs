@@ -281,6 +281,10 @@ struct Launch {
     hold_sweep_interval: Option<Duration>,
     /// `--overdue-scan-interval`; `None`: serve's default.
     overdue_scan_interval: Option<Duration>,
+    /// `--event-sequence-interval`, and the overdue scan's and pruning's
+    /// (`Some(0)`: this instance does none of the events' background
+    /// work); `None`: serve's defaults.
+    event_sequence_interval: Option<Duration>,
 }
 
 /// `ontab serve`'s flags, to read its defaults exactly as it ships.
@@ -341,6 +345,11 @@ impl Launch {
             }
             if let Some(every) = self.overdue_scan_interval {
                 config.overdue_scan_interval = every;
+            }
+            if let Some(every) = self.event_sequence_interval {
+                config.event_sequence_interval = every;
+                config.overdue_scan_interval = every;
+                config.event_prune_interval = every;
             }
         })
         .await
@@ -505,6 +514,7 @@ impl TestApp {
             statement_timeout: Duration::from_secs(30),
             hold_sweep_interval: None,
             overdue_scan_interval: None,
+            event_sequence_interval: None,
         };
         tune(&mut launch);
         if std::env::var("ONTAB_TEST_STATEMENTS").as_deref() == Ok("unnamed") {
@@ -535,9 +545,13 @@ impl TestApp {
 
     /// Another server instance over this app's database whose pool logs in
     /// with `app_config` instead (through a proxy, say).
+    /// The events' background work (sequencer, overdue scan, pruning) is
+    /// left to this app, so that the COMMITs through a fault-injecting
+    /// connection are the requests'.
     pub async fn another_instance_over(&self, app_config: ConnectOptions) -> Self {
         let launch = Launch {
             app_config,
+            event_sequence_interval: Some(Duration::ZERO),
             ..self.launch.clone()
         };
         Self {
