@@ -1205,14 +1205,14 @@ ALTER FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) OWNER TO pos
 --
 
 CREATE FUNCTION public.ontab_json_time(t timestamp with time zone) RETURNS text
-    LANGUAGE sql STABLE STRICT
+    LANGUAGE sql STABLE
     AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-           || CASE WHEN us = 0 THEN ''
-                   WHEN us % 1000 = 0 THEN '.' || lpad((us / 1000)::text, 3, '0')
-                   ELSE '.' || lpad(us::text, 6, '0') END
+           || CASE WHEN date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000 = 0 THEN ''
+                   WHEN date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000 = 0
+                       THEN '.' || lpad((date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000 / 1000)::text, 3, '0')
+                   ELSE '.' || lpad((date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000)::text, 6, '0') END
            || 'Z'
-      FROM (SELECT (extract(microseconds FROM t)::bigint % 1000000) AS us) x
 $$;
 
 ALTER FUNCTION public.ontab_json_time(t timestamp with time zone) OWNER TO postgres;
@@ -3250,13 +3250,6 @@ ALTER TABLE ONLY public.events_baseline
     ADD CONSTRAINT events_baseline_pkey PRIMARY KEY (business_id, type);
 
 --
--- Name: events events_business_id_sequence_key; Type: CONSTRAINT; Schema: public; Owner: postgres
---
-
-ALTER TABLE ONLY public.events
-    ADD CONSTRAINT events_business_id_sequence_key UNIQUE (business_id, sequence);
-
---
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 --
 
@@ -3452,6 +3445,12 @@ CREATE INDEX customer_changes_by_customer ON public.customer_changes USING btree
 --
 
 CREATE INDEX customers_by_creation ON public.customers USING btree (business_id, created_at, id);
+
+--
+-- Name: events_sequence; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE UNIQUE INDEX events_sequence ON public.events USING btree (business_id, sequence) WHERE (sequence IS NOT NULL);
 
 --
 -- Name: events_unsequenced; Type: INDEX; Schema: public; Owner: postgres
@@ -3898,13 +3897,6 @@ ALTER TABLE ONLY public.event_sequences
 
 ALTER TABLE ONLY public.events_baseline
     ADD CONSTRAINT events_baseline_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
-
---
--- Name: events events_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
---
-
-ALTER TABLE ONLY public.events
-    ADD CONSTRAINT events_business_id_fkey FOREIGN KEY (business_id) REFERENCES public.businesses(id);
 
 --
 -- Name: events_pruned events_pruned_business_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres

@@ -57,8 +57,13 @@ $$;
 -- the order of the writes, hence of their commits.
 CREATE SEQUENCE event_positions AS bigint;
 
+-- No foreign key to businesses: every writer would take a KEY SHARE lock on
+-- its business's row, the per-business hot row this design avoids (many
+-- concurrent lockers of one row each create a MultiXact). The business is
+-- that of the row whose trigger writes the event, which references its
+-- business itself, and businesses are never deleted.
 CREATE TABLE events (
-    business_id  uuid NOT NULL REFERENCES businesses (id),
+    business_id  uuid NOT NULL,
     -- The event's id: webhook-id and Nats-Msg-Id.
     id           uuid NOT NULL,
     -- NULL until sequenced after commit; then per business 1, 2, 3, ...
@@ -73,9 +78,12 @@ CREATE TABLE events (
     created_at   timestamptz NOT NULL DEFAULT now(),
     data         jsonb NOT NULL,
     position     bigint NOT NULL DEFAULT nextval('event_positions'),
-    PRIMARY KEY (business_id, id),
-    UNIQUE (business_id, sequence)
+    PRIMARY KEY (business_id, id)
 );
+-- One event per sequence number, and the feed's read: a range of it. Partial,
+-- so unnumbered rows (NULL) are not all appended to one leaf page of it by
+-- every concurrent writer of a business.
+CREATE UNIQUE INDEX events_sequence ON events (business_id, sequence) WHERE sequence IS NOT NULL;
 ALTER SEQUENCE event_positions OWNED BY events.position;
 -- The sequencer's work list: small, as rows leave it once numbered.
 CREATE INDEX events_unsequenced ON events (business_id, position) WHERE sequence IS NULL;
@@ -133,14 +141,16 @@ $$;
 -- A timestamp as the API writes it (chrono's RFC 3339 with SecondsFormat::AutoSi
 -- and `Z`): no fraction for whole seconds, else 3 digits when they suffice,
 -- else 6 (PostgreSQL keeps microseconds).
+-- One expression (no FROM, not STRICT: NULL gives NULL anyway), so the
+-- planner inlines it into the triggers' statements.
 CREATE FUNCTION ontab_json_time(t timestamptz) RETURNS text
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-           || CASE WHEN us = 0 THEN ''
-                   WHEN us % 1000 = 0 THEN '.' || lpad((us / 1000)::text, 3, '0')
-                   ELSE '.' || lpad(us::text, 6, '0') END
+           || CASE WHEN date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000 = 0 THEN ''
+                   WHEN date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000 = 0
+                       THEN '.' || lpad((date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000 / 1000)::text, 3, '0')
+                   ELSE '.' || lpad((date_part('microseconds', t AT TIME ZONE 'UTC')::bigint % 1000000)::text, 6, '0') END
            || 'Z'
-      FROM (SELECT (extract(microseconds FROM t)::bigint % 1000000) AS us) x
 $$;
 
 -- The resources as the API shows them (src/http/views.rs), one function

@@ -137,9 +137,14 @@ pub struct ServeConfig {
     pub overdue_scan_interval: Duration,
 
     /// How long events are kept in the feed before retention prunes them
-    /// (the oldest first; pruning runs hourly).
+    /// (the oldest first).
     #[arg(long, env = "ONTAB_EVENT_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub event_retention: Duration,
+
+    /// How often events older than the retention are pruned. 0 disables
+    /// pruning here (another instance does it).
+    #[arg(long, env = "ONTAB_EVENT_PRUNE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub event_prune_interval: Duration,
 
     /// The connection string of the role the server's pool logs in as: one
     /// that is a member of ontab_app and nothing else (migrations/0003).
@@ -359,7 +364,11 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_duration("1w").is_err());
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("999999999999999999d").is_err());
     }
 }

@@ -98,6 +98,7 @@ struct EventSettings {
     sequence_interval: Duration,
     overdue_scan_interval: Duration,
     retention: Duration,
+    prune_interval: Duration,
 }
 
 /// Opens (or starts) the database, migrates it, and builds the use cases
@@ -135,6 +136,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
                 sequence_interval: config.event_sequence_interval,
                 overdue_scan_interval: config.overdue_scan_interval,
                 retention: config.event_retention,
+                prune_interval: config.event_prune_interval,
             },
             webhook_concurrency: config.webhook_concurrency,
             nats: config
@@ -300,10 +302,14 @@ fn one_off_token() -> anyhow::Result<String> {
 /// leaves that work to another instance).
 fn event_work(app: &Arc<App>, settings: EventSettings) -> Vec<tokio::task::JoinHandle<()>> {
     use crate::app::events;
-    let mut tasks = vec![
-        tokio::spawn(events::listen(app.clone())),
-        tokio::spawn(events::retention(app.clone(), settings.retention)),
-    ];
+    let mut tasks = vec![tokio::spawn(events::listen(app.clone()))];
+    if !settings.prune_interval.is_zero() {
+        tasks.push(tokio::spawn(events::retention(
+            app.clone(),
+            settings.retention,
+            settings.prune_interval,
+        )));
+    }
     if !settings.sequence_interval.is_zero() {
         tasks.push(tokio::spawn(events::sequencer(
             app.clone(),

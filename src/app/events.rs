@@ -238,11 +238,12 @@ pub async fn overdue_scan_once(app: &App) -> Result<i64, AppError> {
     Ok(reported)
 }
 
-/// Prunes events older than `retention`, hourly.
-pub async fn retention(app: Arc<App>, retention: Duration) {
-    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+/// Prunes events older than `retention`, every `every`.
+pub async fn retention(app: Arc<App>, retention: Duration, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        hourly.tick().await;
+        ticks.tick().await;
         match prune_once(&app, retention).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "old events pruned"),

@@ -283,6 +283,10 @@ struct Launch {
     overdue_scan_interval: Option<Duration>,
     /// Webhook and NATS settings; `None`: serve's defaults.
     webhooks: Option<WebhookLaunch>,
+    /// `--event-sequence-interval`, and the overdue scan's and pruning's
+    /// (`Some(0)`: this instance does none of the events' background
+    /// work); `None`: serve's defaults.
+    event_sequence_interval: Option<Duration>,
 }
 
 /// How a test server delivers events.
@@ -385,6 +389,11 @@ impl Launch {
                 config.webhook_poll_interval = Duration::from_millis(100);
                 config.nats_url = webhooks.nats_url.clone();
                 config.webhook_concurrency = webhooks.concurrency;
+            }
+            if let Some(every) = self.event_sequence_interval {
+                config.event_sequence_interval = every;
+                config.overdue_scan_interval = every;
+                config.event_prune_interval = every;
             }
         })
         .await
@@ -556,6 +565,7 @@ impl TestApp {
             hold_sweep_interval: None,
             overdue_scan_interval: None,
             webhooks: None,
+            event_sequence_interval: None,
         };
         tune(&mut launch);
         if std::env::var("ONTAB_TEST_STATEMENTS").as_deref() == Ok("unnamed") {
@@ -586,9 +596,13 @@ impl TestApp {
 
     /// Another server instance over this app's database whose pool logs in
     /// with `app_config` instead (through a proxy, say).
+    /// The events' background work (sequencer, overdue scan, pruning) is
+    /// left to this app, so that the COMMITs through a fault-injecting
+    /// connection are the requests'.
     pub async fn another_instance_over(&self, app_config: ConnectOptions) -> Self {
         let launch = Launch {
             app_config,
+            event_sequence_interval: Some(Duration::ZERO),
             ..self.launch.clone()
         };
         Self {
