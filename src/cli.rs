@@ -21,10 +21,6 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; serve's flags (events' included) are simply many"
-)]
 pub enum Command {
     /// Apply pending migrations, then serve the HTTP API.
     Serve(Box<ServeConfig>),
