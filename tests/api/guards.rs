@@ -59,6 +59,15 @@ const EVENT_TABLES: [&str; 5] = [
     "overdue_emitted",
 ];
 
+/// The tables of webhook and NATS delivery (`0006`).
+const DELIVERY_TABLES: [&str; 5] = [
+    "webhook_endpoints",
+    "webhook_secrets",
+    "webhook_deliveries",
+    "webhook_attempts",
+    "nats_cursors",
+];
+
 /// What PostgreSQL answered to a statement that had to fail.
 #[derive(Debug)]
 struct Refused {
@@ -835,7 +844,12 @@ async fn the_app_role_is_confined_to_its_tenant() {
         .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect();
     let mut names: Vec<&str> = tables.iter().map(|(name, _, _)| name.as_str()).collect();
-    let mut expected = [TENANT_TABLES.as_slice(), EVENT_TABLES.as_slice()].concat();
+    let mut expected = [
+        TENANT_TABLES.as_slice(),
+        EVENT_TABLES.as_slice(),
+        DELIVERY_TABLES.as_slice(),
+    ]
+    .concat();
     expected.sort_unstable();
     names.sort_unstable();
     assert_eq!(names, expected, "the tenant tables are the known ones");
