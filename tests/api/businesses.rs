@@ -43,7 +43,10 @@ async fn creating_a_business_answers_201_with_usd_by_default_and_a_working_key_s
 
     // Only a hash is stored: no column of the key's row holds the plain key
     // or its secret part.
-    let secret = key.rsplit('_').next().expect("key has a secret part");
+    // `ontab_<id>_<secret>`, and the secret is base64url, which may itself
+    // hold `_`: split off the first two parts only.
+    let secret = key.splitn(3, '_').nth(2).expect("key has a secret part");
+    assert!(secret.len() >= 43, "the whole 32-byte secret: {key}");
     let stored: String = app
         .sql()
         .await

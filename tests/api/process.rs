@@ -60,7 +60,8 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         .await
         .expect("json");
     let key = created["api_key"]["key"].as_str().expect("key").to_owned();
-    let secret_part = key.rsplit('_').next().expect("key secret").to_owned();
+    // `ontab_<id>_<secret>`; the base64url secret may itself hold `_`.
+    let secret_part = key.splitn(3, '_').nth(2).expect("key secret").to_owned();
     let customer: Value = http
         .post(format!("{base}/v1/customers"))
         .bearer_auth(&key)
