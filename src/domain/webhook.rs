@@ -139,6 +139,17 @@ pub fn parse_description(field: &str, text: String) -> Result<String, FieldError
     if text.chars().count() > MAX_DESCRIPTION {
         return Err(FieldError::new(field, "must be at most 500 characters"));
     }
+    // PostgreSQL text cannot hold NUL: refused here as a field error rather
+    // than failing the INSERT. Line breaks are fine in a note to oneself.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
     Ok(text)
 }
 
@@ -347,6 +358,21 @@ mod tests {
         assert_eq!(WebhookSecret::from_whsec(&shown), Some(secret.clone()));
         assert_eq!(secret.bytes().len(), 32);
         assert!(!format!("{secret:?}").contains(&shown[6..]));
+    }
+
+    #[test]
+    fn descriptions_refuse_nul_and_control_characters_but_keep_line_breaks() {
+        for refused in ["nul\0byte", "bell\u{7}", "esc\u{1b}[31m"] {
+            assert!(parse_description("description", refused.into()).is_err());
+        }
+        let multi = "first line\r\nsecond\tline";
+        assert_eq!(
+            parse_description("description", multi.into())
+                .ok()
+                .as_deref(),
+            Some(multi)
+        );
+        assert!(parse_description("description", "d".repeat(501)).is_err());
     }
 
     #[test]

@@ -474,12 +474,22 @@ async fn bad_input_is_refused_with_the_contracts_codes() {
         json!({ "url": null }),
         json!({ "disabled": null }),
         json!({ "types": [] }),
+        // PostgreSQL text cannot hold NUL: a field error, never a 500.
+        json!({ "description": "nul\u{0}byte" }),
     ] {
         let reply = app
             .patch(&format!("/v1/webhook-endpoints/{id}"), &biz.key, body)
             .await;
         assert_eq!(reply.status, 422, "{reply:?}");
     }
+    let reply = app
+        .post(
+            "/v1/webhook-endpoints",
+            &biz.key,
+            json!({ "url": "http://127.0.0.1:9/", "description": "nul\u{0}byte" }),
+        )
+        .await;
+    assert_invalid(&reply, &["description"]);
     for after in [json!(-1), json!(1e300), json!(9007199254740992_u64)] {
         let reply = app
             .post(
