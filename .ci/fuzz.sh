@@ -49,7 +49,13 @@ cleanup() {
 trap cleanup EXIT
 
 LOG=$(mktemp -t ontab-fuzz.XXXXXX.log)
+# The fuzzer creates webhook endpoints with URLs of its own making. This
+# server must never send to them (test traffic stays on loopback) nor look
+# their names up: it delivers nothing (concurrency 0) and takes any
+# address without resolving it (allow-private). The guard itself is tested
+# in tests/api/webhooks.rs with IP literals, which need no lookup.
 DATABASE_URL=$FUZZ_PG/$DB ONTAB_LISTEN=127.0.0.1:$FUZZ_PORT ONTAB_ADMIN_TOKEN=$ADMIN \
+    ONTAB_WEBHOOK_CONCURRENCY=0 ONTAB_WEBHOOK_ALLOW_PRIVATE=true \
     "${CARGO_TARGET_DIR:-target}/$PROFILE/ontab" serve >"$LOG" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do

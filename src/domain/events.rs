@@ -117,11 +117,12 @@ impl FeedRequest {
         let mut errors = Vec::new();
         let after = match after.map(str::parse::<i64>) {
             None => 0,
-            Some(Ok(after)) if after >= 0 => after,
+            // Sequences are JSON numbers on the wire, so within 2^53 - 1.
+            Some(Ok(after @ 0..=super::MAX_SAFE_INTEGER)) => after,
             Some(_) => {
                 errors.push(FieldError::new(
                     "after",
-                    "must be an integer >= 0 (a sequence, or the previous next_after)",
+                    "must be an integer from 0 to 9007199254740991 (a sequence, or the previous next_after)",
                 ));
                 0
             }
@@ -204,6 +205,15 @@ mod tests {
             .expect_err("all four are invalid");
         let fields: Vec<_> = errors.iter().map(|error| error.field.as_str()).collect();
         assert_eq!(fields, ["after", "limit", "types", "wait"]);
+        let beyond = FeedRequest::parse(Some("9007199254740992"), None, Some(""), None)
+            .expect_err("after beyond 2^53 - 1 and an empty type list");
+        let fields: Vec<_> = beyond.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, ["after", "types"]);
+        let edge = FeedRequest::parse(Some("9007199254740991"), None, None, None);
+        assert_eq!(
+            edge.map(|request| request.after).ok(),
+            Some(9007199254740991)
+        );
     }
 
     #[test]

@@ -6,7 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use std::borrow::Cow;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::HttpState;
@@ -15,7 +19,28 @@ use super::idempotent::sent;
 use super::problem::Problem;
 use super::request::Query;
 use crate::app::{AppError, events};
-use crate::domain::events::{Event as EventRecord, FeedRequest};
+use crate::domain::events::{Event as EventRecord, EventType, FeedRequest};
+
+/// An event type's wire name in the spec. Written by hand rather than
+/// derived so the enum is `EventType::ALL` itself: the document cannot list a
+/// type the server refuses, or miss one it sends.
+pub struct EventTypeName;
+
+impl PartialSchema for EventTypeName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|kind| kind.as_str())))
+            .description(Some("An event type, as named on the wire."))
+            .into()
+    }
+}
+
+impl ToSchema for EventTypeName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventType")
+    }
+}
 
 /// Something that happened to one of the business's customers or products.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,12 +50,8 @@ pub struct Event {
     /// Per business, from 1, no gaps, in commit order.
     #[schema(minimum = 1)]
     pub sequence: i64,
-    /// customer.created, customer.updated, product.created,
-    /// product.updated, stock.adjusted, purchase.created,
-    /// payment.recorded, return.recorded, write_off.recorded, hold.created,
-    /// hold.captured, hold.voided, hold.expired or customer.overdue.
     #[serde(rename = "type")]
-    #[schema(rename = "type", example = "purchase.created")]
+    #[schema(rename = "type", value_type = EventTypeName, example = "purchase.created")]
     pub event_type: String,
     pub created_at: DateTime<Utc>,
     /// The customer or product the event is about.
@@ -80,15 +101,27 @@ pub struct EventPage {
 pub struct FeedParams {
     /// Events with a greater sequence: 0 (default) for the oldest kept, then
     /// the previous page's `next_after`.
-    #[param(minimum = 0, required = false, nullable = false)]
+    #[param(
+        minimum = 0,
+        maximum = 9007199254740991_i64,
+        required = false,
+        nullable = false
+    )]
     after: Option<i64>,
     /// Events per page: 1..=200, default 50.
     #[param(minimum = 1, maximum = 200, required = false, nullable = false)]
     limit: Option<u8>,
     /// Only these types, comma-separated (e.g.
-    /// `purchase.created,payment.recorded`).
-    #[param(required = false, nullable = false)]
-    types: Option<String>,
+    /// `purchase.created,payment.recorded`); every type when left out.
+    #[param(
+        required = false,
+        nullable = false,
+        style = Form,
+        explode = false,
+        value_type = Option<Vec<EventTypeName>>,
+        min_items = 1
+    )]
+    types: Option<Vec<String>>,
     /// Seconds (0..=30, default 0) to wait for a newer event when there is
     /// none yet: answered as soon as one is sequenced, or empty at the end.
     #[param(minimum = 0, maximum = 30, required = false, nullable = false)]

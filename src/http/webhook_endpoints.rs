@@ -27,11 +27,11 @@ use crate::domain::webhook::{DeliveryAttempt, WebhookEndpoint};
 pub struct CreateWebhookEndpoint {
     /// http(s) URL receiving the POSTs; it must resolve to public addresses
     /// unless the server runs with --webhook-allow-private.
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub url: String,
     /// Event types to send; every type when left out.
     #[serde(default)]
-    #[schema(required = false, min_items = 1)]
+    #[schema(value_type = Option<Vec<super::events::EventTypeName>>, required = false, min_items = 1)]
     pub types: Option<Vec<String>>,
     #[serde(default)]
     #[schema(required = false, max_length = 500)]
@@ -42,11 +42,20 @@ pub struct CreateWebhookEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, required = false, max_length = 2048)]
+    #[schema(
+        value_type = String,
+        required = false,
+        max_length = 2048,
+        pattern = "^https?://"
+    )]
     pub url: Option<Option<String>>,
     /// null: every type from now on.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>, required = false)]
+    #[schema(
+        value_type = Option<Vec<super::events::EventTypeName>>,
+        required = false,
+        min_items = 1
+    )]
     pub types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, required = false, max_length = 500)]
@@ -60,8 +69,7 @@ pub struct UpdateWebhookEndpoint {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
-    /// Every event with a greater sequence is sent again.
-    #[schema(value_type = i64, minimum = 0)]
+    #[schema(schema_with = super::openapi::sequence_after)]
     pub after: WireInt,
 }
 
@@ -71,7 +79,7 @@ pub struct WebhookEndpointView {
     pub id: Uuid,
     pub url: String,
     /// The types sent; null for every type.
-    #[schema(required = true)]
+    #[schema(value_type = Option<Vec<super::events::EventTypeName>>, required = true)]
     pub types: Option<Vec<String>>,
     pub description: String,
     pub disabled: bool,

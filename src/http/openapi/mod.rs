@@ -17,7 +17,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 pub use schemas::{
     delta, name, non_negative, optional_amount, optional_name, optional_non_negative, positive,
-    reason, signed_amount,
+    reason, sequence_after, signed_amount,
 };
 
 #[derive(OpenApi)]

@@ -92,6 +92,15 @@ pub fn optional_non_negative() -> Object {
     )
 }
 
+/// `schema_with` of a replay's `after`: an event sequence, 0..=2^53 − 1.
+pub fn sequence_after() -> Object {
+    safe_integer(
+        0,
+        false,
+        "Every event with a greater sequence is sent again: 0 for every event still kept.",
+    )
+}
+
 /// `schema_with` of a payment amount or a quantity: 1..=2^53 − 1.
 pub fn positive() -> Object {
     safe_integer(1, false, "1 to 2^53 - 1.")
