@@ -877,16 +877,25 @@ $$;
 ALTER FUNCTION public.ontab_event_business_ids() OWNER TO ontab_system;
 
 --
--- Name: ontab_event_prune_limit(uuid); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_event_prune_limit(uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
 CREATE FUNCTION public.ontab_event_prune_limit(p_business uuid) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
     AS $$
-    SELECT NULL::bigint
+    SELECT least(
+        (SELECT min(e.fanned_out_through) + 1
+           FROM webhook_endpoints e
+          WHERE e.business_id = p_business),
+        (SELECT min(d.sequence)
+           FROM webhook_deliveries d
+           JOIN webhook_endpoints e ON e.business_id = d.business_id AND e.id = d.endpoint_id
+          WHERE d.business_id = p_business AND d.state = 'pending' AND NOT e.disabled)
+    )
 $$;
 
-ALTER FUNCTION public.ontab_event_prune_limit(p_business uuid) OWNER TO postgres;
+ALTER FUNCTION public.ontab_event_prune_limit(p_business uuid) OWNER TO ontab_system;
 
 --
 -- Name: ontab_expire_hold(uuid); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -4639,9 +4648,10 @@ REVOKE ALL ON FUNCTION public.ontab_event_business_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_event_business_ids() TO ontab_app;
 
 --
--- Name: FUNCTION ontab_event_prune_limit(p_business uuid); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_event_prune_limit(p_business uuid); Type: ACL; Schema: public; Owner: ontab_system
 --
 
+REVOKE ALL ON FUNCTION public.ontab_event_prune_limit(p_business uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_event_prune_limit(p_business uuid) TO ontab_sequencer;
 
 --

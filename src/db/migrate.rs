@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../migrations/0006_webhooks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "prune_after_delivery",
+        sql: include_str!("../../migrations/0007_prune_after_delivery.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

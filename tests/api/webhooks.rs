@@ -787,3 +787,72 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_only_the_same_id
     let repeated = got.iter().filter(|r| r.seen_before > 0).count();
     assert!(repeated >= 1, "the interrupted delivery was sent again");
 }
+
+/// Retention (`ontab_prune_events`, as the server calls it) for `biz`, with
+/// every event older than tomorrow: answers how many it removed.
+async fn prune_everything_allowed(app: &TestApp, biz: &Business) -> i64 {
+    let mut sql = app.sql().await;
+    let tx = sql.transaction().await.expect("begin");
+    tx.batch_execute(&format!(
+        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
+        biz.id
+    ))
+    .await
+    .expect("as the server");
+    let pruned: i64 = tx
+        .query_one(
+            "SELECT ontab_prune_events(now() + interval '1 day', 1000)",
+            &[],
+        )
+        .await
+        .expect("prunes")
+        .get(0);
+    tx.commit().await.expect("commit");
+    pruned
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_every_event_a_webhook_still_owes() {
+    // One attempt, then a retry an hour away: the delivery stays pending.
+    let app = TestApp::spawn_with_webhooks(fast_retries(&[3_600_000])).await;
+    let biz = app.business("Owed").await;
+    // Two events before any endpoint: nobody is owed them.
+    app.customer(&biz, 0).await;
+    app.customer(&biz, 0).await;
+    // Numbered before the endpoint exists (the sequencer runs after commit).
+    for _ in 0..600 {
+        let feed = app.get("/v1/events?after=0", &biz.key).await;
+        if feed.body["next_after"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let receiver = Receiver::answering(Arc::new(|_| (500, false))).await;
+    let (id, _) = endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    let owed = app.customer(&biz, 0).await;
+    wait_attempts(&app, &biz, &id, |log| {
+        log.first().is_some_and(|a| a["outcome"] == "retrying")
+    })
+    .await;
+
+    // Everything is past the retention, but the third event is still owed.
+    assert_eq!(prune_everything_allowed(&app, &biz).await, 2);
+    let feed = app.get("/v1/events?after=0", &biz.key).await;
+    assert_eq!(feed.body["oldest_sequence"], 3, "{feed:?}");
+    assert_eq!(feed.body["data"][0]["subject_id"], json!(owed.to_string()));
+    assert_eq!(attempts(&app, &biz, &id).await.len(), 1);
+
+    // Disabled, the endpoint no longer holds retention back: its pending
+    // delivery goes with the event.
+    let reply = app
+        .patch(
+            &format!("/v1/webhook-endpoints/{id}"),
+            &biz.key,
+            json!({ "disabled": true }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(prune_everything_allowed(&app, &biz).await, 1);
+    assert!(attempts(&app, &biz, &id).await.is_empty());
+    app.assert_audit_clean().await;
+}
