@@ -697,6 +697,40 @@ $$;
 ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 
 --
+-- Name: ontab_claim_next_webhook_delivery(uuid, integer, uuid, uuid, uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
+--
+
+CREATE FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) RETURNS uuid
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    WITH head AS (
+        SELECT d.business_id, d.id, d.next_attempt_at, d.leased_until
+          FROM public.webhook_deliveries d
+         WHERE d.business_id = p_business AND d.endpoint_id = p_endpoint
+           AND d.subject_id = p_subject AND d.state = 'pending'
+         ORDER BY d.sequence, d.id
+         LIMIT 1
+    ), due AS (
+        SELECT h.business_id, h.id
+          FROM head h
+          JOIN public.webhook_endpoints e ON e.business_id = h.business_id AND e.id = p_endpoint
+         WHERE NOT e.disabled
+           AND h.next_attempt_at <= now()
+           AND (h.leased_until IS NULL OR h.leased_until <= now())
+    )
+    UPDATE public.webhook_deliveries d
+       SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
+      FROM due
+     WHERE d.business_id = due.business_id AND d.id = due.id
+       AND d.state = 'pending'
+       AND (d.leased_until IS NULL OR d.leased_until <= now())
+    RETURNING d.id
+$$;
+
+ALTER FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) OWNER TO ontab_system;
+
+--
 -- Name: ontab_claim_webhook_deliveries(uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
@@ -4602,6 +4636,13 @@ GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
 
 REVOKE ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid); Type: ACL; Schema: public; Owner: ontab_system
+--
+
+REVOKE ALL ON FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer); Type: ACL; Schema: public; Owner: ontab_system

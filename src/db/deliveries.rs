@@ -69,6 +69,34 @@ pub async fn claim(
         .collect()
 }
 
+const CLAIM_NEXT: &str =
+    "SELECT ontab_claim_next_webhook_delivery($1, $2, $3, $4, $5) AS delivery_id";
+
+/// Leases the next delivery of the subject of one just delivered, if it may
+/// go now (migrations/0008); `None` when there is none or it may not.
+pub async fn claim_next(
+    tx: &TenantTx,
+    lease: Uuid,
+    lease_ms: i32,
+    endpoint_id: Uuid,
+    subject_id: Uuid,
+) -> Result<Option<Uuid>, DbError> {
+    let business = tx.business_id();
+    let row = tx
+        .query_one(
+            CLAIM_NEXT,
+            &[
+                (&lease, Type::UUID),
+                (&lease_ms, Type::INT4),
+                (&business, Type::UUID),
+                (&endpoint_id, Type::UUID),
+                (&subject_id, Type::UUID),
+            ],
+        )
+        .await?;
+    column(&row, "delivery_id")
+}
+
 /// A leased delivery, ready to send.
 #[derive(Debug)]
 pub struct Job {
@@ -273,6 +301,11 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Column::named::<Uuid>("business_id"),
             Column::named::<Uuid>("delivery_id"),
         ]
+    ),
+    statement!(
+        CLAIM_NEXT,
+        &[Type::UUID, Type::INT4, Type::UUID, Type::UUID, Type::UUID],
+        &[Column::named::<Option<Uuid>>("delivery_id")]
     ),
     statement!(
         LOAD,

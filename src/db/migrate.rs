@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "prune_after_delivery",
         sql: include_str!("../../migrations/0007_prune_after_delivery.sql"),
     },
+    Migration {
+        version: 8,
+        name: "claim_next_of_subject",
+        sql: include_str!("../../migrations/0008_claim_next_of_subject.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -3,7 +3,11 @@
 //! transaction), lease the deliveries that may go now, and attempt each in
 //! a task of its own, up to `concurrency` at once. A round starts when the
 //! sequencer notifies (`ontab_events`), when an attempt finishes (its
-//! subject's next delivery may go), or every `poll` otherwise.
+//! subject's next delivery may go), or every `poll` otherwise. A task whose
+//! delivery succeeded leases its subject's next one itself, in the same
+//! transaction that records the success (migrations/0008), and goes on
+//! with it, up to `SUBJECT_RUN` in a row: a subject with a backlog drains
+//! at the speed of its receiver rather than one event per round.
 //!
 //! All state is in PostgreSQL (migrations/0006): a server killed at any
 //! moment leaves at worst a leased delivery, attempted again once the lease
@@ -27,6 +31,10 @@ use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
 const FAN_OUT_BATCH: i32 = 1000;
 /// Businesses fanned out per round.
 const FAN_OUT_BUSINESSES: i32 = 500;
+/// Deliveries one task sends in a row for one subject before it gives its
+/// slot back (others' subjects are claimed by the rounds meanwhile: the
+/// slots are shared, so this only bounds how long one task runs).
+const SUBJECT_RUN: usize = 200;
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -128,8 +136,16 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
         };
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(error) = attempt(&engine, business_id, delivery_id).await {
-                tracing::warn!(%error, %delivery_id, "webhook attempt could not be recorded");
+            let mut next = Some(delivery_id);
+            let mut sent = 0;
+            while let Some(delivery_id) = next.take() {
+                match attempt(&engine, business_id, delivery_id, sent + 1 < SUBJECT_RUN).await {
+                    Ok(following) => next = following,
+                    Err(error) => {
+                        tracing::warn!(%error, %delivery_id, "webhook attempt could not be recorded")
+                    }
+                }
+                sent += 1;
             }
             drop(permit);
             engine.wake.notify_one();
@@ -150,15 +166,22 @@ pub async fn fan_out(app: &App) -> Result<i64, AppError> {
     Ok(created)
 }
 
-/// Sends one leased delivery and records what came of it.
-async fn attempt(engine: &Engine, business_id: Uuid, delivery_id: Uuid) -> Result<(), AppError> {
+/// Sends one leased delivery and records what came of it. When it was
+/// delivered and `continue_subject`, also leases the subject's next
+/// delivery in the same transaction and answers it.
+async fn attempt(
+    engine: &Engine,
+    business_id: Uuid,
+    delivery_id: Uuid,
+    continue_subject: bool,
+) -> Result<Option<Uuid>, AppError> {
     let actor = Actor::System.recorded();
     let db = engine.app.db();
     let (tx, _) = db.begin(business_id, &[], &actor).await?;
     let job = deliveries::load(&tx, delivery_id, engine.lease).await?;
     tx.commit().await?;
     let Some(job) = job else {
-        return Ok(());
+        return Ok(None);
     };
     let attempted = send(engine, &job).await;
     let schedule: Vec<i64> = engine
@@ -170,6 +193,19 @@ async fn attempt(engine: &Engine, business_id: Uuid, delivery_id: Uuid) -> Resul
     let (tx, _) = db.begin(business_id, &[], &actor).await?;
     let outcome =
         deliveries::attempted(&tx, delivery_id, engine.lease, &attempted, &schedule).await?;
+    let next = if continue_subject && outcome.as_deref() == Some("delivered") {
+        let lease_ms = i32::try_from(engine.settings.lease.as_millis()).unwrap_or(i32::MAX);
+        deliveries::claim_next(
+            &tx,
+            engine.lease,
+            lease_ms,
+            job.endpoint_id,
+            job.event.subject_id,
+        )
+        .await?
+    } else {
+        None
+    };
     tx.commit().await?;
     let label = outcome.as_deref().unwrap_or("lease_lost").to_owned();
     metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.clone()).increment(1);
@@ -187,7 +223,7 @@ async fn attempt(engine: &Engine, business_id: Uuid, delivery_id: Uuid) -> Resul
         }
         _ => {}
     }
-    Ok(())
+    Ok(next)
 }
 
 /// POSTs the event, signed, and says what happened. Never follows a
