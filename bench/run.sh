@@ -4,6 +4,7 @@
 #   bench/run.sh                      # every scenario and its baselines
 #   bench/run.sh hot-product sellout  # a subset (names as in ontab-load)
 #   bench/run.sh hot-product-held     # a row and the rows it is compared with
+#   bench/run.sh uncontended-webhook hot-product-webhook   # events delivered by webhook
 #
 # Builds ontab and ontab-load (release), creates fresh databases on the
 # PostgreSQL at BENCH_PG (or starts a throwaway cluster when none answers,
@@ -54,7 +55,7 @@ HISTORY_ENTRIES=${HISTORY_ENTRIES:-1000000}
 TPCB_SCALE=${TPCB_SCALE:-10}
 BENCH_PORT=${BENCH_PORT:-18090}
 POOL_SIZE=${POOL_SIZE:-16}
-ALL_SCENARIOS=(uncontended hold-capture hot-product hold-capture-hot hot-product-held sellout hot-customer mixed history)
+ALL_SCENARIOS=(uncontended uncontended-webhook hold-capture hot-product hot-product-webhook hold-capture-hot hot-product-held sellout hot-customer mixed history)
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 2; }
@@ -77,13 +78,14 @@ for s in "${selected[@]}"; do
     [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario '$s' (one of: ${ALL_SCENARIOS[*]})"
 done
 # A row compared with another scenario runs that one too, in the same
-# rounds: hold-capture with uncontended, the hot variants with hot-product.
+# rounds: hold-capture and uncontended-webhook with uncontended, the hot
+# variants with hot-product.
 scenarios=()
 for s in "${ALL_SCENARIOS[@]}"; do
     need=0
     [[ " ${selected[*]} " == *" $s "* ]] && need=1
-    [ "$s" = uncontended ] && [[ " ${selected[*]} " == *" hold-capture "* ]] && need=1
-    [ "$s" = hot-product ] && [[ " ${selected[*]} " == *" hold-capture-hot "* || " ${selected[*]} " == *" hot-product-held "* ]] && need=1
+    [ "$s" = uncontended ] && [[ " ${selected[*]} " == *" hold-capture "* || " ${selected[*]} " == *" uncontended-webhook "* ]] && need=1
+    [ "$s" = hot-product ] && [[ " ${selected[*]} " == *" hold-capture-hot "* || " ${selected[*]} " == *" hot-product-held "* || " ${selected[*]} " == *" hot-product-webhook "* ]] && need=1
     [ "$need" = 1 ] && scenarios+=("$s")
 done
 wants() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
@@ -162,8 +164,11 @@ if [ "$STATEMENTS" = 1 ]; then
 fi
 ONTAB_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export ONTAB_ADMIN_TOKEN
+# Private webhook addresses allowed: the *-webhook rows deliver to
+# ontab-load's own receiver on 127.0.0.1, the only endpoint the benchmark
+# ever creates.
 DATABASE_URL=$BENCH_PG/ontab_bench ONTAB_LISTEN=127.0.0.1:$BENCH_PORT ONTAB_DB_POOL_SIZE=$POOL_SIZE \
-    RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
+    ONTAB_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
 clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -236,6 +241,11 @@ SQL
          per(.cpu_ms.server), per(.cpu_ms.postgres), per(.cpu_ms.client), .ok] | @tsv' \
         "$work/$tag.json" >>"$work/runs.tsv" 2>/dev/null || printf '%s\t%s\t%s\t-\t-\t-\t-\t-\t-\tfalse\n' "$name" "$c" "$r" >>"$work/runs.tsv"
     jq -r '"  \(.per_s) responses/s; outcomes: \(.outcomes | tostring); cpu ms: \(.cpu_ms // {} | tostring)"' "$work/$tag.json" >&2 2>/dev/null || true
+    # Webhook rows: name clients round lag_p50 lag_p99 lag_max drain_s received expected
+    jq -r --arg name "$name" --arg c "$c" --arg r "$r" '.facts.webhook // empty
+        | [$name, $c, $r, .lag_ms.p50, .lag_ms.p99, .lag_ms.max, .drain_s, .received, .expected] | @tsv' \
+        "$work/$tag.json" >>"$work/webhooks.tsv" 2>/dev/null || true
+    jq -r '.facts.webhook // empty | "  webhook: \(.received)/\(.expected) events, lag ms \(.lag_ms | tostring), drained in \(.drain_s) s"' "$work/$tag.json" >&2 2>/dev/null || true
 }
 
 # Latency percentiles from pgbench's per-transaction log (3rd column, µs).
@@ -284,11 +294,14 @@ audit_db() { # when
 }
 
 : >"$work/runs.tsv"
+: >"$work/webhooks.tsv"
 for c in "${client_counts[@]}"; do
     for r in $(seq "$ROUNDS"); do
         wants uncontended && run_scenario uncontended "$c" "$r" uncontended --customers "$CUSTOMERS" --products "$PRODUCTS"
+        wants uncontended-webhook && run_scenario uncontended-webhook "$c" "$r" uncontended --customers "$CUSTOMERS" --products "$PRODUCTS" --webhook
         wants hold-capture && run_scenario hold-capture "$c" "$r" hold-capture --customers "$CUSTOMERS" --products "$PRODUCTS"
         wants hot-product && run_scenario hot-product "$c" "$r" hot-product
+        wants hot-product-webhook && run_scenario hot-product-webhook "$c" "$r" hot-product --webhook
         wants hold-capture-hot && run_scenario hold-capture-hot "$c" "$r" hold-capture-hot
         wants hot-product-held && run_scenario hot-product-held "$c" "$r" hot-product-held --pending-holds "$PENDING_HOLDS"
         wants sellout && run_scenario sellout "$c" "$r" sellout
@@ -344,6 +357,12 @@ verdict() { # condition-exit-status scenario clients
     elif [ "$1" = 0 ]; then echo "yes"
     else echo "**no**"; touch "$work/missed"; fi
 }
+# Median over the rounds of one column of webhooks.tsv (4 lag p50, 5 p99,
+# 6 max, all ms; 7 drain seconds).
+lag_median() { # name clients column
+    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c && $col != "" { print $col }' "$work/webhooks.tsv" |
+        sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 cpu() { echo "$(median "$1" "$2" 7) / $(median "$1" "$2" 8) / $(median "$1" "$2" 9)"; }
 row() { # label name clients baseline-label baseline-value ratio target verdict
     echo "| $1 | $3 | $(median "$2" "$3" 4) | $(median "$2" "$3" 5) | $(median "$2" "$3" 6) | $(cpu "$2" "$3") | $4 | $5 | $6 | $7 | $8 |"
@@ -381,6 +400,12 @@ out=bench/results/$stamp.md
                 row uncontended uncontended "$c" "-" "-" "-" "(compared below)" "$(verdict 0 uncontended "$c")"
             fi
         fi
+        if wants uncontended-webhook; then
+            ratio=$(median_ratio uncontended-webhook uncontended "$c"); met=0; at_least "$ratio" 0.85 || met=1
+            row "uncontended, events to one webhook endpoint" uncontended-webhook "$c" "uncontended, no endpoint" "$(median uncontended "$c" 4)" "$ratio×" "≥ 0.85×" "$(verdict $met uncontended-webhook "$c")"
+            lag=$(lag_median uncontended-webhook "$c" 5); met=0; at_most "$lag" 1000 || met=1
+            echo "| uncontended-webhook: delivery lag | $c | | p50 $(lag_median uncontended-webhook "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median uncontended-webhook "$c" 6) ms, drained $(lag_median uncontended-webhook "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met uncontended-webhook "$c") |"
+        fi
         if wants hold-capture; then
             ratio=$(median_ratio hold-capture uncontended "$c")
             row "hold-capture (sales/s)" hold-capture "$c" "uncontended purchases" "$(median uncontended "$c" 4)" "$ratio×" "(information)" "$(verdict 0 hold-capture "$c")"
@@ -392,6 +417,12 @@ out=bench/results/$stamp.md
             else
                 row hot-product hot-product "$c" "-" "-" "-" "(compared below)" "$(verdict 0 hot-product "$c")"
             fi
+        fi
+        if wants hot-product-webhook; then
+            ratio=$(median_ratio hot-product-webhook hot-product "$c"); met=0; at_least "$ratio" 0.85 || met=1
+            row "hot-product, events to one webhook endpoint" hot-product-webhook "$c" "hot-product, no endpoint" "$(median hot-product "$c" 4)" "$ratio×" "≥ 0.85×" "$(verdict $met hot-product-webhook "$c")"
+            lag=$(lag_median hot-product-webhook "$c" 5); met=0; at_most "$lag" 1000 || met=1
+            echo "| hot-product-webhook: delivery lag | $c | | p50 $(lag_median hot-product-webhook "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median hot-product-webhook "$c" 6) ms, drained $(lag_median hot-product-webhook "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met hot-product-webhook "$c") |"
         fi
         if wants hold-capture-hot; then
             ratio=$(median_ratio hold-capture-hot hot-product "$c")
@@ -448,7 +479,7 @@ out=bench/results/$stamp.md
 } >"$out"
 # Keep the raw JSON next to the table for anyone checking a number.
 mkdir -p "bench/results/$stamp"
-cp "$work"/*.json "$work"/*.out "$work"/runs.tsv "bench/results/$stamp/" 2>/dev/null || true
+cp "$work"/*.json "$work"/*.out "$work"/runs.tsv "$work"/webhooks.tsv "bench/results/$stamp/" 2>/dev/null || true
 cp "$work"/*.pgss "bench/results/$stamp/" 2>/dev/null || true
 cat "$out"
 [ -e "$work/missed" ] && failed=1

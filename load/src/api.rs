@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 
 use crate::http::{Conn, Endpoint, Reply};
 
+/// Attempts per setup call answered `503` before giving up.
+const SETUP_TRIES: u64 = 20;
+
 /// One request to send, without timing or accounting.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -64,15 +67,27 @@ impl Api {
                 let mut replies = Vec::new();
                 for index in (lane..calls.len()).step_by(lanes) {
                     let call = &calls[index];
-                    let reply = conn
-                        .send(
-                            call.method.clone(),
-                            &call.path,
-                            &call.token,
-                            call.body.clone(),
-                        )
-                        .await
-                        .map_err(|e| anyhow!("{} {}: {}", call.method, call.path, e.label()))?;
+                    let mut tries = 0u64;
+                    let reply = loop {
+                        let reply = conn
+                            .send(
+                                call.method.clone(),
+                                &call.path,
+                                &call.token,
+                                call.body.clone(),
+                            )
+                            .await
+                            .map_err(|e| anyhow!("{} {}: {}", call.method, call.path, e.label()))?;
+                        // `503 unavailable` says nothing was written and it
+                        // is safe to retry: an overloaded machine must not
+                        // fail a benchmark's setup.
+                        tries += 1;
+                        if reply.status == 503 && tries < SETUP_TRIES {
+                            tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                            continue;
+                        }
+                        break reply;
+                    };
                     replies.push((index, reply));
                 }
                 anyhow::Ok(replies)

@@ -7,7 +7,8 @@
 //! `scenarios/*` (one module per scenario: setup + workload) → `driver`
 //! (the timed loop, latency histograms) → `book` (what the client saw
 //! accepted) → `audit` (final state vs invariants and book) → `report`.
-//! `bulk` is the only SQL: loading a long ledger for `history`.
+//! `bulk` is the only SQL: loading a long ledger for `history`. `webhook`
+//! is a local receiver measuring event delivery (`--webhook`).
 
 mod api;
 mod audit;
@@ -19,6 +20,7 @@ mod http;
 mod report;
 mod scenarios;
 mod util;
+mod webhook;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -144,6 +146,17 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     clock_ticks: u64,
 
+    /// Subscribe each business of the run to `purchase.created` at a
+    /// receiver in this process (127.0.0.1; the server needs
+    /// --webhook-allow-private) and report the events' delivery lag. After
+    /// the load, waits up to --webhook-drain for every purchase's event.
+    #[arg(long)]
+    webhook: bool,
+
+    /// With --webhook: how long to wait after the load for the last events.
+    #[arg(long, default_value = "120s", value_parser = util::parse_duration)]
+    webhook_drain: Duration,
+
     /// Wait up to this long for GET /readyz to answer 200 before starting.
     #[arg(long, default_value = "0s", value_parser = util::parse_duration)]
     wait_ready: Duration,
@@ -201,6 +214,25 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let setup_started = Instant::now();
     let plan = scenarios::plan(cli.scenario, &ctx).await?;
+    let receiver = if cli.webhook {
+        anyhow::ensure!(
+            matches!(
+                cli.scenario,
+                Scenario::Uncontended
+                    | Scenario::HotProduct
+                    | Scenario::Sellout
+                    | Scenario::HotCustomer
+            ),
+            "--webhook counts purchase events: use it with uncontended, hot-product, sellout or hot-customer"
+        );
+        let receiver = webhook::Receiver::start().await?;
+        for tenant in &plan.audit.tenants {
+            receiver.subscribe(&api, &tenant.tenant).await?;
+        }
+        Some(receiver)
+    } else {
+        None
+    };
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     if !cli.json {
         eprintln!(
@@ -225,6 +257,15 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         .violations
         .splice(0..0, result.book.violations.iter().cloned());
     let mut facts = plan.facts;
+    if let Some(receiver) = &receiver {
+        // Only purchases in these scenarios: one ledger entry, one event each.
+        let customers = result.book.customers.values();
+        let expected = customers.clone().map(|book| book.entries).sum();
+        let uncertain = customers.map(|book| book.maybe_entries).sum();
+        let (delivery, missing) = receiver.drain(expected, uncertain, cli.webhook_drain).await;
+        facts.insert("webhook".into(), delivery);
+        findings.violations.extend(missing);
+    }
     facts.insert(
         "setup_seconds".into(),
         serde_json::json!((setup_seconds * 10.0).round() / 10.0),
