@@ -701,9 +701,12 @@ ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) RETURNS uuid
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+DECLARE
+    claimed uuid;
+BEGIN
     WITH head AS (
         SELECT d.business_id, d.id, d.next_attempt_at, d.leased_until
           FROM public.webhook_deliveries d
@@ -725,7 +728,9 @@ CREATE FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_m
      WHERE d.business_id = due.business_id AND d.id = due.id
        AND d.state = 'pending'
        AND (d.leased_until IS NULL OR d.leased_until <= now())
-    RETURNING d.id
+    RETURNING d.id INTO claimed;
+    RETURN claimed;
+END
 $$;
 
 ALTER FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) OWNER TO ontab_system;
@@ -2594,9 +2599,13 @@ CREATE FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) RETURNS SETOF 
     AS $$
     SELECT DISTINCT e.business_id
       FROM public.webhook_endpoints e
-     WHERE EXISTS (SELECT 1 FROM public.events ev
-                    WHERE ev.business_id = e.business_id
-                      AND ev.sequence = e.fanned_out_through + 1)
+     CROSS JOIN LATERAL (SELECT ev.sequence
+                           FROM public.events ev
+                          WHERE ev.business_id = e.business_id
+                            AND ev.sequence > e.fanned_out_through
+                          ORDER BY ev.sequence
+                          LIMIT 1) AS next_event
+     WHERE next_event.sequence = e.fanned_out_through + 1
      LIMIT p_limit
 $$;
 

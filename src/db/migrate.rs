@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "claim_next_of_subject",
         sql: include_str!("../../migrations/0008_claim_next_of_subject.sql"),
     },
+    Migration {
+        version: 9,
+        name: "delivery_rounds_by_index",
+        sql: include_str!("../../migrations/0009_delivery_rounds_by_index.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

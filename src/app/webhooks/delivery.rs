@@ -160,6 +160,7 @@ pub async fn fan_out(app: &App) -> Result<i64, AppError> {
     let actor = Actor::System.recorded();
     for business_id in deliveries::fan_out_due(app.db(), FAN_OUT_BUSINESSES).await? {
         let (tx, _) = app.db().begin(business_id, &[], &actor).await?;
+        deliveries::commit_asynchronously(&tx).await?;
         created += deliveries::fan_out(&tx, FAN_OUT_BATCH).await?;
         tx.commit().await?;
     }
@@ -191,6 +192,7 @@ async fn attempt(
         .map(|wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
         .collect();
     let (tx, _) = db.begin(business_id, &[], &actor).await?;
+    deliveries::commit_asynchronously(&tx).await?;
     let outcome =
         deliveries::attempted(&tx, delivery_id, engine.lease, &attempted, &schedule).await?;
     let next = if continue_subject && outcome.as_deref() == Some("delivered") {
