@@ -25,7 +25,10 @@ use crate::domain::records::{Aging, OverdueCustomer};
 // purchases due in [as_of - 30k days, as_of - 30(k-1) days), bucket 4
 // anything older. The bounds are computed once by the caller, and due_at is
 // in the index the open purchases are read from, so each costs a few
-// timestamp comparisons. Sums are numeric, but a customer's open amounts
+// timestamp comparisons. With `days`, `created_at + days >= bound` is
+// `created_at >= bound - days`: the caller shifts the bounds instead, so no
+// row pays for date arithmetic (a per-row make_interval made the report
+// about twice as slow with `days` as without). Sums are numeric, but a customer's open amounts
 // sum to their balance, which is a bigint.
 const OVERDUE_SQL: &str = "
 WITH heads AS MATERIALIZED (
@@ -48,8 +51,7 @@ WITH heads AS MATERIALIZED (
                 ELSE 4 END AS bucket
       FROM (SELECT h.id, p.created_at,
                    least(p.amount, p.purchases_to_date - h.credited) AS unsettled,
-                   CASE WHEN $6::int IS NULL THEN p.due_at
-                        ELSE p.created_at + make_interval(days => $6::int) END AS due
+                   CASE WHEN $6::int IS NULL THEN p.due_at ELSE p.created_at END AS due
               FROM heads h
               JOIN credit_ledger p
                 ON p.business_id = $1 AND p.customer_id = h.id
@@ -109,6 +111,9 @@ pub async fn overdue(
     days: Option<i32>,
 ) -> Result<Vec<OverdueCustomer>, DbError> {
     let business = tx.business_id();
+    // Due `days` after it was made: compare created_at with bounds `days`
+    // earlier (OVERDUE_SQL). Days are 24 hours here, as in the buckets.
+    let as_of = as_of - TimeDelta::days(i64::from(days.unwrap_or(0)));
     let bounds = [1, 2, 3].map(|months| as_of - TimeDelta::days(30 * months));
     let rows = tx
         .query(
