@@ -363,6 +363,15 @@ lag_median() { # name clients column
     awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c && $col != "" { print $col }' "$work/webhooks.tsv" |
         sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+# The two rows of a *-webhook scenario: its rate against the same scenario
+# without an endpoint, then its delivery lag.
+webhook_rows() { # base-scenario clients
+    local base=$1 c=$2 name=$1-webhook ratio lag met
+    ratio=$(median_ratio "$name" "$base" "$c"); met=0; at_least "$ratio" 0.85 || met=1
+    row "$base, events to one webhook endpoint" "$name" "$c" "$base, no endpoint" "$(median "$base" "$c" 4)" "$ratio×" "≥ 0.85×" "$(verdict $met "$name" "$c")"
+    lag=$(lag_median "$name" "$c" 5); met=0; at_most "$lag" 1000 || met=1
+    echo "| $name: delivery lag | $c | | p50 $(lag_median "$name" "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median "$name" "$c" 6) ms, drained $(lag_median "$name" "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met "$name" "$c") |"
+}
 cpu() { echo "$(median "$1" "$2" 7) / $(median "$1" "$2" 8) / $(median "$1" "$2" 9)"; }
 row() { # label name clients baseline-label baseline-value ratio target verdict
     echo "| $1 | $3 | $(median "$2" "$3" 4) | $(median "$2" "$3" 5) | $(median "$2" "$3" 6) | $(cpu "$2" "$3") | $4 | $5 | $6 | $7 | $8 |"
@@ -400,12 +409,7 @@ out=bench/results/$stamp.md
                 row uncontended uncontended "$c" "-" "-" "-" "(compared below)" "$(verdict 0 uncontended "$c")"
             fi
         fi
-        if wants uncontended-webhook; then
-            ratio=$(median_ratio uncontended-webhook uncontended "$c"); met=0; at_least "$ratio" 0.85 || met=1
-            row "uncontended, events to one webhook endpoint" uncontended-webhook "$c" "uncontended, no endpoint" "$(median uncontended "$c" 4)" "$ratio×" "≥ 0.85×" "$(verdict $met uncontended-webhook "$c")"
-            lag=$(lag_median uncontended-webhook "$c" 5); met=0; at_most "$lag" 1000 || met=1
-            echo "| uncontended-webhook: delivery lag | $c | | p50 $(lag_median uncontended-webhook "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median uncontended-webhook "$c" 6) ms, drained $(lag_median uncontended-webhook "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met uncontended-webhook "$c") |"
-        fi
+        wants uncontended-webhook && webhook_rows uncontended "$c"
         if wants hold-capture; then
             ratio=$(median_ratio hold-capture uncontended "$c")
             row "hold-capture (sales/s)" hold-capture "$c" "uncontended purchases" "$(median uncontended "$c" 4)" "$ratio×" "(information)" "$(verdict 0 hold-capture "$c")"
@@ -418,12 +422,7 @@ out=bench/results/$stamp.md
                 row hot-product hot-product "$c" "-" "-" "-" "(compared below)" "$(verdict 0 hot-product "$c")"
             fi
         fi
-        if wants hot-product-webhook; then
-            ratio=$(median_ratio hot-product-webhook hot-product "$c"); met=0; at_least "$ratio" 0.85 || met=1
-            row "hot-product, events to one webhook endpoint" hot-product-webhook "$c" "hot-product, no endpoint" "$(median hot-product "$c" 4)" "$ratio×" "≥ 0.85×" "$(verdict $met hot-product-webhook "$c")"
-            lag=$(lag_median hot-product-webhook "$c" 5); met=0; at_most "$lag" 1000 || met=1
-            echo "| hot-product-webhook: delivery lag | $c | | p50 $(lag_median hot-product-webhook "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median hot-product-webhook "$c" 6) ms, drained $(lag_median hot-product-webhook "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met hot-product-webhook "$c") |"
-        fi
+        wants hot-product-webhook && webhook_rows hot-product "$c"
         if wants hold-capture-hot; then
             ratio=$(median_ratio hold-capture-hot hot-product "$c")
             row "hold-capture-hot (sales/s)" hold-capture-hot "$c" "hot-product purchases" "$(median hot-product "$c" 4)" "$ratio×" "(information)" "$(verdict 0 hold-capture-hot "$c")"
