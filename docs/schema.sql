@@ -697,45 +697,6 @@ $$;
 ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 
 --
--- Name: ontab_claim_next_webhook_delivery(uuid, integer, uuid, uuid, uuid); Type: FUNCTION; Schema: public; Owner: ontab_system
---
-
-CREATE FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) RETURNS uuid
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
-    AS $$
-DECLARE
-    claimed uuid;
-BEGIN
-    WITH head AS (
-        SELECT d.business_id, d.id, d.next_attempt_at, d.leased_until
-          FROM public.webhook_deliveries d
-         WHERE d.business_id = p_business AND d.endpoint_id = p_endpoint
-           AND d.subject_id = p_subject AND d.state = 'pending'
-         ORDER BY d.sequence, d.id
-         LIMIT 1
-    ), due AS (
-        SELECT h.business_id, h.id
-          FROM head h
-          JOIN public.webhook_endpoints e ON e.business_id = h.business_id AND e.id = p_endpoint
-         WHERE NOT e.disabled
-           AND h.next_attempt_at <= now()
-           AND (h.leased_until IS NULL OR h.leased_until <= now())
-    )
-    UPDATE public.webhook_deliveries d
-       SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
-      FROM due
-     WHERE d.business_id = due.business_id AND d.id = due.id
-       AND d.state = 'pending'
-       AND (d.leased_until IS NULL OR d.leased_until <= now())
-    RETURNING d.id INTO claimed;
-    RETURN claimed;
-END
-$$;
-
-ALTER FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) OWNER TO ontab_system;
-
---
 -- Name: ontab_claim_webhook_deliveries(uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
@@ -2466,62 +2427,124 @@ $$;
 ALTER FUNCTION public.ontab_void(p_hold_id uuid) OWNER TO ontab_writer;
 
 --
--- Name: ontab_webhook_attempted(uuid, uuid, integer, text, integer, timestamp with time zone, bigint[]); Type: FUNCTION; Schema: public; Owner: postgres
+-- Name: ontab_webhook_attempted_batch(uuid, integer, bigint[], uuid[], integer[], text[], integer[], timestamp with time zone[], boolean[]); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
-CREATE FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) RETURNS text
+CREATE FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) RETURNS TABLE(delivery_id uuid, outcome text, next_delivery_id uuid)
     LANGUAGE plpgsql
     AS $$
+#variable_conflict use_column
 DECLARE
-    v_delivery webhook_deliveries%ROWTYPE;
-    v_outcome text;
-    v_next timestamptz;
+    v_ids uuid[];
+    v_outcomes text[];
+    v_endpoints uuid[];
+    v_subjects uuid[];
+    v_continue boolean[];
+    v_heads uuid[];
 BEGIN
-    SELECT * INTO v_delivery
-      FROM webhook_deliveries d
-     WHERE d.business_id = ontab_tenant() AND d.id = p_delivery
-       AND d.state = 'pending' AND d.lease = p_lease
-       FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    IF p_status BETWEEN 200 AND 299 THEN
-        v_outcome := 'delivered';
-    ELSIF p_status = 410 THEN
-        v_outcome := 'disabled';
-        v_next := now();
-    ELSIF v_delivery.attempts + 1 <= coalesce(cardinality(p_schedule), 0) THEN
-        v_outcome := 'retrying';
-        v_next := now() + make_interval(secs => p_schedule[v_delivery.attempts + 1] / 1000.0);
-    ELSE
-        v_outcome := 'gave_up';
-    END IF;
-    UPDATE webhook_deliveries
-       SET attempts = attempts + 1,
-           state = CASE v_outcome WHEN 'delivered' THEN 'delivered'
-                                  WHEN 'gave_up' THEN 'failed'
-                                  ELSE 'pending' END,
-           next_attempt_at = coalesce(v_next, next_attempt_at),
-           finished_at = CASE WHEN v_outcome IN ('delivered', 'gave_up') THEN now() END,
-           lease = NULL,
-           leased_until = NULL
-     WHERE business_id = v_delivery.business_id AND id = v_delivery.id;
-    INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
-                                  status_code, error, duration_ms, outcome, next_attempt_at, attempted_at)
-    VALUES (v_delivery.business_id, gen_random_uuid(), v_delivery.endpoint_id, v_delivery.id,
-            v_delivery.event_id, v_delivery.attempts + 1, p_status, left(p_error, 1000),
-            greatest(p_duration_ms, 0), v_outcome, v_next, p_attempted_at);
-    IF v_outcome = 'disabled' THEN
-        UPDATE webhook_endpoints
+    WITH input AS (
+        SELECT DISTINCT ON (i.id) i.id, i.status, i.error, i.duration_ms, i.attempted_at, i.cont
+          FROM unnest(p_deliveries, p_status, p_error, p_duration_ms, p_attempted_at, p_continue)
+               AS i(id, status, error, duration_ms, attempted_at, cont)
+         WHERE i.id IS NOT NULL
+         ORDER BY i.id
+    ), locked AS MATERIALIZED (
+        SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts
+          FROM webhook_deliveries d
+         WHERE d.business_id = ontab_tenant() AND d.id = ANY (p_deliveries)
+           AND d.finished_at IS NULL AND d.lease = p_lease
+         ORDER BY d.id
+           FOR UPDATE
+    ), timed AS MATERIALIZED (
+        SELECT h.*,
+               CASE h.outcome
+                    WHEN 'disabled' THEN now()
+                    WHEN 'retrying' THEN now() + make_interval(secs => p_schedule[h.attempts + 1] / 1000.0)
+               END AS next_at
+          FROM (SELECT l.business_id, l.id, l.endpoint_id, l.event_id, l.subject_id, l.attempts,
+                       i.status, i.error, i.duration_ms, i.attempted_at,
+                       coalesce(i.cont, false) AS cont,
+                       CASE WHEN i.status BETWEEN 200 AND 299 THEN 'delivered'
+                            WHEN i.status = 410 THEN 'disabled'
+                            WHEN l.attempts + 1 <= coalesce(cardinality(p_schedule), 0) THEN 'retrying'
+                            ELSE 'gave_up' END AS outcome
+                  FROM locked l
+                  JOIN input i ON i.id = l.id) h
+    ), recorded AS (
+        UPDATE webhook_deliveries d
+           SET attempts = d.attempts + 1,
+               state = CASE t.outcome WHEN 'delivered' THEN 'delivered'
+                                      WHEN 'gave_up' THEN 'failed'
+                                      ELSE 'pending' END,
+               next_attempt_at = coalesce(t.next_at, d.next_attempt_at),
+               finished_at = CASE WHEN t.outcome IN ('delivered', 'gave_up') THEN now() END,
+               lease = NULL,
+               leased_until = NULL
+          FROM timed t
+         WHERE d.business_id = ontab_tenant() AND d.id = ANY (p_deliveries) AND d.id = t.id
+    ), logged AS (
+        INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
+                                      status_code, error, duration_ms, outcome, next_attempt_at,
+                                      attempted_at)
+        SELECT t.business_id, gen_random_uuid(), t.endpoint_id, t.id, t.event_id, t.attempts + 1,
+               t.status, left(t.error, 1000), greatest(t.duration_ms, 0), t.outcome, t.next_at,
+               t.attempted_at
+          FROM timed t
+    ), gone AS (
+        UPDATE webhook_endpoints e
            SET disabled = true, disabled_reason = 'gone', updated_at = now()
-         WHERE business_id = v_delivery.business_id AND id = v_delivery.endpoint_id
-           AND NOT disabled;
+         WHERE e.business_id = ontab_tenant()
+           AND e.id IN (SELECT t.endpoint_id FROM timed t WHERE t.outcome = 'disabled')
+           AND NOT e.disabled
+    )
+    SELECT array_agg(t.id), array_agg(t.outcome), array_agg(t.endpoint_id),
+           array_agg(t.subject_id), array_agg(t.cont)
+      INTO v_ids, v_outcomes, v_endpoints, v_subjects, v_continue
+      FROM timed t;
+
+    IF v_ids IS NULL THEN
+        RETURN;
     END IF;
-    RETURN v_outcome;
+
+    -- New statements: they see what the one above wrote, so each delivered
+    -- subject's head is now its next delivery. Heads are found per subject
+    -- (one probe of the pending index each), then leased by primary key.
+    SELECT array_agg(n.id) INTO v_heads
+      FROM (SELECT DISTINCT r.endpoint_id, r.subject_id
+              FROM unnest(v_outcomes, v_endpoints, v_subjects, v_continue)
+                   AS r(outcome, endpoint_id, subject_id, cont)
+             WHERE r.outcome = 'delivered' AND r.cont) done
+      JOIN webhook_endpoints e
+        ON e.business_id = ontab_tenant() AND e.id = done.endpoint_id AND NOT e.disabled
+     CROSS JOIN LATERAL (
+           SELECT d.id, d.next_attempt_at, d.leased_until
+             FROM webhook_deliveries d
+            WHERE d.business_id = ontab_tenant() AND d.endpoint_id = done.endpoint_id
+              AND d.subject_id = done.subject_id AND d.state = 'pending'
+            ORDER BY d.sequence, d.id
+            LIMIT 1) n
+     WHERE n.next_attempt_at <= now()
+       AND (n.leased_until IS NULL OR n.leased_until <= now());
+
+    RETURN QUERY
+    WITH leased AS (
+        UPDATE webhook_deliveries d
+           SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
+         WHERE d.business_id = ontab_tenant() AND d.id = ANY (coalesce(v_heads, '{}'))
+           AND d.finished_at IS NULL
+           AND (d.leased_until IS NULL OR d.leased_until <= now())
+        RETURNING d.endpoint_id, d.subject_id, d.id
+    )
+    SELECT r.id, r.outcome, l.id
+      FROM unnest(v_ids, v_outcomes, v_endpoints, v_subjects, v_continue)
+           AS r(id, outcome, endpoint_id, subject_id, cont)
+      LEFT JOIN leased l
+        ON r.outcome = 'delivered' AND r.cont
+       AND l.endpoint_id = r.endpoint_id AND l.subject_id = r.subject_id;
 END
 $$;
 
-ALTER FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) OWNER TO postgres;
+ALTER FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) OWNER TO postgres;
 
 --
 -- Name: ontab_webhook_backlog(); Type: FUNCTION; Schema: public; Owner: ontab_system
@@ -3598,7 +3621,7 @@ CREATE INDEX webhook_attempts_listing ON public.webhook_attempts USING btree (bu
 -- Name: webhook_deliveries_of_event; Type: INDEX; Schema: public; Owner: postgres
 --
 
-CREATE INDEX webhook_deliveries_of_event ON public.webhook_deliveries USING btree (business_id, event_id);
+CREATE INDEX webhook_deliveries_of_event ON public.webhook_deliveries USING btree (event_id, business_id);
 
 --
 -- Name: webhook_deliveries_pending; Type: INDEX; Schema: public; Owner: postgres
@@ -4647,13 +4670,6 @@ REVOKE ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_e
 GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid); Type: ACL; Schema: public; Owner: ontab_system
---
-
-REVOKE ALL ON FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.ontab_claim_next_webhook_delivery(p_lease uuid, p_lease_ms integer, p_business uuid, p_endpoint uuid, p_subject uuid) TO ontab_app;
-
---
 -- Name: FUNCTION ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
 --
 
@@ -4940,11 +4956,11 @@ REVOKE ALL ON FUNCTION public.ontab_void(p_hold_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_void(p_hold_id uuid) TO ontab_app;
 
 --
--- Name: FUNCTION ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]); Type: ACL; Schema: public; Owner: postgres
+-- Name: FUNCTION ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]); Type: ACL; Schema: public; Owner: postgres
 --
 
-REVOKE ALL ON FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.ontab_webhook_attempted(p_delivery uuid, p_lease uuid, p_status integer, p_error text, p_duration_ms integer, p_attempted_at timestamp with time zone, p_schedule bigint[]) TO ontab_app;
+REVOKE ALL ON FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_webhook_backlog(); Type: ACL; Schema: public; Owner: ontab_system

@@ -1,8 +1,10 @@
 //! What the delivery workers send to PostgreSQL: find businesses with
 //! events to fan out, fan them out into deliveries, lease the deliveries
-//! that may go now, read one to send, record its attempt, and publish to
+//! that may go now, read them to send, record their attempts (a batch at a
+//! time, leasing each delivered subject's next delivery), and publish to
 //! NATS behind a per-business cursor. The rules (per-subject order, leases,
-//! the schedule's arithmetic) are in the SQL functions of migrations/0006.
+//! the schedule's arithmetic) are in the SQL functions of migrations/0006
+//! and 0010.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
@@ -34,16 +36,26 @@ pub async fn fan_out_due(db: &Db, limit: i32) -> Result<Vec<Uuid>, DbError> {
     rows.iter().map(|row| column(row, "business_id")).collect()
 }
 
-const ASYNC_COMMIT: &str = "SELECT set_config('synchronous_commit', 'off', true)";
+const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true),
+            set_config('plan_cache_mode', 'force_custom_plan', true)";
 
-/// Lets this transaction's COMMIT return before its WAL is flushed. Only for
-/// delivery bookkeeping (fan-out, leases, attempts), where losing the last
-/// commits in a crash means sending an event again with the same
-/// webhook-id, which at-least-once delivery allows; never for a change of
-/// money, stock or an event itself. Spares a WAL flush per delivery, which
-/// competed with the purchases' own.
-pub async fn commit_asynchronously(tx: &TenantTx) -> Result<(), DbError> {
-    tx.query_one(ASYNC_COMMIT, &[]).await?;
+/// Settings for a transaction of delivery bookkeeping (fan-out, reading
+/// what to send, recording attempts), never for a change of money, stock
+/// or an event itself:
+///
+/// - COMMIT returns before its WAL is flushed: losing the last commits in
+///   a crash means sending an event again with the same webhook-id, which
+///   at-least-once delivery allows. Spares a WAL flush per batch, which
+///   competed with the purchases' own.
+/// - Every statement is planned for the tables as they are now. The
+///   deliveries table is a queue: a generic plan made while it was small
+///   (PostgreSQL caches one per connection after five runs, and only
+///   ANALYZE invalidates it) walked every delivery of the business to find
+///   a few by id, and recording slowed to 100 ms a batch as the table grew
+///   (measured: bench/run.sh uncontended-webhook, second round). Planning
+///   again costs well under a millisecond per batch.
+pub async fn bookkeeping(tx: &TenantTx) -> Result<(), DbError> {
+    tx.query_one(BOOKKEEPING, &[]).await?;
     Ok(())
 }
 
@@ -82,85 +94,76 @@ pub async fn claim(
         .collect()
 }
 
-const CLAIM_NEXT: &str =
-    "SELECT ontab_claim_next_webhook_delivery($1, $2, $3, $4, $5) AS delivery_id";
-
-/// Leases the next delivery of the subject of one just delivered, if it may
-/// go now (migrations/0008); `None` when there is none or it may not.
-pub async fn claim_next(
-    tx: &TenantTx,
-    lease: Uuid,
-    lease_ms: i32,
-    endpoint_id: Uuid,
-    subject_id: Uuid,
-) -> Result<Option<Uuid>, DbError> {
-    let business = tx.business_id();
-    let row = tx
-        .query_one(
-            CLAIM_NEXT,
-            &[
-                (&lease, Type::UUID),
-                (&lease_ms, Type::INT4),
-                (&business, Type::UUID),
-                (&endpoint_id, Type::UUID),
-                (&subject_id, Type::UUID),
-            ],
-        )
-        .await?;
-    column(&row, "delivery_id")
-}
-
 /// A leased delivery, ready to send.
 #[derive(Debug)]
 pub struct Job {
+    pub delivery_id: Uuid,
     pub endpoint_id: Uuid,
     pub url: String,
     pub secrets: Vec<WebhookSecret>,
     pub event: EventBody,
 }
 
-// The secrets that sign now, newest first.
-const LOAD: &str = "SELECT d.endpoint_id, e.url, ev.id, ev.sequence, ev.type, ev.created_at,
-            coalesce(ev.subject_id, ev.business_id) AS subject_id, ev.data,
+// The secrets that sign now, newest first. In sequence order, so a
+// subject's deliveries (should several come at once) keep theirs. The
+// deliveries by primary key, their endpoint and event by one probe each
+// (LATERAL ... LIMIT 1 keeps the planner from walking the business's
+// events instead: migrations/0010 says why); pending as
+// `finished_at IS NULL`, for the same reason.
+const LOAD: &str = "SELECT d.id AS delivery_id, d.endpoint_id, e.url, ev.id, ev.sequence, ev.type,
+            ev.created_at, ev.subject_id, ev.data,
             ARRAY(SELECT s.secret FROM webhook_secrets s
                    WHERE s.business_id = d.business_id AND s.endpoint_id = d.endpoint_id
                      AND (s.expires_at IS NULL OR s.expires_at > now())
                    ORDER BY s.created_at DESC, s.id DESC) AS secrets
        FROM webhook_deliveries d
-       JOIN webhook_endpoints e ON e.business_id = d.business_id AND e.id = d.endpoint_id
-       JOIN events ev ON ev.business_id = d.business_id AND ev.id = d.event_id
-      WHERE d.business_id = $1 AND d.id = $2 AND d.lease = $3 AND d.state = 'pending'";
+      CROSS JOIN LATERAL (SELECT e.url FROM webhook_endpoints e
+                           WHERE e.business_id = d.business_id AND e.id = d.endpoint_id
+                           LIMIT 1) e
+      CROSS JOIN LATERAL (SELECT ev.id, ev.sequence, ev.type, ev.created_at,
+                                 coalesce(ev.subject_id, ev.business_id) AS subject_id, ev.data
+                            FROM events ev
+                           WHERE ev.business_id = d.business_id AND ev.id = d.event_id
+                           LIMIT 1) ev
+      WHERE d.business_id = $1 AND d.id = ANY ($2) AND d.lease = $3 AND d.finished_at IS NULL
+      ORDER BY ev.sequence, d.id";
 
-/// The delivery if `lease` still holds it.
-pub async fn load(tx: &TenantTx, delivery_id: Uuid, lease: Uuid) -> Result<Option<Job>, DbError> {
+/// The deliveries among `delivery_ids` that `lease` still holds, in
+/// sequence order (one statement however many).
+pub async fn load(tx: &TenantTx, delivery_ids: &[Uuid], lease: Uuid) -> Result<Vec<Job>, DbError> {
+    if delivery_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let business = tx.business_id();
-    let Some(row) = tx
-        .query_opt(
+    let rows = tx
+        .query(
             LOAD,
             &[
                 (&business, Type::UUID),
-                (&delivery_id, Type::UUID),
+                (&delivery_ids, Type::UUID_ARRAY),
                 (&lease, Type::UUID),
             ],
         )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let secrets: Vec<Vec<u8>> = column(&row, "secrets")?;
-    Ok(Some(Job {
-        endpoint_id: column(&row, "endpoint_id")?,
-        url: column(&row, "url")?,
-        secrets: secrets.into_iter().map(WebhookSecret::from_bytes).collect(),
-        event: EventBody {
-            id: column(&row, "id")?,
-            sequence: column(&row, "sequence")?,
-            event_type: column(&row, "type")?,
-            created_at: column(&row, "created_at")?,
-            subject_id: column(&row, "subject_id")?,
-            data: column(&row, "data")?,
-        },
-    }))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let secrets: Vec<Vec<u8>> = column(row, "secrets")?;
+            Ok(Job {
+                delivery_id: column(row, "delivery_id")?,
+                endpoint_id: column(row, "endpoint_id")?,
+                url: column(row, "url")?,
+                secrets: secrets.into_iter().map(WebhookSecret::from_bytes).collect(),
+                event: EventBody {
+                    id: column(row, "id")?,
+                    sequence: column(row, "sequence")?,
+                    event_type: column(row, "type")?,
+                    created_at: column(row, "created_at")?,
+                    subject_id: column(row, "subject_id")?,
+                    data: column(row, "data")?,
+                },
+            })
+        })
+        .collect()
 }
 
 /// What came of one attempt.
@@ -172,32 +175,73 @@ pub struct Attempted {
     pub attempted_at: DateTime<Utc>,
 }
 
-const ATTEMPTED: &str = "SELECT ontab_webhook_attempted($1, $2, $3, $4, $5, $6, $7)";
+/// An attempt to record: the delivery, what came of it, and whether its
+/// subject's next delivery should be leased to the caller if it was
+/// delivered.
+#[derive(Debug, Clone)]
+pub struct ToRecord {
+    pub delivery_id: Uuid,
+    pub attempted: Attempted,
+    pub continue_subject: bool,
+}
 
-/// Records the attempt under `lease`; answers its outcome (`delivered`,
-/// `retrying`, `gave_up`, `disabled`), `None` when the lease was lost.
+/// What recording one attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub delivery_id: Uuid,
+    /// `delivered`, `retrying`, `gave_up` or `disabled`.
+    pub outcome: String,
+    /// The subject's next delivery, now leased to the caller.
+    pub next_delivery_id: Option<Uuid>,
+}
+
+const ATTEMPTED: &str = "SELECT delivery_id, outcome, next_delivery_id
+       FROM ontab_webhook_attempted_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Records the attempts of deliveries held under `lease` (migrations/0010)
+/// and leases each delivered subject's next delivery where asked. A
+/// delivery whose lease was lost is not recorded and not answered.
 pub async fn attempted(
     tx: &TenantTx,
-    delivery_id: Uuid,
     lease: Uuid,
-    attempted: &Attempted,
+    lease_ms: i32,
     schedule_ms: &[i64],
-) -> Result<Option<String>, DbError> {
-    let row = tx
-        .query_one(
+    attempts: &[ToRecord],
+) -> Result<Vec<Recorded>, DbError> {
+    let ids: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id).collect();
+    let status: Vec<Option<i32>> = attempts.iter().map(|a| a.attempted.status_code).collect();
+    let errors: Vec<Option<&str>> = attempts
+        .iter()
+        .map(|a| a.attempted.error.as_deref())
+        .collect();
+    let durations: Vec<i32> = attempts.iter().map(|a| a.attempted.duration_ms).collect();
+    let at: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.attempted.attempted_at).collect();
+    let continues: Vec<bool> = attempts.iter().map(|a| a.continue_subject).collect();
+    let rows = tx
+        .query(
             ATTEMPTED,
             &[
-                (&delivery_id, Type::UUID),
                 (&lease, Type::UUID),
-                (&attempted.status_code, Type::INT4),
-                (&attempted.error, Type::TEXT),
-                (&attempted.duration_ms, Type::INT4),
-                (&attempted.attempted_at, Type::TIMESTAMPTZ),
+                (&lease_ms, Type::INT4),
                 (&schedule_ms, Type::INT8_ARRAY),
+                (&ids, Type::UUID_ARRAY),
+                (&status, Type::INT4_ARRAY),
+                (&errors, Type::TEXT_ARRAY),
+                (&durations, Type::INT4_ARRAY),
+                (&at, Type::TIMESTAMPTZ_ARRAY),
+                (&continues, Type::BOOL_ARRAY),
             ],
         )
         .await?;
-    column(&row, 0)
+    rows.iter()
+        .map(|row| {
+            Ok(Recorded {
+                delivery_id: column(row, "delivery_id")?,
+                outcome: column(row, "outcome")?,
+                next_delivery_id: column(row, "next_delivery_id")?,
+            })
+        })
+        .collect()
 }
 
 const BACKLOG: &str = "SELECT endpoint_id, pending FROM ontab_webhook_backlog()";
@@ -306,7 +350,11 @@ pub(super) const STATEMENTS: &[Statement] = &[
         &[Type::INT4],
         &[Column::named::<Uuid>("business_id")]
     ),
-    statement!(ASYNC_COMMIT, &[], &[Column::at::<String>(0)]),
+    statement!(
+        BOOKKEEPING,
+        &[],
+        &[Column::at::<String>(0), Column::at::<String>(1)]
+    ),
     statement!(FAN_OUT, &[Type::INT4], &[Column::at::<i64>(0)]),
     statement!(
         CLAIM,
@@ -317,14 +365,10 @@ pub(super) const STATEMENTS: &[Statement] = &[
         ]
     ),
     statement!(
-        CLAIM_NEXT,
-        &[Type::UUID, Type::INT4, Type::UUID, Type::UUID, Type::UUID],
-        &[Column::named::<Option<Uuid>>("delivery_id")]
-    ),
-    statement!(
         LOAD,
-        &[Type::UUID, Type::UUID, Type::UUID],
+        &[Type::UUID, Type::UUID_ARRAY, Type::UUID],
         &[
+            Column::named::<Uuid>("delivery_id"),
             Column::named::<Uuid>("endpoint_id"),
             Column::named::<String>("url"),
             Column::named::<Uuid>("id"),
@@ -340,14 +384,20 @@ pub(super) const STATEMENTS: &[Statement] = &[
         ATTEMPTED,
         &[
             Type::UUID,
-            Type::UUID,
             Type::INT4,
-            Type::TEXT,
-            Type::INT4,
-            Type::TIMESTAMPTZ,
             Type::INT8_ARRAY,
+            Type::UUID_ARRAY,
+            Type::INT4_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::INT4_ARRAY,
+            Type::TIMESTAMPTZ_ARRAY,
+            Type::BOOL_ARRAY,
         ],
-        &[Column::at::<Option<String>>(0)]
+        &[
+            Column::named::<Uuid>("delivery_id"),
+            Column::named::<String>("outcome"),
+            Column::named::<Option<Uuid>>("next_delivery_id"),
+        ]
     ),
     statement!(
         BACKLOG,

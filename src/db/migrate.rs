@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "delivery_rounds_by_index",
         sql: include_str!("../../migrations/0009_delivery_rounds_by_index.sql"),
     },
+    Migration {
+        version: 10,
+        name: "attempts_in_batches",
+        sql: include_str!("../../migrations/0010_attempts_in_batches.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

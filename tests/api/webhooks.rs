@@ -856,3 +856,279 @@ async fn retention_keeps_every_event_a_webhook_still_owes() {
     assert!(attempts(&app, &biz, &id).await.is_empty());
     app.assert_audit_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_subjects_of_two_businesses_drain_in_order_each_event_once() {
+    // A receiver slow enough that attempts finish together and are
+    // recorded in shared transactions.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;
+    let receiver = Receiver::answering(Arc::new(|_| {
+        std::thread::sleep(Duration::from_millis(5));
+        (204, false)
+    }))
+    .await;
+    let mut expected = 0;
+    let mut businesses = Vec::new();
+    for name in ["Batched A", "Batched B"] {
+        let biz = app.business(name).await;
+        endpoint(
+            &app,
+            &biz,
+            json!({ "url": receiver.url, "types": ["customer.updated"] }),
+        )
+        .await;
+        let mut customers = Vec::new();
+        for _ in 0..10 {
+            customers.push(app.customer(&biz, 0).await);
+        }
+        businesses.push((biz, customers));
+    }
+    let writers = businesses.iter().flat_map(|(biz, customers)| {
+        let app = &app;
+        customers.iter().map(move |customer| async move {
+            for round in 0..5 {
+                rename(app, biz, *customer, &format!("round {round}")).await;
+            }
+        })
+    });
+    futures::future::join_all(writers).await;
+    expected += 2 * 10 * 5;
+    let got = receiver
+        .wait_for("every update", |got| got.len() >= expected)
+        .await;
+    assert_eq!(got.len(), expected, "nothing twice");
+    assert!(
+        got.iter()
+            .all(|r| r.seen_before == 0 && r.concurrent_same_id == 0)
+    );
+    let mut by_subject: HashMap<&str, Vec<i64>> = HashMap::new();
+    for r in &got {
+        by_subject
+            .entry(r.subject())
+            .or_default()
+            .push(r.sequence());
+    }
+    assert_eq!(by_subject.len(), 20);
+    for (subject, sequences) in by_subject {
+        assert_eq!(sequences.len(), 5, "{subject}: {sequences:?}");
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "{subject} out of order: {sequences:?}"
+        );
+    }
+    // Each delivery was attempted once and recorded delivered.
+    let mut sql = app.sql().await;
+    let tx = sql.transaction().await.expect("begin");
+    let recorded: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM webhook_attempts WHERE outcome = 'delivered'",
+            &[],
+        )
+        .await
+        .expect("attempts")
+        .get(0);
+    let pending: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered' OR lease IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("deliveries")
+        .get(0);
+    tx.commit().await.expect("commit");
+    assert_eq!((recorded, pending), (expected as i64, 0));
+    app.assert_audit_clean().await;
+}
+
+async fn attempts_recorded(sql: &tokio_postgres::Client) -> i64 {
+    sql.query_one("SELECT count(*) FROM webhook_attempts", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// Runs `sql` as the server does for `biz` (ontab_app, the tenant set).
+async fn as_tenant<'a>(
+    sql: &'a mut tokio_postgres::Client,
+    biz: &Business,
+) -> tokio_postgres::Transaction<'a> {
+    let tx = sql.transaction().await.expect("begin");
+    tx.batch_execute(&format!(
+        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
+        biz.id
+    ))
+    .await
+    .expect("as the server");
+    tx
+}
+
+const RECORD: &str = "SELECT delivery_id, outcome, next_delivery_id
+    FROM ontab_webhook_attempted_batch($1, 60000, ARRAY[60000]::bigint[], $2, $3,
+                                       $4, $5, $6, $7)";
+
+/// Records `attempts` (delivery, status, go on) under `lease`.
+async fn record(
+    sql: &mut tokio_postgres::Client,
+    biz: &Business,
+    lease: Uuid,
+    attempts: &[(Uuid, i32, bool)],
+) -> Vec<(Uuid, String, Option<Uuid>)> {
+    let ids: Vec<Uuid> = attempts.iter().map(|a| a.0).collect();
+    let status: Vec<i32> = attempts.iter().map(|a| a.1).collect();
+    let errors: Vec<Option<String>> = attempts.iter().map(|_| None).collect();
+    let durations: Vec<i32> = attempts.iter().map(|_| 3).collect();
+    let at: Vec<chrono::DateTime<chrono::Utc>> =
+        attempts.iter().map(|_| chrono::Utc::now()).collect();
+    let go_on: Vec<bool> = attempts.iter().map(|a| a.2).collect();
+    let tx = as_tenant(sql, biz).await;
+    let rows = tx
+        .query(
+            RECORD,
+            &[
+                &lease as &(dyn tokio_postgres::types::ToSql + Sync),
+                &ids,
+                &status,
+                &errors,
+                &durations,
+                &at,
+                &go_on,
+            ],
+        )
+        .await
+        .expect("records");
+    tx.commit().await.expect("commit");
+    rows.iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_follows() {
+    // Nothing is sent: this server delivers nothing; the test plays the
+    // delivery worker in SQL.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        concurrency: 0,
+        ..WebhookLaunch::default()
+    })
+    .await;
+    let biz = app.business("Recorded").await;
+    let (endpoint_id, _) = endpoint(
+        &app,
+        &biz,
+        json!({ "url": "http://127.0.0.1:9/never", "types": ["customer.updated"] }),
+    )
+    .await;
+    let a = app.customer(&biz, 0).await;
+    let b = app.customer(&biz, 0).await;
+    rename(&app, &biz, a, "a1").await;
+    rename(&app, &biz, b, "b1").await;
+    rename(&app, &biz, a, "a2").await;
+    for _ in 0..600 {
+        let feed = app.get("/v1/events?after=0", &biz.key).await;
+        if feed.body["next_after"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut sql = app.sql().await;
+    let lease = Uuid::new_v4();
+    let (a1, a2, b1) = {
+        let tx = as_tenant(&mut sql, &biz).await;
+        let fanned: i64 = tx
+            .query_one("SELECT ontab_webhook_fan_out(1000)", &[])
+            .await
+            .expect("fan out")
+            .get(0);
+        assert_eq!(fanned, 3);
+        let claimed = tx
+            .query(
+                "SELECT delivery_id FROM ontab_claim_webhook_deliveries($1, 60000, 100)",
+                &[&lease],
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2, "one head per subject");
+        let of = |subject: Uuid| {
+            let tx = &tx;
+            async move {
+                tx.query(
+                    "SELECT id FROM webhook_deliveries WHERE subject_id = $1 ORDER BY sequence",
+                    &[&subject],
+                )
+                .await
+                .expect("deliveries")
+                .iter()
+                .map(|row| row.get::<_, Uuid>(0))
+                .collect::<Vec<_>>()
+            }
+        };
+        let (of_a, of_b) = (of(a).await, of(b).await);
+        tx.commit().await.expect("commit");
+        (of_a[0], of_a[1], of_b[0])
+    };
+
+    // Another lease records nothing and is answered nothing.
+    let stranger = record(&mut sql, &biz, Uuid::new_v4(), &[(a1, 200, true)]).await;
+    assert!(stranger.is_empty(), "{stranger:?}");
+    assert_eq!(attempts_recorded(&sql).await, 0);
+
+    // Delivered: a's next is leased to us; b's failure is retried later.
+    let mut answered = record(&mut sql, &biz, lease, &[(a1, 200, true), (b1, 500, true)]).await;
+    answered.sort_by_key(|(id, _, _)| *id != a1);
+    assert_eq!(
+        answered,
+        vec![
+            (a1, "delivered".to_owned(), Some(a2)),
+            (b1, "retrying".to_owned(), None)
+        ]
+    );
+    assert_eq!(attempts_recorded(&sql).await, 2);
+    let row = sql
+        .query_one(
+            "SELECT state, attempts, lease, next_attempt_at > now() + interval '50 seconds'
+               FROM webhook_deliveries WHERE id = $1",
+            &[&b1],
+        )
+        .await
+        .expect("b1");
+    assert_eq!(row.get::<_, String>(0), "pending");
+    assert_eq!(row.get::<_, i32>(1), 1);
+    assert_eq!(row.get::<_, Option<Uuid>>(2), None);
+    assert!(row.get::<_, bool>(3), "retried after the schedule's wait");
+    let leased: Option<Uuid> = sql
+        .query_one("SELECT lease FROM webhook_deliveries WHERE id = $1", &[&a2])
+        .await
+        .expect("a2")
+        .get(0);
+    assert_eq!(leased, Some(lease));
+
+    // 410 disables the endpoint, leaves the delivery pending and leases
+    // nothing more; recorded twice, the second finds no lease.
+    let gone = record(&mut sql, &biz, lease, &[(a2, 410, true)]).await;
+    assert_eq!(gone, vec![(a2, "disabled".to_owned(), None)]);
+    assert!(
+        record(&mut sql, &biz, lease, &[(a2, 200, true)])
+            .await
+            .is_empty()
+    );
+    let endpoint_row = sql
+        .query_one(
+            "SELECT disabled, disabled_reason FROM webhook_endpoints WHERE id = $1::text::uuid",
+            &[&endpoint_id],
+        )
+        .await
+        .expect("endpoint");
+    assert!(endpoint_row.get::<_, bool>(0));
+    assert_eq!(
+        endpoint_row.get::<_, Option<String>>(1).as_deref(),
+        Some("gone")
+    );
+    let a2_state: String = sql
+        .query_one("SELECT state FROM webhook_deliveries WHERE id = $1", &[&a2])
+        .await
+        .expect("a2")
+        .get(0);
+    assert_eq!(a2_state, "pending");
+    assert_eq!(attempts_recorded(&sql).await, 3);
+    app.assert_audit_clean().await;
+}

@@ -1,20 +1,26 @@
 //! The delivery engine, a background task of `ontab serve`. Every round:
 //! fan new events out into deliveries (per endpoint, in its tenant's
-//! transaction), lease the deliveries that may go now, and attempt each in
-//! a task of its own, up to `concurrency` at once. A round starts when the
-//! sequencer notifies (`ontab_events`), when an attempt finishes (its
-//! subject's next delivery may go), or every `poll` otherwise. A task whose
-//! delivery succeeded leases its subject's next one itself, in the same
-//! transaction that records the success (migrations/0008), and goes on
-//! with it, up to `SUBJECT_RUN` in a row: a subject with a backlog drains
-//! at the speed of its receiver rather than one event per round.
+//! transaction), lease the deliveries that may go now, read their bodies
+//! (one statement per business), and attempt each in a task of its own, up
+//! to `concurrency` at once. A round starts when the sequencer notifies
+//! (`ontab_events`), when a task finishes (its subject's next delivery may
+//! go), or every `poll` otherwise.
+//!
+//! A task records its attempt through the [`Recorder`], which writes the
+//! attempts that finished together in one transaction per business and,
+//! in it, leases each delivered subject's next delivery and reads its body
+//! (migrations/0010); the task goes on with it, up to `SUBJECT_RUN` in a
+//! row: a subject with a backlog drains at the speed of its receiver
+//! rather than one event per round, and PostgreSQL sees a few transactions
+//! per batch of deliveries, not two per delivery.
 //!
 //! All state is in PostgreSQL (migrations/0006): a server killed at any
-//! moment leaves at worst a leased delivery, attempted again once the lease
+//! moment leaves at worst leased deliveries, attempted again once the lease
 //! expires, with the same webhook-id. Per-(endpoint, subject) order, and
-//! one attempt at a time per delivery across servers, are the claim's
-//! (`ontab_claim_webhook_deliveries`).
+//! one attempt at a time per delivery across servers, are the claims'
+//! (`ontab_claim_webhook_deliveries`, `ontab_webhook_attempted_batch`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,8 +29,9 @@ use uuid::Uuid;
 
 use super::WebhookSettings;
 use super::guard::GuardedResolver;
+use super::recorder::Recorder;
 use crate::app::{Actor, App, AppError};
-use crate::db::deliveries::{self, Attempted, Job};
+use crate::db::deliveries::{self, Attempted, Job, ToRecord};
 use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
 
 /// Events fanned out per endpoint per round.
@@ -45,6 +52,9 @@ struct Engine {
     client: reqwest::Client,
     /// This server's lease: what it claims, it alone may record.
     lease: Uuid,
+    /// How long a lease lasts, in the unit the SQL functions take.
+    lease_ms: i32,
+    recorder: Recorder,
     wake: Notify,
     slots: Arc<Semaphore>,
 }
@@ -76,12 +86,21 @@ pub async fn run(app: Arc<App>) {
             return;
         }
     };
+    let lease = Uuid::new_v4();
+    let lease_ms = i32::try_from(settings.lease.as_millis()).unwrap_or(i32::MAX);
+    let schedule_ms = settings
+        .retry_schedule
+        .iter()
+        .map(|wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+        .collect();
     let engine = Arc::new(Engine {
         slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+        recorder: Recorder::start(app.clone(), lease, lease_ms, schedule_ms),
         app,
         settings,
         client,
-        lease: Uuid::new_v4(),
+        lease,
+        lease_ms,
         wake: Notify::new(),
     });
     let _listener = AbortOnDrop(tokio::spawn(listen(engine.clone())));
@@ -125,31 +144,39 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
     if free == 0 {
         return Ok(());
     }
-    let lease_ms = i32::try_from(engine.settings.lease.as_millis()).unwrap_or(i32::MAX);
     let limit = i32::try_from(free).unwrap_or(i32::MAX);
-    let claimed = deliveries::claim(engine.app.db(), engine.lease, lease_ms, limit).await?;
+    let claimed = deliveries::claim(engine.app.db(), engine.lease, engine.lease_ms, limit).await?;
+    let mut by_business: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for (business_id, delivery_id) in claimed {
-        let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
-            // Cannot happen (we claimed no more than were free); the lease
-            // simply expires and the delivery goes later.
-            break;
-        };
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let mut next = Some(delivery_id);
-            let mut sent = 0;
-            while let Some(delivery_id) = next.take() {
-                match attempt(&engine, business_id, delivery_id, sent + 1 < SUBJECT_RUN).await {
-                    Ok(following) => next = following,
-                    Err(error) => {
-                        tracing::warn!(%error, %delivery_id, "webhook attempt could not be recorded")
-                    }
+        by_business
+            .entry(business_id)
+            .or_default()
+            .push(delivery_id);
+    }
+    for (business_id, delivery_ids) in by_business {
+        let actor = Actor::System.recorded();
+        let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
+        deliveries::bookkeeping(&tx).await?;
+        let jobs = deliveries::load(&tx, &delivery_ids, engine.lease).await?;
+        tx.commit().await?;
+        for job in jobs {
+            let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
+                // Cannot happen (we claimed no more than were free); the
+                // lease simply expires and the delivery goes later.
+                break;
+            };
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut next = Some(job);
+                let mut sent = 0;
+                while let Some(job) = next.take() {
+                    sent += 1;
+                    next = attempt(&engine, business_id, job, sent < SUBJECT_RUN).await;
                 }
-                sent += 1;
-            }
-            drop(permit);
-            engine.wake.notify_one();
-        });
+                drop(permit);
+                engine.wake.notify_one();
+            });
+        }
     }
     Ok(())
 }
@@ -160,7 +187,7 @@ pub async fn fan_out(app: &App) -> Result<i64, AppError> {
     let actor = Actor::System.recorded();
     for business_id in deliveries::fan_out_due(app.db(), FAN_OUT_BUSINESSES).await? {
         let (tx, _) = app.db().begin(business_id, &[], &actor).await?;
-        deliveries::commit_asynchronously(&tx).await?;
+        deliveries::bookkeeping(&tx).await?;
         created += deliveries::fan_out(&tx, FAN_OUT_BATCH).await?;
         tx.commit().await?;
     }
@@ -168,50 +195,36 @@ pub async fn fan_out(app: &App) -> Result<i64, AppError> {
 }
 
 /// Sends one leased delivery and records what came of it. When it was
-/// delivered and `continue_subject`, also leases the subject's next
-/// delivery in the same transaction and answers it.
+/// delivered and `continue_subject`, the recorder also leases the subject's
+/// next delivery, which this answers.
 async fn attempt(
     engine: &Engine,
     business_id: Uuid,
-    delivery_id: Uuid,
+    job: Job,
     continue_subject: bool,
-) -> Result<Option<Uuid>, AppError> {
-    let actor = Actor::System.recorded();
-    let db = engine.app.db();
-    let (tx, _) = db.begin(business_id, &[], &actor).await?;
-    let job = deliveries::load(&tx, delivery_id, engine.lease).await?;
-    tx.commit().await?;
-    let Some(job) = job else {
-        return Ok(None);
-    };
+) -> Option<Job> {
     let attempted = send(engine, &job).await;
-    let schedule: Vec<i64> = engine
-        .settings
-        .retry_schedule
-        .iter()
-        .map(|wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
-        .collect();
-    let (tx, _) = db.begin(business_id, &[], &actor).await?;
-    deliveries::commit_asynchronously(&tx).await?;
-    let outcome =
-        deliveries::attempted(&tx, delivery_id, engine.lease, &attempted, &schedule).await?;
-    let next = if continue_subject && outcome.as_deref() == Some("delivered") {
-        let lease_ms = i32::try_from(engine.settings.lease.as_millis()).unwrap_or(i32::MAX);
-        deliveries::claim_next(
-            &tx,
-            engine.lease,
-            lease_ms,
-            job.endpoint_id,
-            job.event.subject_id,
+    let recorded = engine
+        .recorder
+        .record(
+            business_id,
+            ToRecord {
+                delivery_id: job.delivery_id,
+                attempted,
+                continue_subject,
+            },
         )
-        .await?
-    } else {
-        None
+        .await;
+    let recorded = match recorded {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
+            return None;
+        }
     };
-    tx.commit().await?;
-    let label = outcome.as_deref().unwrap_or("lease_lost").to_owned();
-    metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.clone()).increment(1);
-    match label.as_str() {
+    let label = recorded.outcome.as_deref().unwrap_or("lease_lost");
+    metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.to_owned()).increment(1);
+    match label {
         "delivered" => {
             let lag = chrono::Utc::now() - job.event.created_at;
             metrics::histogram!("ontab_webhook_delivery_lag_seconds")
@@ -225,7 +238,7 @@ async fn attempt(
         }
         _ => {}
     }
-    Ok(next)
+    recorded.next
 }
 
 /// POSTs the event, signed, and says what happened. Never follows a

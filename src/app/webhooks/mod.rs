@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod guard;
+mod recorder;
 
 use std::time::Duration;
 
