@@ -3287,7 +3287,7 @@ ALTER TABLE ONLY public.businesses
 --
 
 ALTER TABLE ONLY public.credit_ledger
-    ADD CONSTRAINT credit_ledger_business_id_customer_id_seq_key UNIQUE (business_id, customer_id, seq);
+    ADD CONSTRAINT credit_ledger_business_id_customer_id_seq_key UNIQUE (business_id, customer_id, seq) INCLUDE (balance_after, purchases_to_date);
 
 --
 -- Name: credit_ledger credit_ledger_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres

@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "attempts_in_batches",
         sql: include_str!("../../migrations/0010_attempts_in_batches.sql"),
     },
+    Migration {
+        version: 11,
+        name: "chain_head_in_key",
+        sql: include_str!("../../migrations/0011_chain_head_in_key.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

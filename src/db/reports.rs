@@ -30,16 +30,18 @@ use crate::domain::records::{Aging, OverdueCustomer};
 // row pays for date arithmetic (a per-row make_interval made the report
 // about twice as slow with `days` as without).
 //
-// Per customer, one LATERAL reads the head of the chain (one probe of the
-// chain's unique key) and one LATERAL aggregates the open purchases, a
-// range of `credit_ledger_open_purchases` starting at what was credited. As
-// LATERAL subqueries these stay nested loops whatever the plan (custom or
-// generic): as a join, the planner merged the heads with the whole index,
-// every purchase ever made, settled or not (500,000 rows read for the
-// 225,000 open ones on bench/report.sh's ledger). `credited` is a column of
-// the head's subquery so that the range's bound is an index condition: an
-// expression (`purchases_to_date - balance_after`) there is not leakproof,
-// and row level security keeps it a filter.
+// Per customer, one LATERAL reads the head of the chain (an index-only
+// probe of the chain's unique key, which carries balance_after and
+// purchases_to_date since migration 0011) and one LATERAL aggregates the
+// open purchases, a range of `credit_ledger_open_purchases` starting at
+// what was credited. As LATERAL subqueries these stay nested loops whatever
+// the plan (custom or generic): as a join, the planner merged the heads
+// with the whole index, every purchase ever made, settled or not (500,000
+// rows read for the 225,000 open ones on bench/report.sh's ledger).
+// `credited` is a column of the head's subquery so that the range's bound
+// is an index condition: an expression (`purchases_to_date -
+// balance_after`) there is not leakproof, and row level security keeps it
+// a filter.
 //
 // Each open purchase adds its unsettled part to `open` and to one sum per
 // bound it falls due before; the buckets are the differences (`open -
