@@ -10,6 +10,7 @@
 //! each chain plus the open purchases, never the settled history.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -116,18 +117,23 @@ fn overdue_customer(row: &Row) -> Result<OverdueCustomer, DbError> {
 
 /// Customers with a purchase past due and not fully settled, oldest debt
 /// first, as of `as_of`: due at its due_at, or `days` after it was made.
+/// Each is handed to `each` as its row arrives, in report order; the rows
+/// are never gathered. PostgreSQL sends the first only once the whole
+/// report is computed (it is sorted), so a failure of the query itself
+/// comes before any customer.
 pub async fn overdue(
     tx: &TenantTx,
     as_of: DateTime<Utc>,
     days: Option<i32>,
-) -> Result<Vec<OverdueCustomer>, DbError> {
+    each: &mut (dyn FnMut(OverdueCustomer) + Send),
+) -> Result<(), DbError> {
     let business = tx.business_id();
     // Due `days` after it was made: compare created_at with bounds `days`
     // earlier (OVERDUE_SQL). Days are 24 hours here, as in the buckets.
     let as_of = as_of - TimeDelta::days(i64::from(days.unwrap_or(0)));
     let bounds = [1, 2, 3].map(|months| as_of - TimeDelta::days(30 * months));
     let rows = tx
-        .query(
+        .query_stream(
             OVERDUE_SQL,
             &[
                 (&business, Type::UUID),
@@ -139,7 +145,11 @@ pub async fn overdue(
             ],
         )
         .await?;
-    rows.iter().map(overdue_customer).collect()
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await? {
+        each(overdue_customer(&row)?);
+    }
+    Ok(())
 }
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(

@@ -1,9 +1,9 @@
 //! The tenant-scoped transaction: the only way to reach tenant data.
 
 use deadpool_postgres::Object;
-use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, RowStream};
 use uuid::Uuid;
 
 use super::sql::{Column, Statement, statement};
@@ -116,6 +116,28 @@ impl TenantTx {
             self.connection()?.prepare_typed_cached(sql, types).await?;
         }
         Ok(())
+    }
+
+    /// `query`, with the rows handed over as PostgreSQL sends them instead of
+    /// gathered into one `Vec` first.
+    pub async fn query_stream(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<RowStream, DbError> {
+        let client = self.connection()?;
+        let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+        if cfg!(debug_assertions) {
+            super::sql::check_bound(sql, &types)?;
+        }
+        let values = params.iter().map(|(value, _)| *value);
+        Ok(match self.statements {
+            StatementMode::Prepared => {
+                let statement = client.prepare_typed_cached(sql, &types).await?;
+                client.query_raw(&statement, values).await?
+            }
+            StatementMode::Unnamed => client.query_typed_raw(sql, params.iter().cloned()).await?,
+        })
     }
 
     pub async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>, DbError> {

@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::businesses::CreatedBusiness as CreatedBusinessRecord;
-use crate::app::reports::OverdueReport as OverdueReportRecord;
 use crate::domain::{self, records};
 
 /// A customer and where their account stands.
@@ -462,6 +461,8 @@ pub struct OverdueCustomer {
     pub aging: Aging,
 }
 
+// The handler writes this JSON a customer at a time (reports/body.rs,
+// tested against what serde writes for this type).
 /// Who owes what, and for how long.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverdueReport {
@@ -474,23 +475,15 @@ pub struct OverdueReport {
     pub customers: Vec<OverdueCustomer>,
 }
 
-impl From<OverdueReportRecord> for OverdueReport {
-    fn from(report: OverdueReportRecord) -> Self {
+impl From<records::OverdueCustomer> for OverdueCustomer {
+    fn from(customer: records::OverdueCustomer) -> Self {
         Self {
-            as_of: report.as_of,
-            days: report.days,
-            customers: report
-                .customers
-                .into_iter()
-                .map(|customer| OverdueCustomer {
-                    customer_id: customer.customer_id,
-                    name: customer.name,
-                    balance: customer.balance,
-                    overdue_amount: customer.overdue_amount,
-                    oldest_unpaid_at: customer.oldest_unpaid_at,
-                    aging: customer.aging.into(),
-                })
-                .collect(),
+            customer_id: customer.customer_id,
+            name: customer.name,
+            balance: customer.balance,
+            overdue_amount: customer.overdue_amount,
+            oldest_unpaid_at: customer.oldest_unpaid_at,
+            aging: customer.aging.into(),
         }
     }
 }

@@ -223,3 +223,56 @@ async fn the_report_is_tenant_scoped_and_validates_days() {
         .await;
     assert_eq!(anonymous.status, 401);
 }
+
+/// The JSON of a report larger than one chunk of the body (64 KiB, about
+/// 280 customers) is written a customer at a time and sent in pieces: it
+/// still arrives whole, valid, and in report order.
+#[tokio::test]
+async fn a_report_sent_in_chunks_arrives_whole_and_oldest_debt_first() {
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let product = app.product(&shop, 100, 1_000_000).await;
+    let mut customers = Vec::new();
+    for _ in 0..20 {
+        let batch = (0..20).map(|_| app.customer(&shop, 100_000));
+        customers.extend(futures::future::join_all(batch).await);
+    }
+    for batch in customers.chunks(20) {
+        let buys = batch
+            .iter()
+            .map(|customer| buy(&app, &shop, *customer, product, 3));
+        futures::future::join_all(buys).await;
+    }
+    let sql = app.sql().await;
+    sql.batch_execute("SET session_replication_role = replica")
+        .await
+        .expect("replica role");
+    sql.execute(
+        "UPDATE credit_ledger SET created_at = created_at - interval '40 days'
+          WHERE business_id = $1 AND kind = 'purchase'",
+        &[&shop.id],
+    )
+    .await
+    .expect("backdate");
+
+    let reply = app.get("/v1/reports/overdue?days=30", &shop.key).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.headers.get("transfer-encoding").map(|v| v.as_bytes()),
+        Some(&b"chunked"[..]),
+        "more than one chunk"
+    );
+    let rows = reply.body["customers"].as_array().expect("whole JSON");
+    assert_eq!(rows.len(), customers.len());
+    let key = |row: &Value| {
+        let at = row["oldest_unpaid_at"].as_str().expect("time");
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        let id = Uuid::parse_str(row["customer_id"].as_str().expect("id")).expect("uuid");
+        (at, id)
+    };
+    let keys: Vec<_> = rows.iter().map(key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "oldest debt first");
+    assert!(rows.iter().all(|row| row["overdue_amount"] == 300));
+}
