@@ -3205,6 +3205,7 @@ CREATE TABLE public.webhook_deliveries (
     CONSTRAINT webhook_deliveries_check1 CHECK (((lease IS NULL) = (leased_until IS NULL))),
     CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
 );
+ALTER TABLE ONLY public.webhook_deliveries ALTER COLUMN business_id SET STATISTICS 0;
 
 ALTER TABLE ONLY public.webhook_deliveries FORCE ROW LEVEL SECURITY;
 
@@ -3616,6 +3617,12 @@ CREATE INDEX stock_adjustments_by_product ON public.stock_adjustments USING btre
 --
 
 CREATE INDEX webhook_attempts_listing ON public.webhook_attempts USING btree (business_id, endpoint_id, attempted_at DESC, id DESC);
+
+--
+-- Name: webhook_attempts_of_delivery; Type: INDEX; Schema: public; Owner: postgres
+--
+
+CREATE INDEX webhook_attempts_of_delivery ON public.webhook_attempts USING btree (business_id, delivery_id);
 
 --
 -- Name: webhook_deliveries_of_event; Type: INDEX; Schema: public; Owner: postgres

@@ -80,6 +80,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "chain_head_in_key",
         sql: include_str!("../../migrations/0011_chain_head_in_key.sql"),
     },
+    Migration {
+        version: 12,
+        name: "attempts_of_delivery",
+        sql: include_str!("../../migrations/0012_attempts_of_delivery.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

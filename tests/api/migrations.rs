@@ -165,7 +165,7 @@ async fn a_database_owner_without_superuser_migrates_and_serves_a_purchase() {
     let applied = migrate::run_on(&options_of(&owner.config()))
         .await
         .expect("the database owner with CREATEROLE can migrate");
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 
     let (sql, connection) = owner.config().connect(NoTls).await.expect("connect");
     tokio::spawn(connection);
@@ -277,4 +277,47 @@ async fn a_server_logging_in_as_the_app_role_verifies_the_schema_it_may_not_migr
         .map(|error| error.to_string())
         .unwrap_or_default();
     assert!(unknown.contains("9001_from_the_future"), "{unknown}");
+}
+
+/// A foreign key that deletes (or nulls) its referencing rows when the
+/// referenced one goes runs a lookup by the referencing columns for every
+/// row deleted: without an index leading with those columns, each is a
+/// walk of the referencing table, and pruning or the audit turns
+/// quadratic (migrations/0012 found one). Keys whose referenced rows are
+/// never deleted (orders, products: immutable history) need none.
+#[tokio::test]
+async fn every_cascading_foreign_key_is_backed_by_an_index() {
+    let app = TestApp::spawn().await;
+    let sql = app.sql().await;
+    let unindexed: Vec<String> = sql
+        .query(
+            "SELECT format('%s.%s', c.conrelid::regclass, c.conname)
+               FROM pg_constraint c
+              WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd')
+                AND NOT EXISTS (
+                      SELECT 1 FROM pg_index i
+                       WHERE i.indrelid = c.conrelid
+                         AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+                         AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey)
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("the catalog is readable")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(unindexed, Vec::<String>::new());
+    let cascading: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confdeltype = 'c'",
+            &[],
+        )
+        .await
+        .expect("the catalog is readable")
+        .get(0);
+    assert!(
+        cascading >= 3,
+        "the check saw the schema's cascades ({cascading})"
+    );
 }
