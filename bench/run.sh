@@ -36,6 +36,10 @@
 #   PENDING_HOLDS   [1000] pending holds on the product in hot-product-held
 #   HISTORY_ENTRIES [1000000] ledger entries bulk-loaded for `history`
 #   TPCB_SCALE      [10]   pgbench -i scale for the TPC-B-like baseline
+#   PG_OPTS         []     more server options for the throwaway cluster,
+#                          e.g. "-c session_preload_libraries=auto_explain
+#                          -c auto_explain.log_min_duration=5ms"
+#   PG_LOG          []     copy the throwaway cluster's log there at the end
 #   BENCH_PORT      [18090] where ontab listens
 #   POOL_SIZE       [16]   ontab's database pool (ONTAB_DB_POOL_SIZE)
 set -euo pipefail
@@ -55,6 +59,8 @@ HISTORY_ENTRIES=${HISTORY_ENTRIES:-1000000}
 TPCB_SCALE=${TPCB_SCALE:-10}
 BENCH_PORT=${BENCH_PORT:-18090}
 POOL_SIZE=${POOL_SIZE:-16}
+PG_OPTS=${PG_OPTS:-}
+PG_LOG=${PG_LOG:-}
 ALL_SCENARIOS=(uncontended uncontended-webhook hold-capture hot-product hot-product-webhook hold-capture-hot hot-product-held sellout hot-customer mixed history)
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -121,7 +127,9 @@ cluster=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
     if [ -n "$cluster" ]; then
-        as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$cluster"
+        as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -m fast stop >/dev/null 2>&1 || true
+        [ -n "$PG_LOG" ] && cp "$cluster/log" "$PG_LOG" 2>/dev/null
+        rm -rf "$cluster"
     fi
     rm -rf "$work"
 }
@@ -138,9 +146,9 @@ if [ "$OWN_CLUSTER" = 1 ] || ! "$pg_bin/pg_isready" -q -d "$BENCH_PG/postgres"; 
     # Enough connections for the most pgbench clients plus ontab's pool;
     # pg_stat_statements only in this cluster, and only when asked for.
     pgss_opts=""
-    [ "$STATEMENTS" = 1 ] && pgss_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+    [ "$STATEMENTS" = 1 ] && pgss_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
     as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -l "$cluster/log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p 55439 -k $cluster -c max_connections=$((max_clients + 50)) $pgss_opts" start >/dev/null
+        -o "-c listen_addresses=127.0.0.1 -p 55439 -k $cluster -c max_connections=$((max_clients + 50)) $pgss_opts $PG_OPTS" start >/dev/null
     BENCH_PG=postgres://postgres@127.0.0.1:55439
 fi
 pg_version=$(psql -qtAX "$BENCH_PG/postgres" -c 'SHOW server_version')
@@ -225,11 +233,13 @@ run_scenario() { # name clients round ontab-load-scenario [args...]
         sales=$(jq -r --arg name "$name" '[.outcomes | to_entries[] | select(.key == "201") | .value] | add // 0
             | if ($name | startswith("hold-capture")) then (. / 2 | floor) else . end' "$work/$tag.json")
         psql -qtAX -F $'\t' "$BENCH_PG/ontab_bench" -v sales="$sales" >"$work/$tag.pgss" 2>/dev/null <<'SQL' || true
-SELECT round((total_exec_time * 1000 / nullif(:sales, 0))::numeric, 1), calls, round((total_exec_time * 1000 / nullif(calls, 0))::numeric, 1),
+SELECT round(((total_exec_time + total_plan_time) * 1000 / nullif(:sales, 0))::numeric, 1), calls,
+       round(((total_exec_time + total_plan_time) * 1000 / nullif(calls, 0))::numeric, 1),
+       round((total_plan_time * 1000 / nullif(calls, 0))::numeric, 1),
        toplevel, regexp_replace(left(query, 110), '\s+', ' ', 'g')
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
- ORDER BY total_exec_time DESC LIMIT 15
+ ORDER BY total_exec_time + total_plan_time DESC LIMIT 40
 SQL
     fi
     jq -r --arg name "$name" --arg c "$c" --arg r "$r" --arg op "$(main_op "$name")" '
@@ -473,7 +483,7 @@ out=bench/results/$stamp.md
     done
     if [ "$STATEMENTS" = 1 ]; then
         echo
-        echo "Statements by time (pg_stat_statements, track = all, so a function's statements appear beside its call): µs per accepted purchase of the run, calls, µs per call, top level, query. See $stamp/*.pgss."
+        echo "Statements by time (pg_stat_statements, track = all, so a function's statements appear beside its call): µs (executing and planning) per accepted purchase of the run, calls, µs per call, of which planning, top level, query. See $stamp/*.pgss."
     fi
 } >"$out"
 # Keep the raw JSON next to the table for anyone checking a number.

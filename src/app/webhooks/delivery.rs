@@ -4,7 +4,8 @@
 //! (one statement per business), and attempt each in a task of its own, up
 //! to `concurrency` at once. A round starts when the sequencer notifies
 //! (`ontab_events`), when a task finishes (its subject's next delivery may
-//! go), or every `poll` otherwise.
+//! go), or every `poll` otherwise; never sooner than `ROUND_GATHER` after
+//! the last.
 //!
 //! A task records its attempt through the [`Recorder`], which writes the
 //! attempts that finished together in one transaction per business and,
@@ -42,6 +43,8 @@ const FAN_OUT_BUSINESSES: i32 = 500;
 /// slot back (others' subjects are claimed by the rounds meanwhile: the
 /// slots are shared, so this only bounds how long one task runs).
 const SUBJECT_RUN: usize = 200;
+/// The least time between two rounds.
+const ROUND_GATHER: Duration = Duration::from_millis(5);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -109,6 +112,11 @@ pub async fn run(app: Arc<App>) {
         if let Err(error) = round(&engine).await {
             tracing::warn!(%error, "webhook delivery round failed");
         }
+        // Rounds are paced as the recorder's flushes are (recorder.rs,
+        // GATHER): every finished task wakes the engine, and a round per
+        // wake-up leased and read a few deliveries each time, paying for
+        // planning its statements every time.
+        tokio::time::sleep(ROUND_GATHER).await;
         let _ = tokio::time::timeout(engine.settings.poll, engine.wake.notified()).await;
     }
 }
