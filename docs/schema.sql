@@ -952,11 +952,14 @@ ALTER FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) OWNER
 --
 
 CREATE FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT coalesce(sum(p.total), 0)::bigint
-      FROM pending_holds p
-     WHERE p.business_id = p_business AND p.customer_id = p_customer AND p.expires_at <= now()
+BEGIN
+    RETURN (SELECT coalesce(sum(p.total), 0)::bigint
+              FROM pending_holds p
+             WHERE p.business_id = p_business AND p.customer_id = p_customer
+               AND p.expires_at <= now());
+END
 $$;
 
 ALTER FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid) OWNER TO postgres;
@@ -983,11 +986,14 @@ ALTER FUNCTION public.ontab_expired_holds(p_limit integer) OWNER TO ontab_system
 --
 
 CREATE FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT coalesce(sum(i.quantity), 0)::bigint
-      FROM pending_hold_items i
-     WHERE i.business_id = p_business AND i.product_id = p_product AND i.expires_at <= now()
+BEGIN
+    RETURN (SELECT coalesce(sum(i.quantity), 0)::bigint
+              FROM pending_hold_items i
+             WHERE i.business_id = p_business AND i.product_id = p_product
+               AND i.expires_at <= now());
+END
 $$;
 
 ALTER FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) OWNER TO postgres;

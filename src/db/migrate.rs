@@ -85,6 +85,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "attempts_of_delivery",
         sql: include_str!("../../migrations/0012_attempts_of_delivery.sql"),
     },
+    Migration {
+        version: 13,
+        name: "expired_holds_planned_once",
+        sql: include_str!("../../migrations/0013_expired_holds_planned_once.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
