@@ -26,6 +26,18 @@ pub struct EventBody {
     pub data: serde_json::Value,
 }
 
+/// An event's body from a row that has its columns (EVENT_COLUMNS).
+fn event_body(row: &tokio_postgres::Row) -> Result<EventBody, DbError> {
+    Ok(EventBody {
+        id: column(row, "id")?,
+        sequence: column(row, "sequence")?,
+        event_type: column(row, "type")?,
+        created_at: column(row, "created_at")?,
+        subject_id: column(row, "subject_id")?,
+        data: column(row, "data")?,
+    })
+}
+
 const FAN_OUT_DUE: &str = "SELECT ontab_webhook_fan_out_due($1) AS business_id";
 
 /// Businesses with events some endpoint has not been handed yet.
@@ -153,14 +165,7 @@ pub async fn load(tx: &TenantTx, delivery_ids: &[Uuid], lease: Uuid) -> Result<V
                 endpoint_id: column(row, "endpoint_id")?,
                 url: column(row, "url")?,
                 secrets: secrets.into_iter().map(WebhookSecret::from_bytes).collect(),
-                event: EventBody {
-                    id: column(row, "id")?,
-                    sequence: column(row, "sequence")?,
-                    event_type: column(row, "type")?,
-                    created_at: column(row, "created_at")?,
-                    subject_id: column(row, "subject_id")?,
-                    data: column(row, "data")?,
-                },
+                event: event_body(row)?,
             })
         })
         .collect()
@@ -309,18 +314,7 @@ pub async fn events_after(
             ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(EventBody {
-                id: column(row, "id")?,
-                sequence: column(row, "sequence")?,
-                event_type: column(row, "type")?,
-                created_at: column(row, "created_at")?,
-                subject_id: column(row, "subject_id")?,
-                data: column(row, "data")?,
-            })
-        })
-        .collect()
+    rows.iter().map(event_body).collect()
 }
 
 const NATS_ADVANCE: &str = "UPDATE nats_cursors SET published_through = $2 WHERE business_id = $1";
