@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp};
+use crate::helpers::{Business, TestApp, as_tenant};
 
 /// A deterministic xorshift, so a failure reproduces.
 struct Rng(u64);
@@ -57,16 +57,6 @@ fn orders(customers: &[Uuid], products: &[Uuid], seed: u64, count: usize) -> Vec
             }
         })
         .collect()
-}
-
-async fn as_tenant(client: &impl GenericClient, business: Uuid) {
-    client
-        .execute(
-            "SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', $1, true)",
-            &[&business.to_string()],
-        )
-        .await
-        .expect("become the tenant");
 }
 
 /// Answers without their creation time (each run has its own `now()`).

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN_TOKEN, Business, Reply, TestApp};
+use crate::helpers::{ADMIN_TOKEN, Business, Reply, TestApp, as_tenant};
 use crate::support::{
     MAX_SAFE, all_pages, assert_invalid, balance, customer_body, give_back, keys_of, ledger, pay,
     problem,
@@ -475,12 +475,7 @@ async fn group_commit_batches_refuse_per_order_not_per_batch() {
     // In SQL, as the server calls it: one batch, five orders.
     let mut client = app.sql().await;
     let tx = client.transaction().await.expect("begin");
-    tx.execute(
-        "SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', $1, true)",
-        &[&shop.id.to_string()],
-    )
-    .await
-    .expect("become the tenant");
+    as_tenant(&tx, shop.id).await;
     let customers = [active, on_hold, active, closed, active];
     let ids: Vec<Uuid> = customers.iter().map(|_| Uuid::now_v7()).collect();
     let entries: Vec<Uuid> = customers.iter().map(|_| Uuid::now_v7()).collect();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp};
+use crate::helpers::{Business, TestApp, as_tenant};
 use crate::support::{assert_invalid, uuid_of};
 
 /// Every event after `after`, paging with `next_after` (long-polling while
@@ -469,10 +469,9 @@ async fn an_event_committed_late_is_numbered_after_those_committed_before_it() {
     // the server does it, in a transaction of ontab_app for this tenant.
     let mut sql = app.sql().await;
     let late = sql.transaction().await.expect("begin");
+    as_tenant(&late, biz.id).await;
     late.batch_execute(&format!(
-        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true);
-         UPDATE customers SET name = 'Slow' WHERE id = '{slow}';",
-        biz.id
+        "UPDATE customers SET name = 'Slow' WHERE id = '{slow}'"
     ))
     .await
     .expect("the late change is written");
@@ -639,12 +638,7 @@ async fn another_tenant_never_sees_events_through_the_api_or_sql() {
     // As the server's role: the tenant's rows only; none without a tenant.
     let mut sql = app.sql().await;
     let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute(&format!(
-        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
-        mine.id
-    ))
-    .await
-    .expect("as ontab_app for one tenant");
+    as_tenant(&tx, mine.id).await;
     let visible: Vec<Uuid> = tx
         .query("SELECT DISTINCT business_id FROM events", &[])
         .await
@@ -713,12 +707,7 @@ async fn overdue_is_reported_once_per_unsettled_purchase_past_due() {
     let scan = || async {
         let mut sql = app.sql().await;
         let tx = sql.transaction().await.expect("begin");
-        tx.batch_execute(&format!(
-            "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
-            biz.id
-        ))
-        .await
-        .expect("as the server");
+        as_tenant(&tx, biz.id).await;
         let emitted: i64 = tx
             .query_one("SELECT ontab_record_overdue(1000)", &[])
             .await
@@ -798,12 +787,7 @@ async fn retention_prunes_the_oldest_and_the_feed_says_where_it_starts() {
     last_sequence(&app, &biz, 5).await;
     let mut sql = app.sql().await;
     let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute(&format!(
-        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
-        biz.id
-    ))
-    .await
-    .expect("as the server");
+    as_tenant(&tx, biz.id).await;
     // Everything is older than tomorrow; at most 3 go in this call.
     let pruned: i64 = tx
         .query_one(

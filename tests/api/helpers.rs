@@ -29,7 +29,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, GenericClient};
 use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -253,6 +253,18 @@ pub fn batching() -> bool {
 pub struct Business {
     pub id: Uuid,
     pub key: String,
+}
+
+/// Makes `client`'s transaction the server's: role ontab_app, `business`
+/// the tenant, both until the transaction ends (as src/db/tx.rs does).
+pub async fn as_tenant(client: &impl GenericClient, business: Uuid) {
+    client
+        .execute(
+            "SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', $1, true)",
+            &[&business.to_string()],
+        )
+        .await
+        .expect("become the tenant");
 }
 
 /// The running app and its private database.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp, WebhookLaunch};
+use crate::helpers::{Business, TestApp, WebhookLaunch, as_tenant};
 use crate::receiver::{Received, Receiver, verify};
 use crate::support::assert_invalid;
 
@@ -793,12 +793,7 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_only_the_same_id
 async fn prune_everything_allowed(app: &TestApp, biz: &Business) -> i64 {
     let mut sql = app.sql().await;
     let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute(&format!(
-        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
-        biz.id
-    ))
-    .await
-    .expect("as the server");
+    as_tenant(&tx, biz.id).await;
     let pruned: i64 = tx
         .query_one(
             "SELECT ontab_prune_events(now() + interval '1 day', 1000)",
@@ -950,21 +945,6 @@ async fn attempts_recorded(sql: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
-/// Runs `sql` as the server does for `biz` (ontab_app, the tenant set).
-async fn as_tenant<'a>(
-    sql: &'a mut tokio_postgres::Client,
-    biz: &Business,
-) -> tokio_postgres::Transaction<'a> {
-    let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute(&format!(
-        "SET LOCAL ROLE ontab_app; SELECT set_config('ontab.business_id', '{}', true)",
-        biz.id
-    ))
-    .await
-    .expect("as the server");
-    tx
-}
-
 const RECORD: &str = "SELECT delivery_id, outcome, next_delivery_id
     FROM ontab_webhook_attempted_batch($1, 60000, ARRAY[60000]::bigint[], $2, $3,
                                        $4, $5, $6, $7)";
@@ -983,7 +963,8 @@ async fn record(
     let at: Vec<chrono::DateTime<chrono::Utc>> =
         attempts.iter().map(|_| chrono::Utc::now()).collect();
     let go_on: Vec<bool> = attempts.iter().map(|a| a.2).collect();
-    let tx = as_tenant(sql, biz).await;
+    let tx = sql.transaction().await.expect("begin");
+    as_tenant(&tx, biz.id).await;
     let rows = tx
         .query(
             RECORD,
@@ -1036,7 +1017,8 @@ async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_fo
     let mut sql = app.sql().await;
     let lease = Uuid::new_v4();
     let (a1, a2, b1) = {
-        let tx = as_tenant(&mut sql, &biz).await;
+        let tx = sql.transaction().await.expect("begin");
+        as_tenant(&tx, biz.id).await;
         let fanned: i64 = tx
             .query_one("SELECT ontab_webhook_fan_out(1000)", &[])
             .await
