@@ -451,7 +451,6 @@ pub(super) fn statements() -> impl Iterator<Item = Statement> {
 
 const STATEMENTS: &[Statement] = &[
     statement!(BUSINESS_IDS, &[], &[Column::at::<Uuid>(0)]),
-    statement!(SET_TENANT, &[Type::TEXT], &[]),
     statement!(KNOWN, &[Type::UUID], &[]),
 ];
 
@@ -478,7 +477,6 @@ pub async fn business_ids(client: &Client) -> Result<Vec<Uuid>, DbError> {
     rows.iter().map(|row| column(row, 0)).collect()
 }
 
-const SET_TENANT: &str = "SELECT set_config('ontab.business_id', $1, true)";
 const KNOWN: &str = "SELECT 1 FROM businesses WHERE id = $1";
 
 /// Runs every check for one business. `Ok(None)` when there is no such
@@ -495,7 +493,10 @@ pub async fn check_business(
         .await?;
     // The same tenant scoping as the server's transactions: a row that
     // points at another business's row finds nothing to point at.
-    tx.execute(SET_TENANT, &[&business_id.to_string()]).await?;
+    // SET LOCAL, as the server's transactions set it, so that a
+    // distributed PostgreSQL forwards it to the nodes the checks reach.
+    tx.batch_execute(&format!("SET LOCAL ontab.business_id = '{business_id}'"))
+        .await?;
     if tx.query_opt(KNOWN, &[&business_id]).await?.is_none() {
         return Ok(None);
     }

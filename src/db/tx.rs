@@ -13,29 +13,69 @@ use super::{DbError, StatementMode, column};
 /// (types known up front, one round trip) or prepared and cached.
 pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
-/// Begins a tenant's work and, in the same statement, records who acts
-/// (`ontab.actor`, for the history the triggers write) and reads which of
-/// the presented API keys (`$3`) are still live, so a key revoked after it was
-/// authenticated (perhaps through another server instance) does no work,
-/// at no extra round trip.
+/// Switches to role `ontab_app`, sets the statement timeout (`$3`, in
+/// milliseconds), and reads which of the presented API keys
+/// (`$2`) are still live keys of the business (`$1`), so a key revoked
+/// after it was authenticated (perhaps through another server instance)
+/// does no work, at no extra round trip.
 ///
-/// The key check is a subquery over the output of the settings, so it runs
-/// after them: by then the tenant is set, and whatever tenant policy row
-/// level security applies to the connecting user (the owner is subject to
-/// it too: FORCE) sees this business's keys. OFFSET 0 keeps the settings in
-/// their own subquery, so the planner cannot fold them into the check.
-/// Privileges are those of the connecting user (checked when the statement
-/// starts, before the role switch).
-const SET_TENANT: &str = "\
+/// Both are set with `set_config`, which stays on this node: a distributed
+/// PostgreSQL (Citus) reaches its workers as the role a statement runs as
+/// anyway (`ontab_app`, or the owner of a SECURITY DEFINER function), and a
+/// forwarded `SET ROLE ontab_app` would fail on a connection made as such
+/// an owner; the coordinator's timeout cancels a statement's work on the
+/// workers too. The key check runs after the switch
+/// (OFFSET 0 keeps the switch in its own subquery, so the planner cannot
+/// fold it into the check), as the tenant, whom row level security lets
+/// see this business's keys; its privileges are those of the connecting
+/// user (checked when the statement starts).
+const LIVE_KEYS: &str = "\
     SELECT ARRAY(SELECT k.id FROM api_keys k
-                  WHERE k.business_id = tenant.business_id::uuid
-                    AND k.id = ANY ($3)
+                  WHERE k.business_id = $1
+                    AND k.id = ANY ($2)
                     AND k.revoked_at IS NULL) AS live_keys
       FROM (SELECT set_config('role', 'ontab_app', true) AS role,
-                   set_config('ontab.business_id', $1, true) AS business_id,
-                   set_config('statement_timeout', $2, true) AS statement_timeout,
-                   set_config('ontab.actor', $4, true) AS actor
-             OFFSET 0) AS tenant";
+                   set_config('statement_timeout', $3, true) AS statement_timeout
+             OFFSET 0) AS acting";
+
+/// The settings that make a transaction a tenant's, besides its role and
+/// timeout: the business (`ontab.business_id`, which row level security
+/// reads) and who acts (`ontab.actor`, for the history the
+/// triggers write). Each is its own `SET LOCAL` statement, for two
+/// reasons: Citus forwards `SET LOCAL` commands to the workers a
+/// transaction reaches (`citus.propagate_set_commands = local`, which
+/// `ontab migrate` sets there), where `set_config()` stays on the node it
+/// ran on; and Citus forwards a command as the whole query string it came
+/// in, so several in one string would be replayed together (see
+/// docs/scale-out.md). Being transaction-local, none of them outlives the
+/// transaction: a pooled connection (or a PgBouncer server connection in
+/// transaction mode) never carries a tenant into its next use.
+///
+/// `SET` takes no parameters, so values are literals: the business is a
+/// UUID, formatted here; the actor is quoted.
+fn tenant_settings(business_id: Uuid, actor: &str) -> [String; 2] {
+    [
+        format!("SET LOCAL ontab.business_id = '{business_id}'"),
+        format!("SET LOCAL ontab.actor = {}", quote_literal(actor)),
+    ]
+}
+
+/// `value` as an SQL string literal (standard_conforming_strings, on since
+/// PostgreSQL 9.1: only the quote itself needs doubling). A NUL cannot be
+/// sent in a query, so it is dropped rather than let the statement fail.
+fn quote_literal(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => quoted.push_str("''"),
+            '\0' => {}
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
 
 /// An open transaction running as `ontab_app` for one business. It owns its
 /// pooled connection; dropped without `commit`, it rolls back.
@@ -46,9 +86,9 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    /// BEGIN and the tenant settings are pipelined: one round trip. Answers
-    /// the transaction and which of `key_ids` are live keys of the business
-    /// (the caller decides what a dead one means).
+    /// BEGIN, the tenant settings and the key check are pipelined: one
+    /// round trip. Answers the transaction and which of `key_ids` are live
+    /// keys of the business (the caller decides what a dead one means).
     pub(super) async fn begin(
         client: Object,
         business_id: Uuid,
@@ -62,17 +102,20 @@ impl TenantTx {
             statements,
             business_id,
         };
-        let business = business_id.to_string();
-        let begin = tx.connection()?.batch_execute("BEGIN");
-        let params: [Param<'_>; 4] = [
-            (&business, Type::TEXT),
-            (&statement_timeout, Type::TEXT),
+        let connection = tx.connection()?;
+        let [business, acting] = tenant_settings(business_id, actor);
+        let run = |sql: String| async move { connection.batch_execute(&sql).await };
+        let params: [Param<'_>; 3] = [
+            (&business_id, Type::UUID),
             (&key_ids, Type::UUID_ARRAY),
-            (&actor, Type::TEXT),
+            (&statement_timeout, Type::TEXT),
         ];
-        let set_tenant = tx.query_one(SET_TENANT, &params);
-        let (_, settings) =
-            tokio::try_join!(async { begin.await.map_err(DbError::from) }, set_tenant)?;
+        let (_, _, _, settings) = tokio::try_join!(
+            async { run("BEGIN".to_owned()).await.map_err(DbError::from) },
+            async { run(business).await.map_err(DbError::from) },
+            async { run(acting).await.map_err(DbError::from) },
+            tx.query_one(LIVE_KEYS, &params),
+        )?;
         let live_keys = column(&settings, "live_keys")?;
         Ok((tx, live_keys))
     }
@@ -222,7 +265,33 @@ impl Drop for TenantTx {
 }
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(
-    SET_TENANT,
-    &[Type::TEXT, Type::TEXT, Type::UUID_ARRAY, Type::TEXT],
+    LIVE_KEYS,
+    &[Type::UUID, Type::UUID_ARRAY, Type::TEXT],
     &[Column::named::<Vec<Uuid>>("live_keys")]
 )];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_their_quotes_and_drop_nul() {
+        assert_eq!(quote_literal("admin"), "'admin'");
+        assert_eq!(quote_literal("o'neil"), "'o''neil'");
+        assert_eq!(quote_literal("a\0b"), "'ab'");
+        assert_eq!(quote_literal(""), "''");
+    }
+
+    #[test]
+    fn every_setting_is_its_own_set_local() {
+        let business = Uuid::nil();
+        let settings = tenant_settings(business, "x'; RESET ROLE; --");
+        assert_eq!(
+            settings,
+            [
+                format!("SET LOCAL ontab.business_id = '{business}'"),
+                "SET LOCAL ontab.actor = 'x''; RESET ROLE; --'".to_owned(),
+            ]
+        );
+    }
+}
