@@ -85,6 +85,21 @@ $$;
 ALTER FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_adjust_stock_for(uuid, uuid, bigint, text, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_adjust_stock(p_adjustment_id, p_product_id, p_delta, p_reason);
+END
+$$;
+
+ALTER FUNCTION public.ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_adjustment_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
 --
 
@@ -111,12 +126,16 @@ ALTER FUNCTION public.ontab_adjustment_events() OWNER TO ontab_outbox;
 --
 
 CREATE FUNCTION public.ontab_api_key(p_key_id uuid) RETURNS TABLE(business_id uuid, secret_sha256 bytea)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT k.business_id, k.secret_sha256
       FROM public.api_keys k
-     WHERE k.id = p_key_id AND k.revoked_at IS NULL
+     WHERE k.id = p_key_id AND k.revoked_at IS NULL;
+END
 $$;
 
 ALTER FUNCTION public.ontab_api_key(p_key_id uuid) OWNER TO ontab_system;
@@ -241,6 +260,21 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_capture_for(uuid, uuid, uuid, uuid[], bigint[], uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_capture(p_hold_id, p_order_id, p_entry_id, p_product_ids, p_quantities);
+END
+$$;
+
+ALTER FUNCTION public.ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_check_customer_status(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -701,9 +735,12 @@ ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) RETURNS TABLE(business_id uuid, delivery_id uuid)
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH heads AS (
         SELECT DISTINCT ON (d.business_id, d.endpoint_id, d.subject_id)
                d.business_id, d.id, d.endpoint_id, d.next_attempt_at, d.leased_until
@@ -726,7 +763,8 @@ CREATE FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms i
      WHERE d.business_id = due.business_id AND d.id = due.id
        AND d.state = 'pending'
        AND (d.leased_until IS NULL OR d.leased_until <= now())
-    RETURNING d.business_id, d.id
+    RETURNING d.business_id, d.id;
+END
 $$;
 
 ALTER FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) OWNER TO ontab_system;
@@ -783,7 +821,7 @@ CREATE FUNCTION public.ontab_customer_events() RETURNS trigger
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
     VALUES (NEW.business_id, ontab_uuid_v7(),
-            CASE TG_OP WHEN 'INSERT' THEN 'customer.created' ELSE 'customer.updated' END,
+            CASE WHEN TG_OP = 'INSERT' THEN 'customer.created' ELSE 'customer.updated' END,
             NEW.id, ontab_customer_json(NEW.business_id, NEW.id));
     RETURN NULL;
 END
@@ -796,20 +834,30 @@ ALTER FUNCTION public.ontab_customer_events() OWNER TO ontab_outbox;
 --
 
 CREATE FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT jsonb_build_object(
-        'id', c.id, 'name', c.name, 'credit_limit', c.credit_limit, 'balance', v.balance,
-        'held', v.held, 'available_credit', greatest(c.credit_limit::numeric - v.balance - v.held, 0)::bigint,
+DECLARE
+    c record;
+    balance bigint;
+    held bigint;
+BEGIN
+    SELECT cu.id, cu.name, cu.credit_limit, cu.held, cu.status, cu.payment_terms_days, cu.created_at
+      INTO c
+      FROM customers cu
+     WHERE cu.business_id = p_business AND cu.id = p_customer;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    held := c.held - ontab_expired_hold_credit(p_business, p_customer);
+    balance := coalesce((SELECT l.balance_after FROM credit_ledger l
+                          WHERE l.business_id = p_business AND l.customer_id = p_customer
+                          ORDER BY l.seq DESC LIMIT 1), 0);
+    RETURN jsonb_build_object(
+        'id', c.id, 'name', c.name, 'credit_limit', c.credit_limit, 'balance', balance,
+        'held', held, 'available_credit', greatest(c.credit_limit::numeric - balance - held, 0)::bigint,
         'status', c.status, 'payment_terms_days', c.payment_terms_days,
-        'created_at', ontab_json_time(c.created_at))
-      FROM customers c
-     CROSS JOIN LATERAL (
-           SELECT c.held - ontab_expired_hold_credit(c.business_id, c.id) AS held,
-                  coalesce((SELECT l.balance_after FROM credit_ledger l
-                             WHERE l.business_id = c.business_id AND l.customer_id = c.id
-                             ORDER BY l.seq DESC LIMIT 1), 0) AS balance) v
-     WHERE c.business_id = p_business AND c.id = p_customer
+        'created_at', ontab_json_time(c.created_at));
+END
 $$;
 
 ALTER FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) OWNER TO postgres;
@@ -836,11 +884,13 @@ ALTER FUNCTION public.ontab_default_customer_terms() OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
     INSERT INTO hold_endings (business_id, hold_id, outcome, order_id) VALUES (p_business, p_hold, p_outcome, p_order);
     DELETE FROM pending_hold_items WHERE business_id = p_business AND hold_id = p_hold;
     DELETE FROM pending_holds WHERE business_id = p_business AND hold_id = p_hold;
+END
 $$;
 
 ALTER FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome text, p_order uuid) OWNER TO ontab_writer;
@@ -850,15 +900,18 @@ ALTER FUNCTION public.ontab_end_hold(p_business uuid, p_hold uuid, p_outcome tex
 --
 
 CREATE FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'id', l.id, 'customer_id', l.customer_id, 'kind', l.kind, 'amount', l.amount,
         'balance_after', l.balance_after, 'order_id', l.order_id, 'return_id', l.return_id,
         'due_at', ontab_json_time(l.due_at), 'reason', l.reason, 'seq', l.seq,
         'created_at', ontab_json_time(l.created_at))
       FROM credit_ledger l
-     WHERE l.business_id = p_business AND l.id = p_entry
+     WHERE l.business_id = p_business AND l.id = p_entry);
+END
 $$;
 
 ALTER FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) OWNER TO postgres;
@@ -881,18 +934,19 @@ ALTER FUNCTION public.ontab_event_business_ids() OWNER TO ontab_system;
 --
 
 CREATE FUNCTION public.ontab_event_prune_limit(p_business uuid) RETURNS bigint
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
-    SELECT least(
+BEGIN
+    RETURN least(
         (SELECT min(e.fanned_out_through) + 1
            FROM webhook_endpoints e
           WHERE e.business_id = p_business),
         (SELECT min(d.sequence)
            FROM webhook_deliveries d
            JOIN webhook_endpoints e ON e.business_id = d.business_id AND e.id = d.endpoint_id
-          WHERE d.business_id = p_business AND d.state = 'pending' AND NOT e.disabled)
-    )
+          WHERE d.business_id = p_business AND d.state = 'pending' AND NOT e.disabled));
+END
 $$;
 
 ALTER FUNCTION public.ontab_event_prune_limit(p_business uuid) OWNER TO ontab_system;
@@ -930,19 +984,36 @@ $$;
 ALTER FUNCTION public.ontab_expire_hold(p_hold_id uuid) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_expire_hold_for(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_expire_hold_for(p_hold_id uuid, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_expire_hold(p_hold_id);
+END
+$$;
+
+ALTER FUNCTION public.ontab_expire_hold_for(p_hold_id uuid, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_expire_idempotency_keys(interval); Type: FUNCTION; Schema: public; Owner: ontab_system
 --
 
 CREATE FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) RETURNS bigint
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
-    WITH gone AS (
-        DELETE FROM public.idempotency_keys
-         WHERE created_at < now() - greatest(p_older_than, interval '24 hours')
-        RETURNING 1
-    )
-    SELECT count(*) FROM gone
+DECLARE
+    gone bigint;
+BEGIN
+    DELETE FROM public.idempotency_keys
+     WHERE created_at < now() - greatest(p_older_than, interval '24 hours');
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    RETURN gone;
+END
 $$;
 
 ALTER FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) OWNER TO ontab_system;
@@ -969,14 +1040,18 @@ ALTER FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid
 --
 
 CREATE FUNCTION public.ontab_expired_holds(p_limit integer) RETURNS TABLE(business_id uuid, hold_id uuid)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT p.business_id, p.hold_id
       FROM public.pending_holds p
      WHERE p.expires_at <= now()
      ORDER BY p.expires_at
-     LIMIT p_limit
+     LIMIT p_limit;
+END
 $$;
 
 ALTER FUNCTION public.ontab_expired_holds(p_limit integer) OWNER TO ontab_system;
@@ -1133,12 +1208,17 @@ CREATE FUNCTION public.ontab_hold_ended_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+DECLARE
+    customer uuid;
 BEGIN
-    INSERT INTO events (business_id, id, type, subject_id, data)
-    SELECT NEW.business_id, ontab_uuid_v7(), 'hold.' || NEW.outcome, h.customer_id,
-           ontab_hold_json(NEW.business_id, NEW.hold_id)
+    SELECT h.customer_id INTO customer
       FROM holds h
      WHERE h.business_id = NEW.business_id AND h.id = NEW.hold_id;
+    IF FOUND THEN
+        INSERT INTO events (business_id, id, type, subject_id, data)
+        VALUES (NEW.business_id, ontab_uuid_v7(), 'hold.' || NEW.outcome, customer,
+                ontab_hold_json(NEW.business_id, NEW.hold_id));
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -1146,17 +1226,35 @@ $$;
 ALTER FUNCTION public.ontab_hold_ended_events() OWNER TO ontab_outbox;
 
 --
+-- Name: ontab_hold_for(uuid, uuid, uuid[], bigint[], integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_hold_for(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_hold(p_hold_id, p_customer_id, p_product_ids, p_quantities, p_expires_in);
+END
+$$;
+
+ALTER FUNCTION public.ontab_hold_for(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_hold_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
 CREATE FUNCTION public.ontab_hold_json(p_business uuid, p_hold uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT v || jsonb_build_object(
+DECLARE
+    v jsonb := ontab_hold_view(p_business, p_hold);
+BEGIN
+    RETURN v || jsonb_build_object(
                     'created_at', ontab_json_time((v ->> 'created_at')::timestamptz),
                     'expires_at', ontab_json_time((v ->> 'expires_at')::timestamptz),
-                    'ended_at', ontab_json_time((v ->> 'ended_at')::timestamptz))
-      FROM ontab_hold_view(p_business, p_hold) v
+                    'ended_at', ontab_json_time((v ->> 'ended_at')::timestamptz));
+END
 $$;
 
 ALTER FUNCTION public.ontab_hold_json(p_business uuid, p_hold uuid) OWNER TO postgres;
@@ -1195,22 +1293,25 @@ ALTER FUNCTION public.ontab_hold_refusal(p_business uuid, p_hold uuid, p_expires
 --
 
 CREATE FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'id', h.id, 'customer_id', h.customer_id,
         'status', coalesce(e.outcome, CASE WHEN h.expires_at <= now() THEN 'expired' ELSE 'pending' END),
         'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
                                                       'unit_price', i.unit_price, 'line_total', i.line_total)
                                    ORDER BY i.line_no)
-                    FROM hold_items i WHERE i.business_id = h.business_id AND i.hold_id = h.id),
+                    FROM hold_items i WHERE i.business_id = p_business AND i.hold_id = h.id),
         'total', h.total, 'created_at', h.created_at, 'expires_at', h.expires_at,
         'ended_at', CASE WHEN e.outcome IN ('captured', 'voided') THEN e.ended_at
                          WHEN h.expires_at <= now() THEN h.expires_at END,
         'order_id', e.order_id)
       FROM holds h
-      LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
-     WHERE h.business_id = p_business AND h.id = p_hold
+      LEFT JOIN hold_endings e ON e.business_id = p_business AND e.hold_id = h.id
+     WHERE h.business_id = p_business AND h.id = p_hold);
+END
 $$;
 
 ALTER FUNCTION public.ontab_hold_view(p_business uuid, p_hold uuid) OWNER TO postgres;
@@ -1302,17 +1403,24 @@ CREATE FUNCTION public.ontab_ledger_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+DECLARE
+    n record;
 BEGIN
-    INSERT INTO events (business_id, id, type, subject_id, data)
-    SELECT n.business_id, ontab_uuid_v7(),
-           CASE n.kind WHEN 'purchase' THEN 'purchase.created' WHEN 'payment' THEN 'payment.recorded'
-                       WHEN 'return' THEN 'return.recorded' ELSE 'write_off.recorded' END,
-           n.customer_id,
-           CASE n.kind WHEN 'purchase' THEN ontab_order_json(n.business_id, n.order_id)
-                       WHEN 'return' THEN ontab_return_json(n.business_id, n.return_id)
-                       ELSE ontab_entry_json(n.business_id, n.id) END
-      FROM new_entries n
-     ORDER BY n.customer_id, n.seq;
+    FOR n IN SELECT e.business_id, e.id, e.kind, e.customer_id, e.order_id, e.return_id
+               FROM new_entries e
+              ORDER BY e.customer_id, e.seq
+    LOOP
+        INSERT INTO events (business_id, id, type, subject_id, data)
+        VALUES (n.business_id, ontab_uuid_v7(),
+                CASE WHEN n.kind = 'purchase' THEN 'purchase.created'
+                     WHEN n.kind = 'payment' THEN 'payment.recorded'
+                     WHEN n.kind = 'return' THEN 'return.recorded'
+                     ELSE 'write_off.recorded' END,
+                n.customer_id,
+                CASE WHEN n.kind = 'purchase' THEN ontab_order_json(n.business_id, n.order_id)
+                     WHEN n.kind = 'return' THEN ontab_return_json(n.business_id, n.return_id)
+                     ELSE ontab_entry_json(n.business_id, n.id) END);
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -1374,9 +1482,11 @@ ALTER FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer
 --
 
 CREATE FUNCTION public.ontab_nats_due(p_limit integer) RETURNS SETOF uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT b.id
       FROM public.businesses b
      WHERE EXISTS (SELECT 1 FROM public.events ev
@@ -1384,7 +1494,8 @@ CREATE FUNCTION public.ontab_nats_due(p_limit integer) RETURNS SETOF uuid
                       AND ev.sequence = coalesce((SELECT c.published_through
                                                     FROM public.nats_cursors c
                                                    WHERE c.business_id = b.id), 0) + 1)
-     LIMIT p_limit
+     LIMIT p_limit;
+END
 $$;
 
 ALTER FUNCTION public.ontab_nats_due(p_limit integer) OWNER TO ontab_system;
@@ -1394,8 +1505,10 @@ ALTER FUNCTION public.ontab_nats_due(p_limit integer) OWNER TO ontab_system;
 --
 
 CREATE FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'id', o.id, 'customer_id', o.customer_id, 'total', o.total,
         'created_at', ontab_json_time(o.created_at), 'due_at', ontab_json_time(o.due_at),
@@ -1403,10 +1516,11 @@ CREATE FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) RETURNS j
         'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
                                                       'unit_price', i.unit_price, 'line_total', i.line_total)
                                    ORDER BY i.line_no)
-                    FROM order_items i WHERE i.business_id = o.business_id AND i.order_id = o.id),
+                    FROM order_items i WHERE i.business_id = p_business AND i.order_id = o.id),
         'returns', '[]'::jsonb)
       FROM orders o
-     WHERE o.business_id = p_business AND o.id = p_order
+     WHERE o.business_id = p_business AND o.id = p_order);
+END
 $$;
 
 ALTER FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) OWNER TO postgres;
@@ -1425,6 +1539,21 @@ $$;
 ALTER FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_pay_for(uuid, uuid, bigint, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_pay(p_entry_id, p_customer_id, p_amount);
+END
+$$;
+
+ALTER FUNCTION public.ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_product_events(); Type: FUNCTION; Schema: public; Owner: ontab_outbox
 --
 
@@ -1435,7 +1564,7 @@ CREATE FUNCTION public.ontab_product_events() RETURNS trigger
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
     VALUES (NEW.business_id, ontab_uuid_v7(),
-            CASE TG_OP WHEN 'INSERT' THEN 'product.created' ELSE 'product.updated' END,
+            CASE WHEN TG_OP = 'INSERT' THEN 'product.created' ELSE 'product.updated' END,
             NEW.id, ontab_product_json(NEW.business_id, NEW.id));
     RETURN NULL;
 END
@@ -1448,14 +1577,24 @@ ALTER FUNCTION public.ontab_product_events() OWNER TO ontab_outbox;
 --
 
 CREATE FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT jsonb_build_object(
-        'id', p.id, 'name', p.name, 'price', p.price, 'stock', p.stock, 'reserved', v.reserved,
-        'available', greatest(p.stock - v.reserved, 0), 'created_at', ontab_json_time(p.created_at))
-      FROM products p
-     CROSS JOIN LATERAL (SELECT p.reserved - ontab_expired_reserve(p.business_id, p.id) AS reserved) v
-     WHERE p.business_id = p_business AND p.id = p_product
+DECLARE
+    p record;
+    reserved bigint;
+BEGIN
+    SELECT pr.id, pr.name, pr.price, pr.stock, pr.reserved, pr.created_at
+      INTO p
+      FROM products pr
+     WHERE pr.business_id = p_business AND pr.id = p_product;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    reserved := p.reserved - ontab_expired_reserve(p_business, p_product);
+    RETURN jsonb_build_object(
+        'id', p.id, 'name', p.name, 'price', p.price, 'stock', p.stock, 'reserved', reserved,
+        'available', greatest(p.stock - reserved, 0), 'created_at', ontab_json_time(p.created_at));
+END
 $$;
 
 ALTER FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) OWNER TO postgres;
@@ -1507,6 +1646,21 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) OWNER TO ontab_sequencer;
+
+--
+-- Name: ontab_prune_events_for(timestamp with time zone, integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_prune_events_for(p_before timestamp with time zone, p_limit integer, p_business uuid) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_prune_events(p_before, p_limit);
+END
+$$;
+
+ALTER FUNCTION public.ontab_prune_events_for(p_before timestamp with time zone, p_limit integer, p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_purchase(uuid, uuid, uuid, uuid[], bigint[]); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -1973,6 +2127,36 @@ $$;
 ALTER FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_purchase_batch_for(uuid[], uuid[], uuid[], integer[], uuid[], bigint[], uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_purchase_batch_for(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[], p_business uuid) RETURNS jsonb[]
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_purchase_batch(p_order_ids, p_entry_ids, p_customer_ids, p_line_orders, p_product_ids, p_quantities);
+END
+$$;
+
+ALTER FUNCTION public.ontab_purchase_batch_for(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[], p_business uuid) OWNER TO postgres;
+
+--
+-- Name: ontab_purchase_for(uuid, uuid, uuid, uuid[], bigint[], uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_purchase(p_order_id, p_entry_id, p_customer_id, p_product_ids, p_quantities);
+END
+$$;
+
+ALTER FUNCTION public.ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_record_customer_change(); Type: FUNCTION; Schema: public; Owner: ontab_recorder
 --
 
@@ -2054,6 +2238,21 @@ $$;
 ALTER FUNCTION public.ontab_record_overdue(p_limit integer) OWNER TO ontab_outbox;
 
 --
+-- Name: ontab_record_overdue_for(integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_record_overdue_for(p_limit integer, p_business uuid) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_record_overdue(p_limit);
+END
+$$;
+
+ALTER FUNCTION public.ontab_record_overdue_for(p_limit integer, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_refuse_history_change(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -2088,10 +2287,12 @@ ALTER FUNCTION public.ontab_refuse_unexplained_stock() OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_release_expired(p_business uuid, p_product_ids uuid[]) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
     DELETE FROM pending_hold_items
-     WHERE business_id = p_business AND product_id = ANY (p_product_ids) AND expires_at <= now()
+     WHERE business_id = p_business AND product_id = ANY (p_product_ids) AND expires_at <= now();
+END
 $$;
 
 ALTER FUNCTION public.ontab_release_expired(p_business uuid, p_product_ids uuid[]) OWNER TO postgres;
@@ -2101,13 +2302,32 @@ ALTER FUNCTION public.ontab_release_expired(p_business uuid, p_product_ids uuid[
 --
 
 CREATE FUNCTION public.ontab_release_expired_credit(p_business uuid, p_customer_ids uuid[]) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
     DELETE FROM pending_holds
-     WHERE business_id = p_business AND customer_id = ANY (p_customer_ids) AND expires_at <= now()
+     WHERE business_id = p_business AND customer_id = ANY (p_customer_ids) AND expires_at <= now();
+END
 $$;
 
 ALTER FUNCTION public.ontab_release_expired_credit(p_business uuid, p_customer_ids uuid[]) OWNER TO postgres;
+
+--
+-- Name: ontab_require_business(uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_require_business(p_business uuid) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    IF p_business IS DISTINCT FROM ontab_require_tenant() THEN
+        RAISE EXCEPTION 'the business % is not this transaction''s tenant', p_business
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+ALTER FUNCTION public.ontab_require_business(p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_require_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
@@ -2237,21 +2457,39 @@ $$;
 ALTER FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) OWNER TO ontab_writer;
 
 --
+-- Name: ontab_return_for(uuid, uuid, uuid, uuid[], bigint[], uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_return_for(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_return(p_return_id, p_entry_id, p_order_id, p_product_ids, p_quantities);
+END
+$$;
+
+ALTER FUNCTION public.ontab_return_for(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_return_json(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
 CREATE FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
+    RETURN (
     SELECT jsonb_build_object(
         'id', r.id, 'order_id', r.order_id, 'amount', r.amount,
         'items', (SELECT jsonb_agg(jsonb_build_object('product_id', i.product_id, 'quantity', i.quantity,
                                                       'unit_price', i.unit_price, 'line_total', i.line_total)
                                    ORDER BY i.line_no)
-                    FROM return_items i WHERE i.business_id = r.business_id AND i.return_id = r.id),
+                    FROM return_items i WHERE i.business_id = p_business AND i.return_id = r.id),
         'created_at', ontab_json_time(r.created_at))
       FROM returns r
-     WHERE r.business_id = p_business AND r.id = p_return
+     WHERE r.business_id = p_business AND r.id = p_return);
+END
 $$;
 
 ALTER FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) OWNER TO postgres;
@@ -2307,6 +2545,21 @@ $$;
 ALTER FUNCTION public.ontab_sequence_events(p_limit integer) OWNER TO ontab_sequencer;
 
 --
+-- Name: ontab_sequence_events_for(integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_sequence_events_for(p_limit integer, p_business uuid) RETURNS TABLE(event_type text, sequenced bigint)
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN QUERY SELECT s.event_type, s.sequenced FROM ontab_sequence_events(p_limit) s;
+END
+$$;
+
+ALTER FUNCTION public.ontab_sequence_events_for(p_limit integer, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_tenant(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -2323,15 +2576,19 @@ ALTER FUNCTION public.ontab_tenant() OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_unsequenced_businesses(p_limit integer) RETURNS TABLE(business_id uuid, oldest timestamp with time zone)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT e.business_id, min(e.created_at)
       FROM public.events e
      WHERE e.sequence IS NULL
      GROUP BY e.business_id
      ORDER BY min(e.created_at)
-     LIMIT p_limit
+     LIMIT p_limit;
+END
 $$;
 
 ALTER FUNCTION public.ontab_unsequenced_businesses(p_limit integer) OWNER TO ontab_system;
@@ -2389,6 +2646,21 @@ $$;
 ALTER FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) OWNER TO postgres;
 
 --
+-- Name: ontab_update_customer_for(uuid, text, bigint, text, integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_update_customer_for(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_update_customer(p_customer_id, p_name, p_credit_limit, p_status, p_payment_terms_days);
+END
+$$;
+
+ALTER FUNCTION public.ontab_update_customer_for(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer, p_business uuid) OWNER TO postgres;
+
+--
 -- Name: ontab_uuid_v7(); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
@@ -2431,6 +2703,21 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_void(p_hold_id uuid) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_void_for(uuid, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_void_for(p_hold_id uuid, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_void(p_hold_id);
+END
+$$;
+
+ALTER FUNCTION public.ontab_void_for(p_hold_id uuid, p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_webhook_attempted_batch(uuid, integer, bigint[], uuid[], integer[], text[], integer[], timestamp with time zone[], boolean[]); Type: FUNCTION; Schema: public; Owner: postgres
@@ -2623,9 +2910,11 @@ ALTER FUNCTION public.ontab_webhook_fan_out(p_limit integer) OWNER TO postgres;
 --
 
 CREATE FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) RETURNS SETOF uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT DISTINCT e.business_id
       FROM public.webhook_endpoints e
      CROSS JOIN LATERAL (SELECT ev.sequence
@@ -2635,7 +2924,8 @@ CREATE FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) RETURNS SETOF 
                           ORDER BY ev.sequence
                           LIMIT 1) AS next_event
      WHERE next_event.sequence = e.fanned_out_through + 1
-     LIMIT p_limit
+     LIMIT p_limit;
+END
 $$;
 
 ALTER FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) OWNER TO ontab_system;
@@ -2652,6 +2942,21 @@ CREATE FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_am
 $$;
 
 ALTER FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) OWNER TO ontab_writer;
+
+--
+-- Name: ontab_write_off_for(uuid, uuid, bigint, text, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_write_off_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text, p_business uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN ontab_write_off(p_entry_id, p_customer_id, p_amount, p_reason);
+END
+$$;
+
+ALTER FUNCTION public.ontab_write_off_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text, p_business uuid) OWNER TO postgres;
 
 SET default_tablespace = '';
 
@@ -4656,6 +4961,13 @@ REVOKE ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product
 GRANT ALL ON FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text, p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_adjustment_events(); Type: ACL; Schema: public; Owner: ontab_outbox
 --
 
@@ -4681,6 +4993,13 @@ GRANT ALL ON FUNCTION public.ontab_business_ids() TO postgres;
 
 REVOKE ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer); Type: ACL; Schema: public; Owner: ontab_system
@@ -4741,6 +5060,13 @@ REVOKE ALL ON FUNCTION public.ontab_expire_hold(p_hold_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_expire_hold(p_hold_id uuid) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_expire_hold_for(p_hold_id uuid, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_expire_hold_for(p_hold_id uuid, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_expire_hold_for(p_hold_id uuid, p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_expire_idempotency_keys(p_older_than interval); Type: ACL; Schema: public; Owner: ontab_system
 --
 
@@ -4790,6 +5116,13 @@ REVOKE ALL ON FUNCTION public.ontab_hold_created_events() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION public.ontab_hold_ended_events() FROM PUBLIC;
+
+--
+-- Name: FUNCTION ontab_hold_for(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_hold_for(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_hold_for(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer, p_business uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_hold_json(p_business uuid, p_hold uuid); Type: ACL; Schema: public; Owner: postgres
@@ -4855,6 +5188,13 @@ REVOKE ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_a
 GRANT ALL ON FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_product_events(); Type: ACL; Schema: public; Owner: ontab_outbox
 --
 
@@ -4874,6 +5214,13 @@ REVOKE ALL ON FUNCTION public.ontab_prune_events(p_before timestamp with time zo
 GRANT ALL ON FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_prune_events_for(p_before timestamp with time zone, p_limit integer, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_prune_events_for(p_before timestamp with time zone, p_limit integer, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_prune_events_for(p_before timestamp with time zone, p_limit integer, p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]); Type: ACL; Schema: public; Owner: ontab_writer
 --
 
@@ -4888,6 +5235,20 @@ REVOKE ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_i
 GRANT ALL ON FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_purchase_batch_for(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[], p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_purchase_batch_for(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[], p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_purchase_batch_for(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[], p_business uuid) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_record_customer_change(); Type: ACL; Schema: public; Owner: ontab_recorder
 --
 
@@ -4899,6 +5260,19 @@ REVOKE ALL ON FUNCTION public.ontab_record_customer_change() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.ontab_record_overdue(p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_record_overdue(p_limit integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_record_overdue_for(p_limit integer, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_record_overdue_for(p_limit integer, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_record_overdue_for(p_limit integer, p_business uuid) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_require_business(p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT ALL ON FUNCTION public.ontab_require_business(p_business uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_require_tenant(); Type: ACL; Schema: public; Owner: postgres
@@ -4917,6 +5291,13 @@ REVOKE ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_
 GRANT ALL ON FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_return_for(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_return_for(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_return_for(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[], p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_return_json(p_business uuid, p_return uuid); Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -4928,6 +5309,13 @@ GRANT ALL ON FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) T
 
 REVOKE ALL ON FUNCTION public.ontab_sequence_events(p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_sequence_events(p_limit integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_sequence_events_for(p_limit integer, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_sequence_events_for(p_limit integer, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_sequence_events_for(p_limit integer, p_business uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_tenant(); Type: ACL; Schema: public; Owner: postgres
@@ -4956,6 +5344,13 @@ REVOKE ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name t
 GRANT ALL ON FUNCTION public.ontab_update_customer(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_update_customer_for(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_update_customer_for(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_update_customer_for(p_customer_id uuid, p_name text, p_credit_limit bigint, p_status text, p_payment_terms_days integer, p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_uuid_v7(); Type: ACL; Schema: public; Owner: postgres
 --
 
@@ -4967,6 +5362,13 @@ GRANT ALL ON FUNCTION public.ontab_uuid_v7() TO ontab_outbox;
 
 REVOKE ALL ON FUNCTION public.ontab_void(p_hold_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_void(p_hold_id uuid) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_void_for(p_hold_id uuid, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_void_for(p_hold_id uuid, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_void_for(p_hold_id uuid, p_business uuid) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]); Type: ACL; Schema: public; Owner: postgres
@@ -5002,6 +5404,13 @@ GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) TO ontab
 
 REVOKE ALL ON FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_write_off_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text, p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_write_off_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text, p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_write_off_for(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text, p_business uuid) TO ontab_app;
 
 --
 -- Name: TABLE api_keys; Type: ACL; Schema: public; Owner: postgres
@@ -5178,12 +5587,19 @@ GRANT INSERT(subject_id) ON TABLE public.events TO ontab_outbox;
 --
 
 GRANT SELECT(created_at) ON TABLE public.events TO ontab_system;
+GRANT INSERT(created_at) ON TABLE public.events TO ontab_outbox;
 
 --
 -- Name: COLUMN events.data; Type: ACL; Schema: public; Owner: postgres
 --
 
 GRANT INSERT(data) ON TABLE public.events TO ontab_outbox;
+
+--
+-- Name: COLUMN events."position"; Type: ACL; Schema: public; Owner: postgres
+--
+
+GRANT INSERT("position") ON TABLE public.events TO ontab_outbox;
 
 --
 -- Name: SEQUENCE event_positions; Type: ACL; Schema: public; Owner: postgres

@@ -12,13 +12,23 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::{Change, Customer, CustomerChange};
 use crate::domain::{AccountStatus, Name, NonNegative, PaymentTerms, Refusal};
 
-// The balance is one index probe on (business_id, customer_id, seq).
+// The balance is one index probe on (business_id, customer_id, seq). What
+// holds reserve, less what expired holds still count there (released at
+// the next decision about the customer, or by the sweep): the sum
+// ontab_expired_hold_credit makes, written out, because a distributed
+// PostgreSQL (Citus) runs this statement on the node holding the business
+// and refuses a function there that reads another table. Every table is
+// pinned to the business (`$1` in every statement using this), so that
+// Citus can route the whole statement to that node.
 macro_rules! select_customer {
     () => {
         "SELECT c.id, c.name, c.credit_limit, c.status, c.payment_terms_days, c.created_at,
-                c.held - ontab_expired_hold_credit(c.business_id, c.id) AS held,
+                c.held - (SELECT coalesce(sum(p.total), 0)::bigint
+                            FROM pending_holds p
+                           WHERE p.business_id = $1 AND p.customer_id = c.id
+                             AND p.expires_at <= now()) AS held,
                 coalesce((SELECT l.balance_after FROM credit_ledger l
-                           WHERE l.business_id = c.business_id AND l.customer_id = c.id
+                           WHERE l.business_id = $1 AND l.customer_id = c.id
                            ORDER BY l.seq DESC LIMIT 1), 0) AS balance
            FROM customers c "
     };
@@ -148,7 +158,7 @@ pub struct Changes {
     pub payment_terms: Option<PaymentTerms>,
 }
 
-const UPDATE: &str = "SELECT ontab_update_customer($1, $2, $3, $4, $5)";
+const UPDATE: &str = "SELECT ontab_update_customer_for($1, $2, $3, $4, $5, $6)";
 
 /// A customer as changed, and the status it had before.
 #[derive(Debug, Clone)]
@@ -179,6 +189,7 @@ pub async fn update(
                 (&limit, Type::INT8),
                 (&status, Type::TEXT),
                 (&days, Type::INT4),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -310,7 +321,14 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(
         UPDATE,
-        &[Type::UUID, Type::TEXT, Type::INT8, Type::TEXT, Type::INT4],
+        &[
+            Type::UUID,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT4,
+            Type::UUID
+        ],
         &[Column::at::<serde_json::Value>(0)]
     ),
     statement!(EXISTS, &[Type::UUID, Type::UUID], &[]),

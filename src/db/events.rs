@@ -93,13 +93,18 @@ pub async fn feed(
     Ok(page)
 }
 
-const SEQUENCE: &str = "SELECT event_type, sequenced FROM ontab_sequence_events($1)";
+const SEQUENCE: &str = "SELECT event_type, sequenced FROM ontab_sequence_events_for($1, $2)";
 
 /// Numbers up to `limit` of the tenant's committed, unnumbered events;
 /// answers how many of each type. Empty when there were none, or another
 /// sequencer holds the business.
 pub async fn sequence(tx: &TenantTx, limit: i32) -> Result<Vec<(String, i64)>, DbError> {
-    let rows = tx.query(SEQUENCE, &[(&limit, Type::INT4)]).await?;
+    let rows = tx
+        .query(
+            SEQUENCE,
+            &[(&limit, Type::INT4), (&tx.business_id(), Type::UUID)],
+        )
+        .await?;
     rows.iter()
         .map(|row| Ok((column(row, "event_type")?, column(row, "sequenced")?)))
         .collect()
@@ -126,24 +131,34 @@ pub async fn business_ids(db: &Db) -> Result<Vec<Uuid>, DbError> {
     rows.iter().map(|row| column(row, 0)).collect()
 }
 
-const RECORD_OVERDUE: &str = "SELECT ontab_record_overdue($1)";
+const RECORD_OVERDUE: &str = "SELECT ontab_record_overdue_for($1, $2)";
 
 /// Emits customer.overdue for up to `limit` of the tenant's purchases past
 /// due and unsettled, each once; answers how many.
 pub async fn record_overdue(tx: &TenantTx, limit: i32) -> Result<i64, DbError> {
     let row = tx
-        .query_one(RECORD_OVERDUE, &[(&limit, Type::INT4)])
+        .query_one(
+            RECORD_OVERDUE,
+            &[(&limit, Type::INT4), (&tx.business_id(), Type::UUID)],
+        )
         .await?;
     column(&row, 0)
 }
 
-const PRUNE: &str = "SELECT ontab_prune_events($1, $2)";
+const PRUNE: &str = "SELECT ontab_prune_events_for($1, $2, $3)";
 
 /// Deletes up to `limit` of the tenant's oldest events written before
 /// `before` (a prefix of the sequence); answers how many.
 pub async fn prune(tx: &TenantTx, before: DateTime<Utc>, limit: i32) -> Result<i64, DbError> {
     let row = tx
-        .query_one(PRUNE, &[(&before, Type::TIMESTAMPTZ), (&limit, Type::INT4)])
+        .query_one(
+            PRUNE,
+            &[
+                (&before, Type::TIMESTAMPTZ),
+                (&limit, Type::INT4),
+                (&tx.business_id(), Type::UUID),
+            ],
+        )
         .await?;
     column(&row, 0)
 }
@@ -206,7 +221,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(
         SEQUENCE,
-        &[Type::INT4],
+        &[Type::INT4, Type::UUID],
         &[
             Column::named::<String>("event_type"),
             Column::named::<i64>("sequenced"),
@@ -221,10 +236,14 @@ pub(super) const STATEMENTS: &[Statement] = &[
         ]
     ),
     statement!(BUSINESS_IDS, &[], &[Column::at::<Uuid>(0)]),
-    statement!(RECORD_OVERDUE, &[Type::INT4], &[Column::at::<i64>(0)]),
+    statement!(
+        RECORD_OVERDUE,
+        &[Type::INT4, Type::UUID],
+        &[Column::at::<i64>(0)]
+    ),
     statement!(
         PRUNE,
-        &[Type::TIMESTAMPTZ, Type::INT4],
+        &[Type::TIMESTAMPTZ, Type::INT4, Type::UUID],
         &[Column::at::<i64>(0)]
     ),
     statement!(LISTEN, &[], &[]),

@@ -15,7 +15,7 @@ use super::{Db, DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::{Hold, HoldStatus, Order};
 use crate::domain::{Lines, Refusal};
 
-const HOLD: &str = "SELECT ontab_hold($1, $2, $3, $4, $5)";
+const HOLD: &str = "SELECT ontab_hold_for($1, $2, $3, $4, $5, $6)";
 
 /// Reserves `lines` for `customer_id` until `expires_in` seconds from the
 /// database's now.
@@ -36,13 +36,14 @@ pub async fn create(
                 (&product_ids, Type::UUID_ARRAY),
                 (&quantities, Type::INT8_ARRAY),
                 (&expires_in, Type::INT4),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
     decode_outcome(column(&row, 0)?, "hold")
 }
 
-const CAPTURE: &str = "SELECT ontab_capture($1, $2, $3, $4, $5)";
+const CAPTURE: &str = "SELECT ontab_capture_for($1, $2, $3, $4, $5, $6)";
 
 /// Captures all of the hold (`lines` `None`) or those lines of it.
 pub async fn capture(
@@ -62,25 +63,36 @@ pub async fn capture(
                 (&entry_id, Type::UUID),
                 (&product_ids, Type::UUID_ARRAY),
                 (&quantities, Type::INT8_ARRAY),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
     decode_outcome(column(&row, 0)?, "order")
 }
 
-const VOID: &str = "SELECT ontab_void($1)";
+const VOID: &str = "SELECT ontab_void_for($1, $2)";
 
 pub async fn void(tx: &TenantTx, hold_id: Uuid) -> Result<Result<Hold, Refusal>, DbError> {
-    let row = tx.query_one(VOID, &[(&hold_id, Type::UUID)]).await?;
+    let row = tx
+        .query_one(
+            VOID,
+            &[(&hold_id, Type::UUID), (&tx.business_id(), Type::UUID)],
+        )
+        .await?;
     decode_outcome(column(&row, 0)?, "hold")
 }
 
-const EXPIRE: &str = "SELECT ontab_expire_hold($1)";
+const EXPIRE: &str = "SELECT ontab_expire_hold_for($1, $2)";
 
 /// Records the expiry of a hold past its `expires_at`; `None` when there
 /// was nothing to record (it ended otherwise, or has not expired).
 pub async fn expire(tx: &TenantTx, hold_id: Uuid) -> Result<Option<Hold>, DbError> {
-    let row = tx.query_one(EXPIRE, &[(&hold_id, Type::UUID)]).await?;
+    let row = tx
+        .query_one(
+            EXPIRE,
+            &[(&hold_id, Type::UUID), (&tx.business_id(), Type::UUID)],
+        )
+        .await?;
     Ok(decode_outcome::<Hold>(column(&row, 0)?, "hold")?.ok())
 }
 
@@ -110,7 +122,11 @@ pub fn key(hold: &Hold) -> CreatedKey {
     }
 }
 
-const GET: &str = "SELECT ontab_hold_view(h.business_id, h.id) FROM holds h WHERE h.business_id = $1 AND h.id = $2";
+// The view is called on its own, never inside a statement over the
+// business's tables: Citus pushes such a statement whole to the node that
+// holds the business, where a function that reads tables may not run
+// (docs/scale-out.md). NULL: no such hold.
+const GET: &str = "SELECT v FROM ontab_hold_view($1, $2) AS v WHERE v IS NOT NULL";
 
 pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Option<Hold>, DbError> {
     let business = tx.business_id();
@@ -122,7 +138,8 @@ pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Option<Hold>, DbError> {
 
 // The status filter is the view's status, by the same clock: a hold past
 // its expiry lists as expired whether or not the sweep has recorded it.
-const LIST: &str = "SELECT ontab_hold_view(h.business_id, h.id)
+// The page's ids first, then their views in that order (as GET, above).
+const LIST: &str = "SELECT h.id
                       FROM holds h
                       LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
                      WHERE h.business_id = $1
@@ -133,6 +150,9 @@ const LIST: &str = "SELECT ontab_hold_view(h.business_id, h.id)
                        AND ($4::timestamptz IS NULL OR (h.created_at, h.id) < ($4, $5))
                      ORDER BY h.created_at DESC, h.id DESC
                      LIMIT $6";
+const VIEWS: &str = "SELECT ontab_hold_view($1, l.id)
+                       FROM unnest($2::uuid[]) WITH ORDINALITY AS l (id, n)
+                      ORDER BY l.n";
 
 /// Holds newest first, optionally of one customer and in one status.
 pub async fn list(
@@ -158,7 +178,17 @@ pub async fn list(
             ],
         )
         .await?;
-    rows.iter().map(hold).collect()
+    let ids = rows
+        .iter()
+        .map(|row| column(row, 0))
+        .collect::<Result<Vec<Uuid>, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let views = tx
+        .query(VIEWS, &[(&business, Type::UUID), (&ids, Type::UUID_ARRAY)])
+        .await?;
+    views.iter().map(hold).collect()
 }
 
 /// The one column of a use-case function's answer or a hold's view.
@@ -173,6 +203,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::UUID_ARRAY,
             Type::INT8_ARRAY,
             Type::INT4,
+            Type::UUID,
         ],
         JSON
     ),
@@ -184,11 +215,12 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::UUID,
             Type::UUID_ARRAY,
             Type::INT8_ARRAY,
+            Type::UUID,
         ],
         JSON
     ),
-    statement!(VOID, &[Type::UUID], JSON),
-    statement!(EXPIRE, &[Type::UUID], JSON),
+    statement!(VOID, &[Type::UUID, Type::UUID], JSON),
+    statement!(EXPIRE, &[Type::UUID, Type::UUID], JSON),
     statement!(
         EXPIRED,
         &[Type::INT4],
@@ -208,6 +240,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::UUID,
             Type::INT8,
         ],
-        JSON
+        &[Column::at::<Uuid>(0)]
     ),
+    statement!(VIEWS, &[Type::UUID, Type::UUID_ARRAY], JSON),
 ];

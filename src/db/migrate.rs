@@ -90,6 +90,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "expired_holds_planned_once",
         sql: include_str!("../../migrations/0013_expired_holds_planned_once.sql"),
     },
+    Migration {
+        version: 14,
+        name: "functions_planned_once",
+        sql: include_str!("../../migrations/0014_functions_planned_once.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "use_cases_for_a_business",
+        sql: include_str!("../../migrations/0015_use_cases_for_a_business.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
@@ -117,7 +127,10 @@ pub(super) const STATEMENTS: &[Statement] = &[
 pub async fn run_on(options: &super::tls::ConnectOptions) -> Result<Vec<i32>, DbError> {
     let (mut client, connection) = options.connect().await?;
     let driver = tokio::spawn(connection);
-    let applied = run(&mut client).await;
+    let applied = match run(&mut client).await {
+        Ok(applied) => super::citus::place(&mut client).await.map(|_| applied),
+        Err(error) => Err(error),
+    };
     drop(client);
     let _ = driver.await;
     applied
@@ -187,6 +200,14 @@ pub async fn verify(client: &Client) -> Result<(), DbError> {
         return Err(DbError::Config(format!(
             "the database lacks migration {:04}_{}: run `ontab migrate` with the owner's DATABASE_URL first",
             pending.version, pending.name
+        )));
+    }
+    let unplaced = super::citus::unplaced(client).await?;
+    if !unplaced.is_empty() {
+        return Err(DbError::Config(format!(
+            "this Citus coordinator has tables not yet distributed ({}): \
+             run `ontab migrate` with the owner's DATABASE_URL first",
+            unplaced.join(", ")
         )));
     }
     Ok(())

@@ -3,7 +3,8 @@
 //!
 //! Every tenant query runs inside a [`TenantTx`] from [`Db::begin`], which
 //! begins a transaction, switches to role `ontab_app` and sets the tenant
-//! with `set_config(..., true)`; row level security does the rest. Both
+//! with `SET LOCAL` (which Citus forwards to its workers, unlike
+//! `set_config`); row level security does the rest. Both
 //! settings are transaction-local, so a pooled connection (or a PgBouncer
 //! server connection in transaction mode) never carries a tenant into its
 //! next use. The same statement reports which of the API keys acting are
@@ -23,6 +24,7 @@ mod tx;
 pub mod api_keys;
 pub mod audit;
 pub mod businesses;
+pub mod citus;
 pub mod customers;
 pub mod deliveries;
 pub mod events;

@@ -9,7 +9,7 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::LedgerEntry;
 use crate::domain::{Positive, Refusal};
 
-const PAY: &str = "SELECT ontab_pay($1, $2, $3)";
+const PAY: &str = "SELECT ontab_pay_for($1, $2, $3, $4)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -24,6 +24,7 @@ pub async fn execute(
                 (&entry_id, Type::UUID),
                 (&customer_id, Type::UUID),
                 (&amount, Type::INT8),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -32,6 +33,6 @@ pub async fn execute(
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(
     PAY,
-    &[Type::UUID, Type::UUID, Type::INT8],
+    &[Type::UUID, Type::UUID, Type::INT8, Type::UUID],
     &[Column::at::<serde_json::Value>(0)]
 )];

@@ -70,10 +70,18 @@ pub async fn create(
 }
 
 // What pending holds reserve, less what expired holds still count there
-// (released at the next decision about the product, or by the sweep).
+// (released at the next decision about the product, or by the sweep): the
+// sum ontab_expired_reserve makes, written out and pinned to the business
+// (`$1` in every statement using this), as customers' held is (see
+// customers.rs).
 macro_rules! columns {
     () => {
-        "id, name, price, stock, reserved - ontab_expired_reserve(business_id, id) AS reserved, created_at"
+        "id, name, price, stock,
+         reserved - (SELECT coalesce(sum(i.quantity), 0)::bigint
+                       FROM pending_hold_items i
+                      WHERE i.business_id = $1 AND i.product_id = products.id
+                        AND i.expires_at <= now()) AS reserved,
+         created_at"
     };
 }
 

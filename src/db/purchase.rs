@@ -1,4 +1,5 @@
-//! The purchase: one call of `ontab_purchase`, which locks the customer,
+//! The purchase: one call of `ontab_purchase` (through
+//! `ontab_purchase_for`, migrations/0015), which locks the customer,
 //! then the products in id order, checks stock and credit on the rows it
 //! locked, and writes order, lines, stock and ledger entry; or, for a
 //! group-committed batch, one call of `ontab_purchase_batch` for all of its
@@ -12,7 +13,7 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Order;
 use crate::domain::{Lines, Refusal};
 
-const PURCHASE: &str = "SELECT ontab_purchase($1, $2, $3, $4, $5)";
+const PURCHASE: &str = "SELECT ontab_purchase_for($1, $2, $3, $4, $5, $6)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -30,6 +31,7 @@ pub async fn execute(
                 (&customer_id, Type::UUID),
                 (&product_ids, Type::UUID_ARRAY),
                 (&quantities, Type::INT8_ARRAY),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -43,14 +45,15 @@ const LOCK_CUSTOMERS: &str =
     "SELECT 1 FROM customers WHERE business_id = $1 AND id = ANY ($2) ORDER BY id FOR UPDATE";
 const LOCK_CUSTOMERS_TYPES: [Type; 2] = [Type::UUID, Type::UUID_ARRAY];
 
-const PURCHASE_BATCH: &str = "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)";
-const PURCHASE_BATCH_TYPES: [Type; 6] = [
+const PURCHASE_BATCH: &str = "SELECT ontab_purchase_batch_for($1, $2, $3, $4, $5, $6, $7)";
+const PURCHASE_BATCH_TYPES: [Type; 7] = [
     Type::UUID_ARRAY,
     Type::UUID_ARRAY,
     Type::UUID_ARRAY,
     Type::INT4_ARRAY,
     Type::UUID_ARRAY,
     Type::INT8_ARRAY,
+    Type::UUID,
 ];
 
 /// Readies the batch statements for pipelined use (see `TenantTx::prepare`).
@@ -107,6 +110,7 @@ pub async fn execute_batch(
                 (&line_orders, PURCHASE_BATCH_TYPES[3].clone()),
                 (&product_ids, PURCHASE_BATCH_TYPES[4].clone()),
                 (&quantities, PURCHASE_BATCH_TYPES[5].clone()),
+                (&tx.business_id(), PURCHASE_BATCH_TYPES[6].clone()),
             ],
         )
         .await?;
@@ -133,6 +137,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::UUID,
             Type::UUID_ARRAY,
             Type::INT8_ARRAY,
+            Type::UUID,
         ],
         &[Column::at::<serde_json::Value>(0)],
     ),

@@ -10,7 +10,7 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Return;
 use crate::domain::{Lines, Refusal};
 
-const RETURN: &str = "SELECT ontab_return($1, $2, $3, $4, $5)";
+const RETURN: &str = "SELECT ontab_return_for($1, $2, $3, $4, $5, $6)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -28,6 +28,7 @@ pub async fn execute(
                 (&order_id, Type::UUID),
                 (&product_ids, Type::UUID_ARRAY),
                 (&quantities, Type::INT8_ARRAY),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -42,6 +43,7 @@ pub(super) const STATEMENTS: &[Statement] = &[statement!(
         Type::UUID,
         Type::UUID_ARRAY,
         Type::INT8_ARRAY,
+        Type::UUID,
     ],
     &[Column::at::<serde_json::Value>(0)]
 )];

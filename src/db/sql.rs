@@ -122,12 +122,19 @@ pub fn statements() -> Vec<Statement> {
         super::write_off::STATEMENTS,
         super::webhooks::STATEMENTS,
         super::migrate::STATEMENTS,
+        super::citus::STATEMENTS,
     ]
     .into_iter()
     .flatten()
     .copied()
     .chain(super::audit::statements())
     .collect()
+}
+
+/// The statements only a Citus coordinator can prepare (see
+/// `db::citus`); not among [`statements`], which every PostgreSQL prepares.
+pub fn citus_only_statements() -> Vec<Statement> {
+    super::citus::CITUS_ONLY.to_vec()
 }
 
 /// The registered parameter types of each SQL text.
@@ -279,7 +286,11 @@ mod tests {
 
     #[test]
     fn every_sql_constant_of_src_db_is_in_the_registry() {
-        let registered: HashSet<String> = statements().iter().map(|s| s.full_name()).collect();
+        let registered: HashSet<String> = statements()
+            .iter()
+            .chain(&super::citus_only_statements())
+            .map(|s| s.full_name())
+            .collect();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/db");
         let mut files = Vec::new();
         rust_files(&root, &mut files);

@@ -10,7 +10,7 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::Adjusted;
 use crate::domain::{Delta, Reason, Refusal};
 
-const ADJUST: &str = "SELECT ontab_adjust_stock($1, $2, $3, $4)";
+const ADJUST: &str = "SELECT ontab_adjust_stock_for($1, $2, $3, $4, $5)";
 
 pub async fn adjust(
     tx: &TenantTx,
@@ -27,6 +27,7 @@ pub async fn adjust(
                 (&product_id, Type::UUID),
                 (&delta, Type::INT8),
                 (&reason, Type::TEXT),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -41,6 +42,6 @@ pub async fn adjust(
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(
     ADJUST,
-    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT],
+    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT, Type::UUID],
     &[Column::at::<serde_json::Value>(0)]
 )];

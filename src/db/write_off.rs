@@ -10,7 +10,7 @@ use super::{DbError, TenantTx, column, decode_outcome};
 use crate::domain::records::LedgerEntry;
 use crate::domain::{Positive, Reason, Refusal};
 
-const WRITE_OFF: &str = "SELECT ontab_write_off($1, $2, $3, $4)";
+const WRITE_OFF: &str = "SELECT ontab_write_off_for($1, $2, $3, $4, $5)";
 
 pub async fn execute(
     tx: &TenantTx,
@@ -27,6 +27,7 @@ pub async fn execute(
                 (&customer_id, Type::UUID),
                 (&amount, Type::INT8),
                 (&reason, Type::TEXT),
+                (&tx.business_id(), Type::UUID),
             ],
         )
         .await?;
@@ -35,6 +36,6 @@ pub async fn execute(
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(
     WRITE_OFF,
-    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT],
+    &[Type::UUID, Type::UUID, Type::INT8, Type::TEXT, Type::UUID],
     &[Column::at::<serde_json::Value>(0)]
 )];
