@@ -12,6 +12,13 @@
 //! needs no more. The harness's own connection ([`TestApp::sql`]) is the
 //! superuser, for setting up and inspecting.
 //!
+//! With ONTAB_TEST_CITUS_URL naming a database on a Citus coordinator
+//! (superuser, extension created, workers added), every test database is
+//! made there instead: created on the coordinator and on each of its
+//! workers, with the extension and the nodes, then migrated by `ontab
+//! migrate`'s own code, which distributes it (a distributed database cannot
+//! be cloned from a template). See tests/api/citus.rs.
+//!
 //! With ONTAB_TEST_POOLER=host:port the app under test reaches its database
 //! through that pooler (PgBouncer in transaction mode in CI) while the
 //! harness itself talks to PostgreSQL directly; ONTAB_TEST_STATEMENTS=unnamed
@@ -43,7 +50,18 @@ const SERVER_PASSWORD: &str = "ontab-test-server";
 /// Where test databases are created, and the template they are cloned from.
 struct Cluster {
     admin: ConnectOptions,
-    template: String,
+    /// The template test databases are cloned from; `None` on Citus.
+    template: Option<String>,
+    /// On Citus, the workers (host, port) a test database is also made on.
+    workers: Vec<(String, i32)>,
+}
+
+/// The coordinator the Citus suite runs on, when ONTAB_TEST_CITUS_URL names
+/// one.
+pub fn citus_url() -> Option<String> {
+    std::env::var("ONTAB_TEST_CITUS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
@@ -51,10 +69,37 @@ static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 async fn cluster() -> &'static Cluster {
     CLUSTER
         .get_or_init(|| async {
+            if let Some(url) = citus_url() {
+                let admin = ontab::db::parse_url(&url)
+                    .expect("ONTAB_TEST_CITUS_URL must be a valid connection string");
+                let workers = connect(&admin)
+                    .await
+                    .query(
+                        "SELECT nodename, nodeport FROM pg_dist_node
+                          WHERE groupid <> 0 AND noderole = 'primary' ORDER BY nodeid",
+                        &[],
+                    )
+                    .await
+                    .expect("ONTAB_TEST_CITUS_URL names a Citus coordinator with workers")
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect();
+                // Roles made on the coordinator reach the workers.
+                ensure_server_role(&admin).await;
+                return Cluster {
+                    admin,
+                    template: None,
+                    workers,
+                };
+            }
             let admin = admin_config().await;
             let template = ensure_template(&admin).await;
             ensure_server_role(&admin).await;
-            Cluster { admin, template }
+            Cluster {
+                admin,
+                template: Some(template),
+                workers: Vec::new(),
+            }
         })
         .await
 }
@@ -553,16 +598,16 @@ impl TestApp {
         }
         let cluster = cluster().await;
         let db_name = format!("ontab_test_{}", Uuid::new_v4().simple());
-        connect(&cluster.admin)
-            .await
-            .batch_execute(&format!(
-                "CREATE DATABASE {db_name} TEMPLATE {}",
-                cluster.template
-            ))
-            .await
-            .expect("create test database");
         let mut db_config = cluster.admin.clone();
         db_config.config.dbname(&db_name);
+        match &cluster.template {
+            Some(template) => connect(&cluster.admin)
+                .await
+                .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
+                .await
+                .expect("create test database"),
+            None => create_citus_database(cluster, &db_config).await,
+        }
         let app_config = as_server_role(&match std::env::var("ONTAB_TEST_POOLER") {
             Ok(pooler) => through_pooler(&pooler, &cluster.admin, &db_name),
             Err(_) => db_config.clone(),
@@ -877,6 +922,91 @@ impl TestApp {
     }
 }
 
+/// A database on the Citus coordinator and on each worker, with the
+/// extension and the nodes registered, migrated (and so distributed) as
+/// `ontab migrate` does. Four shards per table, not Citus's 32: as
+/// distributed, and each test's database is made in seconds.
+async fn create_citus_database(cluster: &Cluster, db_config: &ConnectOptions) {
+    let db_name = db_config.config.get_dbname().expect("a database name");
+    let coordinator_host = match cluster.admin.config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let coordinator_port = cluster
+        .admin
+        .config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432);
+    let mut nodes = vec![cluster.admin.clone()];
+    for (host, port) in &cluster.workers {
+        let dbname = cluster.admin.config.get_dbname().unwrap_or("postgres");
+        nodes.push(on_node(&cluster.admin, host, *port, dbname));
+    }
+    for node in &nodes {
+        connect(node)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create the test database on a Citus node");
+        let mut in_db = node.clone();
+        in_db.config.dbname(db_name);
+        connect(&in_db)
+            .await
+            .batch_execute("CREATE EXTENSION citus")
+            .await
+            .expect("citus in the test database");
+    }
+    // One database registered and placed at a time: adding a node syncs
+    // the cluster's roles and metadata to it (two at once failed on a
+    // worker's connection), and placing lets ontab's roles log in, and
+    // roles are the whole cluster's.
+    let lock = connect(&cluster.admin).await;
+    lock.execute("SELECT pg_advisory_lock(7041726003)", &[])
+        .await
+        .expect("lock");
+    let coordinator = connect(db_config).await;
+    coordinator
+        .batch_execute(&format!(
+            "ALTER DATABASE {db_name} SET citus.shard_count = 4;
+             SELECT citus_set_coordinator_host('{coordinator_host}', {coordinator_port})"
+        ))
+        .await
+        .expect("register the coordinator");
+    for (host, port) in &cluster.workers {
+        coordinator
+            .execute("SELECT citus_add_node($1, $2)", &[host, port])
+            .await
+            .expect("add a worker to the test database");
+    }
+    drop(coordinator);
+    migrate::run_on(db_config)
+        .await
+        .expect("the test database migrates and distributes");
+    lock.execute("SELECT pg_advisory_unlock(7041726003)", &[])
+        .await
+        .expect("unlock");
+}
+
+/// `admin`'s login on another node of a Citus cluster, database `dbname`.
+fn on_node(admin: &ConnectOptions, host: &str, port: i32, dbname: &str) -> ConnectOptions {
+    let mut config = Config::new();
+    config
+        .host(host)
+        .port(u16::try_from(port).expect("a node's port"))
+        .user(admin.config.get_user().unwrap_or("postgres"))
+        .ssl_mode(admin.config.get_ssl_mode())
+        .dbname(dbname);
+    if let Some(password) = admin.config.get_password() {
+        config.password(password);
+    }
+    ConnectOptions {
+        config,
+        tls: admin.tls.clone(),
+    }
+}
+
 impl Drop for TestApp {
     /// Drops this test's database. Drop cannot await, so a short-lived
     /// thread with its own runtime does it; FORCE ends the pool's sessions.
@@ -886,6 +1016,7 @@ impl Drop for TestApp {
         }
         let Some(cluster) = CLUSTER.get() else { return };
         let admin = cluster.admin.clone();
+        let workers = cluster.workers.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name);
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -895,7 +1026,16 @@ impl Drop for TestApp {
             runtime.block_on(async {
                 let (client, connection) = admin.connect().await.ok()?;
                 tokio::spawn(connection);
-                client.batch_execute(&statement).await.ok()
+                client.batch_execute(&statement).await.ok()?;
+                // On Citus, the workers' copies too.
+                for (host, port) in workers {
+                    let dbname = admin.config.get_dbname().unwrap_or("postgres");
+                    let worker = on_node(&admin, &host, port, dbname);
+                    let (client, connection) = worker.connect().await.ok()?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&statement).await.ok()?;
+                }
+                Some(())
             })
         })
         .join();

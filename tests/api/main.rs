@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod batch;
 mod businesses;
+mod citus;
 mod commit_outcome;
 mod concurrency;
 mod connections;
