@@ -63,10 +63,6 @@ const LET_ROLES_LOG_IN: &str = "\
 
 const HAS_CITUS: &str = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')";
 
-/// The workers queries are spread over.
-const ACTIVE_WORKERS: &str =
-    "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND groupid <> 0";
-
 /// Tables that should be distributed or reference tables and are not
 /// (`$1`: those that stay on the coordinator).
 const UNPLACED: &str = "\
@@ -81,10 +77,11 @@ pub(super) const STATEMENTS: &[Statement] = &[statement!(HAS_CITUS, &[], &[Colum
 /// Statements that only a Citus coordinator can prepare (they read its
 /// catalog): registered apart, prepared by the Citus suite
 /// (tests/api/citus.rs).
-pub(super) const CITUS_ONLY: &[Statement] = &[
-    statement!(ACTIVE_WORKERS, &[], &[Column::at::<i64>(0)]),
-    statement!(UNPLACED, &[Type::TEXT_ARRAY], &[Column::at::<String>(0)]),
-];
+pub(super) const CITUS_ONLY: &[Statement] = &[statement!(
+    UNPLACED,
+    &[Type::TEXT_ARRAY],
+    &[Column::at::<String>(0)]
+)];
 
 /// Places every table not yet placed, in one transaction. Citus refuses
 /// to distribute a table with a foreign key to a table that is not yet
@@ -99,6 +96,7 @@ fn placing(reference: &str, coordinator: &str) -> String {
         "DO $$
 DECLARE
     fk record;
+    f record;
     fks text[] := '{{}}';
     def text;
     t text;
@@ -140,18 +138,18 @@ BEGIN
     -- without the parameters' values (could not create distributed
     -- plan), and under plan_cache_mode auto PostgreSQL would try a generic
     -- plan after five calls: here they are planned at each call.
-    FOR fk IN
+    FOR f IN
         SELECT p.oid::regprocedure AS fn
           FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace
            AND p.proconfig @> ARRAY['plan_cache_mode=force_generic_plan']
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', fk.fn);
+        EXECUTE format('ALTER FUNCTION %s SET plan_cache_mode = force_custom_plan', f.fn);
     END LOOP;
     -- Each use case runs whole on the node that holds its business
     -- (migrations/0015): distributed by its p_business argument, delegated
     -- even inside the server's transactions.
-    FOR fk IN
+    FOR f IN
         SELECT p.oid::regprocedure AS fn
           FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace
@@ -161,7 +159,7 @@ BEGIN
                             WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid
                               AND o.distribution_argument_index IS NOT NULL)
     LOOP
-        PERFORM create_distributed_function(fk.fn, 'p_business',
+        PERFORM create_distributed_function(f.fn, 'p_business',
                                             colocate_with => '{ANCHOR}', force_delegation => true);
     END LOOP;
     -- SET LOCAL (the tenant, the actor) reaches the workers a transaction
@@ -183,23 +181,13 @@ fn text_array(names: &[&str]) -> String {
     format!("ARRAY[{}]::text[]", quoted.join(", "))
 }
 
-/// What [`place`] found and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    /// No `citus` extension: plain PostgreSQL, nothing to do.
-    SingleNode,
-    /// A Citus coordinator: every table placed, `placed` of them just now.
-    Distributed { placed: Vec<String>, workers: i64 },
-}
-
 /// On a Citus coordinator, distributes every tenant table not yet
 /// distributed (and makes the reference tables), delegates the use cases,
 /// and lets ontab's roles log in. Does nothing on plain PostgreSQL.
-pub async fn place(client: &mut Client) -> Result<Placement, DbError> {
+pub async fn place(client: &mut Client) -> Result<(), DbError> {
     if !has_citus(client).await? {
-        return Ok(Placement::SingleNode);
+        return Ok(());
     }
-    let unplaced_before = unplaced_tables(client).await?;
     let tx = client.transaction().await?;
     tx.batch_execute(&placing(
         &text_array(REFERENCE_TABLES),
@@ -208,11 +196,7 @@ pub async fn place(client: &mut Client) -> Result<Placement, DbError> {
     .await?;
     tx.commit().await?;
     client.batch_execute(LET_ROLES_LOG_IN).await?;
-    let workers: i64 = client.query_one(ACTIVE_WORKERS, &[]).await?.try_get(0)?;
-    Ok(Placement::Distributed {
-        placed: unplaced_before,
-        workers,
-    })
+    Ok(())
 }
 
 /// Whether the database is a Citus coordinator (the extension exists).
@@ -237,10 +221,7 @@ async fn unplaced_tables(client: &Client) -> Result<Vec<String>, DbError> {
         .collect();
     // Unnamed: `serve` may check through PgBouncer in transaction mode.
     let rows = client
-        .query_typed(
-            UNPLACED,
-            &[(&skip, tokio_postgres::types::Type::TEXT_ARRAY)],
-        )
+        .query_typed(UNPLACED, &[(&skip, Type::TEXT_ARRAY)])
         .await?;
     Ok(rows
         .iter()

@@ -128,7 +128,7 @@ pub async fn run_on(options: &super::tls::ConnectOptions) -> Result<Vec<i32>, Db
     let (mut client, connection) = options.connect().await?;
     let driver = tokio::spawn(connection);
     let applied = match run(&mut client).await {
-        Ok(applied) => super::citus::place(&mut client).await.map(|_| applied),
+        Ok(applied) => super::citus::place(&mut client).await.map(|()| applied),
         Err(error) => Err(error),
     };
     drop(client);

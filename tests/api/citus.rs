@@ -216,7 +216,7 @@ async fn the_server_calls_use_cases_by_their_business() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let called = regex_lite_names(&ontab::db::sql::statements());
+    let called = called_functions(&ontab::db::sql::statements());
     let mut direct = Vec::new();
     for name in &called {
         if tenant_scoped.contains(name) && !wrappers.contains(&format!("{name}_for")) {
@@ -249,7 +249,7 @@ async fn the_server_calls_use_cases_by_their_business() {
 }
 
 /// The `ontab_...(` function names the server's statements call.
-fn regex_lite_names(statements: &[ontab::db::sql::Statement]) -> BTreeSet<String> {
+fn called_functions(statements: &[ontab::db::sql::Statement]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for statement in statements {
         let sql = statement.sql;
