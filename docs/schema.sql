@@ -2860,46 +2860,8 @@ ALTER FUNCTION public.ontab_webhook_backlog() OWNER TO ontab_system;
 CREATE FUNCTION public.ontab_webhook_fan_out(p_limit integer) RETURNS bigint
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    v_endpoint record;
-    v_through bigint;
-    v_count bigint;
-    v_added bigint := 0::bigint;
 BEGIN
-    FOR v_endpoint IN
-        SELECT e.business_id, e.id, e.types, e.disabled, e.fanned_out_through
-          FROM webhook_endpoints e
-         WHERE e.business_id = ontab_tenant()
-         ORDER BY e.id
-           FOR UPDATE
-    LOOP
-        -- Only the run of sequences that follows the cursor without a gap.
-        SELECT max(run.sequence) INTO v_through
-          FROM (SELECT ev.sequence, row_number() OVER (ORDER BY ev.sequence) AS nth
-                  FROM events ev
-                 WHERE ev.business_id = v_endpoint.business_id
-                   AND ev.sequence > v_endpoint.fanned_out_through
-                 ORDER BY ev.sequence
-                 LIMIT p_limit) AS run
-         WHERE run.sequence = v_endpoint.fanned_out_through + run.nth;
-        CONTINUE WHEN v_through IS NULL;
-        IF NOT v_endpoint.disabled THEN
-            INSERT INTO webhook_deliveries (business_id, id, endpoint_id, event_id, sequence, subject_id)
-            SELECT ev.business_id, gen_random_uuid(), v_endpoint.id, ev.id, ev.sequence,
-                   coalesce(ev.subject_id, ev.business_id)
-              FROM events ev
-             WHERE ev.business_id = v_endpoint.business_id
-               AND ev.sequence > v_endpoint.fanned_out_through
-               AND ev.sequence <= v_through
-               AND (v_endpoint.types IS NULL OR ev.type = ANY (v_endpoint.types));
-            GET DIAGNOSTICS v_count = ROW_COUNT;
-            v_added := v_added + v_count;
-        END IF;
-        UPDATE webhook_endpoints
-           SET fanned_out_through = v_through
-         WHERE business_id = v_endpoint.business_id AND id = v_endpoint.id;
-    END LOOP;
-    RETURN v_added;
+    RETURN (SELECT f.created FROM ontab_webhook_fan_out_leasing(p_limit, NULL, 0, 0) f);
 END
 $$;
 
@@ -2929,6 +2891,109 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) OWNER TO ontab_system;
+
+--
+-- Name: ontab_webhook_fan_out_leasing(integer, uuid, integer, integer); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_business uuid := ontab_tenant();
+    v_endpoint record;
+    v_through bigint;
+    -- What was created, as the INSERTs returned it.
+    v_ids uuid[] := '{}'::uuid[];
+    v_endpoints uuid[] := '{}'::uuid[];
+    v_subjects uuid[] := '{}'::uuid[];
+    v_sequences bigint[] := '{}'::bigint[];
+    v_part record;
+BEGIN
+    created := 0::bigint;
+    leased := '{}'::uuid[];
+    FOR v_endpoint IN
+        SELECT e.id, e.types, e.disabled, e.fanned_out_through
+          FROM webhook_endpoints e
+         WHERE e.business_id = v_business
+         ORDER BY e.id
+           FOR UPDATE
+    LOOP
+        -- Only the run of sequences that follows the cursor without a gap.
+        SELECT max(run.sequence) INTO v_through
+          FROM (SELECT ev.sequence, row_number() OVER (ORDER BY ev.sequence) AS nth
+                  FROM events ev
+                 WHERE ev.business_id = v_business
+                   AND ev.sequence > v_endpoint.fanned_out_through
+                 ORDER BY ev.sequence
+                 LIMIT p_limit) AS run
+         WHERE run.sequence = v_endpoint.fanned_out_through + run.nth;
+        CONTINUE WHEN v_through IS NULL;
+        IF NOT v_endpoint.disabled THEN
+            WITH added AS (
+                INSERT INTO webhook_deliveries (business_id, id, endpoint_id, event_id, sequence, subject_id)
+                SELECT ev.business_id, gen_random_uuid(), v_endpoint.id, ev.id, ev.sequence,
+                       coalesce(ev.subject_id, ev.business_id)
+                  FROM events ev
+                 WHERE ev.business_id = v_business
+                   AND ev.sequence > v_endpoint.fanned_out_through
+                   AND ev.sequence <= v_through
+                   AND (v_endpoint.types IS NULL OR ev.type = ANY (v_endpoint.types))
+                RETURNING id, subject_id, sequence
+            )
+            SELECT coalesce(array_agg(added.id), '{}'::uuid[]) AS ids,
+                   coalesce(array_agg(added.subject_id), '{}'::uuid[]) AS subjects,
+                   coalesce(array_agg(added.sequence), '{}'::bigint[]) AS sequences
+              INTO v_part
+              FROM added;
+            v_ids := v_ids || v_part.ids;
+            v_subjects := v_subjects || v_part.subjects;
+            v_sequences := v_sequences || v_part.sequences;
+            v_endpoints := v_endpoints || array_fill(v_endpoint.id, ARRAY[cardinality(v_part.ids)]);
+        END IF;
+        UPDATE webhook_endpoints
+           SET fanned_out_through = v_through
+         WHERE business_id = v_business AND id = v_endpoint.id;
+    END LOOP;
+    created := cardinality(v_ids)::bigint;
+    IF created = 0 OR p_lease IS NULL OR p_max <= 0 THEN
+        RETURN;
+    END IF;
+
+    -- A new statement: it sees the deliveries just created. Each subject's
+    -- first new delivery, from what the INSERTs returned, is leased when it
+    -- is its subject's head: one probe of the pending index per subject
+    -- (LATERAL ... LIMIT 1, as in ontab_webhook_attempted_batch), then the
+    -- leasing by primary key.
+    WITH firsts AS (
+        SELECT DISTINCT ON (n.endpoint_id, n.subject_id) n.id, n.endpoint_id, n.subject_id, n.sequence
+          FROM unnest(v_ids, v_endpoints, v_subjects, v_sequences) AS n (id, endpoint_id, subject_id, sequence)
+         ORDER BY n.endpoint_id, n.subject_id, n.sequence
+    ), heads AS (
+        SELECT f.id
+          FROM firsts f
+         CROSS JOIN LATERAL (
+               SELECT o.id
+                 FROM webhook_deliveries o
+                WHERE o.business_id = v_business AND o.endpoint_id = f.endpoint_id
+                  AND o.subject_id = f.subject_id AND o.state = 'pending'
+                ORDER BY o.sequence, o.id
+                LIMIT 1) h
+         WHERE h.id = f.id
+         ORDER BY f.sequence
+         LIMIT p_max
+    ), taken AS (
+        UPDATE webhook_deliveries d
+           SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
+         WHERE d.business_id = v_business AND d.id = ANY (ARRAY(SELECT h.id FROM heads h))
+           AND d.lease IS NULL
+        RETURNING d.id
+    )
+    SELECT coalesce(array_agg(taken.id), '{}'::uuid[]) INTO leased FROM taken;
+END
+$$;
+
+ALTER FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) OWNER TO postgres;
 
 --
 -- Name: ontab_write_off(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -5397,6 +5462,13 @@ GRANT ALL ON FUNCTION public.ontab_webhook_fan_out(p_limit integer) TO ontab_app
 
 REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer

@@ -71,13 +71,43 @@ pub async fn bookkeeping(tx: &TenantTx) -> Result<(), DbError> {
     Ok(())
 }
 
-const FAN_OUT: &str = "SELECT ontab_webhook_fan_out($1)";
+const FAN_OUT: &str = "SELECT created, leased FROM ontab_webhook_fan_out_leasing($1, $2, $3, $4)";
+
+/// What a fan-out did.
+#[derive(Debug, Default)]
+pub struct FannedOut {
+    /// Deliveries created.
+    pub created: i64,
+    /// Those of them leased to the caller (migrations/0016), to be read
+    /// with [`load`] before the transaction commits.
+    pub leased: Vec<Uuid>,
+}
 
 /// Gives the tenant's endpoints deliveries of their new events (up to
-/// `limit` events each); answers how many deliveries were created.
-pub async fn fan_out(tx: &TenantTx, limit: i32) -> Result<i64, DbError> {
-    let row = tx.query_one(FAN_OUT, &[(&limit, Type::INT4)]).await?;
-    column(&row, 0)
+/// `limit` events each), and leases to `lease` up to `max` of them that
+/// head their subject.
+pub async fn fan_out(
+    tx: &TenantTx,
+    limit: i32,
+    lease: Uuid,
+    lease_ms: i32,
+    max: i32,
+) -> Result<FannedOut, DbError> {
+    let row = tx
+        .query_one(
+            FAN_OUT,
+            &[
+                (&limit, Type::INT4),
+                (&lease, Type::UUID),
+                (&lease_ms, Type::INT4),
+                (&max, Type::INT4),
+            ],
+        )
+        .await?;
+    Ok(FannedOut {
+        created: column(&row, "created")?,
+        leased: column(&row, "leased")?,
+    })
 }
 
 const CLAIM: &str =
@@ -349,7 +379,14 @@ pub(super) const STATEMENTS: &[Statement] = &[
         &[],
         &[Column::at::<String>(0), Column::at::<String>(1)]
     ),
-    statement!(FAN_OUT, &[Type::INT4], &[Column::at::<i64>(0)]),
+    statement!(
+        FAN_OUT,
+        &[Type::INT4, Type::UUID, Type::INT4, Type::INT4],
+        &[
+            Column::named::<i64>("created"),
+            Column::named::<Vec<Uuid>>("leased"),
+        ]
+    ),
     statement!(
         CLAIM,
         &[Type::UUID, Type::INT4, Type::INT4],

@@ -100,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "use_cases_for_a_business",
         sql: include_str!("../../migrations/0015_use_cases_for_a_business.sql"),
     },
+    Migration {
+        version: 16,
+        name: "lease_at_fan_out",
+        sql: include_str!("../../migrations/0016_lease_at_fan_out.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -1,11 +1,13 @@
 //! The delivery engine, a background task of `ontab serve`. Every round:
 //! fan new events out into deliveries (per endpoint, in its tenant's
-//! transaction), lease the deliveries that may go now, read their bodies
-//! (one statement per business), and attempt each in a task of its own, up
-//! to `concurrency` at once. A round starts when the sequencer notifies
-//! (`ontab_events`), when a task finishes (its subject's next delivery may
-//! go), or every `poll` otherwise; never sooner than `ROUND_GATHER` after
-//! the last.
+//! transaction), leasing in the same transaction those that head their
+//! subject and reading their bodies (migrations/0016); when something may
+//! have been left unleased, claim across tenants what may go now and read
+//! those bodies (one statement per business). Each leased delivery is
+//! attempted in a task of its own, up to `concurrency` at once. A round
+//! starts when the sequencer notifies (`ontab_events`), when a task
+//! finishes, or every `poll` otherwise; never sooner than `ROUND_GATHER`
+//! after the last.
 //!
 //! A task records its attempt through the [`Recorder`], which writes the
 //! attempts that finished together in one transaction per business and,
@@ -61,10 +63,11 @@ struct Engine {
     recorder: Recorder,
     wake: Notify,
     /// Whether the next round must look for deliveries to lease: something
-    /// may have become leasable since the last claim (a task finished, the
-    /// claim filled every free slot, `poll` passed, so retries and
-    /// expired leases came due). A round woken by new events claims only
-    /// when its fan-out created deliveries: without it, every sequenced
+    /// may have become leasable that no fan-out or recorder leased (a
+    /// fan-out left some of what it created, the claim filled every free
+    /// slot, a task ended on something other than its subject's last
+    /// delivery, `poll` passed, so retries and expired leases came due).
+    /// Otherwise a round only fans out: without this, every sequenced
     /// purchase cost a claim over the whole queue, endpoints or not
     /// (23 µs of PostgreSQL per purchase at 64 clients with no endpoint
     /// anywhere, bench/results/20261203T075730Z).
@@ -163,8 +166,10 @@ async fn listen(engine: Arc<Engine>) {
 }
 
 async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
-    let created = fan_out(&engine.app).await?;
-    if !engine.claim_due.swap(false, Ordering::AcqRel) && created == 0 {
+    if fan_out(engine).await? {
+        engine.claim_due.store(true, Ordering::Release);
+    }
+    if !engine.claim_due.swap(false, Ordering::AcqRel) {
         return Ok(());
     }
     let free = engine.slots.available_permits();
@@ -198,40 +203,66 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
         deliveries::bookkeeping(&tx).await?;
         let jobs = deliveries::load(&tx, &delivery_ids, engine.lease).await?;
         tx.commit().await?;
-        for job in jobs {
-            let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
-                // Cannot happen (we claimed no more than were free); the
-                // lease simply expires and the delivery goes later.
-                break;
-            };
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                let mut next = Some(job);
-                let mut sent = 0;
-                while let Some(job) = next.take() {
-                    sent += 1;
-                    next = attempt(&engine, business_id, job, sent < SUBJECT_RUN).await;
-                }
-                drop(permit);
-                engine.claim_due.store(true, Ordering::Release);
-                engine.wake.notify_one();
-            });
-        }
+        start(engine, business_id, jobs);
     }
     Ok(())
 }
 
-/// Fans out every business with events not yet handed to its endpoints.
-pub async fn fan_out(app: &App) -> Result<i64, AppError> {
-    let mut created = 0;
+/// Fans out every business with events not yet handed to its endpoints,
+/// and starts the new deliveries that head their subject, as far as slots
+/// are free: leased by the fan-out and read in its transaction
+/// (migrations/0016), they need no claim. Answers whether some delivery
+/// created was left for a claim.
+async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
+    let mut left = false;
     let actor = Actor::System.recorded();
-    for business_id in deliveries::fan_out_due(app.db(), FAN_OUT_BUSINESSES).await? {
-        let (tx, _) = app.db().begin(business_id, &[], &actor).await?;
+    for business_id in deliveries::fan_out_due(engine.app.db(), FAN_OUT_BUSINESSES).await? {
+        let free = i32::try_from(engine.slots.available_permits()).unwrap_or(i32::MAX);
+        let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
         deliveries::bookkeeping(&tx).await?;
-        created += deliveries::fan_out(&tx, FAN_OUT_BATCH).await?;
+        let fanned =
+            deliveries::fan_out(&tx, FAN_OUT_BATCH, engine.lease, engine.lease_ms, free).await?;
+        let jobs = deliveries::load(&tx, &fanned.leased, engine.lease).await?;
         tx.commit().await?;
+        left |= fanned.created > i64::try_from(fanned.leased.len()).unwrap_or(i64::MAX);
+        start(engine, business_id, jobs);
     }
-    Ok(created)
+    Ok(left)
+}
+
+/// Sends each leased job in a task of its own, holding a slot; a task
+/// goes on with its subject's next delivery while the recorder leases one.
+fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
+    for job in jobs {
+        let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
+            // Cannot happen (no more were leased than slots were free, and
+            // only rounds take slots); the lease simply expires and the
+            // delivery goes later.
+            break;
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut next = Some(job);
+            let mut sent = 0;
+            let mut subject_done = false;
+            while let Some(job) = next.take() {
+                sent += 1;
+                let continuing = sent < SUBJECT_RUN;
+                let recorded = attempt(&engine, business_id, job, continuing).await;
+                subject_done = continuing && recorded.delivered;
+                next = recorded.next;
+            }
+            drop(permit);
+            // A subject delivered to its end leaves nothing for a claim
+            // (its recorder would have leased a next delivery); anything
+            // else (a retry, a lost lease, a run cut at SUBJECT_RUN, a
+            // subject given up on) may have left its next one to the claim.
+            if !subject_done {
+                engine.claim_due.store(true, Ordering::Release);
+            }
+            engine.wake.notify_one();
+        });
+    }
 }
 
 /// Sends one leased delivery and records what came of it. When it was
@@ -242,7 +273,7 @@ async fn attempt(
     business_id: Uuid,
     job: Job,
     continue_subject: bool,
-) -> Option<Job> {
+) -> AttemptEnd {
     let attempted = send(engine, &job).await;
     let recorded = engine
         .recorder
@@ -259,7 +290,10 @@ async fn attempt(
         Ok(recorded) => recorded,
         Err(error) => {
             tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
-            return None;
+            return AttemptEnd {
+                delivered: false,
+                next: None,
+            };
         }
     };
     let label = recorded.outcome.as_deref().unwrap_or("lease_lost");
@@ -278,7 +312,18 @@ async fn attempt(
         }
         _ => {}
     }
-    recorded.next
+    AttemptEnd {
+        delivered: label == "delivered",
+        next: recorded.next,
+    }
+}
+
+/// How an attempt ended, for the task that made it.
+struct AttemptEnd {
+    /// Recorded as delivered.
+    delivered: bool,
+    /// The subject's next delivery, leased to this server.
+    next: Option<Job>,
 }
 
 /// POSTs the event, signed, and says what happened. Never follows a
