@@ -106,7 +106,10 @@ pub async fn list(tx: &TenantTx, page: &Page<CreatedKey>) -> Result<Vec<ApiKeyIn
     rows.iter().map(info).collect()
 }
 
-const REVOKE: &str = "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+// least() skips a NULL, so this is the first revocation time or now; not
+// coalesce(), which Citus refuses around now() in a change it routes
+// ("non-IMMUTABLE functions are not allowed in CASE or COALESCE").
+const REVOKE: &str = "UPDATE api_keys SET revoked_at = least(revoked_at, now())
                        WHERE business_id = $1 AND id = $2
                       RETURNING id";
 

@@ -11,6 +11,13 @@ use super::sql::{Column, Statement, statement};
 use super::{DbError, column};
 
 /// One invariant and the query that lists its violations for business $1.
+///
+/// Every table a check reads is filtered by `business_id = $1` itself, not
+/// by equality with a row it is joined to: on Citus (docs/scale-out.md)
+/// that is what lets the whole query go to the one node that holds the
+/// business. Joined by `x.business_id = y.business_id` inside a LATERAL
+/// subquery, Citus planned it across shards instead and refused it
+/// ("cannot push down this subquery": `format()` in the VALUES lists).
 struct Check {
     name: &'static str,
     /// What holds when the check passes, for the report.
@@ -68,7 +75,7 @@ SELECT 'customer ' || l.customer_id,
  CROSS JOIN LATERAL (
        SELECT c.credit_limit
          FROM customer_changes c
-        WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
+        WHERE c.business_id = $1 AND c.customer_id = l.customer_id AND c.after_seq < l.seq
         ORDER BY c.id DESC
         LIMIT 1) lim
  WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.hold_id IS NULL AND l.balance_after > lim.credit_limit
@@ -83,10 +90,10 @@ SELECT 'customer ' || l.customer_id, format('entry %s (%s): %s', l.seq, l.kind, 
  CROSS JOIN LATERAL (
        SELECT c.status, c.payment_terms_days
          FROM customer_changes c
-        WHERE c.business_id = l.business_id AND c.customer_id = l.customer_id AND c.after_seq < l.seq
+        WHERE c.business_id = $1 AND c.customer_id = l.customer_id AND c.after_seq < l.seq
         ORDER BY c.id DESC
         LIMIT 1) terms
-  LEFT JOIN orders o ON o.business_id = l.business_id AND o.id = l.order_id AND l.kind = 'purchase'
+  LEFT JOIN orders o ON o.business_id = $1 AND o.id = l.order_id AND l.kind = 'purchase'
  CROSS JOIN LATERAL (VALUES
    (CASE WHEN terms.status = 'closed' THEN 'made while the customer was closed' END),
    (CASE WHEN l.kind = 'purchase' AND terms.status <> 'active'
@@ -116,11 +123,11 @@ SELECT 'order ' || o.id, problem
        SELECT count(*) AS n, sum(i.line_total::numeric) AS total,
               bool_or(i.line_total::numeric <> i.quantity::numeric * i.unit_price) AS miscomputed
          FROM order_items i
-        WHERE i.business_id = o.business_id AND i.order_id = o.id) li
+        WHERE i.business_id = $1 AND i.order_id = o.id) li
  CROSS JOIN LATERAL (
        SELECT count(*) AS n, sum(l.amount) AS amount, array_agg(DISTINCT l.customer_id) AS customers
          FROM credit_ledger l
-        WHERE l.business_id = o.business_id AND l.kind = 'purchase' AND l.order_id = o.id) e
+        WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.order_id = o.id) e
  CROSS JOIN LATERAL (VALUES
    (CASE WHEN li.n = 0 THEN 'has no lines'
          WHEN li.total <> o.total THEN format('total is %s, but its lines sum to %s', o.total, li.total) END),
@@ -139,16 +146,16 @@ SELECT 'order ' || o.id, problem
         sql: "
 SELECT 'return ' || r.id, problem
   FROM returns r
-  JOIN orders o ON o.business_id = r.business_id AND o.id = r.order_id
+  JOIN orders o ON o.business_id = $1 AND o.id = r.order_id
   LEFT JOIN LATERAL (
        SELECT count(*) AS n, sum(ri.line_total::numeric) AS total,
               bool_or(ri.order_id <> r.order_id) AS other_order
          FROM return_items ri
-        WHERE ri.business_id = r.business_id AND ri.return_id = r.id) li ON true
+        WHERE ri.business_id = $1 AND ri.return_id = r.id) li ON true
   LEFT JOIN LATERAL (
        SELECT count(*) AS n, sum(l.amount) AS amount, bool_or(l.customer_id <> o.customer_id) AS other_customer
          FROM credit_ledger l
-        WHERE l.business_id = r.business_id AND l.return_id = r.id AND l.kind = 'return') e ON true
+        WHERE l.business_id = $1 AND l.return_id = r.id AND l.kind = 'return') e ON true
  CROSS JOIN LATERAL (VALUES
    (CASE WHEN li.n = 0 THEN 'has no lines'
          WHEN li.total <> r.amount THEN format('amount is %s, but its lines sum to %s', r.amount, li.total) END),
@@ -217,14 +224,14 @@ SELECT 'customer ' || c.id, format('held is %s, but its pending holds sum to %s'
 UNION ALL
 SELECT 'hold ' || p.hold_id, 'its credit reservation does not match the hold (customer, total or expiry)'
   FROM pending_holds p
-  LEFT JOIN holds h ON h.business_id = p.business_id AND h.id = p.hold_id
+  LEFT JOIN holds h ON h.business_id = $1 AND h.id = p.hold_id
  WHERE p.business_id = $1
    AND (h.id IS NULL OR (h.customer_id, h.total, h.expires_at) IS DISTINCT FROM (p.customer_id, p.total, p.expires_at))
 UNION ALL
 SELECT 'hold ' || p.hold_id, format('its reservation of product %s does not match its line', p.product_id)
   FROM pending_hold_items p
-  LEFT JOIN hold_items i ON i.business_id = p.business_id AND i.hold_id = p.hold_id AND i.product_id = p.product_id
-  LEFT JOIN holds h ON h.business_id = p.business_id AND h.id = p.hold_id
+  LEFT JOIN hold_items i ON i.business_id = $1 AND i.hold_id = p.hold_id AND i.product_id = p.product_id
+  LEFT JOIN holds h ON h.business_id = $1 AND h.id = p.hold_id
  WHERE p.business_id = $1
    AND (i.hold_id IS NULL OR i.quantity <> p.quantity OR h.expires_at IS DISTINCT FROM p.expires_at)
 UNION ALL
@@ -252,9 +259,9 @@ SELECT 'hold ' || h.id, problem
   FROM holds h
   LEFT JOIN LATERAL (SELECT count(*) AS n, sum(i.line_total::numeric) AS total,
                             bool_or(i.line_total::numeric <> i.quantity::numeric * i.unit_price) AS miscomputed
-                       FROM hold_items i WHERE i.business_id = h.business_id AND i.hold_id = h.id) li ON true
-  LEFT JOIN hold_endings e ON e.business_id = h.business_id AND e.hold_id = h.id
-  LEFT JOIN orders o ON o.business_id = h.business_id AND o.id = e.order_id
+                       FROM hold_items i WHERE i.business_id = $1 AND i.hold_id = h.id) li ON true
+  LEFT JOIN hold_endings e ON e.business_id = $1 AND e.hold_id = h.id
+  LEFT JOIN orders o ON o.business_id = $1 AND o.id = e.order_id
  CROSS JOIN LATERAL (VALUES
    (CASE WHEN li.n = 0 THEN 'has no lines'
          WHEN li.total <> h.total THEN format('total is %s, but its lines sum to %s', h.total, li.total) END),
@@ -283,14 +290,14 @@ SELECT format('order %s line %s', oi.order_id, oi.line_no),
        format('captures %s of product %s at %s, but hold %s held %s at %s',
               oi.quantity, oi.product_id, oi.unit_price, o.hold_id, hi.quantity, hi.unit_price)
   FROM orders o
-  JOIN order_items oi ON oi.business_id = o.business_id AND oi.order_id = o.id
-  LEFT JOIN hold_items hi ON hi.business_id = o.business_id AND hi.hold_id = o.hold_id AND hi.product_id = oi.product_id
+  JOIN order_items oi ON oi.business_id = $1 AND oi.order_id = o.id
+  LEFT JOIN hold_items hi ON hi.business_id = $1 AND hi.hold_id = o.hold_id AND hi.product_id = oi.product_id
  WHERE o.business_id = $1 AND o.hold_id IS NOT NULL
    AND (hi.hold_id IS NULL OR oi.quantity > hi.quantity OR oi.unit_price <> hi.unit_price)
 UNION ALL
 SELECT format('ledger entry %s', l.id), format('names hold %s, but its order names %s', l.hold_id, o.hold_id)
   FROM credit_ledger l
-  JOIN orders o ON o.business_id = l.business_id AND o.id = l.order_id
+  JOIN orders o ON o.business_id = $1 AND o.id = l.order_id
  WHERE l.business_id = $1 AND l.kind = 'purchase' AND l.hold_id IS DISTINCT FROM o.hold_id",
     },
     Check {
@@ -409,15 +416,15 @@ SELECT 'webhook delivery ' || d.id, problem
   FROM webhook_deliveries d
  CROSS JOIN LATERAL (VALUES
    (CASE WHEN NOT EXISTS (SELECT 1 FROM events ev
-                           WHERE ev.business_id = d.business_id AND ev.id = d.event_id
+                           WHERE ev.business_id = $1 AND ev.id = d.event_id
                              AND ev.sequence = d.sequence AND ev.subject_id = d.subject_id)
          THEN 'its event is not this business''s event at that sequence and subject' END),
    (CASE WHEN d.attempts <> (SELECT count(*) FROM webhook_attempts a
-                              WHERE a.business_id = d.business_id AND a.delivery_id = d.id)
+                              WHERE a.business_id = $1 AND a.delivery_id = d.id)
          THEN format('counts %s attempts, its log has another number', d.attempts) END),
    (CASE WHEN d.state = 'delivered'
               AND NOT EXISTS (SELECT 1 FROM webhook_attempts a
-                               WHERE a.business_id = d.business_id AND a.delivery_id = d.id
+                               WHERE a.business_id = $1 AND a.delivery_id = d.id
                                  AND a.outcome = 'delivered')
          THEN 'delivered without a delivered attempt' END)
  ) v(problem)

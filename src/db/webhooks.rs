@@ -207,9 +207,10 @@ const LOCK: &str = "SELECT e.fanned_out_through, e.types FROM webhook_endpoints 
                      WHERE e.business_id = $1 AND e.id = $2 FOR UPDATE";
 
 // Every secret still signing now signs until the overlap ends at the
-// latest; one already expiring sooner keeps its earlier end.
+// latest; one already expiring sooner keeps its earlier end (least()
+// skips a NULL end; not coalesce(), which Citus refuses around now()).
 const RETIRE_SECRETS: &str = "UPDATE webhook_secrets AS s
-        SET expires_at = least(coalesce(s.expires_at, 'infinity'), now() + make_interval(secs => $3))
+        SET expires_at = least(s.expires_at, now() + make_interval(secs => $3))
       WHERE s.business_id = $1 AND s.endpoint_id = $2
         AND (s.expires_at IS NULL OR s.expires_at > now())";
 
