@@ -105,6 +105,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "lease_at_fan_out",
         sql: include_str!("../../migrations/0016_lease_at_fan_out.sql"),
     },
+    Migration {
+        version: 17,
+        name: "batch_rows_on_citus",
+        sql: include_str!("../../migrations/0017_batch_rows_on_citus.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
