@@ -57,13 +57,18 @@ async fn busy_shop(app: &TestApp, name: &str) -> (Business, Uuid, Uuid, Uuid) {
     (shop, customer, product, order_id)
 }
 
+/// Runs `sql` with the triggers off, in a transaction of its own: SET
+/// LOCAL, which a distributed PostgreSQL forwards to its nodes, and as a
+/// statement of its own (Citus forwards a SET LOCAL by resending the
+/// whole query string it came in).
 async fn corrupt(app: &TestApp, sql: &str) -> Client {
-    let client = app.sql().await;
-    client
-        .batch_execute("SET session_replication_role = replica")
+    let mut client = app.sql().await;
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
         .await
         .expect("replica role");
-    client.batch_execute(sql).await.expect("corruption applies");
+    tx.batch_execute(sql).await.expect("corruption applies");
+    tx.commit().await.expect("the corruption commits");
     client
 }
 
@@ -316,7 +321,7 @@ async fn a_due_date_off_the_terms_in_force_is_found() {
     let (_, customer, ..) = busy_shop(&app, "Shop").await;
     corrupt(
         &app,
-        "UPDATE credit_ledger SET due_at = due_at + interval '1 day'
+        "UPDATE credit_ledger SET due_at = (due_at AT TIME ZONE 'UTC' + interval '1 day') AT TIME ZONE 'UTC'
           WHERE kind = 'purchase' AND seq = 1",
     )
     .await;

@@ -97,13 +97,14 @@ async fn one_by_one(client: &mut Client, business: Uuid, orders: &[Order]) -> (V
         let (products, quantities): (Vec<Uuid>, Vec<i64>) = order.lines.iter().copied().unzip();
         let row = tx
             .query_one(
-                "SELECT ontab_purchase($1, $2, $3, $4, $5)",
+                "SELECT ontab_purchase_for($1, $2, $3, $4, $5, $6)",
                 &[
                     &order.id,
                     &order.entry,
                     &order.customer,
                     &products,
                     &quantities,
+                    &business,
                 ],
             )
             .await
@@ -141,7 +142,7 @@ async fn batched(
     let customers: Vec<Uuid> = orders.iter().map(|order| order.customer).collect();
     let row = tx
         .query_one(
-            "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)",
+            "SELECT ontab_purchase_batch_for($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &ids,
                 &entries,
@@ -149,6 +150,7 @@ async fn batched(
                 &line_orders,
                 &products,
                 &quantities,
+                &business,
             ],
         )
         .await
@@ -197,20 +199,21 @@ const MAX_SAFE: i64 = 9_007_199_254_740_991;
 /// mode): a state the API reaches only after a thousand maximal purchases,
 /// and one the audit rightly calls a broken chain.
 async fn plant_lifetime_purchases(app: &TestApp, shop: &Business, customer: Uuid, lifetime: i64) {
-    let client = app.sql().await;
-    client
-        .batch_execute("SET session_replication_role = replica")
+    let mut client = app.sql().await;
+    // SET LOCAL, which a distributed PostgreSQL forwards to its nodes.
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
         .await
         .expect("replica mode");
-    client
-        .execute(
-            "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
+    tx.execute(
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
                                         balance_after, purchases_to_date)
              VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
-            &[&shop.id, &Uuid::now_v7(), &customer, &lifetime],
-        )
-        .await
-        .expect("planted ledger head");
+        &[&shop.id, &Uuid::now_v7(), &customer, &lifetime],
+    )
+    .await
+    .expect("planted ledger head");
+    tx.commit().await.expect("commit the planted head");
 }
 
 #[tokio::test]
@@ -300,8 +303,8 @@ async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
     let empty: Vec<Uuid> = Vec::new();
     let row = tx
         .query_one(
-            "SELECT ontab_purchase_batch($1, $1, $1, '{}', $1, '{}')",
-            &[&empty],
+            "SELECT ontab_purchase_batch_for($1, $1, $1, '{}', $1, '{}', $2)",
+            &[&empty, &shop.id],
         )
         .await
         .expect("an empty batch");
@@ -320,7 +323,7 @@ async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
         as_tenant(&tx, shop.id).await;
         let error = tx
             .query_one(
-                "SELECT ontab_purchase_batch($1, $2, $3, $4, $5, $6)",
+                "SELECT ontab_purchase_batch_for($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &(0..orders).map(|_| Uuid::now_v7()).collect::<Vec<_>>(),
                     &(0..orders).map(|_| Uuid::now_v7()).collect::<Vec<_>>(),
@@ -328,6 +331,7 @@ async fn a_batch_refuses_malformed_arguments_and_an_empty_one_writes_nothing() {
                     &line_orders,
                     &vec![products[0]],
                     &quantities,
+                    &shop.id,
                 ],
             )
             .await
@@ -508,7 +512,10 @@ async fn a_batch_and_a_product_locker_never_deadlock() {
     let locker = other.transaction().await.expect("begin");
     as_tenant(&locker, shop.id).await;
     locker
-        .query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", &[&low])
+        .query(
+            "SELECT 1 FROM products WHERE business_id = $2 AND id = $1 FOR UPDATE",
+            &[&low, &shop.id],
+        )
         .await
         .expect("lock the lower product");
 
@@ -529,7 +536,10 @@ async fn a_batch_and_a_product_locker_never_deadlock() {
     // order does next. Had the batch taken it first (its line order), each
     // would wait for the other until PostgreSQL aborted one.
     locker
-        .query("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", &[&high])
+        .query(
+            "SELECT 1 FROM products WHERE business_id = $2 AND id = $1 FOR UPDATE",
+            &[&high, &shop.id],
+        )
         .await
         .expect("the higher product is free: no deadlock");
     locker.commit().await.expect("the locker commits");

@@ -304,12 +304,72 @@ pub struct Business {
 /// the tenant, both until the transaction ends (as src/db/tx.rs does).
 pub async fn as_tenant(client: &impl GenericClient, business: Uuid) {
     client
-        .execute(
-            "SELECT set_config('role', 'ontab_app', true), set_config('ontab.business_id', $1, true)",
-            &[&business.to_string()],
-        )
+        .execute("SELECT set_config('role', 'ontab_app', true)", &[])
+        .await
+        .expect("become ontab_app");
+    client
+        .batch_execute(&format!("SET LOCAL ontab.business_id = '{business}'"))
         .await
         .expect("become the tenant");
+}
+
+/// Begins a transaction in which the session's tenant is also SET LOCAL:
+/// a distributed PostgreSQL forwards only that to its nodes (and only as a
+/// statement of its own), not a session's `set_config`.
+pub async fn begin_as_session_tenant(client: &Client) {
+    client.batch_execute("BEGIN").await.expect("begin");
+    let tenant: Option<String> = client
+        .query_one("SELECT current_setting('ontab.business_id', true)", &[])
+        .await
+        .expect("the session's tenant")
+        .get(0);
+    if let Some(tenant) = tenant.filter(|tenant| Uuid::parse_str(tenant).is_ok()) {
+        client
+            .batch_execute(&format!("SET LOCAL ontab.business_id = '{tenant}'"))
+            .await
+            .expect("the tenant, locally");
+    }
+}
+
+/// Runs `sql` in a transaction of its own begun as
+/// [`begin_as_session_tenant`], committing it when it succeeds (so a
+/// deferred check's refusal is the answer); rolls back when it fails.
+pub async fn in_session_tenant_tx(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {
+    begin_as_session_tenant(client).await;
+    match client.batch_execute(sql).await {
+        Ok(()) => client.batch_execute("COMMIT").await,
+        Err(error) => {
+            client.batch_execute("ROLLBACK").await.expect("rollback");
+            Err(error)
+        }
+    }
+}
+
+/// A node's error as Citus passes it on names the shard (`orders_102008`)
+/// where one PostgreSQL names the table: the message with shard suffixes
+/// taken off, so a test can look for the table's name in either.
+pub fn without_shard_suffixes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find('_') {
+        let digits = rest[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .count();
+        let ends_word = !rest[at + 1 + digits..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        if digits >= 6 && ends_word {
+            rest = &rest[at + 1 + digits..];
+        } else {
+            out.push('_');
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The running app and its private database.
@@ -698,12 +758,19 @@ impl TestApp {
     /// panics with `failure`.
     pub async fn wait_for_a_lock(&self, pid: i32, failure: &str) {
         let watcher = self.sql().await;
+        // On Citus the session's work waits on the node that holds the
+        // business (a delegated function runs there): its distributed
+        // transaction, named by the session's global pid, is what waits.
+        let waiting_sql = if citus_url().is_some() {
+            "SELECT EXISTS (SELECT 1 FROM citus_lock_waits
+                             WHERE waiting_gpid = citus_calculate_gpid(
+                                       (SELECT nodeid FROM pg_dist_node WHERE groupid = 0), $1))"
+        } else {
+            "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1"
+        };
         for _ in 0..500 {
             let waiting: bool = watcher
-                .query_one(
-                    "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                    &[&pid],
-                )
+                .query_one(waiting_sql, &[&pid])
                 .await
                 .expect("activity")
                 .get(0);
@@ -721,12 +788,16 @@ impl TestApp {
         let watcher = self.sql().await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
+            // On Citus the waits are on the nodes, one per distributed
+            // transaction waiting.
+            let waiting_sql = if citus_url().is_some() {
+                "SELECT count(DISTINCT waiting_gpid) FROM citus_lock_waits"
+            } else {
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            };
             let waiting: i64 = watcher
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    &[],
-                )
+                .query_one(waiting_sql, &[])
                 .await
                 .expect("activity")
                 .get(0);
