@@ -2216,44 +2216,40 @@ CREATE FUNCTION public.ontab_record_overdue(p_limit integer) RETURNS bigint
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
-    emitted bigint;
+    emitted bigint := 0::bigint;
+    d record;
+    v_customer jsonb;
 BEGIN
-    WITH due AS (
+    FOR d IN
         SELECT l.customer_id, l.order_id, l.due_at,
                least(l.amount, l.purchases_to_date - h.credited) AS unsettled
           FROM customers c
          CROSS JOIN LATERAL (
                SELECT x.purchases_to_date - x.balance_after AS credited
                  FROM credit_ledger x
-                WHERE x.business_id = c.business_id AND x.customer_id = c.id
+                WHERE x.business_id = tenant AND x.customer_id = c.id
                 ORDER BY x.seq DESC LIMIT 1) h
           JOIN credit_ledger l
-            ON l.business_id = c.business_id AND l.customer_id = c.id
+            ON l.business_id = tenant AND l.customer_id = c.id
            AND l.kind = 'purchase' AND l.amount > 0 AND l.purchases_to_date > h.credited
          WHERE c.business_id = tenant AND l.due_at <= now()
            AND NOT EXISTS (SELECT 1 FROM overdue_emitted o
                             WHERE o.business_id = tenant AND o.order_id = l.order_id)
          ORDER BY l.due_at, l.order_id
          LIMIT p_limit
-    ), marked AS (
-        -- A concurrent scanner's row wins the primary key; this one then
-        -- emits nothing for that purchase.
+    LOOP
         INSERT INTO overdue_emitted (business_id, order_id, customer_id)
-        SELECT tenant, d.order_id, d.customer_id FROM due d
-        ON CONFLICT DO NOTHING
-        RETURNING order_id
-    ), written AS (
+        VALUES (tenant, d.order_id, d.customer_id)
+        ON CONFLICT DO NOTHING;
+        CONTINUE WHEN NOT FOUND;
+        v_customer := ontab_customer_json(tenant, d.customer_id);
         INSERT INTO events (business_id, id, type, subject_id, data)
-        SELECT tenant, ontab_uuid_v7(), 'customer.overdue', d.customer_id,
-               ontab_customer_json(tenant, d.customer_id)
-               || jsonb_build_object('overdue', jsonb_build_object(
-                      'order_id', d.order_id, 'due_at', ontab_json_time(d.due_at),
-                      'unsettled_amount', d.unsettled))
-          FROM due d JOIN marked m ON m.order_id = d.order_id
-         ORDER BY d.due_at, d.order_id
-        RETURNING 1
-    )
-    SELECT count(*) INTO emitted FROM written;
+        VALUES (tenant, ontab_uuid_v7(), 'customer.overdue', d.customer_id,
+                v_customer || jsonb_build_object('overdue', jsonb_build_object(
+                    'order_id', d.order_id, 'due_at', ontab_json_time(d.due_at),
+                    'unsettled_amount', d.unsettled)));
+        emitted := emitted + 1;
+    END LOOP;
     RETURN emitted;
 END
 $$;
@@ -2751,6 +2747,9 @@ CREATE FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms in
     AS $$
 #variable_conflict use_column
 DECLARE
+    -- The tenant as a value, not a call: Citus routes a statement to the
+    -- shard of the business only when it can see which business.
+    v_business uuid := ontab_tenant();
     v_ids uuid[];
     v_outcomes text[];
     v_endpoints uuid[];
@@ -2767,7 +2766,7 @@ BEGIN
     ), locked AS MATERIALIZED (
         SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts
           FROM webhook_deliveries d
-         WHERE d.business_id = ontab_tenant() AND d.id = ANY (p_deliveries)
+         WHERE d.business_id = v_business AND d.id = ANY (p_deliveries)
            AND d.finished_at IS NULL AND d.lease = p_lease
          ORDER BY d.id
            FOR UPDATE
@@ -2797,7 +2796,7 @@ BEGIN
                lease = NULL,
                leased_until = NULL
           FROM timed t
-         WHERE d.business_id = ontab_tenant() AND d.id = ANY (p_deliveries) AND d.id = t.id
+         WHERE d.business_id = v_business AND d.id = ANY (p_deliveries) AND d.id = t.id
     ), logged AS (
         INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
                                       status_code, error, duration_ms, outcome, next_attempt_at,
@@ -2809,7 +2808,7 @@ BEGIN
     ), gone AS (
         UPDATE webhook_endpoints e
            SET disabled = true, disabled_reason = 'gone', updated_at = now()
-         WHERE e.business_id = ontab_tenant()
+         WHERE e.business_id = v_business
            AND e.id IN (SELECT t.endpoint_id FROM timed t WHERE t.outcome = 'disabled')
            AND NOT e.disabled
     )
@@ -2831,11 +2830,11 @@ BEGIN
                    AS r(outcome, endpoint_id, subject_id, cont)
              WHERE r.outcome = 'delivered' AND r.cont) done
       JOIN webhook_endpoints e
-        ON e.business_id = ontab_tenant() AND e.id = done.endpoint_id AND NOT e.disabled
+        ON e.business_id = v_business AND e.id = done.endpoint_id AND NOT e.disabled
      CROSS JOIN LATERAL (
            SELECT d.id, d.next_attempt_at, d.leased_until
              FROM webhook_deliveries d
-            WHERE d.business_id = ontab_tenant() AND d.endpoint_id = done.endpoint_id
+            WHERE d.business_id = v_business AND d.endpoint_id = done.endpoint_id
               AND d.subject_id = done.subject_id AND d.state = 'pending'
             ORDER BY d.sequence, d.id
             LIMIT 1) n
@@ -2846,7 +2845,7 @@ BEGIN
     WITH leased AS (
         UPDATE webhook_deliveries d
            SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
-         WHERE d.business_id = ontab_tenant() AND d.id = ANY (coalesce(v_heads, '{}'))
+         WHERE d.business_id = v_business AND d.id = ANY (coalesce(v_heads, '{}'))
            AND d.finished_at IS NULL
            AND (d.leased_until IS NULL OR d.leased_until <= now())
         RETURNING d.endpoint_id, d.subject_id, d.id

@@ -110,6 +110,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "batch_rows_on_citus",
         sql: include_str!("../../migrations/0017_batch_rows_on_citus.sql"),
     },
+    Migration {
+        version: 18,
+        name: "background_work_on_citus",
+        sql: include_str!("../../migrations/0018_background_work_on_citus.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

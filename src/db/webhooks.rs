@@ -47,9 +47,15 @@ fn endpoint(row: &Row) -> Result<WebhookEndpoint, DbError> {
 // A new endpoint receives the events sequenced after it exists: its cursor
 // starts at the business's latest sequence (later ones are higher, since
 // sequences follow commit order).
+// An endpoint receives the events sequenced after it was created: its
+// cursor starts at the last sequence given. Read apart from the INSERT:
+// Citus refuses a subquery inside an INSERT's VALUES, and a sequence
+// given between the two only means the endpoint was created a moment
+// earlier.
+const LAST_SEQUENCE: &str =
+    "SELECT coalesce(max(ev.sequence), 0) FROM events ev WHERE ev.business_id = $1";
 const CREATE: &str = "INSERT INTO webhook_endpoints AS e (business_id, id, url, types, description, fanned_out_through)
-     VALUES ($1, $2, $3, $4, $5,
-             (SELECT coalesce(max(ev.sequence), 0) FROM events ev WHERE ev.business_id = $1))
+     VALUES ($1, $2, $3, $4, $5, $6)
      RETURNING e.id, e.url, e.types, e.description, e.disabled, e.disabled_reason, e.created_at, e.updated_at";
 
 const ADD_SECRET: &str =
@@ -65,6 +71,11 @@ pub async fn create(
 ) -> Result<WebhookEndpoint, DbError> {
     let business = tx.business_id();
     let id = Uuid::now_v7();
+    let last: i64 = column(
+        &tx.query_one(LAST_SEQUENCE, &[(&business, Type::UUID)])
+            .await?,
+        0,
+    )?;
     let row = tx
         .query_one(
             CREATE,
@@ -74,6 +85,7 @@ pub async fn create(
                 (&url, Type::TEXT),
                 (&types, Type::TEXT_ARRAY),
                 (&description, Type::TEXT),
+                (&last, Type::INT8),
             ],
         )
         .await?;
@@ -349,6 +361,7 @@ pub fn attempt_key(attempt: &DeliveryAttempt) -> CreatedKey {
 }
 
 pub(super) const STATEMENTS: &[Statement] = &[
+    statement!(LAST_SEQUENCE, &[Type::UUID], &[Column::at::<i64>(0)]),
     statement!(
         CREATE,
         &[
@@ -356,7 +369,8 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::UUID,
             Type::TEXT,
             Type::TEXT_ARRAY,
-            Type::TEXT
+            Type::TEXT,
+            Type::INT8
         ],
         ENDPOINT_COLUMNS
     ),

@@ -709,7 +709,7 @@ async fn overdue_is_reported_once_per_unsettled_purchase_past_due() {
         let tx = sql.transaction().await.expect("begin");
         as_tenant(&tx, biz.id).await;
         let emitted: i64 = tx
-            .query_one("SELECT ontab_record_overdue(1000)", &[])
+            .query_one("SELECT ontab_record_overdue_for(1000, $1)", &[&biz.id])
             .await
             .expect("the scan runs")
             .get(0);
@@ -791,8 +791,8 @@ async fn retention_prunes_the_oldest_and_the_feed_says_where_it_starts() {
     // Everything is older than tomorrow; at most 3 go in this call.
     let pruned: i64 = tx
         .query_one(
-            "SELECT ontab_prune_events(now() + interval '1 day', 3)",
-            &[],
+            "SELECT ontab_prune_events_for(now() + interval '1 day', 3, $1)",
+            &[&biz.id],
         )
         .await
         .expect("prunes")
@@ -801,8 +801,8 @@ async fn retention_prunes_the_oldest_and_the_feed_says_where_it_starts() {
     // Nothing is older than yesterday.
     let kept: i64 = tx
         .query_one(
-            "SELECT ontab_prune_events(now() - interval '1 day', 100)",
-            &[],
+            "SELECT ontab_prune_events_for(now() - interval '1 day', 100, $1)",
+            &[&biz.id],
         )
         .await
         .expect("prunes")

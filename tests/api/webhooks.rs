@@ -788,7 +788,7 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_only_the_same_id
     assert!(repeated >= 1, "the interrupted delivery was sent again");
 }
 
-/// Retention (`ontab_prune_events`, as the server calls it) for `biz`, with
+/// Retention (`ontab_prune_events_for`, as the server calls it) for `biz`, with
 /// every event older than tomorrow: answers how many it removed.
 async fn prune_everything_allowed(app: &TestApp, biz: &Business) -> i64 {
     let mut sql = app.sql().await;
@@ -796,8 +796,8 @@ async fn prune_everything_allowed(app: &TestApp, biz: &Business) -> i64 {
     as_tenant(&tx, biz.id).await;
     let pruned: i64 = tx
         .query_one(
-            "SELECT ontab_prune_events(now() + interval '1 day', 1000)",
-            &[],
+            "SELECT ontab_prune_events_for(now() + interval '1 day', 1000, $1)",
+            &[&biz.id],
         )
         .await
         .expect("prunes")
