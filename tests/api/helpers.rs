@@ -1089,6 +1089,7 @@ impl Drop for TestApp {
         let admin = cluster.admin.clone();
         let workers = cluster.workers.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name);
+        let db_name = self.db_name.clone();
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -1100,6 +1101,26 @@ impl Drop for TestApp {
                 client.batch_execute(&statement).await.ok()?;
                 // On Citus, the workers' copies too.
                 for (host, port) in workers {
+                    // A transaction a killed server left prepared on a
+                    // worker (its coordinator's copy is gone, so nothing
+                    // will resolve it) would keep the database there.
+                    let in_test_db = on_node(&admin, &host, port, &db_name);
+                    if let Ok((client, connection)) = in_test_db.connect().await {
+                        tokio::spawn(connection);
+                        let prepared = client
+                            .query(
+                                "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+                                &[],
+                            )
+                            .await
+                            .unwrap_or_default();
+                        for row in prepared {
+                            let gid: String = row.get(0);
+                            let _ = client
+                                .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+                                .await;
+                        }
+                    }
                     let dbname = admin.config.get_dbname().unwrap_or("postgres");
                     let worker = on_node(&admin, &host, port, dbname);
                     let (client, connection) = worker.connect().await.ok()?;
