@@ -328,12 +328,7 @@ async fn a_request_in_flight_longer_than_both_timeouts_is_not_cut() {
     .await;
     let lock = app.sql().await;
     lock.batch_execute("BEGIN").await.expect("begin");
-    lock.execute(
-        "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
-        &[&customer],
-    )
-    .await
-    .expect("lock");
+    crate::helpers::lock_for_update(&lock, "customers", customer).await;
     let body =
         json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 1 }] })
             .to_string();
@@ -562,12 +557,7 @@ async fn at_the_connection_limit_with_every_connection_busy_a_newcomer_is_refuse
     lock.batch_execute("BEGIN").await.expect("begin");
     let mut busy = Vec::new();
     for (shop, customer, product) in &purchases {
-        lock.execute(
-            "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
-            &[customer],
-        )
-        .await
-        .expect("lock");
+        crate::helpers::lock_for_update(&lock, "customers", *customer).await;
         let body =
             json!({ "customer_id": customer, "items": [{ "product_id": product, "quantity": 1 }] })
                 .to_string();

@@ -345,6 +345,27 @@ pub async fn in_session_tenant_tx(client: &Client, sql: &str) -> Result<(), toki
     }
 }
 
+/// Takes `table`'s row `id` FOR UPDATE in `client`'s open transaction.
+/// Its business is read first: Citus locks a row only through a statement
+/// that names the business (the shard), and so does this, on either.
+pub async fn lock_for_update(client: &impl GenericClient, table: &str, id: Uuid) {
+    let business: Uuid = client
+        .query_one(
+            &format!("SELECT business_id FROM {table} WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{table} {id}: {error}"))
+        .get(0);
+    client
+        .execute(
+            &format!("SELECT 1 FROM {table} WHERE business_id = $1 AND id = $2 FOR UPDATE"),
+            &[&business, &id],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("lock {table} {id}: {error}"));
+}
+
 /// A node's error as Citus passes it on names the shard (`orders_102008`)
 /// where one PostgreSQL names the table: the message with shard suffixes
 /// taken off, so a test can look for the table's name in either.

@@ -36,8 +36,11 @@ fn owner_of(app: &TestApp) -> ConnectOptions {
 async fn logins(watcher: &Client, db_name: &str) -> Vec<String> {
     watcher
         .query(
+            // Not Citus's own sessions on a coordinator (its maintenance
+            // daemon's connections name themselves citus_*).
             "SELECT DISTINCT usename::text FROM pg_stat_activity
               WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+                AND application_name NOT LIKE 'citus\\_%'
               ORDER BY 1",
             &[&db_name],
         )

@@ -148,13 +148,7 @@ async fn a_purchase_whose_request_gave_up_is_not_committed_when_its_lock_frees()
 async fn lock_customer(app: &TestApp, customer: uuid::Uuid) -> tokio_postgres::Client {
     let client = app.sql().await;
     client.batch_execute("BEGIN").await.expect("begin");
-    client
-        .execute(
-            "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
-            &[&customer],
-        )
-        .await
-        .expect("lock the customer");
+    crate::helpers::lock_for_update(&client, "customers", customer).await;
     client
 }
 

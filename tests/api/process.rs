@@ -98,12 +98,7 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         .expect("json");
     let lock = app.sql().await;
     lock.batch_execute("BEGIN").await.expect("begin");
-    lock.execute(
-        "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE",
-        &[&customer_id],
-    )
-    .await
-    .expect("lock");
+    crate::helpers::lock_for_update(&lock, "customers", customer_id).await;
     let in_flight = tokio::spawn({
         let http = http.clone();
         let url = format!("{base}/v1/purchases");

@@ -10,19 +10,26 @@ use crate::helpers::{Business, TestApp};
 /// (session_replication_role = replica) as the superuser.
 async fn backdate(app: &TestApp, order: &Value, days: i32) {
     let order_id = Uuid::parse_str(order["id"].as_str().expect("order id")).expect("uuid");
-    let sql = app.sql().await;
-    sql.batch_execute("SET session_replication_role = replica")
+    // In a transaction, SET LOCAL on its own (which Citus forwards to its
+    // nodes), and the arithmetic on timestamps without a time zone (which
+    // Citus accepts in an UPDATE of the column by itself; timestamptz's is
+    // not IMMUTABLE).
+    let mut sql = app.sql().await;
+    let tx = sql.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
         .await
         .expect("replica role");
-    let moved = sql
+    let moved = tx
         .execute(
-            "UPDATE credit_ledger SET created_at = created_at - make_interval(days => $2)
+            "UPDATE credit_ledger
+                SET created_at = (created_at AT TIME ZONE 'UTC' - make_interval(days => $2)) AT TIME ZONE 'UTC'
               WHERE order_id = $1",
             &[&order_id, &days],
         )
         .await
         .expect("backdate");
     assert_eq!(moved, 1);
+    tx.commit().await.expect("commit the backdating");
 }
 
 async fn buy(
@@ -243,17 +250,21 @@ async fn a_report_sent_in_chunks_arrives_whole_and_oldest_debt_first() {
             .map(|customer| buy(&app, &shop, *customer, product, 3));
         futures::future::join_all(buys).await;
     }
-    let sql = app.sql().await;
-    sql.batch_execute("SET session_replication_role = replica")
+    // As `backdate` does it, for every purchase at once.
+    let mut sql = app.sql().await;
+    let tx = sql.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
         .await
         .expect("replica role");
-    sql.execute(
-        "UPDATE credit_ledger SET created_at = created_at - interval '40 days'
+    tx.execute(
+        "UPDATE credit_ledger
+            SET created_at = (created_at AT TIME ZONE 'UTC' - interval '40 days') AT TIME ZONE 'UTC'
           WHERE business_id = $1 AND kind = 'purchase'",
         &[&shop.id],
     )
     .await
     .expect("backdate");
+    tx.commit().await.expect("commit the backdating");
 
     let reply = app.get("/v1/reports/overdue?days=30", &shop.key).await;
     assert_eq!(reply.status, 200);

@@ -129,12 +129,7 @@ async fn queued_purchases_of_a_key_revoked_meanwhile_are_refused_and_the_rest_of
     // the first purchases and the rest queue up behind them.
     let mut holder = first.sql().await;
     let lock = holder.transaction().await.expect("begin");
-    lock.execute(
-        "SELECT 1 FROM products WHERE id = $1 FOR UPDATE",
-        &[&product],
-    )
-    .await
-    .expect("lock the product");
+    crate::helpers::lock_for_update(&lock, "products", product).await;
     let buy = |customer: Uuid, key: String| {
         let second = second.clone();
         tokio::spawn(async move {
