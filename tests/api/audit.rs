@@ -57,16 +57,10 @@ async fn busy_shop(app: &TestApp, name: &str) -> (Business, Uuid, Uuid, Uuid) {
     (shop, customer, product, order_id)
 }
 
-/// Runs `sql` with the triggers off, in a transaction of its own: SET
-/// LOCAL, which a distributed PostgreSQL forwards to its nodes, and as a
-/// statement of its own (Citus forwards a SET LOCAL by resending the
-/// whole query string it came in).
+/// Runs `sql` with the triggers off, in a transaction of its own.
 async fn corrupt(app: &TestApp, sql: &str) -> Client {
     let mut client = app.sql().await;
-    let tx = client.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica role");
+    let tx = crate::helpers::triggers_off(&mut client).await;
     tx.batch_execute(sql).await.expect("corruption applies");
     tx.commit().await.expect("the corruption commits");
     client

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp, as_tenant};
+use crate::helpers::{Business, TestApp, as_tenant, plant_lifetime_purchases};
 
 /// A deterministic xorshift, so a failure reproduces.
 struct Rng(u64);
@@ -193,28 +193,6 @@ async fn world(app: &TestApp) -> (Business, Vec<Uuid>, Vec<Uuid>) {
 
 /// The largest amount the API takes: 2^53 - 1.
 const MAX_SAFE: i64 = 9_007_199_254_740_991;
-
-/// Makes `customer`'s ledger one entry with a zero balance and `lifetime`
-/// purchases to date, with the guards off (as the superuser, in replica
-/// mode): a state the API reaches only after a thousand maximal purchases,
-/// and one the audit rightly calls a broken chain.
-async fn plant_lifetime_purchases(app: &TestApp, shop: &Business, customer: Uuid, lifetime: i64) {
-    let mut client = app.sql().await;
-    // SET LOCAL, which a distributed PostgreSQL forwards to its nodes.
-    let tx = client.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica mode");
-    tx.execute(
-        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
-                                        balance_after, purchases_to_date)
-             VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
-        &[&shop.id, &Uuid::now_v7(), &customer, &lifetime],
-    )
-    .await
-    .expect("planted ledger head");
-    tx.commit().await.expect("commit the planted head");
-}
 
 #[tokio::test]
 async fn a_batch_answers_and_writes_exactly_as_one_call_per_order() {

@@ -345,6 +345,42 @@ pub async fn in_session_tenant_tx(client: &Client, sql: &str) -> Result<(), toki
     }
 }
 
+/// Begins a transaction on `client` with the triggers off
+/// (`session_replication_role = replica`, as the superuser): how a test
+/// plants a state the guards would refuse. SET LOCAL, and as a statement
+/// of its own, which is what a distributed PostgreSQL forwards to its
+/// nodes (Citus resends the whole query string a SET LOCAL came in).
+pub async fn triggers_off(client: &mut Client) -> tokio_postgres::Transaction<'_> {
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
+        .await
+        .expect("replica mode");
+    tx
+}
+
+/// Makes `customer`'s ledger one entry with a zero balance and `lifetime`
+/// purchases to date, with the triggers off: a state the API reaches only
+/// after a thousand maximal purchases, and one the audit rightly calls a
+/// broken chain.
+pub async fn plant_lifetime_purchases(
+    app: &TestApp,
+    shop: &Business,
+    customer: Uuid,
+    lifetime: i64,
+) {
+    let mut client = app.sql().await;
+    let tx = triggers_off(&mut client).await;
+    tx.execute(
+        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
+                                    balance_after, purchases_to_date)
+         VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
+        &[&shop.id, &Uuid::now_v7(), &customer, &lifetime],
+    )
+    .await
+    .expect("planted ledger head");
+    tx.commit().await.expect("commit the planted head");
+}
+
 /// Takes `table`'s row `id` FOR UPDATE in `client`'s open transaction.
 /// Its business is read first: Citus locks a row only through a statement
 /// that names the business (the shard), and so does this, on either.
@@ -367,9 +403,13 @@ pub async fn lock_for_update(client: &impl GenericClient, table: &str, id: Uuid)
 }
 
 /// A node's error as Citus passes it on names the shard (`orders_102008`)
-/// where one PostgreSQL names the table: the message with shard suffixes
-/// taken off, so a test can look for the table's name in either.
+/// where one PostgreSQL names the table: on Citus, the message with shard
+/// suffixes taken off, so a test can look for the table's name in either;
+/// elsewhere the message as it is.
 pub fn without_shard_suffixes(message: &str) -> String {
+    if citus_url().is_none() {
+        return message.to_owned();
+    }
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(at) = rest.find('_') {

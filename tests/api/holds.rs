@@ -1408,14 +1408,10 @@ async fn the_audit_finds_reservations_and_outcomes_that_disagree() {
 
     // What only someone bypassing the triggers could do (a superuser with
     // triggers off, a restore gone wrong): the audit is the second opinion.
-    // SET LOCAL on its own (a distributed PostgreSQL forwards it to its
-    // nodes); timestamps moved without timestamptz arithmetic, which Citus
-    // refuses in an UPDATE of a column by itself (not IMMUTABLE).
+    // Timestamps moved without timestamptz arithmetic, which Citus refuses
+    // in an UPDATE of a column by itself (not IMMUTABLE).
     let mut owner = app.sql().await;
-    let tx = owner.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica mode");
+    let tx = crate::helpers::triggers_off(&mut owner).await;
     tx.batch_execute(&format!(
         "UPDATE products SET reserved = reserved + 1 WHERE business_id = '{shop}' AND id = '{tea}';
          DELETE FROM pending_hold_items WHERE business_id = '{shop}' AND hold_id = '{}';

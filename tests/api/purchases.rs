@@ -450,26 +450,7 @@ async fn lifetime_purchases_beyond_i64_are_a_validation_failure_not_a_500() {
     // Purchases to date near i64::MAX with a zero balance: over a thousand
     // maximal purchases, each returned, would get there; planted in SQL
     // with the guards off instead.
-    // SET LOCAL, which a distributed PostgreSQL forwards to its nodes.
-    let mut client = app.sql().await;
-    let tx = client.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica mode");
-    tx.execute(
-        "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount,
-                                    balance_after, purchases_to_date)
-         VALUES ($1, $2, $3, 1, 'payment', -1, 0, $4)",
-        &[
-            &shop.id,
-            &Uuid::now_v7(),
-            &customer,
-            &(i64::MAX - MAX_SAFE / 2),
-        ],
-    )
-    .await
-    .expect("planted ledger head");
-    tx.commit().await.expect("commit the planted head");
+    crate::helpers::plant_lifetime_purchases(&app, &shop, customer, i64::MAX - MAX_SAFE / 2).await;
     // Within the limit, but the lifetime total would pass i64::MAX.
     let again = app.purchase(&shop, customer, &[(dear, 1)]).await;
     assert_eq!(invalid_fields(&again), ["items"]);

@@ -10,15 +10,11 @@ use crate::helpers::{Business, TestApp};
 /// (session_replication_role = replica) as the superuser.
 async fn backdate(app: &TestApp, order: &Value, days: i32) {
     let order_id = Uuid::parse_str(order["id"].as_str().expect("order id")).expect("uuid");
-    // In a transaction, SET LOCAL on its own (which Citus forwards to its
-    // nodes), and the arithmetic on timestamps without a time zone (which
-    // Citus accepts in an UPDATE of the column by itself; timestamptz's is
-    // not IMMUTABLE).
+    // The arithmetic on timestamps without a time zone, which Citus
+    // accepts in an UPDATE of the column by itself (timestamptz's is not
+    // IMMUTABLE).
     let mut sql = app.sql().await;
-    let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica role");
+    let tx = crate::helpers::triggers_off(&mut sql).await;
     let moved = tx
         .execute(
             "UPDATE credit_ledger
@@ -252,10 +248,7 @@ async fn a_report_sent_in_chunks_arrives_whole_and_oldest_debt_first() {
     }
     // As `backdate` does it, for every purchase at once.
     let mut sql = app.sql().await;
-    let tx = sql.transaction().await.expect("begin");
-    tx.batch_execute("SET LOCAL session_replication_role = replica")
-        .await
-        .expect("replica role");
+    let tx = crate::helpers::triggers_off(&mut sql).await;
     tx.execute(
         "UPDATE credit_ledger
             SET created_at = (created_at AT TIME ZONE 'UTC' - interval '40 days') AT TIME ZONE 'UTC'
