@@ -1485,16 +1485,22 @@ CREATE FUNCTION public.ontab_nats_due(p_limit integer) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     AS $$
+DECLARE
+    found_due bigint;
 BEGIN
+    RETURN QUERY
+    SELECT c.business_id
+      FROM public.nats_cursors c
+     WHERE EXISTS (SELECT 1 FROM public.events ev
+                    WHERE ev.business_id = c.business_id
+                      AND ev.sequence = c.published_through + 1)
+     LIMIT p_limit;
+    GET DIAGNOSTICS found_due = ROW_COUNT;
     RETURN QUERY
     SELECT b.id
       FROM public.businesses b
-     WHERE EXISTS (SELECT 1 FROM public.events ev
-                    WHERE ev.business_id = b.id
-                      AND ev.sequence = coalesce((SELECT c.published_through
-                                                    FROM public.nats_cursors c
-                                                   WHERE c.business_id = b.id), 0) + 1)
-     LIMIT p_limit;
+     WHERE b.id NOT IN (SELECT c.business_id FROM public.nats_cursors c)
+     LIMIT greatest(p_limit - found_due, 0);
 END
 $$;
 
@@ -1610,34 +1616,43 @@ CREATE FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_l
 DECLARE
     tenant uuid := ontab_require_tenant();
     ceiling bigint := ontab_event_prune_limit(tenant);
+    v_stop bigint;
+    v_last bigint;
     through bigint;
     removed bigint;
+    r record;
 BEGIN
     PERFORM 1 FROM event_sequences s WHERE s.business_id = tenant FOR UPDATE;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    WITH oldest AS (
-        SELECT e.sequence, e.created_at
+    -- Among the oldest p_limit, the first that must stay (written since
+    -- p_before, or still owed to a webhook) and the last.
+    SELECT min(o.sequence) FILTER (WHERE o.created_at >= p_before OR o.sequence >= ceiling),
+           max(o.sequence)
+      INTO v_stop, v_last
+      FROM (SELECT e.sequence, e.created_at
+              FROM events e
+             WHERE e.business_id = tenant AND e.sequence IS NOT NULL
+             ORDER BY e.sequence
+             LIMIT p_limit) o;
+    through := least(v_last, v_stop - 1);
+    IF through IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR r IN
+        SELECT e.type, count(*) AS pruned
           FROM events e
-         WHERE e.business_id = tenant AND e.sequence IS NOT NULL
-         ORDER BY e.sequence
-         LIMIT p_limit
-    ), stop AS (
-        SELECT min(o.sequence) AS sequence FROM oldest o
-         WHERE o.created_at >= p_before OR o.sequence >= ceiling
-    ), gone AS (
-        DELETE FROM events e
-         USING oldest o
-         WHERE e.business_id = tenant AND e.sequence = o.sequence
-           AND o.sequence < coalesce((SELECT s.sequence FROM stop s), 9223372036854775807)
-        RETURNING e.type, e.sequence
-    ), tally AS (
+         WHERE e.business_id = tenant AND e.sequence <= through
+         GROUP BY e.type
+         ORDER BY e.type
+    LOOP
         INSERT INTO events_pruned AS p (business_id, type, pruned)
-        SELECT tenant, g.type, count(*) FROM gone g GROUP BY g.type
-        ON CONFLICT (business_id, type) DO UPDATE SET pruned = p.pruned + excluded.pruned
-    )
-    SELECT max(g.sequence), count(*) INTO through, removed FROM gone g;
+        VALUES (tenant, r.type, r.pruned)
+        ON CONFLICT (business_id, type) DO UPDATE SET pruned = p.pruned + excluded.pruned;
+    END LOOP;
+    DELETE FROM events e WHERE e.business_id = tenant AND e.sequence <= through;
+    GET DIAGNOSTICS removed = ROW_COUNT;
     IF removed > 0 THEN
         UPDATE event_sequences SET pruned_through = through WHERE business_id = tenant;
     END IF;
@@ -2747,119 +2762,155 @@ CREATE FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms in
     AS $$
 #variable_conflict use_column
 DECLARE
-    -- The tenant as a value, not a call: Citus routes a statement to the
-    -- shard of the business only when it can see which business.
+    -- The tenant and the time as values: Citus routes a statement to the
+    -- business's shard only when it sees the business, and cannot put a
+    -- STABLE call inside CASE. now() is the transaction's start either way.
     v_business uuid := ontab_tenant();
-    v_ids uuid[];
-    v_outcomes text[];
-    v_endpoints uuid[];
-    v_subjects uuid[];
-    v_continue boolean[];
-    v_heads uuid[];
+    v_now timestamptz := now();
+    d record;
+    k int;
+    v_outcome text;
+    v_state text;
+    v_next_at timestamptz;
+    v_finished_at timestamptz;
+    v_ids uuid[] := '{}'::uuid[];
+    v_outcomes text[] := '{}'::text[];
+    v_endpoints uuid[] := '{}'::uuid[];
+    v_subjects uuid[] := '{}'::uuid[];
+    v_continue boolean[] := '{}'::boolean[];
+    v_gone uuid[] := '{}'::uuid[];
+    v_live uuid[];
+    v_done record;
+    v_head uuid;
+    v_leased_ids uuid[] := '{}'::uuid[];
+    v_leased_endpoints uuid[] := '{}'::uuid[];
+    v_leased_subjects uuid[] := '{}'::uuid[];
 BEGIN
-    WITH input AS (
-        SELECT DISTINCT ON (i.id) i.id, i.status, i.error, i.duration_ms, i.attempted_at, i.cont
-          FROM unnest(p_deliveries, p_status, p_error, p_duration_ms, p_attempted_at, p_continue)
-               AS i(id, status, error, duration_ms, attempted_at, cont)
-         WHERE i.id IS NOT NULL
-         ORDER BY i.id
-    ), locked AS MATERIALIZED (
-        SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts
-          FROM webhook_deliveries d
-         WHERE d.business_id = v_business AND d.id = ANY (p_deliveries)
-           AND d.finished_at IS NULL AND d.lease = p_lease
-         ORDER BY d.id
+    -- The deliveries still held under this lease, locked in id order (as
+    -- every recorder locks them). Each is recorded by its own UPDATE and
+    -- INSERT ... VALUES, the business named in each: Citus runs an
+    -- INSERT ... SELECT by way of the coordinator, which a delegated call
+    -- on a worker may not reach.
+    FOR d IN
+        SELECT w.id, w.endpoint_id, w.event_id, w.subject_id, w.attempts
+          FROM webhook_deliveries w
+         WHERE w.business_id = v_business AND w.id = ANY (p_deliveries)
+           AND w.finished_at IS NULL AND w.lease = p_lease
+         ORDER BY w.id
            FOR UPDATE
-    ), timed AS MATERIALIZED (
-        SELECT h.*,
-               CASE h.outcome
-                    WHEN 'disabled' THEN now()
-                    WHEN 'retrying' THEN now() + make_interval(secs => p_schedule[h.attempts + 1] / 1000.0)
-               END AS next_at
-          FROM (SELECT l.business_id, l.id, l.endpoint_id, l.event_id, l.subject_id, l.attempts,
-                       i.status, i.error, i.duration_ms, i.attempted_at,
-                       coalesce(i.cont, false) AS cont,
-                       CASE WHEN i.status BETWEEN 200 AND 299 THEN 'delivered'
-                            WHEN i.status = 410 THEN 'disabled'
-                            WHEN l.attempts + 1 <= coalesce(cardinality(p_schedule), 0) THEN 'retrying'
-                            ELSE 'gave_up' END AS outcome
-                  FROM locked l
-                  JOIN input i ON i.id = l.id) h
-    ), recorded AS (
-        UPDATE webhook_deliveries d
-           SET attempts = d.attempts + 1,
-               state = CASE t.outcome WHEN 'delivered' THEN 'delivered'
-                                      WHEN 'gave_up' THEN 'failed'
-                                      ELSE 'pending' END,
-               next_attempt_at = coalesce(t.next_at, d.next_attempt_at),
-               finished_at = CASE WHEN t.outcome IN ('delivered', 'gave_up') THEN now() END,
+    LOOP
+        -- A delivery named twice is recorded once, with its first attempt.
+        k := array_position(p_deliveries, d.id);
+        v_outcome := CASE WHEN p_status[k] BETWEEN 200 AND 299 THEN 'delivered'
+                          WHEN p_status[k] = 410 THEN 'disabled'
+                          WHEN d.attempts + 1 <= coalesce(cardinality(p_schedule), 0) THEN 'retrying'
+                          ELSE 'gave_up' END;
+        v_next_at := CASE v_outcome
+                          WHEN 'disabled' THEN v_now
+                          WHEN 'retrying' THEN v_now + make_interval(secs => p_schedule[d.attempts + 1] / 1000.0)
+                     END;
+        v_state := CASE v_outcome WHEN 'delivered' THEN 'delivered'
+                                  WHEN 'gave_up' THEN 'failed'
+                                  ELSE 'pending' END;
+        v_finished_at := CASE WHEN v_outcome IN ('delivered', 'gave_up') THEN v_now END;
+        -- Plain values in the statement: Citus deparses a simple CASE on a
+        -- PL/pgSQL variable wrongly (0014).
+        UPDATE webhook_deliveries w
+           SET attempts = w.attempts + 1,
+               state = v_state,
+               next_attempt_at = coalesce(v_next_at, w.next_attempt_at),
+               finished_at = v_finished_at,
                lease = NULL,
                leased_until = NULL
-          FROM timed t
-         WHERE d.business_id = v_business AND d.id = ANY (p_deliveries) AND d.id = t.id
-    ), logged AS (
+         WHERE w.business_id = v_business AND w.id = d.id;
         INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
                                       status_code, error, duration_ms, outcome, next_attempt_at,
                                       attempted_at)
-        SELECT t.business_id, gen_random_uuid(), t.endpoint_id, t.id, t.event_id, t.attempts + 1,
-               t.status, left(t.error, 1000), greatest(t.duration_ms, 0), t.outcome, t.next_at,
-               t.attempted_at
-          FROM timed t
-    ), gone AS (
-        UPDATE webhook_endpoints e
-           SET disabled = true, disabled_reason = 'gone', updated_at = now()
-         WHERE e.business_id = v_business
-           AND e.id IN (SELECT t.endpoint_id FROM timed t WHERE t.outcome = 'disabled')
-           AND NOT e.disabled
-    )
-    SELECT array_agg(t.id), array_agg(t.outcome), array_agg(t.endpoint_id),
-           array_agg(t.subject_id), array_agg(t.cont)
-      INTO v_ids, v_outcomes, v_endpoints, v_subjects, v_continue
-      FROM timed t;
+        VALUES (v_business, gen_random_uuid(), d.endpoint_id, d.id, d.event_id, d.attempts + 1,
+                p_status[k], left(p_error[k], 1000), greatest(p_duration_ms[k], 0), v_outcome,
+                v_next_at, p_attempted_at[k]);
+        v_ids := v_ids || d.id;
+        v_outcomes := v_outcomes || v_outcome;
+        v_endpoints := v_endpoints || d.endpoint_id;
+        v_subjects := v_subjects || d.subject_id;
+        v_continue := v_continue || coalesce(p_continue[k], false);
+        IF v_outcome = 'disabled' THEN
+            v_gone := v_gone || d.endpoint_id;
+        END IF;
+    END LOOP;
 
-    IF v_ids IS NULL THEN
+    IF cardinality(v_ids) = 0 THEN
         RETURN;
     END IF;
+    IF cardinality(v_gone) > 0 THEN
+        UPDATE webhook_endpoints e
+           SET disabled = true, disabled_reason = 'gone', updated_at = v_now
+         WHERE e.business_id = v_business AND e.id = ANY (v_gone) AND NOT e.disabled;
+    END IF;
 
-    -- New statements: they see what the one above wrote, so each delivered
-    -- subject's head is now its next delivery. Heads are found per subject
-    -- (one probe of the pending index each), then leased by primary key.
-    SELECT array_agg(n.id) INTO v_heads
-      FROM (SELECT DISTINCT r.endpoint_id, r.subject_id
-              FROM unnest(v_outcomes, v_endpoints, v_subjects, v_continue)
-                   AS r(outcome, endpoint_id, subject_id, cont)
-             WHERE r.outcome = 'delivered' AND r.cont) done
-      JOIN webhook_endpoints e
-        ON e.business_id = v_business AND e.id = done.endpoint_id AND NOT e.disabled
-     CROSS JOIN LATERAL (
-           SELECT d.id, d.next_attempt_at, d.leased_until
-             FROM webhook_deliveries d
-            WHERE d.business_id = v_business AND d.endpoint_id = done.endpoint_id
-              AND d.subject_id = done.subject_id AND d.state = 'pending'
-            ORDER BY d.sequence, d.id
-            LIMIT 1) n
-     WHERE n.next_attempt_at <= now()
-       AND (n.leased_until IS NULL OR n.leased_until <= now());
+    -- Each delivered subject's head is now its next delivery (these
+    -- statements see what the ones above wrote): found by one probe of the
+    -- pending index per subject, leased by primary key when it is due and
+    -- its endpoint still enabled.
+    SELECT coalesce(array_agg(e.id), '{}'::uuid[]) INTO v_live
+      FROM webhook_endpoints e
+     WHERE e.business_id = v_business AND e.id = ANY (v_endpoints) AND NOT e.disabled;
+    FOR v_done IN
+        SELECT DISTINCT r.endpoint_id, r.subject_id
+          FROM unnest(v_outcomes, v_endpoints, v_subjects, v_continue)
+               AS r(outcome, endpoint_id, subject_id, cont)
+         WHERE r.outcome = 'delivered' AND r.cont AND r.endpoint_id = ANY (v_live)
+         ORDER BY r.endpoint_id, r.subject_id
+    LOOP
+        SELECT n.id INTO v_head
+          FROM webhook_deliveries n
+         WHERE n.business_id = v_business AND n.endpoint_id = v_done.endpoint_id
+           AND n.subject_id = v_done.subject_id AND n.state = 'pending'
+         ORDER BY n.sequence, n.id
+         LIMIT 1;
+        CONTINUE WHEN v_head IS NULL;
+        UPDATE webhook_deliveries w
+           SET lease = p_lease, leased_until = v_now + make_interval(secs => p_lease_ms / 1000.0)
+         WHERE w.business_id = v_business AND w.id = v_head
+           AND w.finished_at IS NULL AND w.next_attempt_at <= v_now
+           AND (w.leased_until IS NULL OR w.leased_until <= v_now);
+        IF FOUND THEN
+            v_leased_ids := v_leased_ids || v_head;
+            v_leased_endpoints := v_leased_endpoints || v_done.endpoint_id;
+            v_leased_subjects := v_leased_subjects || v_done.subject_id;
+        END IF;
+    END LOOP;
 
     RETURN QUERY
-    WITH leased AS (
-        UPDATE webhook_deliveries d
-           SET lease = p_lease, leased_until = now() + make_interval(secs => p_lease_ms / 1000.0)
-         WHERE d.business_id = v_business AND d.id = ANY (coalesce(v_heads, '{}'))
-           AND d.finished_at IS NULL
-           AND (d.leased_until IS NULL OR d.leased_until <= now())
-        RETURNING d.endpoint_id, d.subject_id, d.id
-    )
     SELECT r.id, r.outcome, l.id
       FROM unnest(v_ids, v_outcomes, v_endpoints, v_subjects, v_continue)
            AS r(id, outcome, endpoint_id, subject_id, cont)
-      LEFT JOIN leased l
+      LEFT JOIN unnest(v_leased_ids, v_leased_endpoints, v_leased_subjects)
+           AS l(id, endpoint_id, subject_id)
         ON r.outcome = 'delivered' AND r.cont
        AND l.endpoint_id = r.endpoint_id AND l.subject_id = r.subject_id;
 END
 $$;
 
 ALTER FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) OWNER TO postgres;
+
+--
+-- Name: ontab_webhook_attempted_batch_for(uuid, integer, bigint[], uuid[], integer[], text[], integer[], timestamp with time zone[], boolean[], uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[], p_business uuid) RETURNS TABLE(delivery_id uuid, outcome text, next_delivery_id uuid)
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    RETURN QUERY
+    SELECT a.delivery_id, a.outcome, a.next_delivery_id
+      FROM ontab_webhook_attempted_batch(p_lease, p_lease_ms, p_schedule, p_deliveries, p_status,
+                                         p_error, p_duration_ms, p_attempted_at, p_continue) a;
+END
+$$;
+
+ALTER FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[], p_business uuid) OWNER TO postgres;
 
 --
 -- Name: ontab_webhook_backlog(); Type: FUNCTION; Schema: public; Owner: ontab_system
@@ -3016,6 +3067,22 @@ END
 $$;
 
 ALTER FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) OWNER TO postgres;
+
+--
+-- Name: ontab_webhook_fan_out_leasing_for(integer, uuid, integer, integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
+--
+
+CREATE FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ontab_require_business(p_business);
+    SELECT f.created, f.leased INTO created, leased
+      FROM ontab_webhook_fan_out_leasing(p_limit, p_lease, p_lease_ms, p_max) f;
+END
+$$;
+
+ALTER FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) OWNER TO postgres;
 
 --
 -- Name: ontab_write_off(uuid, uuid, bigint, text); Type: FUNCTION; Schema: public; Owner: ontab_writer
@@ -5465,6 +5532,13 @@ REVOKE ALL ON FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_leas
 GRANT ALL ON FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) TO ontab_app;
 
 --
+-- Name: FUNCTION ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[], p_business uuid); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[], p_business uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[], p_business uuid) TO ontab_app;
+
+--
 -- Name: FUNCTION ontab_webhook_backlog(); Type: ACL; Schema: public; Owner: ontab_system
 --
 
@@ -5491,6 +5565,13 @@ GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) TO ontab
 
 REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) TO ontab_app;
+
+--
+-- Name: FUNCTION ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]); Type: ACL; Schema: public; Owner: postgres
+--
+
+REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text); Type: ACL; Schema: public; Owner: ontab_writer

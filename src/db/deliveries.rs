@@ -4,7 +4,8 @@
 //! time, leasing each delivered subject's next delivery), and publish to
 //! NATS behind a per-business cursor. The rules (per-subject order, leases,
 //! the schedule's arithmetic) are in the SQL functions of migrations/0006
-//! and 0010.
+//! and 0010; the server calls them as functions of the business (0019),
+//! which Citus runs on the node that holds it.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
@@ -71,7 +72,8 @@ pub async fn bookkeeping(tx: &TenantTx) -> Result<(), DbError> {
     Ok(())
 }
 
-const FAN_OUT: &str = "SELECT created, leased FROM ontab_webhook_fan_out_leasing($1, $2, $3, $4)";
+const FAN_OUT: &str =
+    "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for($1, $2, $3, $4, $5)";
 
 /// What a fan-out did.
 #[derive(Debug, Default)]
@@ -93,6 +95,7 @@ pub async fn fan_out(
     lease_ms: i32,
     max: i32,
 ) -> Result<FannedOut, DbError> {
+    let business = tx.business_id();
     let row = tx
         .query_one(
             FAN_OUT,
@@ -101,6 +104,7 @@ pub async fn fan_out(
                 (&lease, Type::UUID),
                 (&lease_ms, Type::INT4),
                 (&max, Type::INT4),
+                (&business, Type::UUID),
             ],
         )
         .await?;
@@ -231,7 +235,7 @@ pub struct Recorded {
 }
 
 const ATTEMPTED: &str = "SELECT delivery_id, outcome, next_delivery_id
-       FROM ontab_webhook_attempted_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+       FROM ontab_webhook_attempted_batch_for($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Records the attempts of deliveries held under `lease` (migrations/0010)
 /// and leases each delivered subject's next delivery where asked. A
@@ -252,6 +256,7 @@ pub async fn attempted(
     let durations: Vec<i32> = attempts.iter().map(|a| a.attempted.duration_ms).collect();
     let at: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.attempted.attempted_at).collect();
     let continues: Vec<bool> = attempts.iter().map(|a| a.continue_subject).collect();
+    let business = tx.business_id();
     let rows = tx
         .query(
             ATTEMPTED,
@@ -265,6 +270,7 @@ pub async fn attempted(
                 (&durations, Type::INT4_ARRAY),
                 (&at, Type::TIMESTAMPTZ_ARRAY),
                 (&continues, Type::BOOL_ARRAY),
+                (&business, Type::UUID),
             ],
         )
         .await?;
@@ -381,7 +387,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(
         FAN_OUT,
-        &[Type::INT4, Type::UUID, Type::INT4, Type::INT4],
+        &[Type::INT4, Type::UUID, Type::INT4, Type::INT4, Type::UUID],
         &[
             Column::named::<i64>("created"),
             Column::named::<Vec<Uuid>>("leased"),
@@ -423,6 +429,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Type::INT4_ARRAY,
             Type::TIMESTAMPTZ_ARRAY,
             Type::BOOL_ARRAY,
+            Type::UUID,
         ],
         &[
             Column::named::<Uuid>("delivery_id"),

@@ -115,6 +115,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "background_work_on_citus",
         sql: include_str!("../../migrations/0018_background_work_on_citus.sql"),
     },
+    Migration {
+        version: 19,
+        name: "delivery_on_citus",
+        sql: include_str!("../../migrations/0019_delivery_on_citus.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

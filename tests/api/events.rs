@@ -647,7 +647,8 @@ async fn another_tenant_never_sees_events_through_the_api_or_sql() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(visible, [mine.id]);
-    tx.batch_execute("SELECT set_config('ontab.business_id', '', true)")
+    // SET LOCAL, which a distributed PostgreSQL forwards to its nodes.
+    tx.batch_execute("SET LOCAL ontab.business_id = ''")
         .await
         .expect("no tenant");
     let none: i64 = tx
@@ -657,13 +658,15 @@ async fn another_tenant_never_sees_events_through_the_api_or_sql() {
         .get(0);
     assert_eq!(none, 0);
     // Nor may it write or number events.
+    tx.batch_execute(&format!("SET LOCAL ontab.business_id = '{}'", mine.id))
+        .await
+        .expect("the tenant again");
     let forged = tx
-        .batch_execute(&format!(
-            "SELECT set_config('ontab.business_id', '{}', true);
-             INSERT INTO events (business_id, id, type, subject_id, data)
-             VALUES ('{}', gen_random_uuid(), 'customer.created', gen_random_uuid(), '{{}}')",
-            mine.id, mine.id
-        ))
+        .execute(
+            "INSERT INTO events (business_id, id, type, subject_id, data)
+             VALUES ($1, gen_random_uuid(), 'customer.created', gen_random_uuid(), '{}')",
+            &[&mine.id],
+        )
         .await;
     assert!(forged.is_err(), "ontab_app cannot forge an event");
 }
