@@ -49,24 +49,21 @@ pub async fn fan_out_due(db: &Db, limit: i32) -> Result<Vec<Uuid>, DbError> {
     rows.iter().map(|row| column(row, "business_id")).collect()
 }
 
-const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true),
-            set_config('plan_cache_mode', 'force_custom_plan', true)";
+const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true)";
 
 /// Settings for a transaction of delivery bookkeeping (fan-out, reading
 /// what to send, recording attempts), never for a change of money, stock
-/// or an event itself:
+/// or an event itself: COMMIT returns before its WAL is flushed. Losing
+/// the last commits in a crash means sending an event again with the same
+/// webhook-id, which at-least-once delivery allows. Spares a WAL flush per
+/// batch, which competed with the purchases' own.
 ///
-/// - COMMIT returns before its WAL is flushed: losing the last commits in
-///   a crash means sending an event again with the same webhook-id, which
-///   at-least-once delivery allows. Spares a WAL flush per batch, which
-///   competed with the purchases' own.
-/// - Every statement is planned for the tables as they are now. The
-///   deliveries table is a queue: a generic plan made while it was small
-///   (PostgreSQL caches one per connection after five runs, and only
-///   ANALYZE invalidates it) walked every delivery of the business to find
-///   a few by id, and recording slowed to 100 ms a batch as the table grew
-///   (measured: bench/run.sh uncontended-webhook, second round). Planning
-///   again costs well under a millisecond per batch.
+/// The deliveries table is a queue, so a statement planned once, while it
+/// was small, may walk it all as it grows (measured: recording slowed to
+/// 100 ms a batch). The bookkeeping functions therefore plan their
+/// statements on deliveries and events at each call (EXECUTE,
+/// migrations/0020), and [`load`] is sent unnamed; the foreign-key checks
+/// and primary-key lookups keep one plan per connection.
 pub async fn bookkeeping(tx: &TenantTx) -> Result<(), DbError> {
     tx.query_one(BOOKKEEPING, &[]).await?;
     Ok(())
@@ -182,7 +179,7 @@ pub async fn load(tx: &TenantTx, delivery_ids: &[Uuid], lease: Uuid) -> Result<V
     }
     let business = tx.business_id();
     let rows = tx
-        .query(
+        .query_planned_now(
             LOAD,
             &[
                 (&business, Type::UUID),
@@ -380,11 +377,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
         &[Type::INT4],
         &[Column::named::<Uuid>("business_id")]
     ),
-    statement!(
-        BOOKKEEPING,
-        &[],
-        &[Column::at::<String>(0), Column::at::<String>(1)]
-    ),
+    statement!(BOOKKEEPING, &[], &[Column::at::<String>(0)]),
     statement!(
         FAN_OUT,
         &[Type::INT4, Type::UUID, Type::INT4, Type::INT4, Type::UUID],

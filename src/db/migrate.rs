@@ -120,6 +120,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "delivery_on_citus",
         sql: include_str!("../../migrations/0019_delivery_on_citus.sql"),
     },
+    Migration {
+        version: 20,
+        name: "bookkeeping_planned_per_call",
+        sql: include_str!("../../migrations/0020_bookkeeping_planned_per_call.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
