@@ -504,6 +504,14 @@ pub async fn check_business(
     // distributed PostgreSQL forwards it to the nodes the checks reach.
     tx.batch_execute(&format!("SET LOCAL ontab.business_id = '{business_id}'"))
         .await?;
+    // Every check reads all of the business's rows, so a join is best
+    // done by hashing (or merging) them, never by a nested loop that
+    // rescans one side per row of the other. The planner chose such loops
+    // for a business added since the last ANALYZE, its rows estimated at
+    // one: the audit of a 22,000-purchase business then ran for minutes
+    // (bench/run.sh, a fresh business per scenario). Per-row probes written
+    // as LATERAL ... LIMIT 1 stay loops, as they must.
+    tx.batch_execute("SET LOCAL enable_nestloop = off").await?;
     if tx.query_opt(KNOWN, &[&business_id]).await?.is_none() {
         return Ok(None);
     }
