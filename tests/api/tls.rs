@@ -276,6 +276,35 @@ async fn the_pool_and_the_migrator_work_over_verify_full() {
     );
 }
 
+/// Citus's automatic TLS gives each node a self-signed X.509 version 1
+/// certificate. Unverified (prefer, require) it is taken, as libpq takes
+/// it; verified, it is refused (no CA vouches for it).
+#[tokio::test]
+async fn an_x509_v1_certificate_is_taken_unverified_and_refused_verified() {
+    let server = TlsServer::start(Ssl::OnX509V1);
+    assert_eq!(
+        encrypted(&url(&server, "127.0.0.1", "")).await,
+        Ok(true),
+        "no sslmode (prefer)"
+    );
+    assert_eq!(
+        encrypted(&url(&server, "127.0.0.1", "sslmode=require")).await,
+        Ok(true),
+        "require"
+    );
+    let ca = server.path("ca.pem");
+    let message = refusal(
+        encrypted(&url(
+            &server,
+            "127.0.0.1",
+            &format!("sslmode=verify-ca sslrootcert={ca}"),
+        ))
+        .await,
+        "verify-ca against a self-signed version 1 certificate",
+    );
+    assert!(message.contains("sslmode=verify-ca"), "{message}");
+}
+
 #[tokio::test]
 async fn prefer_connects_in_clear_to_a_server_without_tls_and_require_refuses() {
     let server = TlsServer::start(Ssl::Off);

@@ -253,3 +253,44 @@ fn system_roots_load_here() {
     let options = parse("host=db.example.com sslmode=verify-full");
     assert_eq!(options.verification(), Verification::IssuerAndHostName);
 }
+
+/// A self-signed X.509 version 1 certificate, as Citus's automatic TLS
+/// makes them (made with `openssl x509 -req -signkey`, which writes
+/// version 1; the key was not kept).
+const X509_V1: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIICwzCCAasCFHdE4W5+iEvsbmtxYR0OTdxcirK/MA0GCSqGSIb3DQEBCwUAMB0x\n\
+GzAZBgNVBAMMEm9udGFiLXRlc3QteDUwOS12MTAgFw0yNjEyMDMxNzE1NTdaGA8y\n\
+MTI2MTEwOTE3MTU1N1owHTEbMBkGA1UEAwwSb250YWItdGVzdC14NTA5LXYxMIIB\n\
+IjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA4lnTx0UhGXs2xBMQ3e2VCfwp\n\
+i8lUTG7cf4rDHM729gi1BCbVMaFl154kpSxXof14Yf+FJdtZNrYpF5oRfUIeCNu7\n\
+ABYHGJ5HwWFM6pM9ZAFVYPlTumnoeARoTHDSgciD37jj3i8OitNuwZxBySzZj7zT\n\
+f2DYJvliW2RTMVQJJdkkbIguamf8OS9HPDkP3/37UgTKYRbHrdCQCMiP0JasNRnh\n\
+zBaRPGTGQpG/yHbF555IdLbuC6OwvEQtbY/oEC9vty9x7AeN/+w1YiU1ecGJ3Kcc\n\
+WXUhIxytKhlHpSkz49LZY1HvXSAv0Dgx0ah1I0A12eeE6Hcm+Iyp/lZAlqXbLwID\n\
+AQABMA0GCSqGSIb3DQEBCwUAA4IBAQACST4idNYeB7ybn+AuH9LEXMmk2xghv34u\n\
+YLb41/9xWtaViNqCSYlgEF5WqAoS+bo8HcY3mVUcGjZB+i7gQTZnhQzLqC0JMTcT\n\
+b3bm1NmoFVIsWb8h9eEGmgvGZdtpekQexEJ8loSPGhU0x19+xbZ14/niBr+sLTDM\n\
+hRGIuqjdMRxY231LM2Wwf02RBENrx3AXEDNswo2N97v6G5T4lPy/1q7NBIC0B2ac\n\
+ImXOZ5lBSeRyPTNclLQ7LHEvo5AzH5EMu95y9ZXg0nzjIHwhE8ZwgqgQ9PSR0XKu\n\
+oKjQys6y6g2qNwrht2G677GyWDPnWlsQk/eQ2kPjJADrn9t+dq4g\n\
+-----END CERTIFICATE-----\n\
+";
+
+#[test]
+fn an_x509_v1_certificate_is_told_from_a_v3_one() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let v1 = CertificateDer::from_pem_slice(X509_V1.as_bytes()).expect("the v1 PEM parses");
+    assert!(verify::is_x509_v1(v1.as_ref()));
+    let key = rcgen::KeyPair::generate().expect("key");
+    let v3 = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("v3 certificate");
+    assert!(!verify::is_x509_v1(v3.der().as_ref()));
+    assert!(!verify::is_x509_v1(&[]));
+    assert!(!verify::is_x509_v1(&[0x30]));
+    assert!(!verify::is_x509_v1(b"not a certificate"));
+}

@@ -20,12 +20,49 @@ use super::{SslMode, Verification};
 /// The server certificate check of one sslmode. Without `roots` any
 /// certificate is taken (prefer, require): the session is encrypted, but to
 /// whoever answered. The handshake signatures are checked in every case, as
-/// OpenSSL does for libpq.
+/// OpenSSL does for libpq, except with an X.509 version 1 certificate when
+/// nothing is verified: rustls reads a public key only from version 3
+/// certificates, and Citus's automatic TLS (`citus-auto-ssl`) gives every
+/// node a version 1 certificate, which libpq takes under prefer and
+/// require. Checking the signature there proves only that the server holds
+/// the key of a certificate nobody vouched for, which anyone answering
+/// could also say of one of its own, so skipping it loses nothing.
 #[derive(Debug)]
 pub(super) struct ServerCheck {
     pub roots: Option<Arc<RootCertStore>>,
     pub check_host_name: bool,
     pub algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCheck {
+    fn unverified_x509_v1(&self, certificate: &CertificateDer<'_>) -> bool {
+        self.roots.is_none() && is_x509_v1(certificate.as_ref())
+    }
+}
+
+/// Whether `der` is an X.509 version 1 certificate: its TBSCertificate
+/// starts with the serial number (an INTEGER) rather than the explicit
+/// `[0]` version field of versions 2 and 3.
+pub(super) fn is_x509_v1(der: &[u8]) -> bool {
+    /// The contents of the DER SEQUENCE that `der` starts with.
+    fn sequence_contents(der: &[u8]) -> Option<&[u8]> {
+        let (&tag, rest) = der.split_first()?;
+        if tag != 0x30 {
+            return None;
+        }
+        let (&length, rest) = rest.split_first()?;
+        // Short form, or long form: 0x80 | the number of length bytes.
+        let length_bytes = if length < 0x80 {
+            0
+        } else {
+            usize::from(length & 0x7f)
+        };
+        rest.get(length_bytes..)
+    }
+    sequence_contents(der)
+        .and_then(sequence_contents)
+        .and_then(|tbs| tbs.first())
+        .is_some_and(|&tag| tag == 0x02)
 }
 
 impl ServerCertVerifier for ServerCheck {
@@ -60,6 +97,9 @@ impl ServerCertVerifier for ServerCheck {
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if self.unverified_x509_v1(certificate) {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         verify_tls12_signature(message, certificate, signature, &self.algorithms)
     }
 
@@ -69,6 +109,9 @@ impl ServerCertVerifier for ServerCheck {
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if self.unverified_x509_v1(certificate) {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         verify_tls13_signature(message, certificate, signature, &self.algorithms)
     }
 

@@ -20,6 +20,9 @@ pub const CERT_USER: &str = "certuser";
 #[derive(Clone, Copy, PartialEq)]
 pub enum Ssl {
     On,
+    /// TLS with a self-signed X.509 version 1 certificate (as Citus's
+    /// automatic TLS makes them), from the `openssl` command.
+    OnX509V1,
     Off,
 }
 
@@ -47,6 +50,9 @@ impl TlsServer {
             run_as,
         };
         server.write_pki();
+        if ssl == Ssl::OnX509V1 {
+            server.write_x509_v1_server_certificate();
+        }
         server.hand_over(&server.root);
         server.run(
             "initdb",
@@ -109,6 +115,55 @@ impl TlsServer {
         }
     }
 
+    /// Replaces the server's certificate and key with a self-signed
+    /// version 1 pair (`openssl x509 -req -signkey` writes version 1;
+    /// rcgen writes only version 3).
+    fn write_x509_v1_server_certificate(&self) {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("the openssl command runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let (key, request, certificate) = (
+            self.path("server.key"),
+            self.path("server.csr"),
+            self.path("server.crt"),
+        );
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            "/CN=citus-auto-ssl",
+            "-out",
+            &request,
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &request,
+            "-signkey",
+            &key,
+            "-days",
+            "2",
+            "-out",
+            &certificate,
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod key");
+    }
+
     fn configure(&self, ssl: Ssl) {
         let data = self.root.join("data");
         let settings = format!(
@@ -116,7 +171,7 @@ impl TlsServer {
              fsync = off\nmax_connections = 20\nshared_buffers = 16MB\n\
              ssl = {ssl}\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\nssl_ca_file = '{ca}'\n",
             port = self.port,
-            ssl = if ssl == Ssl::On { "on" } else { "off" },
+            ssl = if ssl == Ssl::Off { "off" } else { "on" },
             cert = self.path("server.crt"),
             key = self.path("server.key"),
             ca = self.path("ca.pem"),
