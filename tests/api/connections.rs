@@ -583,13 +583,9 @@ async fn at_the_connection_limit_with_every_connection_busy_a_newcomer_is_refuse
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
+            .query_one(crate::helpers::lock_waiters_sql(), &[])
             .await
-            .expect("pg_stat_activity")
+            .expect("lock waits")
             .get(0);
         if waiting >= 2 {
             break;

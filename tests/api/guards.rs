@@ -11,7 +11,9 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp};
+use crate::helpers::{
+    Business, TestApp, assert_constraint, refused, refused_at_commit_on_citus, refused_by,
+};
 
 /// The history tables that refuse UPDATE, DELETE and TRUNCATE.
 const HISTORY: [&str; 10] = [
@@ -68,35 +70,6 @@ const DELIVERY_TABLES: [&str; 5] = [
     "nats_cursors",
 ];
 
-/// What PostgreSQL answered to a statement that had to fail.
-#[derive(Debug)]
-struct Refused {
-    code: SqlState,
-    message: String,
-    constraint: Option<String>,
-}
-
-fn refused_by(result: Result<impl std::fmt::Debug, tokio_postgres::Error>, what: &str) -> Refused {
-    let error = match result {
-        Ok(answer) => panic!("`{what}` should have failed, but answered {answer:?}"),
-        Err(error) => error,
-    };
-    let db = error
-        .as_db_error()
-        .unwrap_or_else(|| panic!("`{what}` failed without a database error: {error:?}"));
-    Refused {
-        code: db.code().clone(),
-        message: crate::helpers::without_shard_suffixes(db.message()),
-        constraint: db.constraint().map(str::to_owned),
-    }
-}
-
-/// Runs `sql` in a transaction of its own, as the session's tenant, and
-/// returns how it was refused (by the statement, or at commit).
-async fn refused(client: &Client, sql: &str) -> Refused {
-    refused_by(crate::helpers::in_session_tenant_tx(client, sql).await, sql)
-}
-
 async fn expect_refused(client: &Client, sql: &str, code: &SqlState, message: &str) {
     let refusal = refused(client, sql).await;
     if crate::helpers::citus_url().is_some() && refusal.code == SqlState::FEATURE_NOT_SUPPORTED {
@@ -108,27 +81,6 @@ async fn expect_refused(client: &Client, sql: &str, code: &SqlState, message: &s
     assert!(
         refusal.message.contains(message),
         "`{sql}`: expected a message containing {message:?}, got {refusal:?}"
-    );
-}
-
-/// On Citus a check deferred to COMMIT fails on the node, and the
-/// coordinator answers XX000 "could not commit transaction for shard ...",
-/// the node's own error only a WARNING (docs/scale-out.md): refused still,
-/// but not as one PostgreSQL says it.
-fn refused_at_commit_on_citus(refusal: &Refused) -> bool {
-    crate::helpers::citus_url().is_some() && refusal.code == SqlState::INTERNAL_ERROR
-}
-
-/// The refusal names `constraint`; on Citus, which passes on a node's
-/// error without its constraint field, it may name none.
-fn assert_constraint(refusal: &Refused, constraint: &str, what: &str) {
-    if crate::helpers::citus_url().is_some() && refusal.constraint.is_none() {
-        return;
-    }
-    assert_eq!(
-        refusal.constraint.as_deref(),
-        Some(constraint),
-        "{what}: {refusal:?}"
     );
 }
 

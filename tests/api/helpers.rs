@@ -36,6 +36,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, GenericClient};
 use uuid::Uuid;
 
@@ -54,6 +55,28 @@ struct Cluster {
     template: Option<String>,
     /// On Citus, the workers (host, port) a test database is also made on.
     workers: Vec<(String, i32)>,
+}
+
+/// How many sessions of the test's database wait for a lock. On Citus the
+/// waits are on the nodes, one per distributed transaction waiting.
+pub fn lock_waiters_sql() -> &'static str {
+    if citus_url().is_some() {
+        "SELECT count(DISTINCT waiting_gpid) FROM citus_lock_waits"
+    } else {
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    }
+}
+
+/// True on a Citus coordinator, after saying why the calling test does not
+/// run there: for a test whose fault is injected on the one node it
+/// connects to.
+pub fn skipped_on_citus(why: &str) -> bool {
+    if citus_url().is_some() {
+        eprintln!("skipped on Citus: {why}");
+        return true;
+    }
+    false
 }
 
 /// The coordinator the Citus suite runs on, when ONTAB_TEST_CITUS_URL names
@@ -328,6 +351,26 @@ pub async fn begin_as_session_tenant(client: &Client) {
             .batch_execute(&format!("SET LOCAL ontab.business_id = '{tenant}'"))
             .await
             .expect("the tenant, locally");
+    }
+}
+
+/// `query_one` in a transaction of its own begun as
+/// [`begin_as_session_tenant`], committed when it succeeds.
+pub async fn query_one_as_session_tenant(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    begin_as_session_tenant(client).await;
+    match client.query_one(sql, params).await {
+        Ok(row) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(row)
+        }
+        Err(error) => {
+            client.batch_execute("ROLLBACK").await.expect("rollback");
+            Err(error)
+        }
     }
 }
 
@@ -849,16 +892,8 @@ impl TestApp {
         let watcher = self.sql().await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            // On Citus the waits are on the nodes, one per distributed
-            // transaction waiting.
-            let waiting_sql = if citus_url().is_some() {
-                "SELECT count(DISTINCT waiting_gpid) FROM citus_lock_waits"
-            } else {
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            };
             let waiting: i64 = watcher
-                .query_one(waiting_sql, &[])
+                .query_one(lock_waiters_sql(), &[])
                 .await
                 .expect("activity")
                 .get(0);
@@ -1196,4 +1231,57 @@ impl Drop for TestApp {
             eprintln!("warning: could not drop test database {}", self.db_name);
         }
     }
+}
+
+/// What PostgreSQL answered to a statement that had to fail.
+#[derive(Debug)]
+pub struct Refused {
+    pub code: SqlState,
+    pub message: String,
+    pub constraint: Option<String>,
+}
+
+pub fn refused_by(
+    result: Result<impl std::fmt::Debug, tokio_postgres::Error>,
+    what: &str,
+) -> Refused {
+    let error = match result {
+        Ok(answer) => panic!("`{what}` should have failed, but answered {answer:?}"),
+        Err(error) => error,
+    };
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("`{what}` failed without a database error: {error:?}"));
+    Refused {
+        code: db.code().clone(),
+        message: without_shard_suffixes(db.message()),
+        constraint: db.constraint().map(str::to_owned),
+    }
+}
+
+/// Runs `sql` in a transaction of its own, as the session's tenant, and
+/// returns how it was refused (by the statement, or at commit).
+pub async fn refused(client: &Client, sql: &str) -> Refused {
+    refused_by(in_session_tenant_tx(client, sql).await, sql)
+}
+
+/// On Citus a check deferred to COMMIT fails on the node, and the
+/// coordinator answers XX000 "could not commit transaction for shard ...",
+/// the node's own error only a WARNING (docs/scale-out.md): refused still,
+/// but not as one PostgreSQL says it.
+pub fn refused_at_commit_on_citus(refusal: &Refused) -> bool {
+    citus_url().is_some() && refusal.code == SqlState::INTERNAL_ERROR
+}
+
+/// The refusal names `constraint`; on Citus, which passes on a node's
+/// error without its constraint field, it may name none.
+pub fn assert_constraint(refusal: &Refused, constraint: &str, what: &str) {
+    if citus_url().is_some() && refusal.constraint.is_none() {
+        return;
+    }
+    assert_eq!(
+        refusal.constraint.as_deref(),
+        Some(constraint),
+        "{what}: {refusal:?}"
+    );
 }

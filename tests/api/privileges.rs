@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
-use crate::helpers::{Business, TestApp};
+use crate::helpers::{Business, TestApp, query_one_as_session_tenant};
 
 /// A superuser session of this test's database switched to `role`, acting
 /// for `tenant` for the whole session.
@@ -149,13 +149,15 @@ async fn the_app_role_cannot_forge_limit_history_which_its_changes_still_record(
 
     // A real change, in SQL as ontab_app and through the API, is recorded by
     // the trigger, which runs as ontab_recorder.
-    client
-        .batch_execute(&format!(
+    crate::helpers::in_session_tenant_tx(
+        &client,
+        &format!(
             "UPDATE customers SET credit_limit = 700 WHERE id = '{}'",
             shop.customer
-        ))
-        .await
-        .expect("ontab_app may change a credit limit");
+        ),
+    )
+    .await
+    .expect("ontab_app may change a credit limit");
     let patched = app
         .patch(
             &format!("/v1/customers/{}", shop.customer),
@@ -197,23 +199,23 @@ async fn the_app_role_moves_money_and_stock_only_through_the_use_cases() {
     );
 
     // The use cases, called as ontab_app, write the same kinds of rows.
-    let adjusted: Value = client
-        .query_one(
-            "SELECT ontab_adjust_stock(gen_random_uuid(), $1, 5, 'found')",
-            &[&shop.product],
-        )
-        .await
-        .expect("ontab_app may call the use cases")
-        .get(0);
+    let adjusted: Value = query_one_as_session_tenant(
+        &client,
+        "SELECT ontab_adjust_stock(gen_random_uuid(), $1, 5, 'found')",
+        &[&shop.product],
+    )
+    .await
+    .expect("ontab_app may call the use cases")
+    .get(0);
     assert_eq!(adjusted["product"]["stock"], 13, "{adjusted}");
-    let paid: Value = client
-        .query_one(
-            "SELECT ontab_pay(gen_random_uuid(), $1, 50)",
-            &[&shop.customer],
-        )
-        .await
-        .expect("pay")
-        .get(0);
+    let paid: Value = query_one_as_session_tenant(
+        &client,
+        "SELECT ontab_pay(gen_random_uuid(), $1, 50)",
+        &[&shop.customer],
+    )
+    .await
+    .expect("pay")
+    .get(0);
     assert_eq!(paid["entry"]["balance_after"], 150, "{paid}");
 
     // They are SECURITY DEFINER functions of ontab_writer with a fixed
@@ -432,18 +434,17 @@ impl Drop for ServerLogin {
     }
 }
 
-/// The statement src/db/tx.rs begins every tenant transaction with (its
-/// SET_TENANT): become ontab_app, set the tenant and the statement
-/// timeout, and read which of the presented keys are live.
-const SET_TENANT: &str = "\
+/// What src/db/tx.rs begins every tenant transaction with, besides
+/// `SET LOCAL ontab.business_id` (its LIVE_KEYS): become ontab_app, set the
+/// statement timeout, and read which of the presented keys are live.
+const LIVE_KEYS: &str = "\
     SELECT ARRAY(SELECT k.id FROM api_keys k
-                  WHERE k.business_id = tenant.business_id::uuid
-                    AND k.id = ANY ($3)
+                  WHERE k.business_id = $1
+                    AND k.id = ANY ($2)
                     AND k.revoked_at IS NULL) AS live_keys
       FROM (SELECT set_config('role', 'ontab_app', true) AS role,
-                   set_config('ontab.business_id', $1, true) AS business_id,
-                   set_config('statement_timeout', $2, true) AS statement_timeout
-             OFFSET 0) AS tenant";
+                   set_config('statement_timeout', $3, true) AS statement_timeout
+             OFFSET 0) AS acting";
 
 #[tokio::test]
 async fn a_server_login_role_purchases_but_cannot_forge_nor_leave_the_app_role() {
@@ -457,7 +458,11 @@ async fn a_server_login_role_purchases_but_cannot_forge_nor_leave_the_app_role()
     server.batch_execute("BEGIN").await.expect("begin");
     let tenant = shop.business.id.to_string();
     server
-        .query_one(SET_TENANT, &[&tenant, &"10s", &Vec::<Uuid>::new()])
+        .batch_execute(&format!("SET LOCAL ontab.business_id = '{tenant}'"))
+        .await
+        .expect("the tenant");
+    server
+        .query_one(LIVE_KEYS, &[&shop.business.id, &Vec::<Uuid>::new(), &"10s"])
         .await
         .expect("the login role may become ontab_app for a tenant");
     let bought: Value = server

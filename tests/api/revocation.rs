@@ -189,10 +189,8 @@ const SLOTS: usize = 2;
 async fn wait_for_lock_waiters(app: &TestApp, n: usize) {
     let sql = app.sql().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let waiting = "SELECT count(*) FROM pg_stat_activity
-                    WHERE datname = current_database() AND wait_event_type = 'Lock'";
     while sql
-        .query_one(waiting, &[])
+        .query_one(crate::helpers::lock_waiters_sql(), &[])
         .await
         .expect("count")
         .get::<_, i64>(0)
