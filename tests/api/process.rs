@@ -36,6 +36,32 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         .kill_on_drop(true)
         .spawn()
         .expect("ontab serve starts");
+    // Read as it is written: a pipe left unread fills (64 KiB), and the
+    // server, logging at debug, then blocks on its next line. On Citus,
+    // whose background rounds log more, it stalled mid-purchase that way.
+    let read_all = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+        tokio::spawn(async move {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_string(&mut text)
+                    .await
+                    .expect("read the server's output");
+            }
+            text
+        })
+    };
+    let stdout = read_all(
+        child
+            .stdout
+            .take()
+            .map(|out| Box::new(out) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    );
+    let stderr = read_all(
+        child
+            .stderr
+            .take()
+            .map(|err| Box::new(err) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    );
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {
@@ -144,14 +170,8 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
         .expect("exit status");
     assert!(exit.success(), "exit status {exit:?}");
 
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).await.expect("stdout");
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).await.expect("stderr");
-    }
+    let stdout = stdout.await.expect("stdout reader");
+    let stderr = stderr.await.expect("stderr reader");
     let logs = format!("{stdout}\n{stderr}");
     for secret in [ADMIN_TOKEN, key.as_str(), secret_part.as_str()] {
         assert!(!logs.contains(secret), "a secret is in the logs:\n{logs}");
