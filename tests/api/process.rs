@@ -39,29 +39,8 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
     // Read as it is written: a pipe left unread fills (64 KiB), and the
     // server, logging at debug, then blocks on its next line. On Citus,
     // whose background rounds log more, it stalled mid-purchase that way.
-    let read_all = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
-        tokio::spawn(async move {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                pipe.read_to_string(&mut text)
-                    .await
-                    .expect("read the server's output");
-            }
-            text
-        })
-    };
-    let stdout = read_all(
-        child
-            .stdout
-            .take()
-            .map(|out| Box::new(out) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    );
-    let stderr = read_all(
-        child
-            .stderr
-            .take()
-            .map(|err| Box::new(err) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    );
+    let stdout = tokio::spawn(read_all(child.stdout.take()));
+    let stderr = tokio::spawn(read_all(child.stderr.take()));
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {
@@ -205,6 +184,17 @@ async fn serve_logs_json_without_secrets_and_drains_on_sigterm() {
             .any(|line| line["message"] == "shutting down: finishing in-flight requests"),
         "{logs}"
     );
+}
+
+/// All that `pipe` carries, until it closes.
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
+    let mut text = String::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_string(&mut text)
+            .await
+            .expect("read the server's output");
+    }
+    text
 }
 
 /// Starts `ontab serve` on `port` over the test's database.

@@ -141,7 +141,9 @@ async fn queued_purchases_of_a_key_revoked_meanwhile_are_refused_and_the_rest_of
     let mut blockers = Vec::new();
     for (n, customer) in customers[..SLOTS].iter().enumerate() {
         blockers.push(buy(*customer, shop.key.clone()));
-        wait_for_lock_waiters(&first, n + 1).await;
+        first
+            .wait_for_lock_waiters(n as i64 + 1, "fewer purchases blocked than sent")
+            .await;
     }
     let queued: Vec<_> = customers[SLOTS..]
         .iter()
@@ -184,25 +186,6 @@ async fn queued_purchases_of_a_key_revoked_meanwhile_are_refused_and_the_rest_of
 
 /// Batches of one business in flight at once, as `ontab serve` ships.
 const SLOTS: usize = 2;
-
-/// Waits until `n` sessions of the app wait for a lock.
-async fn wait_for_lock_waiters(app: &TestApp, n: usize) {
-    let sql = app.sql().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sql
-        .query_one(crate::helpers::lock_waiters_sql(), &[])
-        .await
-        .expect("count")
-        .get::<_, i64>(0)
-        < n as i64
-    {
-        assert!(
-            Instant::now() < deadline,
-            "fewer than {n} purchases blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_wrong_secret_for_a_cached_key_id_is_refused() {
