@@ -2539,33 +2539,54 @@ CREATE FUNCTION public.ontab_sequence_events(p_limit integer) RETURNS TABLE(even
 DECLARE
     tenant uuid := ontab_require_tenant();
     last bigint;
+    here_from bigint;
+    here_to bigint;
     types text[];
     counts bigint[];
 BEGIN
     INSERT INTO event_sequences (business_id) VALUES (tenant) ON CONFLICT DO NOTHING;
-    SELECT s.last_sequence INTO last FROM event_sequences s WHERE s.business_id = tenant
+    SELECT s.last_sequence, (coalesce(s.last_position, 0) >> 48) << 48
+      INTO last, here_from
+      FROM event_sequences s WHERE s.business_id = tenant
        FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    here_to := here_from + (1::bigint << 48);
     -- This statement's snapshot is taken after the lock was won: it sees
     -- every earlier sequencer's numbers, and exactly the events committed
-    -- by now.
-    WITH batch AS (
-        SELECT e.id, last + row_number() OVER (ORDER BY e.position) AS sequence
-          FROM events e
-         WHERE e.business_id = tenant AND e.sequence IS NULL
-         ORDER BY e.position
+    -- by now. Each branch walks events_unsequenced in position order.
+    WITH candidates AS (
+        (SELECT e.id, e.position, false AS moved
+           FROM events e
+          WHERE e.business_id = tenant AND e.sequence IS NULL
+            AND e.position >= here_from AND e.position < here_to
+          ORDER BY e.position
+          LIMIT p_limit)
+        UNION ALL
+        (SELECT e.id, e.position, true AS moved
+           FROM events e
+          WHERE e.business_id = tenant AND e.sequence IS NULL
+            AND (e.position < here_from OR e.position >= here_to)
+          ORDER BY e.position
+          LIMIT p_limit)
+    ), batch AS (
+        SELECT c.id, c.position,
+               last + row_number() OVER (ORDER BY c.moved, c.position) AS sequence
+          FROM candidates c
+         ORDER BY c.moved, c.position
          LIMIT p_limit
     ), numbered AS (
         UPDATE events e SET sequence = b.sequence
           FROM batch b
          WHERE e.business_id = tenant AND e.id = b.id
-        RETURNING e.type, e.sequence
+        RETURNING e.type, e.sequence, e.position
     ), bumped AS (
         UPDATE event_sequences s
-           SET last_sequence = (SELECT max(n.sequence) FROM numbered n)
-         WHERE s.business_id = tenant AND EXISTS (SELECT 1 FROM numbered)
+           SET last_sequence = n.sequence, last_position = n.position
+          FROM (SELECT n.sequence, n.position FROM numbered n
+                 ORDER BY n.sequence DESC LIMIT 1) n
+         WHERE s.business_id = tenant
     )
     SELECT array_agg(t.type), array_agg(t.n) INTO types, counts
       FROM (SELECT n.type, count(*) AS n FROM numbered n GROUP BY n.type) t;
@@ -3375,6 +3396,7 @@ CREATE TABLE public.event_sequences (
     business_id uuid NOT NULL,
     last_sequence bigint DEFAULT 0 NOT NULL,
     pruned_through bigint DEFAULT 0 NOT NULL,
+    last_position bigint,
     CONSTRAINT event_sequences_check CHECK (((pruned_through >= 0) AND (pruned_through <= last_sequence))),
     CONSTRAINT event_sequences_last_sequence_check CHECK ((last_sequence >= 0))
 );

@@ -125,6 +125,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "bookkeeping_planned_per_call",
         sql: include_str!("../../migrations/0020_bookkeeping_planned_per_call.sql"),
     },
+    Migration {
+        version: 21,
+        name: "event_order_across_shard_moves",
+        sql: include_str!("../../migrations/0021_event_order_across_shard_moves.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -13,9 +13,11 @@
 use std::collections::BTreeSet;
 
 use ontab::db::citus::{COORDINATOR_TABLES, REFERENCE_TABLES};
+use serde_json::json;
 use tokio_postgres::Client;
+use uuid::Uuid;
 
-use crate::helpers::{TestApp, citus_url};
+use crate::helpers::{TestApp, as_tenant, citus_url};
 
 /// The tables that must be sharded by business: all but the reference and
 /// coordinator tables.
@@ -376,5 +378,138 @@ async fn on_citus_a_purchase_refused_and_replayed_answers_as_on_one_database() {
     let other = app.business("another shop").await;
     let foreign = app.post("/v1/purchases", &other.key, body).await;
     assert_eq!(foreign.status, 404, "{foreign:?}");
+    app.assert_audit_clean().await;
+}
+
+/// A real shard move, between the numberings of the sequencer: each
+/// worker draws event positions from its own range (group g from g << 48),
+/// so events written after a move to a worker of a lower group have lower
+/// positions than those written before it. The feed must still be in
+/// commit order (migrations/0021). The server numbers nothing here; the
+/// test numbers, as the sequencer does, before and after the move.
+#[tokio::test]
+async fn on_citus_events_keep_commit_order_across_a_shard_move() {
+    if citus_url().is_none() {
+        eprintln!("skipped: ONTAB_TEST_CITUS_URL names no Citus coordinator");
+        return;
+    }
+    let app = TestApp::spawn_without_sequencer().await;
+    let shop = app.business("moving shop").await;
+    let first = app.customer(&shop, 0).await;
+    let second = app.customer(&shop, 0).await;
+    let mut sql = app.sql().await;
+    let workers: Vec<(String, i32, i32)> = sql
+        .query(
+            "SELECT nodename, nodeport, groupid FROM pg_dist_node
+              WHERE groupid <> 0 AND noderole = 'primary' ORDER BY groupid",
+            &[],
+        )
+        .await
+        .expect("workers")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert!(workers.len() >= 2, "a move needs two workers: {workers:?}");
+    let (low, high) = (workers[0].clone(), workers[workers.len() - 1].clone());
+    let shard: i64 = sql
+        .query_one(
+            "SELECT get_shard_id_for_distribution_column('events', $1::uuid)",
+            &[&shop.id],
+        )
+        .await
+        .expect("the business's shard")
+        .get(0);
+    let group_of_shard = async |sql: &tokio_postgres::Client| -> i32 {
+        sql.query_one(
+            "SELECT groupid FROM pg_dist_placement WHERE shardid = $1",
+            &[&shard],
+        )
+        .await
+        .expect("placement")
+        .get(0)
+    };
+    let move_to =
+        async |sql: &tokio_postgres::Client, from: &(String, i32, i32), to: &(String, i32, i32)| {
+            sql.execute(
+                "SELECT citus_move_shard_placement($1, $2, $3, $4, $5,
+                                               shard_transfer_mode => 'block_writes')",
+                &[&shard, &from.0, &from.1, &to.0, &to.1],
+            )
+            .await
+            .expect("the shard group moves");
+        };
+    if group_of_shard(&sql).await != high.2 {
+        move_to(&sql, &low, &high).await;
+    }
+    assert_eq!(group_of_shard(&sql).await, high.2);
+
+    let number = async |sql: &mut tokio_postgres::Client| {
+        let tx = sql.transaction().await.expect("begin");
+        as_tenant(&tx, shop.id).await;
+        tx.query(
+            "SELECT * FROM ontab_sequence_events_for(1000, $1)",
+            &[&shop.id],
+        )
+        .await
+        .expect("numbering");
+        tx.commit().await.expect("numbered");
+    };
+    let rename = async |customer: Uuid, name: &str| {
+        let renamed = app
+            .patch(
+                &format!("/v1/customers/{customer}"),
+                &shop.key,
+                json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(renamed.status, 200, "{renamed:?}");
+    };
+    rename(first, "Numbered on the high group").await;
+    number(&mut sql).await;
+    let numbered_through: i64 = sql
+        .query_one(
+            "SELECT last_sequence FROM event_sequences WHERE business_id = $1",
+            &[&shop.id],
+        )
+        .await
+        .expect("counter")
+        .get(0);
+
+    rename(first, "Before the move").await;
+    move_to(&sql, &high, &low).await;
+    assert_eq!(group_of_shard(&sql).await, low.2);
+    rename(second, "After the move").await;
+    let groups: Vec<i64> = sql
+        .query(
+            "SELECT position >> 48 FROM events
+              WHERE business_id = $1 AND sequence IS NULL ORDER BY position",
+            &[&shop.id],
+        )
+        .await
+        .expect("unnumbered")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        groups,
+        [i64::from(low.2), i64::from(high.2)],
+        "the event after the move has the lower position"
+    );
+
+    number(&mut sql).await;
+    let feed = app
+        .get(
+            &format!("/v1/events?after={numbered_through}&limit=200"),
+            &shop.key,
+        )
+        .await;
+    assert_eq!(feed.status, 200, "{feed:?}");
+    let names: Vec<&str> = feed.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|event| event["data"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["Before the move", "After the move"], "commit order");
     app.assert_audit_clean().await;
 }

@@ -494,6 +494,98 @@ async fn an_event_committed_late_is_numbered_after_those_committed_before_it() {
     assert_eq!(next[0]["sequence"], read_to + 1);
 }
 
+/// A shard move on Citus, played on one PostgreSQL: there each node draws
+/// positions from its own range of event_positions (group g from g << 48),
+/// so after a move to a node of a lower group, new events get lower
+/// positions than those written before the move. Here setval moves the
+/// counter from "group 2" down to "group 1" while the sequencer is held
+/// off (its counter row locked), so one numbering round sees an event
+/// from before the move and one from after it: they must be numbered in
+/// commit order, not position order.
+#[tokio::test]
+async fn events_written_before_a_shard_move_are_numbered_before_those_after_it() {
+    if crate::helpers::skipped_on_citus("plays a move by setval on one node's sequence") {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let biz = app.business("Moved").await;
+    let before_move = app.customer(&biz, 0).await;
+    let after_move = app.customer(&biz, 0).await;
+    let created = last_sequence(&app, &biz, 2).await;
+    let rename = |customer: Uuid, name: &'static str| {
+        let app = &app;
+        let biz = &biz;
+        async move {
+            let renamed = app
+                .patch(
+                    &format!("/v1/customers/{customer}"),
+                    &biz.key,
+                    json!({ "name": name }),
+                )
+                .await;
+            assert_eq!(renamed.status, 200, "{renamed:?}");
+        }
+    };
+    let mut sql = app.sql().await;
+    let group = |g: i64| format!("SELECT setval('event_positions', ({g}::bigint << 48) + 100)");
+
+    // The business lives on "group 2", and its last event was numbered
+    // there.
+    sql.batch_execute(&group(2)).await.expect("setval");
+    rename(before_move, "Warm").await;
+    let warm = feed(&app, &biz, created, 1).await;
+    let read_to = warm[0]["sequence"].as_i64().expect("sequence");
+
+    let held = sql.transaction().await.expect("begin");
+    held.execute(
+        "SELECT 1 FROM event_sequences WHERE business_id = $1 FOR UPDATE",
+        &[&biz.id],
+    )
+    .await
+    .expect("the sequencer is held off");
+    rename(before_move, "Before the move").await;
+    held.batch_execute(&group(1))
+        .await
+        .expect("the move: lower positions from now on");
+    rename(after_move, "After the move").await;
+    let positions: Vec<i64> = held
+        .query(
+            "SELECT position FROM events WHERE business_id = $1 AND sequence IS NULL
+              ORDER BY position",
+            &[&biz.id],
+        )
+        .await
+        .expect("unnumbered events")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(positions.len(), 2, "both wait for one numbering round");
+    assert!(
+        positions[0] >> 48 == 1 && positions[1] >> 48 == 2,
+        "the later event has the lower position: {positions:?}"
+    );
+    held.rollback().await.expect("the sequencer may go on");
+
+    let numbered = feed(&app, &biz, read_to, 2).await;
+    let order: Vec<(Uuid, &str)> = numbered
+        .iter()
+        .map(|event| {
+            (
+                uuid_of(&event["subject_id"]),
+                event["data"]["name"].as_str().expect("name"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (before_move, "Before the move"),
+            (after_move, "After the move")
+        ],
+        "commit order across the move"
+    );
+}
+
 #[tokio::test]
 async fn types_filter_returns_only_those_types_and_moves_past_the_rest() {
     let app = TestApp::spawn().await;

@@ -107,8 +107,9 @@ async fn cluster() -> &'static Cluster {
                     .iter()
                     .map(|row| (row.get(0), row.get(1)))
                     .collect();
-                // Roles made on the coordinator reach the workers.
-                ensure_server_role(&admin).await;
+                // The server's role is made after each test database is
+                // migrated (create_citus_database): on a new cluster,
+                // `ontab_app` exists only once a migration made it.
                 return Cluster {
                     admin,
                     template: None,
@@ -726,6 +727,12 @@ impl TestApp {
         Self::spawn_launched(|launch| launch.hold_sweep_interval = Some(Duration::ZERO)).await
     }
 
+    /// An app whose server numbers no events (as when another instance
+    /// does): a test numbers them itself, when it wants.
+    pub async fn spawn_without_sequencer() -> Self {
+        Self::spawn_launched(|launch| launch.event_sequence_interval = Some(Duration::ZERO)).await
+    }
+
     /// An app whose server looks for overdue purchases `every` (0: never,
     /// as when another instance does).
     pub async fn spawn_with_overdue_scan(every: Duration) -> Self {
@@ -1151,6 +1158,8 @@ async fn create_citus_database(cluster: &Cluster, db_config: &ConnectOptions) {
     migrate::run_on(db_config)
         .await
         .expect("the test database migrates and distributes");
+    // Roles made on the coordinator reach the workers.
+    ensure_server_role(&cluster.admin).await;
     lock.execute("SELECT pg_advisory_unlock(7041726003)", &[])
         .await
         .expect("unlock");
