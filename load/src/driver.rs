@@ -13,6 +13,7 @@ use tokio::sync::Barrier;
 use crate::api::Call;
 use crate::book::{Book, Intent};
 use crate::cpu;
+use crate::hooks::WindowHooks;
 use crate::http::{Conn, Endpoint, Reply, TransportError};
 
 /// One request a client is about to send.
@@ -97,6 +98,7 @@ pub async fn run(
     workloads: Vec<Box<dyn Workload>>,
     timing: Timing,
     probes: Option<(Vec<cpu::Probe>, u64)>,
+    hooks: WindowHooks,
 ) -> anyhow::Result<RunResult> {
     let barrier = Arc::new(Barrier::new(workloads.len() + 1));
     let mut tasks = Vec::with_capacity(workloads.len());
@@ -113,6 +115,7 @@ pub async fn run(
     let started = Instant::now();
     let sampler =
         probes.map(|(probes, ticks)| cpu::measure(probes, timing.warmup, timing.duration, ticks));
+    let hooks = (!hooks.is_empty()).then(|| hooks.spawn(timing.warmup, timing.duration));
     let mut result = RunResult {
         ops: BTreeMap::new(),
         outcomes: BTreeMap::new(),
@@ -143,6 +146,11 @@ pub async fn run(
         .duration
         .min(started.elapsed().saturating_sub(timing.warmup))
         .max(Duration::from_millis(1));
+    if let Some(hooks) = hooks {
+        hooks
+            .join()
+            .map_err(|_| anyhow::anyhow!("the window hooks panicked"))??;
+    }
     if let Some(sampler) = sampler {
         result.cpu_ms = sampler
             .join()

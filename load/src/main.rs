@@ -16,6 +16,7 @@ mod book;
 mod bulk;
 mod cpu;
 mod driver;
+mod hooks;
 mod http;
 mod report;
 mod scenarios;
@@ -157,6 +158,14 @@ struct Cli {
     #[arg(long, default_value = "120s", value_parser = util::parse_duration)]
     webhook_drain: Duration,
 
+    /// A shell command run when the measured window opens (after
+    /// --warmup), e.g. to zero a profiler's counters (bench/profile.sh).
+    #[arg(long)]
+    at_window_start: Option<String>,
+    /// A shell command run when the measured window closes, e.g. to dump
+    /// a profiler's counters.
+    #[arg(long)]
+    at_window_end: Option<String>,
     /// Wait up to this long for GET /readyz to answer 200 before starting.
     #[arg(long, default_value = "0s", value_parser = util::parse_duration)]
     wait_ready: Duration,
@@ -248,7 +257,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let probes: Vec<cpu::Probe> = cli.cpu_pid.iter().chain(&cli.cpu_tree).cloned().collect();
     let probes = (!probes.is_empty()).then_some((probes, cli.clock_ticks));
-    let result = driver::run(endpoint, plan.workloads, timing, probes).await?;
+    let hooks = hooks::WindowHooks {
+        at_start: cli.at_window_start.clone(),
+        at_end: cli.at_window_end.clone(),
+    };
+    let result = driver::run(endpoint, plan.workloads, timing, probes, hooks).await?;
 
     let mut findings =
         audit::audit(&api, &plan.audit, &result.book, cli.database_url.as_deref()).await?;
