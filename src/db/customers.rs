@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::page::{CreatedKey, Page};
 use super::sql::{Column, Statement, statement};
-use super::{DbError, TenantTx, column, decode_outcome};
+use super::{DbError, TenantTx, column, decode_value_outcome};
 use crate::domain::records::{Change, Customer, CustomerChange};
 use crate::domain::{AccountStatus, Name, NonNegative, PaymentTerms, Refusal};
 
@@ -198,7 +198,7 @@ pub async fn update(
         Some(text) => Some(self::status(text)?),
         None => None,
     };
-    if let Err(refusal) = decode_outcome::<bool>(answer, "updated")? {
+    if let Err(refusal) = decode_value_outcome::<bool>(answer, "updated")? {
         return Ok(Err(refusal));
     }
     let status_was =

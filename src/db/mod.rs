@@ -233,9 +233,62 @@ where
         .map_err(|error| DbError::Decode(format!("column {index}: {error}")))
 }
 
+/// A json or jsonb value as its text, borrowed from the row: decoded
+/// straight into the type wanted, with no `serde_json::Value` between
+/// (building and dropping that tree was a tenth of the server's
+/// instructions per purchase, bench/results/20261203T2243Z-profile.md).
+pub struct JsonText<'a>(pub &'a [u8]);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty != Type::JSONB {
+            return Ok(Self(raw));
+        }
+        // jsonb's binary form: a version byte, then the text.
+        match raw.split_first() {
+            Some((1, text)) => Ok(Self(text)),
+            _ => Err("unsupported jsonb version".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::JSONB
+    }
+}
+
 /// Splits a use-case function's jsonb answer into the created record (under
 /// `key`) or the refusal it returned instead.
 fn decode_outcome<T: serde::de::DeserializeOwned>(
+    answer: JsonText<'_>,
+    key: &str,
+) -> Result<Result<T, Refusal>, DbError> {
+    use serde::de::DeserializeSeed;
+    let decode_error = |error: serde_json::Error| DbError::Decode(format!("{key}: {error}"));
+    let mut reader = serde_json::Deserializer::from_slice(answer.0);
+    let read = Answer::<T> {
+        key,
+        record: std::marker::PhantomData,
+    }
+    .deserialize(&mut reader)
+    .and_then(|read| reader.end().map(|()| read))
+    .map_err(decode_error)?;
+    match read {
+        Read::Record(record) => Ok(Ok(record)),
+        // Refusals are few: read again, whole, as one.
+        Read::Refusal => serde_json::from_slice(answer.0)
+            .map(Err)
+            .map_err(decode_error),
+        Read::Neither => Err(DbError::Decode(format!(
+            "answer has neither `{key}` nor `error`"
+        ))),
+    }
+}
+
+/// [`decode_outcome`] for an answer already read as a value.
+fn decode_value_outcome<T: serde::de::DeserializeOwned>(
     answer: serde_json::Value,
     key: &str,
 ) -> Result<Result<T, Refusal>, DbError> {
@@ -250,6 +303,60 @@ fn decode_outcome<T: serde::de::DeserializeOwned>(
         None => Err(DbError::Decode(format!(
             "answer has neither `{key}` nor `error`"
         ))),
+    }
+}
+
+/// What an answer object held: the record under the key, or an `error`
+/// (which wins, as it did when read as a value), or neither.
+enum Read<T> {
+    Record(T),
+    Refusal,
+    Neither,
+}
+
+/// Reads an answer object in one pass: the member named `key` as `T`,
+/// every other member skipped unread.
+struct Answer<'k, T> {
+    key: &'k str,
+    record: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for Answer<'_, T> {
+    type Value = Read<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Read<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for Answer<'_, T> {
+    type Value = Read<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object with `{}` or `error`", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Read<T>, A::Error> {
+        let mut record = None;
+        let mut refused = false;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if name == "error" {
+                refused = true;
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else if name == self.key && record.is_none() {
+                record = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(match (refused, record) {
+            (true, _) => Read::Refusal,
+            (false, Some(record)) => Read::Record(record),
+            (false, None) => Read::Neither,
+        })
     }
 }
 

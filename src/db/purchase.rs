@@ -9,7 +9,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::sql::{Column, Statement, statement};
-use super::{DbError, TenantTx, column, decode_outcome};
+use super::{DbError, JsonText, TenantTx, column, decode_outcome};
 use crate::domain::records::Order;
 use crate::domain::{Lines, Refusal};
 
@@ -114,7 +114,7 @@ pub async fn execute_batch(
             ],
         )
         .await?;
-    let answers: Vec<serde_json::Value> = column(&row, 0)?;
+    let answers: Vec<JsonText<'_>> = column(&row, 0)?;
     if answers.len() != orders.len() {
         return Err(DbError::Decode(format!(
             "ontab_purchase_batch answered {} of {} orders",

@@ -6,7 +6,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::sql::{Column, Statement, statement};
-use super::{DbError, TenantTx, column, decode_outcome};
+use super::{DbError, TenantTx, column, decode_value_outcome};
 use crate::domain::records::Adjusted;
 use crate::domain::{Delta, Reason, Refusal};
 
@@ -37,7 +37,7 @@ pub async fn adjust(
         Some(_) => answer,
         None => serde_json::json!({ "adjusted": answer }),
     };
-    decode_outcome(wrapped, "adjusted")
+    decode_value_outcome(wrapped, "adjusted")
 }
 
 pub(super) const STATEMENTS: &[Statement] = &[statement!(

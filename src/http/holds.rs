@@ -103,7 +103,7 @@ pub async fn create(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint("POST /v1/holds"), prepared)?;
+    } = Keyed::new(&headers, &body, "POST /v1/holds", prepared)?;
     let once = once::<records::Hold>(&key, &fingerprint);
     respond(match input {
         Ok(hold) => holds::create(&http.app, &tenant, deadline, &once, hold).await,
@@ -141,7 +141,7 @@ pub async fn capture(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    } = Keyed::new(&headers, &body, &route, prepared)?;
     let once = once::<records::Order>(&key, &fingerprint);
     respond(match input {
         Ok((id, capture)) => holds::capture(&http.app, &tenant, deadline, &once, id, capture).await,
@@ -177,7 +177,7 @@ pub async fn void(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    } = Keyed::new(&headers, &body, &route, prepared)?;
     let once = once::<Voided>(&key, &fingerprint);
     respond(match input {
         Ok(id) => holds::void(&http.app, &tenant, deadline, &once, id).await,

@@ -4,11 +4,11 @@
 //! runs (a malformed body) recorded under the key like any other.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::problem::{Problem, json_response};
-use super::request::idempotency_key;
+use super::request::{Body, idempotency_key};
 use crate::app::AppError;
 use crate::app::idempotency::{Once, Outcome, StoredAnswer};
 use crate::domain::IdempotencyKey;
@@ -58,14 +58,15 @@ pub fn respond<T: Answer>(outcome: Result<Outcome<T>, AppError>) -> Result<Respo
 
 /// A success answer.
 pub fn sent(status: StatusCode, view: &impl Serialize) -> Response {
-    json_response(
-        status,
-        &serde_json::to_value(view).unwrap_or(serde_json::Value::Null),
-    )
+    // Straight to bytes: a success has none of the headers `json_response`
+    // adds to errors, and a `Value` between cost a tree built and dropped.
+    (status, axum::Json(view)).into_response()
 }
 
-/// A request to a keyed route, read: its key (if any), its fingerprint,
-/// and its input, or why the input could not be made (a malformed body, an
+/// A request to a keyed route, read: its key (if any), its fingerprint
+/// (computed only when a key was sent: nothing else reads it, and hashing
+/// the canonical body was 16 % of the server's instructions per unkeyed
+/// purchase, bench/results/20261203T2243Z-profile.md), and its input, or why the input could not be made (a malformed body, an
 /// invalid value, an unknown id), which is answered and stored under the
 /// key like the use case's own refusals, so the key cannot later be spent
 /// on another request.
@@ -78,13 +79,17 @@ pub struct Keyed<I> {
 impl<I> Keyed<I> {
     pub fn new(
         headers: &HeaderMap,
-        fingerprint: Vec<u8>,
+        body: &Body,
+        route: &str,
         input: Result<I, AppError>,
     ) -> Result<Self, Problem> {
         match idempotency_key(headers) {
             Ok(key) => Ok(Self {
+                fingerprint: match key {
+                    Some(_) => body.fingerprint(route),
+                    None => Vec::new(),
+                },
                 key,
-                fingerprint,
                 input,
             }),
             // A malformed body is reported first (the contract's order), but

@@ -112,7 +112,7 @@ pub async fn create_return(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    } = Keyed::new(&headers, &body, &route, prepared)?;
     let once = once::<records::Return>(&key, &fingerprint);
     respond(match input {
         Ok((id, goods)) => returns::record(&http.app, &tenant, deadline, &once, id, goods).await,

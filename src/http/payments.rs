@@ -60,7 +60,7 @@ pub async fn create(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint("POST /v1/payments"), prepared)?;
+    } = Keyed::new(&headers, &body, "POST /v1/payments", prepared)?;
     let once = once::<records::LedgerEntry>(&key, &fingerprint);
     respond(match input {
         Ok(payment) => payments::record(&http.app, &tenant, deadline, &once, payment).await,

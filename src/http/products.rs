@@ -198,7 +198,7 @@ pub async fn adjust_stock(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    } = Keyed::new(&headers, &body, &route, prepared)?;
     let once = once::<records::Adjusted>(&key, &fingerprint);
     respond(match input {
         Ok((id, adjustment)) => {

@@ -101,7 +101,7 @@ pub async fn create(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint("POST /v1/purchases"), prepared)?;
+    } = Keyed::new(&headers, &body, "POST /v1/purchases", prepared)?;
     let once = once::<records::Order>(&key, &fingerprint);
     respond(match input {
         Ok(purchase) => purchases::buy(&http.app, &tenant, deadline, &once, purchase).await,

@@ -59,7 +59,7 @@ pub async fn create(
         key,
         fingerprint,
         input,
-    } = Keyed::new(&headers, body.fingerprint(&route), prepared)?;
+    } = Keyed::new(&headers, &body, &route, prepared)?;
     let once = once::<records::LedgerEntry>(&key, &fingerprint);
     respond(match input {
         Ok((id, write_off)) => {
