@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use ontab::cli::Cli;
 
+// Why not the system allocator: see the note on `mimalloc` in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ontab::telemetry::init();
