@@ -47,6 +47,9 @@ impl Probe {
 struct Stat {
     ppid: u32,
     own: u64,
+    /// Of `own`, the time in the kernel (stime): system calls, socket and
+    /// futex work that an instruction profile of the process does not see.
+    kernel: u64,
     reaped: u64,
 }
 
@@ -60,6 +63,7 @@ fn stat(path: &str) -> Option<Stat> {
     Some(Stat {
         ppid: u32::try_from(num(1)?).ok()?,
         own: num(11)? + num(12)?,
+        kernel: num(12)?,
         reaped: num(13)? + num(14)?,
     })
 }
@@ -70,7 +74,15 @@ fn snapshot(probes: &[Probe]) -> BTreeMap<String, u64> {
     let mut children: Option<Vec<Stat>> = None;
     for probe in probes {
         let total = match probe {
-            Probe::Process { pid, .. } => stat(&format!("/proc/{pid}/stat")).map_or(0, |s| s.own),
+            Probe::Process { pid, .. } => {
+                let stat = stat(&format!("/proc/{pid}/stat"));
+                // `<name>.kernel`: the part of `<name>` spent in the kernel.
+                ticks.insert(
+                    format!("{}.kernel", probe.name()),
+                    stat.as_ref().map_or(0, |s| s.kernel),
+                );
+                stat.map_or(0, |s| s.own)
+            }
             Probe::Tree { pid, .. } => {
                 let all = children.get_or_insert_with(every_process);
                 let root = stat(&format!("/proc/{pid}/stat")).map_or(0, |s| s.own + s.reaped);

@@ -43,7 +43,8 @@ pub struct Summary {
     pub outcomes: BTreeMap<String, u64>,
     pub reconnects: u64,
     /// CPU milliseconds over the measured window per measured process
-    /// (`--cpu-pid`, `--cpu-tree`) and of this tool (`client`).
+    /// (`--cpu-pid`, `--cpu-tree`) and of this tool (`client`); for each
+    /// `--cpu-pid` also `<name>.kernel`, the part of it spent in the kernel.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub cpu_ms: BTreeMap<String, f64>,
     pub facts: Map<String, Value>,
