@@ -67,7 +67,6 @@ pub fn router(state: HttpState, body_limit: usize) -> Router {
     api.fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .layer(axum::Extension(rendered))
-        .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             deadline::stamp,
