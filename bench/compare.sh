@@ -22,7 +22,9 @@
 # Environment (defaults in brackets):
 #   BASE       (required) a commit, tag or branch: the "before"
 #   VIA        [direct pgbouncer]
-#   SCENARIOS  [uncontended hot-product]
+#   SCENARIOS  [uncontended hot-product]; also uncontended-webhook and
+#              hot-product-webhook (events to one endpoint in ontab-load,
+#              as in bench/run.sh)
 #   CLIENTS    [16 64]   client counts
 #   ROUNDS     [1]       rounds per client count
 #   DURATION   [20s]     measured time per run
@@ -53,7 +55,8 @@ for c in "${client_counts[@]}"; do
     [ "$c" -gt "$max_clients" ] && max_clients=$c
 done
 for s in "${scenarios[@]}"; do
-    [[ $s = uncontended || $s = hot-product ]] || { echo "bench/compare.sh: SCENARIOS lists uncontended and/or hot-product (got '$s')" >&2; exit 2; }
+    [[ $s =~ ^(uncontended|hot-product)(-webhook)?$ ]] ||
+        { echo "bench/compare.sh: SCENARIOS lists uncontended, hot-product, uncontended-webhook, hot-product-webhook (got '$s')" >&2; exit 2; }
 done
 for v in "${vias[@]}"; do
     [[ $v = direct || $v = pgbouncer ]] || { echo "bench/compare.sh: VIA lists direct and/or pgbouncer (got '$v')" >&2; exit 2; }
@@ -176,7 +179,7 @@ serve() { # which via
         statements=unnamed
     fi
     DATABASE_URL=$database_url ONTAB_LISTEN=127.0.0.1:${http_port[$1]} ONTAB_DB_POOL_SIZE=$POOL_SIZE \
-        ONTAB_DB_STATEMENTS=$statements RUST_LOG=warn "${binary[$1]}" serve >>"$work/$1.serve.log" 2>&1 &
+        ONTAB_DB_STATEMENTS=$statements ONTAB_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn "${binary[$1]}" serve >>"$work/$1.serve.log" 2>&1 &
     pids+=($!)
     server[$1]=$!
 }
@@ -188,7 +191,11 @@ run() { # via clients round which scenario args...
     local tag=$scenario.$via.$which.c$c.r$r probes=(--cpu-pid "server=${server[$which]}" --cpu-tree "postgres=${postmaster[$which]}")
     [ "$via" = pgbouncer ] && probes+=(--cpu-pid "pgbouncer=$bouncer_pid")
     step "$scenario, $which, $via ($c clients, $DURATION, round $r)"
-    "$load" --scenario "$scenario" --base-url "http://127.0.0.1:${http_port[$which]}" --clients "$c" \
+    # A *-webhook row is its scenario with every event sent to ontab-load's
+    # receiver on 127.0.0.1 (both servers allow private addresses).
+    local load_scenario=${scenario%-webhook}
+    [ "$load_scenario" != "$scenario" ] && set -- "$@" --webhook
+    "$load" --scenario "$load_scenario" --base-url "http://127.0.0.1:${http_port[$which]}" --clients "$c" \
         --duration "$DURATION" --warmup "$WARMUP" --wait-ready 120s --json \
         "${probes[@]}" --clock-ticks "$clock_ticks" "$@" \
         >"$work/$tag.json" 2>"$work/$tag.err" || { cat "$work/$tag.err" >&2; die "$tag failed"; }
@@ -211,7 +218,7 @@ for via in "${vias[@]}"; do
             # Alternating, so a noisy minute hits both alike.
             for scenario in "${scenarios[@]}"; do
                 sizes=()
-                [ "$scenario" = uncontended ] && sizes=(--customers "$CUSTOMERS" --products "$PRODUCTS")
+                [ "${scenario%-webhook}" = uncontended ] && sizes=(--customers "$CUSTOMERS" --products "$PRODUCTS")
                 for which in base head; do
                     run "$via" "$c" "$r" "$which" "$scenario" "${sizes[@]}"
                 done

@@ -124,9 +124,10 @@ pub struct ServeConfig {
     pub hold_sweep_interval: Duration,
 
     /// How often the event sequencer looks for committed events to number
-    /// when it found none last time (it goes on at once while there is
-    /// work). Bounds how long a committed change waits for its sequence.
-    /// 0 disables sequencing here (another instance runs it).
+    /// (it goes on at once only while its rounds come back full, a
+    /// backlog). Bounds how long a committed change waits for its sequence,
+    /// with one round's work. 0 disables sequencing here (another instance
+    /// runs it).
     #[arg(long, env = "ONTAB_EVENT_SEQUENCE_INTERVAL", default_value = "10ms", value_parser = parse_duration)]
     pub event_sequence_interval: Duration,
 
