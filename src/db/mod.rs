@@ -384,3 +384,58 @@ impl Drop for Session {
         self.driver.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Record {
+        n: i64,
+    }
+
+    fn decode(text: &str) -> Result<Result<Record, Refusal>, DbError> {
+        decode_outcome(JsonText(text.as_bytes()), "record")
+    }
+
+    #[test]
+    fn an_answer_gives_its_record_its_refusal_or_an_error() {
+        let record = decode(r#"{"other": [1, {"x": "y"}], "record": {"n": 7}}"#);
+        assert!(matches!(record, Ok(Ok(Record { n: 7 }))), "{record:?}");
+        // An error wins wherever it stands, as it did when read as a value.
+        let refused =
+            decode(r#"{"record": {"n": 7}, "error": "balance_outstanding", "balance": 5}"#);
+        assert!(
+            matches!(refused, Ok(Err(Refusal::BalanceOutstanding { balance: 5 }))),
+            "{refused:?}"
+        );
+        for broken in [
+            r#"{"other": 1}"#,
+            r#"{"record": {"n": "seven"}}"#,
+            r#"{"record": {"n": 7}} and more"#,
+            "[1]",
+            r#"{"error": "no_such_refusal"}"#,
+        ] {
+            assert!(
+                matches!(decode(broken), Err(DbError::Decode(_))),
+                "{broken}"
+            );
+        }
+    }
+
+    #[test]
+    fn jsonb_text_is_read_past_its_version_byte() {
+        let read = |ty: &Type, raw: &'static [u8]| JsonText::from_sql(ty, raw).map(|text| text.0);
+        assert_eq!(
+            read(&Type::JSONB, b"\x01{\"a\":1}").ok(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            read(&Type::JSON, b"{\"a\":1}").ok(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert!(read(&Type::JSONB, b"\x02{}").is_err());
+        assert!(read(&Type::JSONB, b"").is_err());
+        assert!(JsonText::accepts(&Type::JSONB) && !JsonText::accepts(&Type::TEXT));
+    }
+}
