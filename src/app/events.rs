@@ -161,7 +161,7 @@ pub async fn sequencer(app: Arc<App>, idle: Duration) {
     loop {
         match sequence_round(&app).await {
             Ok(Round::Backlog) => tokio::task::yield_now().await,
-            Ok(Round::Numbered | Round::Idle) => tokio::time::sleep(idle).await,
+            Ok(Round::CaughtUp) => tokio::time::sleep(idle).await,
             Err(error) => {
                 tracing::warn!(%error, "could not sequence events");
                 tokio::time::sleep(idle.max(Duration::from_millis(500))).await;
@@ -173,10 +173,8 @@ pub async fn sequencer(app: Arc<App>, idle: Duration) {
 /// What a sequencing round came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
-    /// Nothing was waiting.
-    Idle,
-    /// Everything that was waiting is numbered.
-    Numbered,
+    /// Everything that was waiting is numbered (or nothing was).
+    CaughtUp,
     /// A round's worth was numbered and more may wait: go on at once.
     Backlog,
 }
@@ -194,7 +192,7 @@ pub async fn sequence_round(app: &App) -> Result<Round, AppError> {
     let mut round = if waiting.len() >= usize::try_from(SEQUENCE_BUSINESSES).unwrap_or(usize::MAX) {
         Round::Backlog
     } else {
-        Round::Idle
+        Round::CaughtUp
     };
     for (business_id, _) in waiting {
         let (tx, _) = app.db.begin(business_id, &[], &actor).await?;
@@ -208,9 +206,6 @@ pub async fn sequence_round(app: &App) -> Result<Round, AppError> {
         }
         if !numbered.is_empty() {
             app.events.wake(business_id);
-            if round == Round::Idle {
-                round = Round::Numbered;
-            }
         }
         if count_all >= i64::from(SEQUENCE_BATCH) {
             round = Round::Backlog;
