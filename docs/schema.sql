@@ -1404,22 +1404,36 @@ CREATE FUNCTION public.ontab_ledger_events() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public'
     AS $$
 DECLARE
-    n record;
+    entry record;
 BEGIN
-    FOR n IN SELECT e.business_id, e.id, e.kind, e.customer_id, e.order_id, e.return_id
-               FROM new_entries e
-              ORDER BY e.customer_id, e.seq
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        INSERT INTO events (business_id, id, type, subject_id, data)
+        SELECT n.business_id, ontab_uuid_v7(),
+               CASE n.kind WHEN 'purchase' THEN 'purchase.created' WHEN 'payment' THEN 'payment.recorded'
+                           WHEN 'return' THEN 'return.recorded' ELSE 'write_off.recorded' END,
+               n.customer_id,
+               CASE n.kind WHEN 'purchase' THEN ontab_order_json(n.business_id, n.order_id)
+                           WHEN 'return' THEN ontab_return_json(n.business_id, n.return_id)
+                           ELSE ontab_entry_json(n.business_id, n.id) END
+          FROM new_entries n
+         ORDER BY n.customer_id, n.seq;
+        RETURN NULL;
+    END IF;
+    -- Citus: one INSERT per entry (0014).
+    FOR entry IN SELECT e.business_id, e.id, e.kind, e.customer_id, e.order_id, e.return_id
+                   FROM new_entries e
+                  ORDER BY e.customer_id, e.seq
     LOOP
         INSERT INTO events (business_id, id, type, subject_id, data)
-        VALUES (n.business_id, ontab_uuid_v7(),
-                CASE WHEN n.kind = 'purchase' THEN 'purchase.created'
-                     WHEN n.kind = 'payment' THEN 'payment.recorded'
-                     WHEN n.kind = 'return' THEN 'return.recorded'
+        VALUES (entry.business_id, ontab_uuid_v7(),
+                CASE WHEN entry.kind = 'purchase' THEN 'purchase.created'
+                     WHEN entry.kind = 'payment' THEN 'payment.recorded'
+                     WHEN entry.kind = 'return' THEN 'return.recorded'
                      ELSE 'write_off.recorded' END,
-                n.customer_id,
-                CASE WHEN n.kind = 'purchase' THEN ontab_order_json(n.business_id, n.order_id)
-                     WHEN n.kind = 'return' THEN ontab_return_json(n.business_id, n.return_id)
-                     ELSE ontab_entry_json(n.business_id, n.id) END);
+                entry.customer_id,
+                CASE WHEN entry.kind = 'purchase' THEN ontab_order_json(entry.business_id, entry.order_id)
+                     WHEN entry.kind = 'return' THEN ontab_return_json(entry.business_id, entry.return_id)
+                     ELSE ontab_entry_json(entry.business_id, entry.id) END);
     END LOOP;
     RETURN NULL;
 END
@@ -2143,12 +2157,19 @@ BEGIN
                 END LOOP;
             END IF;
 
-            FOR k IN 1..cardinality(p_ids) LOOP
-                IF p_sold[k] > 0 THEN
-                    UPDATE products SET stock = stock - p_sold[k]
-                     WHERE business_id = tenant AND id = p_ids[k];
-                END IF;
-            END LOOP;
+            IF row_by_row THEN
+                FOR k IN 1..cardinality(p_ids) LOOP
+                    IF p_sold[k] > 0 THEN
+                        UPDATE products SET stock = stock - p_sold[k]
+                         WHERE business_id = tenant AND id = p_ids[k];
+                    END IF;
+                END LOOP;
+            ELSE
+                -- One product per element of p_ids, all locked above.
+                UPDATE products p SET stock = p.stock - s.sold
+                  FROM unnest(p_ids, p_sold) AS s (id, sold)
+                 WHERE p.business_id = tenant AND p.id = s.id AND s.sold > 0;
+            END IF;
 
             RETURN answers;
 

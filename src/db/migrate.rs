@@ -130,6 +130,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "event_order_across_shard_moves",
         sql: include_str!("../../migrations/0021_event_order_across_shard_moves.sql"),
     },
+    Migration {
+        version: 22,
+        name: "set_based_writes_on_one_postgres",
+        sql: include_str!("../../migrations/0022_set_based_writes_on_one_postgres.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
