@@ -13,7 +13,8 @@
 #   bench/batch_cost.sh                    # this checkout alone
 #   BASE=76a6c31 bench/batch_cost.sh       # that commit against this checkout
 #
-# Environment (defaults in brackets): BASE, ORDERS [16] per batch, CLIENTS
+# Environment (defaults in brackets): BASE, BASE_BIN (BASE's ontab, built
+# before: skips the build), ORDERS [16] per batch, CLIENTS
 # [1] pgbench clients (1: no lock waits, the time is CPU and commit),
 # SECONDS_EACH [20], ROUNDS [3], PG_PORT [5497], CUSTOMERS and PRODUCTS
 # [1000].
@@ -41,8 +42,13 @@ target_dir=${CARGO_TARGET_DIR:-target}
 declare -A binary=([head]=$target_dir/release/ontab)
 builds=(head)
 work=$(mktemp -d /tmp/ontab-batch-cost.XXXXXX)
-cluster=$work/pg
-if [ -n "$BASE" ]; then
+# Its own directory: initdb runs as postgres, which may not enter $work.
+cluster=$(mktemp -d /tmp/ontab-batch-cost-pg.XXXXXX)
+if [ -n "$BASE" ] && [ -n "${BASE_BIN:-}" ]; then
+    # BASE's binary, built before (e.g. target/compare-base/release/ontab).
+    binary[base]=$BASE_BIN
+    builds=(base head)
+elif [ -n "$BASE" ]; then
     base_rev=$(git rev-parse --verify "$BASE^{commit}") || die "BASE '$BASE' is not a commit"
     step "building ontab at ${base_rev:0:10} (release, in a worktree)"
     git worktree add --detach -q "$work/base-src" "$base_rev"
@@ -56,12 +62,11 @@ fi
 cleanup() {
     stop_throwaway_cluster "$cluster"
     git worktree prune 2>/dev/null || true
-    rm -rf "$work"
+    rm -rf "$work" "$cluster"
 }
 trap cleanup EXIT
 
 step "starting a throwaway PostgreSQL (:$PG_PORT) with pg_stat_statements"
-mkdir -p "$cluster"
 start_throwaway_cluster "$cluster" "$PG_PORT" \
     -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_functions=all
 postmaster=$(head -1 "$cluster/data/postmaster.pid")
@@ -128,10 +133,18 @@ echo "head: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- || echo ' (+
 echo
 echo "| round | build | purchases/s | PostgreSQL CPU µs per purchase |"
 echo "|---|---|---:|---:|"
+psql -qXAt "$(url postgres)" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+    -c "SELECT pg_stat_statements_reset()" >/dev/null
+# A first run of each build fills the caches and plans; not reported, and
+# not in the statistics.
+for build in "${builds[@]}"; do
+    pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T 5 -f "$script" "$(url "ontab_$build")" >/dev/null 2>&1 \
+        || die "pgbench on ontab_$build failed"
+done
 psql -qXAt "$(url postgres)" -c "SELECT pg_stat_statements_reset()" >/dev/null
+for db in "${builds[@]}"; do psql -qXAt "$(url "ontab_$db")" -c "SELECT pg_stat_reset()" >/dev/null; done
 for round in $(seq "$ROUNDS"); do
     for build in "${builds[@]}"; do
-        # One second-long warm-up per round is in the first run's plans only.
         run "$build" "$round"
     done
 done
@@ -145,10 +158,10 @@ for build in "${builds[@]}"; do
     psql -qXAt -F '|' "$(url "ontab_$build")" -c "
         SELECT round((s.total_exec_time * 1000 / ${purchases[$build]})::numeric, 1),
                round(s.calls::numeric / ${purchases[$build]}, 2),
-               replace(left(regexp_replace(s.query, '\s+', ' ', 'g'), 100), '|', '\|')
+               '\`' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) || '\`'
           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = 'ontab_$build'
-         ORDER BY s.total_exec_time DESC LIMIT 16" | sed 's/^/| /; s/$/ |/; s/|/ | /g; s/  */ /g'
+         ORDER BY s.total_exec_time DESC LIMIT 16" | sed 's/|/ | /g; s/^/| /; s/$/ |/'
     echo
     echo "Functions (pg_stat_user_functions), µs per purchase, total / self:"
     echo
