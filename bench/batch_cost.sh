@@ -12,6 +12,14 @@
 #
 #   bench/batch_cost.sh                    # this checkout alone
 #   BASE=76a6c31 bench/batch_cost.sh       # that commit against this checkout
+#   FLOOR=1 bench/batch_cost.sh            # and the floor, alternating
+#
+# FLOOR=1 adds a third database, "floor": the same rows a batch writes (its
+# orders, two lines each, ledger entries, events with a small JSON, the
+# stock subtracted) into copies of the tables with their columns, defaults,
+# CHECK constraints and indexes but no trigger, foreign key or row level
+# security, in one statement per batch. What writing the rows costs with
+# none of the guards: the least any design holding these rows could pay.
 #
 # Environment (defaults in brackets): BASE, BASE_BIN (BASE's ontab, built
 # before: skips the build), ORDERS [16] per batch, CLIENTS
@@ -30,6 +38,7 @@ ROUNDS=${ROUNDS:-3}
 PG_PORT=${PG_PORT:-5497}
 CUSTOMERS=${CUSTOMERS:-1000}
 PRODUCTS=${PRODUCTS:-1000}
+FLOOR=${FLOOR:-}
 BUSINESS=00000000-0000-4000-8000-0000000000b1
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench/batch_cost.sh: %s\n' "$*" >&2; exit 2; }
@@ -59,6 +68,7 @@ elif [ -n "$BASE" ]; then
     binary[base]=$work/ontab-base
     builds=(base head)
 fi
+[ -n "$FLOOR" ] && { binary[floor]=${binary[head]}; builds+=(floor); }
 cleanup() {
     stop_throwaway_cluster "$cluster"
     git worktree prune 2>/dev/null || true
@@ -90,6 +100,18 @@ COMMIT;
 ANALYZE;
 SQL
 done
+if [ -n "$FLOOR" ]; then
+    psql -qX "$(url ontab_floor)" >/dev/null <<'SQL'
+CREATE SEQUENCE f_seq;
+CREATE TABLE f_orders (LIKE orders INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
+CREATE TABLE f_order_items (LIKE order_items INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
+CREATE TABLE f_credit_ledger (LIKE credit_ledger INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
+CREATE TABLE f_events (LIKE events INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
+CREATE TABLE f_products (LIKE products INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
+INSERT INTO f_products SELECT * FROM products;
+ANALYZE f_products;
+SQL
+fi
 
 # A batch as the server's group commit sends it, as ontab_app: lines grouped
 # by order, each order's two products distinct (one from each half).
@@ -110,13 +132,40 @@ SELECT ontab_purchase_batch(
 COMMIT;
 SQL
 
+# The floor: the same rows, one statement (with data-modifying CTEs) per
+# batch, as the owner, into the unguarded copies.
+cat >"$work/floor.sql" <<SQL
+BEGIN;
+WITH o AS (SELECT gen_random_uuid() AS id, gen_random_uuid() AS entry,
+                  md5('c' || (1 + floor(random() * $CUSTOMERS))::int)::uuid AS customer
+             FROM generate_series(1, $ORDERS) n),
+l AS (SELECT o.id AS order_id, k AS line_no,
+             md5('p' || (1 + (k % 2) * $half + floor(random() * $half))::int)::uuid AS product
+        FROM o, generate_series(1, 2) k),
+io AS (INSERT INTO f_orders (business_id, id, customer_id, total, created_at, due_at)
+       SELECT '$BUSINESS', id, customer, 200, now(), now() + interval '30 days' FROM o),
+il AS (INSERT INTO f_order_items (business_id, order_id, line_no, product_id, quantity, unit_price, line_total)
+       SELECT '$BUSINESS', order_id, line_no, product, 1, 100, 100 FROM l),
+ie AS (INSERT INTO f_credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after,
+                                    purchases_to_date, order_id, created_at, due_at)
+       SELECT '$BUSINESS', entry, customer, nextval('f_seq'), 'purchase', 200, 200, 200, id, now(),
+              now() + interval '30 days' FROM o),
+iv AS (INSERT INTO f_events (business_id, id, type, subject_id, data)
+       SELECT '$BUSINESS', gen_random_uuid(), 'purchase.created', customer,
+              jsonb_build_object('id', id, 'customer_id', customer, 'total', 200) FROM o)
+UPDATE f_products p SET stock = p.stock - 1
+  FROM l WHERE p.business_id = '$BUSINESS' AND p.id = l.product;
+COMMIT;
+SQL
+script_of() { if [ "$1" = floor ]; then echo "$work/floor.sql"; else echo "$script"; fi; }
+
 hz=$(getconf CLK_TCK)
 declare -A purchases=()
 # run BUILD ROUND: one pgbench run; prints a table row, adds to purchases[].
 run() {
     local build=$1 round=$2 before after out tx
     before=$(cluster_cpu_ticks "$postmaster")
-    out=$(pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_EACH" -f "$script" "$(url "ontab_$build")" 2>&1) \
+    out=$(pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_EACH" -f "$(script_of "$build")" "$(url "ontab_$build")" 2>&1) \
         || die "pgbench on ontab_$build failed: $out"
     # Backends exit after pgbench does; wait until the postmaster reaped them.
     sleep 1
@@ -138,7 +187,7 @@ psql -qXAt "$(url postgres)" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statemen
 # A first run of each build fills the caches and plans; not reported, and
 # not in the statistics.
 for build in "${builds[@]}"; do
-    pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T 5 -f "$script" "$(url "ontab_$build")" >/dev/null 2>&1 \
+    pgbench -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T 5 -f "$(script_of "$build")" "$(url "ontab_$build")" >/dev/null 2>&1 \
         || die "pgbench on ontab_$build failed"
 done
 psql -qXAt "$(url postgres)" -c "SELECT pg_stat_statements_reset()" >/dev/null
@@ -155,18 +204,18 @@ for build in "${builds[@]}"; do
     echo
     echo "| µs per purchase | calls per purchase | statement |"
     echo "|---:|---:|---|"
-    psql -qXAt -F '|' "$(url "ontab_$build")" -c "
+    psql -qXAt -F $'\t' "$(url "ontab_$build")" -c "
         SELECT round((s.total_exec_time * 1000 / ${purchases[$build]})::numeric, 1),
                round(s.calls::numeric / ${purchases[$build]}, 2),
-               '\`' || left(regexp_replace(s.query, '\s+', ' ', 'g'), 100) || '\`'
+               replace(left(regexp_replace(s.query, '\s+', ' ', 'g'), 100), '|', '\|')
           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-         WHERE d.datname = 'ontab_$build'
-         ORDER BY s.total_exec_time DESC LIMIT 16" | sed 's/|/ | /g; s/^/| /; s/$/ |/'
+         WHERE d.datname = 'ontab_$build' AND s.calls > 1
+         ORDER BY s.total_exec_time DESC LIMIT 16" | awk -F '\t' '{ printf "| %s | %s | `%s` |\n", $1, $2, $3 }'
     echo
     echo "Functions (pg_stat_user_functions), µs per purchase, total / self:"
     echo
     psql -qXAt -F ' ' "$(url "ontab_$build")" -c "
         SELECT '- ' || funcname || ': ' || round((total_time * 1000 / ${purchases[$build]})::numeric, 1)
                || ' / ' || round((self_time * 1000 / ${purchases[$build]})::numeric, 1)
-          FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 8"
+          FROM pg_stat_user_functions WHERE calls > 1 ORDER BY total_time DESC LIMIT 8"
 done
