@@ -1835,6 +1835,7 @@ CREATE FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
     SET plan_cache_mode TO 'force_generic_plan'
+    SET random_page_cost TO '1.1'
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();

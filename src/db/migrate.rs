@@ -135,6 +135,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "set_based_writes_on_one_postgres",
         sql: include_str!("../../migrations/0022_set_based_writes_on_one_postgres.sql"),
     },
+    Migration {
+        version: 23,
+        name: "batch_reads_by_key",
+        sql: include_str!("../../migrations/0023_batch_reads_by_key.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
