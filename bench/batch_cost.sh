@@ -53,6 +53,12 @@ builds=(head)
 work=$(mktemp -d /tmp/ontab-batch-cost.XXXXXX)
 # Its own directory: initdb runs as postgres, which may not enter $work.
 cluster=$(mktemp -d /tmp/ontab-batch-cost-pg.XXXXXX)
+cleanup() {
+    stop_throwaway_cluster "$cluster"
+    git worktree prune 2>/dev/null || true
+    rm -rf "$work" "$cluster"
+}
+trap cleanup EXIT
 if [ -n "$BASE" ] && [ -n "${BASE_BIN:-}" ]; then
     # BASE's binary, built before (e.g. target/compare-base/release/ontab).
     binary[base]=$BASE_BIN
@@ -60,21 +66,11 @@ if [ -n "$BASE" ] && [ -n "${BASE_BIN:-}" ]; then
 elif [ -n "$BASE" ]; then
     base_rev=$(git rev-parse --verify "$BASE^{commit}") || die "BASE '$BASE' is not a commit"
     step "building ontab at ${base_rev:0:10} (release, in a worktree)"
-    git worktree add --detach -q "$work/base-src" "$base_rev"
-    base_target=$(pwd)/target/compare-base
-    (cd "$work/base-src" && CARGO_TARGET_DIR=$base_target cargo build --release --locked -p ontab >&2)
-    cp "$base_target/release/ontab" "$work/ontab-base"
-    git worktree remove --force "$work/base-src"
+    build_ontab_at "$base_rev" "$work" || die "ontab at ${base_rev:0:10} did not build"
     binary[base]=$work/ontab-base
     builds=(base head)
 fi
 [ -n "$FLOOR" ] && { binary[floor]=${binary[head]}; builds+=(floor); }
-cleanup() {
-    stop_throwaway_cluster "$cluster"
-    git worktree prune 2>/dev/null || true
-    rm -rf "$work" "$cluster"
-}
-trap cleanup EXIT
 
 step "starting a throwaway PostgreSQL (:$PG_PORT) with pg_stat_statements"
 start_throwaway_cluster "$cluster" "$PG_PORT" \

@@ -34,6 +34,7 @@
 #                        database)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BASE=${BASE:-}
 [ -n "$BASE" ] || { echo "bench/compare.sh: set BASE to the commit to compare with" >&2; exit 2; }
@@ -90,17 +91,12 @@ load=$target_dir/release/ontab-load
 
 work=$(mktemp -d /tmp/ontab-compare.XXXXXX)
 step "building ontab at ${base_rev:0:10} (release, in a worktree)"
-git worktree add --detach -q "$work/base-src" "$base_rev"
-base_target=$(pwd)/target/compare-base
-(cd "$work/base-src" && CARGO_TARGET_DIR=$base_target cargo build --release --locked -p ontab >&2)
+build_ontab_at "$base_rev" "$work" || die "ontab at ${base_rev:0:10} did not build"
 base_bin=$work/ontab-base
-cp "$base_target/release/ontab" "$base_bin"
-git worktree remove --force "$work/base-src"
 
 clusters=()
 pids=()
 bouncer=""
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 stop_servers() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
     pids=()

@@ -7,6 +7,22 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 # The newest installed PostgreSQL's server binaries, or nothing.
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true; }
 
+# build_ontab_at REV DIR: ontab's release binary as of commit REV, at
+# DIR/ontab-base. Built in a git worktree (DIR/base-src, removed after)
+# with its own target dir, target/compare-base, kept between runs.
+# Run from the repository's root.
+build_ontab_at() {
+    local rev=$1 dir=$2 target
+    target=$(pwd)/target/compare-base
+    git worktree add --detach -q "$dir/base-src" "$rev"
+    if ! (cd "$dir/base-src" && CARGO_TARGET_DIR=$target cargo build --release --locked -p ontab >&2); then
+        git worktree remove --force "$dir/base-src"
+        return 1
+    fi
+    cp "$target/release/ontab" "$dir/ontab-base"
+    git worktree remove --force "$dir/base-src"
+}
+
 # start_throwaway_cluster DIR PORT [postgres -c settings...]
 # initdb in DIR/data (trust auth, user postgres) and start it on
 # 127.0.0.1:PORT with its socket in DIR; stop it with stop_throwaway_cluster.
