@@ -2802,6 +2802,7 @@ ALTER FUNCTION public.ontab_void_for(p_hold_id uuid, p_business uuid) OWNER TO p
 
 CREATE FUNCTION public.ontab_webhook_attempted_batch(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_deliveries uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_continue boolean[]) RETURNS TABLE(delivery_id uuid, outcome text, next_delivery_id uuid)
     LANGUAGE plpgsql
+    SET random_page_cost TO '1.1'
     AS $_$
 #variable_conflict use_column
 DECLARE
@@ -2827,7 +2828,10 @@ DECLARE
     v_gone uuid[] := '{}'::uuid[];
     v_live uuid[];
     v_done record;
-    v_head uuid;
+    v_cand record;
+    v_run uuid[];
+    -- A subject's run leased at once: at most this many of its deliveries.
+    c_run constant int := 20;
     v_leased_ids uuid[] := '{}'::uuid[];
     v_leased_endpoints uuid[] := '{}'::uuid[];
     v_leased_subjects uuid[] := '{}'::uuid[];
@@ -2963,11 +2967,14 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Each delivered subject's head is now its next delivery (these
-    -- statements see what the ones above wrote): found by one probe of the
-    -- pending index per subject (one plan for every call: the index's exact
-    -- prefix and order), leased by primary key when it is due and its
-    -- endpoint still enabled.
+    -- Each delivered subject's next run (0024): its first pending
+    -- deliveries in sequence order (one probe of the pending index, its
+    -- exact prefix and order), locked, and taken from the head for as
+    -- long as each is due and free: unleased, its lease expired, or
+    -- already this server's (the rest of a run its task cut short).
+    -- Locked first, so what is taken is a prefix of the subject's queue
+    -- whatever commits meanwhile. Leased by one statement for every
+    -- subject, planned with its values (EXECUTE, as above).
     SELECT coalesce(array_agg(e.id), '{}'::uuid[]) INTO v_live
       FROM webhook_endpoints e
      WHERE e.business_id = v_business AND e.id = ANY (v_endpoints) AND NOT e.disabled;
@@ -2978,24 +2985,33 @@ BEGIN
          WHERE r.outcome = 'delivered' AND r.cont AND r.endpoint_id = ANY (v_live)
          ORDER BY r.endpoint_id, r.subject_id
     LOOP
-        SELECT n.id INTO v_head
-          FROM webhook_deliveries n
-         WHERE n.business_id = v_business AND n.endpoint_id = v_done.endpoint_id
-           AND n.subject_id = v_done.subject_id AND n.state = 'pending'
-         ORDER BY n.sequence, n.id
-         LIMIT 1;
-        CONTINUE WHEN v_head IS NULL;
-        UPDATE webhook_deliveries w
-           SET lease = p_lease, leased_until = v_now + make_interval(secs => p_lease_ms / 1000.0)
-         WHERE w.business_id = v_business AND w.id = v_head
-           AND w.finished_at IS NULL AND w.next_attempt_at <= v_now
-           AND (w.leased_until IS NULL OR w.leased_until <= v_now);
-        IF FOUND THEN
-            v_leased_ids := v_leased_ids || v_head;
-            v_leased_endpoints := v_leased_endpoints || v_done.endpoint_id;
-            v_leased_subjects := v_leased_subjects || v_done.subject_id;
-        END IF;
+        v_run := '{}'::uuid[];
+        FOR v_cand IN
+            SELECT n.id, n.next_attempt_at, n.lease, n.leased_until
+              FROM webhook_deliveries n
+             WHERE n.business_id = v_business AND n.endpoint_id = v_done.endpoint_id
+               AND n.subject_id = v_done.subject_id AND n.state = 'pending'
+             ORDER BY n.sequence, n.id
+             LIMIT c_run
+               FOR UPDATE
+        LOOP
+            EXIT WHEN v_cand.next_attempt_at > v_now
+                   OR NOT (v_cand.leased_until IS NULL OR v_cand.leased_until <= v_now
+                           OR v_cand.lease = p_lease);
+            v_run := v_run || v_cand.id;
+        END LOOP;
+        CONTINUE WHEN cardinality(v_run) = 0;
+        v_leased_ids := v_leased_ids || v_run;
+        v_leased_endpoints := v_leased_endpoints || array_fill(v_done.endpoint_id, ARRAY[cardinality(v_run)]);
+        v_leased_subjects := v_leased_subjects || array_fill(v_done.subject_id, ARRAY[cardinality(v_run)]);
     END LOOP;
+    IF cardinality(v_leased_ids) > 0 THEN
+        EXECUTE
+            'UPDATE webhook_deliveries w
+                SET lease = $2, leased_until = $3 + make_interval(secs => $4 / 1000.0)
+              WHERE w.business_id = $1 AND w.id = ANY ($5)'
+            USING v_business, p_lease, v_now, p_lease_ms, v_leased_ids;
+    END IF;
 
     RETURN QUERY
     SELECT r.id, r.outcome, l.id
@@ -3087,8 +3103,11 @@ ALTER FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) OWNER TO ontab_
 
 CREATE FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) RETURNS record
     LANGUAGE plpgsql
+    SET random_page_cost TO '1.1'
     AS $_$
 DECLARE
+    -- A subject's run leased at once, as ontab_webhook_attempted_batch's.
+    c_run constant int := 20;
     v_business uuid := ontab_tenant();
     v_endpoint record;
     v_through bigint;
@@ -3154,7 +3173,9 @@ BEGIN
     END IF;
 
     -- A new statement: it sees the deliveries just created. Each subject's
-    -- first new delivery is leased when it heads its subject (0016).
+    -- first new delivery is leased when it heads its subject (0016), and
+    -- with it the subject's next new ones, up to a run (0024): they follow
+    -- it without a gap, as nothing older of the subject is pending.
     EXECUTE
         'WITH firsts AS (
              SELECT DISTINCT ON (n.endpoint_id, n.subject_id) n.id, n.endpoint_id, n.subject_id, n.sequence
@@ -3162,7 +3183,7 @@ BEGIN
                     AS n (id, endpoint_id, subject_id, sequence)
               ORDER BY n.endpoint_id, n.subject_id, n.sequence
          ), heads AS (
-             SELECT f.id
+             SELECT f.id, f.endpoint_id, f.subject_id
                FROM firsts f
               CROSS JOIN LATERAL (
                     SELECT o.id
@@ -3174,16 +3195,26 @@ BEGIN
               WHERE h.id = f.id
               ORDER BY f.sequence
               LIMIT $6
+         ), runs AS (
+             SELECT n.id
+               FROM (SELECT n.id, n.endpoint_id, n.subject_id,
+                            row_number() OVER (PARTITION BY n.endpoint_id, n.subject_id
+                                               ORDER BY n.sequence, n.id) AS nth
+                       FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[])
+                            AS n (id, endpoint_id, subject_id, sequence)) n
+               JOIN heads h ON h.endpoint_id = n.endpoint_id AND h.subject_id = n.subject_id
+              WHERE n.nth <= $9
          ), taken AS (
              UPDATE webhook_deliveries d
                 SET lease = $7, leased_until = now() + make_interval(secs => $8 / 1000.0)
-              WHERE d.business_id = $1 AND d.id = ANY (ARRAY(SELECT h.id FROM heads h))
+              WHERE d.business_id = $1 AND d.id = ANY (ARRAY(SELECT r.id FROM runs r))
                 AND d.lease IS NULL
              RETURNING d.id
          )
          SELECT coalesce(array_agg(taken.id), ''{}''::uuid[]) FROM taken'
         INTO leased
-        USING v_business, v_ids, v_endpoints, v_subjects, v_sequences, p_max, p_lease, p_lease_ms;
+        USING v_business, v_ids, v_endpoints, v_subjects, v_sequences, p_max, p_lease, p_lease_ms,
+              c_run;
 END
 $_$;
 

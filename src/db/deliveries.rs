@@ -1,7 +1,7 @@
 //! What the delivery workers send to PostgreSQL: find businesses with
 //! events to fan out, fan them out into deliveries, lease the deliveries
 //! that may go now, read them to send, record their attempts (a batch at a
-//! time, leasing each delivered subject's next delivery), and publish to
+//! time, leasing each delivered subject's next run), and publish to
 //! NATS behind a per-business cursor. The rules (per-subject order, leases,
 //! the schedule's arithmetic) are in the SQL functions of migrations/0006
 //! and 0010; the server calls them as functions of the business (0019),
@@ -49,7 +49,8 @@ pub async fn fan_out_due(db: &Db, limit: i32) -> Result<Vec<Uuid>, DbError> {
     rows.iter().map(|row| column(row, "business_id")).collect()
 }
 
-const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true)";
+const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true),
+            set_config('random_page_cost', '1.1', true)";
 
 /// Settings for a transaction of delivery bookkeeping (fan-out, reading
 /// what to send, recording attempts), never for a change of money, stock
@@ -57,6 +58,11 @@ const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true)"
 /// the last commits in a crash means sending an event again with the same
 /// webhook-id, which at-least-once delivery allows. Spares a WAL flush per
 /// batch, which competed with the purchases' own.
+///
+/// Its reads by key plan with random_page_cost = 1.1, as the bookkeeping
+/// functions do (migrations/0024): the rows of a batch were just written
+/// and sit in shared buffers, and at the default of 4 a batch of 50 read
+/// the business's whole range of the primary key instead of 50 probes.
 ///
 /// The deliveries table is a queue, so a statement planned once, while it
 /// was small, may walk it all as it grows (measured: recording slowed to
@@ -221,13 +227,14 @@ pub struct ToRecord {
     pub continue_subject: bool,
 }
 
-/// What recording one attempt did.
+/// What recording one attempt did: one row per delivery recorded, and one
+/// more for each further delivery of the subject's next run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub delivery_id: Uuid,
     /// `delivered`, `retrying`, `gave_up` or `disabled`.
     pub outcome: String,
-    /// The subject's next delivery, now leased to the caller.
+    /// One of the subject's next run, now leased to the caller.
     pub next_delivery_id: Option<Uuid>,
 }
 
@@ -235,8 +242,10 @@ const ATTEMPTED: &str = "SELECT delivery_id, outcome, next_delivery_id
        FROM ontab_webhook_attempted_batch_for($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Records the attempts of deliveries held under `lease` (migrations/0010)
-/// and leases each delivered subject's next delivery where asked. A
-/// delivery whose lease was lost is not recorded and not answered.
+/// and leases each delivered subject's next run where asked (0024): a
+/// delivery's row comes once per delivery of that run, with the same
+/// outcome. A delivery whose lease was lost is not recorded and not
+/// answered.
 pub async fn attempted(
     tx: &TenantTx,
     lease: Uuid,
@@ -377,7 +386,11 @@ pub(super) const STATEMENTS: &[Statement] = &[
         &[Type::INT4],
         &[Column::named::<Uuid>("business_id")]
     ),
-    statement!(BOOKKEEPING, &[], &[Column::at::<String>(0)]),
+    statement!(
+        BOOKKEEPING,
+        &[],
+        &[Column::at::<String>(0), Column::at::<String>(1)]
+    ),
     statement!(
         FAN_OUT,
         &[Type::INT4, Type::UUID, Type::INT4, Type::INT4, Type::UUID],

@@ -140,6 +140,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "batch_reads_by_key",
         sql: include_str!("../../migrations/0023_batch_reads_by_key.sql"),
     },
+    Migration {
+        version: 24,
+        name: "subject_runs",
+        sql: include_str!("../../migrations/0024_subject_runs.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

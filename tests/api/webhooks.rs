@@ -1130,3 +1130,180 @@ async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_fo
     assert_eq!(attempts_recorded(&sql).await, 3);
     app.assert_audit_clean().await;
 }
+
+/// The deliveries of `subject`, in sequence order.
+async fn deliveries_of(sql: &tokio_postgres::Client, subject: Uuid) -> Vec<Uuid> {
+    sql.query(
+        "SELECT id FROM webhook_deliveries WHERE subject_id = $1 ORDER BY sequence",
+        &[&subject],
+    )
+    .await
+    .expect("deliveries")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_deliveries_are_leased_as_a_run_from_its_head_while_each_is_free() {
+    // The test plays the delivery worker in SQL, as above.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        concurrency: 0,
+        ..WebhookLaunch::default()
+    })
+    .await;
+    let biz = app.business("Runs").await;
+    endpoint(
+        &app,
+        &biz,
+        json!({ "url": "http://127.0.0.1:9/never", "types": ["customer.updated"] }),
+    )
+    .await;
+    let a = app.customer(&biz, 0).await;
+    for name in ["a1", "a2", "a3", "a4"] {
+        rename(&app, &biz, a, name).await;
+    }
+    for _ in 0..600 {
+        let feed = app.get("/v1/events?after=0", &biz.key).await;
+        if feed.body["next_after"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut sql = app.sql().await;
+    let lease = Uuid::new_v4();
+
+    // The fan-out leases the new head and the rest of its subject with it.
+    let leased: Vec<Uuid> = {
+        let tx = sql.transaction().await.expect("begin");
+        as_tenant(&tx, biz.id).await;
+        let row = tx
+            .query_one(
+                "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, 10, $2)",
+                &[&lease, &biz.id],
+            )
+            .await
+            .expect("fan out");
+        tx.commit().await.expect("commit");
+        assert_eq!(row.get::<_, i64>(0), 4);
+        row.get(1)
+    };
+    let run = deliveries_of(&sql, a).await;
+    assert_eq!(run.len(), 4);
+    let mut sorted = leased.clone();
+    sorted.sort_by_key(|id| run.iter().position(|r| r == id));
+    assert_eq!(sorted, run, "the whole run is leased");
+
+    // Two of the run sent and delivered; going on re-leases the rest,
+    // already this server's, as the next run.
+    let mut answered = record(
+        &mut sql,
+        &biz,
+        lease,
+        &[(run[0], 200, false), (run[1], 200, true)],
+    )
+    .await;
+    answered.sort_by_key(|(id, _, next)| (run.iter().position(|r| r == id), *next));
+    let mut expected = vec![
+        (run[0], "delivered".to_owned(), None),
+        (run[1], "delivered".to_owned(), Some(run[2])),
+        (run[1], "delivered".to_owned(), Some(run[3])),
+    ];
+    expected.sort_by_key(|(id, _, next)| (run.iter().position(|r| r == id), *next));
+    assert_eq!(answered, expected);
+
+    // A delivery another server holds ends the run before it: nothing
+    // after it is taken either.
+    let stranger = Uuid::new_v4();
+    sql.execute(
+        "UPDATE webhook_deliveries SET lease = $2, leased_until = now() + interval '1 hour'
+          WHERE id = $1",
+        &[&run[3], &stranger],
+    )
+    .await
+    .expect("another server's lease");
+    let answered = record(&mut sql, &biz, lease, &[(run[2], 200, true)]).await;
+    assert_eq!(answered, vec![(run[2], "delivered".to_owned(), None)]);
+    let holder: Option<Uuid> = sql
+        .query_one(
+            "SELECT lease FROM webhook_deliveries WHERE id = $1",
+            &[&run[3]],
+        )
+        .await
+        .expect("a4")
+        .get(0);
+    assert_eq!(holder, Some(stranger));
+    assert_eq!(attempts_recorded(&sql).await, 3);
+    app.assert_audit_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stops_at_a_failure_and_its_rest_follows_the_retry_in_order() {
+    // A lease far longer than the test may wait: what the run did not send
+    // must go on once the retry succeeds, not when the lease runs out.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        lease_margin: Duration::from_secs(600),
+        ..fast_retries(&[100])
+    })
+    .await;
+    let biz = app.business("Run with a failure").await;
+    let failed_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = Receiver::answering(Arc::new({
+        let failed_once = failed_once.clone();
+        move |r: &Received| {
+            if r.event_type() == "customer.created" {
+                // Held until the backlog below is written.
+                return (204, true);
+            }
+            if r.json["data"]["name"] == "n2" && !failed_once.swap(true, Ordering::SeqCst) {
+                return (500, false);
+            }
+            (204, false)
+        }
+    }))
+    .await;
+    let (endpoint_id, _) = endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    let customer = app.customer(&biz, 0).await;
+    receiver
+        .wait_for("customer.created, held", |got| got.len() == 1)
+        .await;
+    for n in 0..6 {
+        rename(&app, &biz, customer, &format!("n{n}")).await;
+    }
+    receiver.open_gate();
+    let got = receiver
+        .wait_for("the six updates", |got| {
+            got.iter()
+                .filter(|r| r.event_type() == "customer.updated")
+                .map(|r| r.id.clone())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 6
+        })
+        .await;
+    let names: Vec<String> = got
+        .iter()
+        .filter(|r| r.event_type() == "customer.updated")
+        .map(|r| r.json["data"]["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(names, ["n0", "n1", "n2", "n2", "n3", "n4", "n5"]);
+    let sequences: Vec<i64> = got.iter().map(Received::sequence).collect();
+    assert!(
+        sequences.windows(2).all(|pair| pair[0] <= pair[1]),
+        "out of order: {sequences:?}"
+    );
+    let log = wait_attempts(&app, &biz, &endpoint_id, |log| log.len() == 8).await;
+    let retried: Vec<(&str, i64)> = log
+        .iter()
+        .rev()
+        .filter(|a| a["status_code"] == 500 || a["attempt"] == 2)
+        .map(|a| {
+            (
+                a["outcome"].as_str().unwrap_or(""),
+                a["attempt"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(retried, [("retrying", 1), ("delivered", 2)]);
+    app.assert_audit_clean().await;
+}

@@ -3,19 +3,22 @@
 //! transaction), leasing in the same transaction those that head their
 //! subject and reading their bodies (migrations/0016); when something may
 //! have been left unleased, claim across tenants what may go now and read
-//! those bodies (one statement per business). Each leased delivery is
-//! attempted in a task of its own, up to `concurrency` at once. A round
+//! those bodies (one statement per business). Each subject's leased run is
+//! sent by a task of its own, up to `concurrency` sending at once. A round
 //! starts when the sequencer notifies (`ontab_events`), when a task
 //! finishes, or every `poll` otherwise; never sooner than `ROUND_GATHER`
 //! after the last.
 //!
-//! A task records its attempt through the [`Recorder`], which writes the
+//! A subject's deliveries go as runs (migrations/0024): the fan-out leases
+//! with a new head the subject's next new deliveries, and a task sends its
+//! run one event after another, stopping at the first not delivered. It
+//! records the run's attempts through the [`Recorder`], which writes the
 //! attempts that finished together in one transaction per business and,
-//! in it, leases each delivered subject's next delivery and reads its body
-//! (migrations/0010); the task goes on with it, up to `SUBJECT_RUN` in a
-//! row: a subject with a backlog drains at the speed of its receiver
-//! rather than one event per round, and PostgreSQL sees a few transactions
-//! per batch of deliveries, not two per delivery.
+//! in it, leases each delivered subject's next run and reads its bodies
+//! (0010, 0024); the task goes on with it, up to `SUBJECT_RUN` events: a
+//! subject with a backlog drains at the speed of its receiver rather than
+//! one event per round or per flush, and PostgreSQL sees a few
+//! transactions per batch of deliveries, not two per delivery.
 //!
 //! All state is in PostgreSQL (migrations/0006): a server killed at any
 //! moment leaves at worst leased deliveries, attempted again once the lease
@@ -28,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::WebhookSettings;
@@ -42,11 +45,16 @@ use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
 const FAN_OUT_BATCH: i32 = 1000;
 /// Businesses fanned out per round.
 const FAN_OUT_BUSINESSES: i32 = 500;
-/// Deliveries one task sends in a row for one subject before it gives its
-/// slot back (others' subjects are claimed by the rounds meanwhile: the
-/// slots are shared, so this only bounds how long one task runs).
+/// Deliveries one task sends for one subject before it gives its slot back,
+/// at the end of the run that reaches it (others' subjects are claimed by
+/// the rounds meanwhile: the slots are shared, so this only bounds how long
+/// one task runs).
 const SUBJECT_RUN: usize = 200;
-/// The least time between two rounds.
+/// The least time between two rounds. Not the recorder's 20 ms: a round
+/// leases at most as many new subjects as slots are free, so at 20 ms the
+/// rounds capped new subjects near the uncontended benchmark's rate at 64
+/// clients, and its lag p99 grew to 1.3 s (129 ms at 5 ms,
+/// bench/results/20261204T104227Z and 20261204T104632Z).
 const ROUND_GATHER: Duration = Duration::from_millis(5);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
@@ -61,6 +69,11 @@ struct Engine {
     /// How long a lease lasts, in the unit the SQL functions take.
     lease_ms: i32,
     recorder: Recorder,
+    /// How long after its run was leased a task may still start sending
+    /// one of the run: half of what the lease leaves beyond a request's
+    /// timeout, so the lease (taken when its transaction began, a little
+    /// before the task got it) outlasts every request of the run.
+    run_budget: Duration,
     wake: Notify,
     /// Whether the next round must look for deliveries to lease: something
     /// may have become leasable that no fan-out or recorder leased (a
@@ -112,6 +125,7 @@ pub async fn run(app: Arc<App>) {
     let engine = Arc::new(Engine {
         slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
         recorder: Recorder::start(app.clone(), lease, lease_ms, schedule_ms),
+        run_budget: settings.lease.saturating_sub(settings.timeout) / 2,
         app,
         settings,
         client,
@@ -230,33 +244,57 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
     Ok(left)
 }
 
-/// Sends each leased job in a task of its own, holding a slot; a task
-/// goes on with its subject's next delivery while the recorder leases one.
+/// Sends each subject's leased run in a task of its own, holding a slot
+/// while it sends; a task goes on with the subject's next run, which the
+/// recorder leases, once it has a slot again.
+/// `jobs` come in sequence order (`deliveries::load`), so each run keeps it.
 fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
+    let mut runs: Vec<Vec<Job>> = Vec::new();
+    let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
     for job in jobs {
-        let Ok(permit) = engine.slots.clone().try_acquire_owned() else {
-            // Cannot happen (no more were leased than slots were free, and
-            // only rounds take slots); the lease simply expires and the
-            // delivery goes later.
-            break;
-        };
+        let at = *run_of
+            .entry((job.endpoint_id, job.event.subject_id))
+            .or_insert_with(|| {
+                runs.push(Vec::new());
+                runs.len() - 1
+            });
+        runs[at].push(job);
+    }
+    for run in runs {
+        // No more subjects were leased than slots were free, but a task
+        // going on with its next run may have taken one since: then this
+        // run waits for a slot rather than for its lease to expire (which
+        // held some deliveries 30 s, bench/results/20261204T102637Z).
+        let permit = engine.slots.clone().try_acquire_owned().ok();
         let engine = engine.clone();
         tokio::spawn(async move {
-            let mut next = Some(job);
+            let mut run = run;
+            let mut permit = permit;
+            let mut leased_at = Instant::now();
             let mut sent = 0;
             let mut subject_done = false;
-            while let Some(job) = next.take() {
-                sent += 1;
-                let continuing = sent < SUBJECT_RUN;
-                let recorded = attempt(&engine, business_id, job, continuing).await;
-                subject_done = continuing && recorded.delivered;
-                next = recorded.next;
+            while !run.is_empty() {
+                // A slot is held while the run is sent, not while it is
+                // recorded: with the slot held through the recorder's
+                // gather, 64 slots capped deliveries near 1,600/s and the
+                // uncontended benchmark at 64 clients lagged seconds
+                // (bench/results/20261204T101222Z).
+                let slot = match permit.take() {
+                    Some(slot) => slot,
+                    None => match engine.slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                };
+                let ended = send_run(&engine, business_id, run, leased_at, slot, &mut sent).await;
+                subject_done = ended.subject_done;
+                run = ended.next;
+                leased_at = ended.recorded_at;
             }
-            drop(permit);
             // A subject delivered to its end leaves nothing for a claim
-            // (its recorder would have leased a next delivery); anything
-            // else (a retry, a lost lease, a run cut at SUBJECT_RUN, a
-            // subject given up on) may have left its next one to the claim.
+            // (its recorder would have leased a next run); anything else (a
+            // retry, a lost lease, a task ended at SUBJECT_RUN, a subject
+            // given up on) may have left its next one to the claim.
             if !subject_done {
                 engine.claim_due.store(true, Ordering::Release);
             }
@@ -265,65 +303,106 @@ fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
     }
 }
 
-/// Sends one leased delivery and records what came of it. When it was
-/// delivered and `continue_subject`, the recorder also leases the subject's
-/// next delivery, which this answers.
-async fn attempt(
+/// How a run ended, for the task that sent it.
+struct RunEnd {
+    /// Everything sent was recorded as delivered, and the task asked for
+    /// the subject's next run: an empty `next` means the subject is done.
+    subject_done: bool,
+    /// The subject's next run, leased to this server.
+    next: Vec<Job>,
+    /// When the recording (and that lease) came back.
+    recorded_at: Instant,
+}
+
+/// Sends a leased run in order, one event after another, and records what
+/// was sent in one go. Stops at the first event not delivered (the next
+/// waits for it: per-subject order), and before an event that could
+/// outlast the run's lease. When everything sent was delivered and the
+/// task has sent fewer than `SUBJECT_RUN`, the recorder leases the
+/// subject's next run (what this one did not send included: a lease of
+/// this server's own counts as free).
+async fn send_run(
     engine: &Engine,
     business_id: Uuid,
-    job: Job,
-    continue_subject: bool,
-) -> AttemptEnd {
-    let attempted = send(engine, &job).await;
-    let recorded = engine
-        .recorder
-        .record(
-            business_id,
-            ToRecord {
-                delivery_id: job.delivery_id,
-                attempted,
-                continue_subject,
-            },
-        )
-        .await;
-    let recorded = match recorded {
+    run: Vec<Job>,
+    leased_at: Instant,
+    slot: OwnedSemaphorePermit,
+    sent: &mut usize,
+) -> RunEnd {
+    let mut attempts: Vec<(Job, Attempted)> = Vec::with_capacity(run.len());
+    let mut all_delivered = true;
+    for job in run {
+        // The first always goes, as a single delivery always did; a later
+        // one only while the lease leaves room for its whole timeout.
+        if !attempts.is_empty() && leased_at.elapsed() > engine.run_budget {
+            break;
+        }
+        let attempted = send(engine, &job).await;
+        *sent += 1;
+        let delivered = attempted
+            .status_code
+            .is_some_and(|status| (200..300).contains(&status));
+        attempts.push((job, attempted));
+        if !delivered {
+            all_delivered = false;
+            break;
+        }
+    }
+    drop(slot);
+    if engine.claim_due.load(Ordering::Acquire) {
+        // Something waits for a free slot.
+        engine.wake.notify_one();
+    }
+    let go_on = all_delivered && *sent < SUBJECT_RUN;
+    let last = attempts.len().saturating_sub(1);
+    let to_record = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, (job, attempted))| ToRecord {
+            delivery_id: job.delivery_id,
+            attempted: attempted.clone(),
+            continue_subject: go_on && i == last,
+        })
+        .collect();
+    let recorded = match engine.recorder.record(business_id, to_record).await {
         Ok(recorded) => recorded,
         Err(error) => {
-            tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
-            return AttemptEnd {
-                delivered: false,
-                next: None,
+            for (job, _) in &attempts {
+                tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
+            }
+            return RunEnd {
+                subject_done: false,
+                next: Vec::new(),
+                recorded_at: Instant::now(),
             };
         }
     };
-    let label = recorded.outcome.as_deref().unwrap_or("lease_lost");
-    metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.to_owned()).increment(1);
-    match label {
-        "delivered" => {
-            let lag = chrono::Utc::now() - job.event.created_at;
-            metrics::histogram!("ontab_webhook_delivery_lag_seconds")
-                .record(lag.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
+    let mut delivered = 0;
+    for ((job, _), outcome) in attempts.iter().zip(&recorded.outcomes) {
+        let label = outcome.as_deref().unwrap_or("lease_lost");
+        metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.to_owned())
+            .increment(1);
+        match label {
+            "delivered" => {
+                delivered += 1;
+                let lag = chrono::Utc::now() - job.event.created_at;
+                metrics::histogram!("ontab_webhook_delivery_lag_seconds")
+                    .record(lag.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
+            }
+            "disabled" => {
+                tracing::warn!(endpoint_id = %job.endpoint_id, "endpoint answered 410 Gone: disabled")
+            }
+            "gave_up" => {
+                tracing::warn!(endpoint_id = %job.endpoint_id, event_id = %job.event.id, "gave up delivering an event")
+            }
+            _ => {}
         }
-        "disabled" => {
-            tracing::warn!(endpoint_id = %job.endpoint_id, "endpoint answered 410 Gone: disabled")
-        }
-        "gave_up" => {
-            tracing::warn!(endpoint_id = %job.endpoint_id, event_id = %job.event.id, "gave up delivering an event")
-        }
-        _ => {}
     }
-    AttemptEnd {
-        delivered: label == "delivered",
+    RunEnd {
+        subject_done: go_on && delivered == attempts.len(),
         next: recorded.next,
+        recorded_at: Instant::now(),
     }
-}
-
-/// How an attempt ended, for the task that made it.
-struct AttemptEnd {
-    /// Recorded as delivered.
-    delivered: bool,
-    /// The subject's next delivery, leased to this server.
-    next: Option<Job>,
 }
 
 /// POSTs the event, signed, and says what happened. Never follows a

@@ -2,16 +2,17 @@
 //! purchases: every task that finished an attempt queues it here and waits;
 //! attempts that finish together are written together, one transaction per
 //! business (migrations/0010), which in the same transaction leases each
-//! delivered subject's next delivery and reads its body. A flush starts
+//! delivered subject's next run and reads its bodies. A flush starts
 //! `GATHER` after one of `FLUSHES` is free and something is queued, with
-//! whatever is queued by then: a lone attempt waits those few
-//! milliseconds, and under load each flush carries the attempts of that
-//! window rather than the handful that finished during the last flush.
+//! whatever is queued by then: a lone run waits those few milliseconds,
+//! and under load each flush carries the attempts of that window rather
+//! than the handful that finished during the last flush.
 //!
-//! Each task still sends its own subject's deliveries one after another and
-//! waits for its attempt to be recorded before the next: per-subject order
-//! and the lease rules are the database's, as before. What a batch shares
-//! is the transaction: tenant set-up, one statement for all the attempts,
+//! Each task sends its own subject's run (migrations/0024) one delivery
+//! after another, queues the run's attempts here together, and waits for
+//! them to be recorded (and its next run leased) before it sends more:
+//! per-subject order and the lease rules are the database's. What a batch
+//! shares is the transaction: tenant set-up, one statement for all the attempts,
 //! one for all the bodies, one commit (asynchronous, see
 //! `deliveries::bookkeeping`). A flush that fails answers every
 //! attempt of its business with the error; their leases then expire and the
@@ -29,37 +30,45 @@ use super::delivery::AbortOnDrop;
 use crate::app::{Actor, App, AppError};
 use crate::db::deliveries::{self, Job, ToRecord};
 
-/// Attempts written in one flush at most (across businesses).
+/// Attempts a flush takes at most (across businesses; a run is never
+/// split, so one may carry a run more).
 const MAX_BATCH: usize = 256;
 /// Flushes under way at once. Each subject's worker waits for its flush
-/// before it sends the next event, so this bounds a busy subject's pace:
-/// with 2, hot-product at 64 clients delivered ~450/s and lagged 18 s;
-/// with 4, it kept up (docs/benchmarks.md, "Attempts recorded in batches").
+/// before it sends its next run, so this bounds a busy subject's pace:
+/// with 2, before runs, hot-product at 64 clients delivered ~450/s and
+/// lagged 18 s; with 4, it kept up (docs/benchmarks.md, "Attempts recorded
+/// in batches").
 const FLUSHES: usize = 4;
 /// How long a flush gathers before it writes. Most of a flush's cost is
 /// per statement, not per attempt (planning its statements for the rows at
 /// hand, `deliveries::bookkeeping`, the tenant's transaction): flushing as
 /// soon as a slot was free wrote ~5 attempts a flush at 1,300 deliveries/s
-/// and cost PostgreSQL 365 µs per purchase; gathering 5 ms writes ~26 and
-/// cost 165 µs (docs/benchmarks.md, "Gathering"). It adds 5 ms to each
-/// step of a subject's backlog, which is drained `FLUSHES` steps at a time
-/// across subjects.
-const GATHER: Duration = Duration::from_millis(5);
+/// and cost PostgreSQL 365 µs per purchase; gathering 5 ms wrote ~26 and
+/// cost 165 µs (docs/benchmarks.md, "Gathering"). While a subject sent one
+/// delivery per flush, a longer gather slowed its backlog one step per
+/// flush (10 ms split the rows, 20261204T0026Z-compare.md); a subject now
+/// sends its whole run per flush (migrations/0024), so the gather is 20
+/// ms: PostgreSQL CPU per purchase with one endpoint fell by a fifth to a
+/// third at 16 clients (20261204T1012Z-compare-runs-gather20.md, with the
+/// engine's rounds 20 ms apart too, since put back to 5), for about 15 ms
+/// more lag.
+const GATHER: Duration = Duration::from_millis(20);
 
-/// What recording an attempt came to.
+/// What recording a run's attempts came to.
 #[derive(Debug)]
 pub struct Recorded {
-    /// `delivered`, `retrying`, `gave_up`, `disabled`; `None` when the
-    /// lease was lost (another server holds the delivery now).
-    pub outcome: Option<String>,
-    /// The subject's next delivery, leased to this server, when the attempt
-    /// delivered and the caller asked to go on.
-    pub next: Option<Job>,
+    /// Per attempt, in the order given: `delivered`, `retrying`,
+    /// `gave_up`, `disabled`; `None` when the lease was lost (another
+    /// server holds the delivery now).
+    pub outcomes: Vec<Option<String>>,
+    /// The subject's next run, leased to this server, in sequence order,
+    /// when the caller asked to go on and its attempt was delivered.
+    pub next: Vec<Job>,
 }
 
 struct Queued {
     business_id: Uuid,
-    attempt: ToRecord,
+    attempts: Vec<ToRecord>,
     reply: oneshot::Sender<Result<Recorded, String>>,
 }
 
@@ -92,13 +101,18 @@ impl Recorder {
         }
     }
 
-    /// Records one attempt; answers once its batch committed.
-    pub async fn record(&self, business_id: Uuid, attempt: ToRecord) -> Result<Recorded, String> {
+    /// Records a run's attempts (one subject's, in the order sent);
+    /// answers once their batch committed.
+    pub async fn record(
+        &self,
+        business_id: Uuid,
+        attempts: Vec<ToRecord>,
+    ) -> Result<Recorded, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Queued {
                 business_id,
-                attempt,
+                attempts,
                 reply,
             })
             .map_err(|_| "the attempt recorder has stopped".to_owned())?;
@@ -116,10 +130,14 @@ async fn flush_all(settings: Arc<Settings>, mut queued: mpsc::UnboundedReceiver<
             return;
         };
         tokio::time::sleep(GATHER).await;
+        let mut attempts = first.attempts.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while attempts < MAX_BATCH {
             match queued.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => {
+                    attempts += next.attempts.len();
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -144,25 +162,39 @@ async fn flush_all(settings: Arc<Settings>, mut queued: mpsc::UnboundedReceiver<
 }
 
 async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
-    let attempts: Vec<ToRecord> = queued.iter().map(|q| q.attempt.clone()).collect();
+    let attempts: Vec<ToRecord> = queued
+        .iter()
+        .flat_map(|q| q.attempts.iter().cloned())
+        .collect();
     metrics::histogram!("ontab_webhook_record_batch_size").record(attempts.len() as f64);
     match write(settings, business_id, &attempts).await {
         Ok((recorded, jobs)) => {
-            let mut outcomes: HashMap<Uuid, _> =
-                recorded.into_iter().map(|r| (r.delivery_id, r)).collect();
+            // A delivery comes once per delivery of its subject's next run.
+            let mut outcomes: HashMap<Uuid, String> = HashMap::new();
+            let mut next_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for row in recorded {
+                if let Some(next) = row.next_delivery_id {
+                    next_of.entry(row.delivery_id).or_default().push(next);
+                }
+                outcomes.entry(row.delivery_id).or_insert(row.outcome);
+            }
             let mut jobs: HashMap<Uuid, Job> =
                 jobs.into_iter().map(|job| (job.delivery_id, job)).collect();
             for q in queued {
-                let recorded = outcomes.remove(&q.attempt.delivery_id);
-                let next = recorded
-                    .as_ref()
-                    .and_then(|r| r.next_delivery_id)
-                    .and_then(|id| jobs.remove(&id));
-                // A task that went away leaves its next lease to expire.
-                let _ = q.reply.send(Ok(Recorded {
-                    outcome: recorded.map(|r| r.outcome),
-                    next,
-                }));
+                let mut next: Vec<Job> = q
+                    .attempts
+                    .iter()
+                    .flat_map(|a| next_of.remove(&a.delivery_id).unwrap_or_default())
+                    .filter_map(|id| jobs.remove(&id))
+                    .collect();
+                next.sort_by_key(|job| (job.event.sequence, job.delivery_id));
+                let outcomes = q
+                    .attempts
+                    .iter()
+                    .map(|a| outcomes.get(&a.delivery_id).cloned())
+                    .collect();
+                // A task that went away leaves its next run's leases to expire.
+                let _ = q.reply.send(Ok(Recorded { outcomes, next }));
             }
         }
         Err(error) => {
@@ -191,7 +223,9 @@ async fn write(
             attempts,
         ),
     )?;
-    let next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
+    let mut next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
+    next.sort_unstable();
+    next.dedup();
     let jobs = deliveries::load(&tx, &next, settings.lease).await?;
     tx.commit().await?;
     Ok((recorded, jobs))
