@@ -938,6 +938,18 @@ async fn many_subjects_of_two_businesses_drain_in_order_each_event_once() {
     app.assert_audit_clean().await;
 }
 
+/// Waits (up to about 6 s) until the feed has numbered `events` events,
+/// so a fan-out sees them all.
+async fn sequenced(app: &TestApp, biz: &Business, events: i64) {
+    for _ in 0..600 {
+        let feed = app.get("/v1/events?after=0", &biz.key).await;
+        if feed.body["next_after"] == events {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn attempts_recorded(sql: &tokio_postgres::Client) -> i64 {
     sql.query_one("SELECT count(*) FROM webhook_attempts", &[])
         .await
@@ -1008,13 +1020,7 @@ async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_fo
     rename(&app, &biz, a, "a1").await;
     rename(&app, &biz, b, "b1").await;
     rename(&app, &biz, a, "a2").await;
-    for _ in 0..600 {
-        let feed = app.get("/v1/events?after=0", &biz.key).await;
-        if feed.body["next_after"] == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sequenced(&app, &biz, 5).await;
     let mut sql = app.sql().await;
     let lease = Uuid::new_v4();
     // Each step in a transaction of its own, as the server takes them: on
@@ -1163,13 +1169,7 @@ async fn a_subjects_deliveries_are_leased_as_a_run_from_its_head_while_each_is_f
     for name in ["a1", "a2", "a3", "a4"] {
         rename(&app, &biz, a, name).await;
     }
-    for _ in 0..600 {
-        let feed = app.get("/v1/events?after=0", &biz.key).await;
-        if feed.body["next_after"] == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sequenced(&app, &biz, 5).await;
     let mut sql = app.sql().await;
     let lease = Uuid::new_v4();
 

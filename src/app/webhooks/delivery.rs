@@ -329,12 +329,13 @@ async fn send_run(
     slot: OwnedSemaphorePermit,
     sent: &mut usize,
 ) -> RunEnd {
-    let mut attempts: Vec<(Job, Attempted)> = Vec::with_capacity(run.len());
+    let mut jobs: Vec<Job> = Vec::with_capacity(run.len());
+    let mut to_record: Vec<ToRecord> = Vec::with_capacity(run.len());
     let mut all_delivered = true;
     for job in run {
         // The first always goes, as a single delivery always did; a later
         // one only while the lease leaves room for its whole timeout.
-        if !attempts.is_empty() && leased_at.elapsed() > engine.run_budget {
+        if !jobs.is_empty() && leased_at.elapsed() > engine.run_budget {
             break;
         }
         let attempted = send(engine, &job).await;
@@ -342,7 +343,12 @@ async fn send_run(
         let delivered = attempted
             .status_code
             .is_some_and(|status| (200..300).contains(&status));
-        attempts.push((job, attempted));
+        to_record.push(ToRecord {
+            delivery_id: job.delivery_id,
+            attempted,
+            continue_subject: false,
+        });
+        jobs.push(job);
         if !delivered {
             all_delivered = false;
             break;
@@ -354,20 +360,14 @@ async fn send_run(
         engine.wake.notify_one();
     }
     let go_on = all_delivered && *sent < SUBJECT_RUN;
-    let last = attempts.len().saturating_sub(1);
-    let to_record = attempts
-        .iter()
-        .enumerate()
-        .map(|(i, (job, attempted))| ToRecord {
-            delivery_id: job.delivery_id,
-            attempted: attempted.clone(),
-            continue_subject: go_on && i == last,
-        })
-        .collect();
+    // Only the run's last attempt asks for the next run.
+    if let Some(last) = to_record.last_mut() {
+        last.continue_subject = go_on;
+    }
     let recorded = match engine.recorder.record(business_id, to_record).await {
         Ok(recorded) => recorded,
         Err(error) => {
-            for (job, _) in &attempts {
+            for job in &jobs {
                 tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
             }
             return RunEnd {
@@ -378,7 +378,7 @@ async fn send_run(
         }
     };
     let mut delivered = 0;
-    for ((job, _), outcome) in attempts.iter().zip(&recorded.outcomes) {
+    for (job, outcome) in jobs.iter().zip(&recorded.outcomes) {
         let label = outcome.as_deref().unwrap_or("lease_lost");
         metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.to_owned())
             .increment(1);
@@ -399,7 +399,7 @@ async fn send_run(
         }
     }
     RunEnd {
-        subject_done: go_on && delivered == attempts.len(),
+        subject_done: go_on && delivered == jobs.len(),
         next: recorded.next,
         recorded_at: Instant::now(),
     }
