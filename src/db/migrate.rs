@@ -145,6 +145,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "subject_runs",
         sql: include_str!("../../migrations/0024_subject_runs.sql"),
     },
+    Migration {
+        version: 25,
+        name: "deliveries_born_leased",
+        sql: include_str!("../../migrations/0025_deliveries_born_leased.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

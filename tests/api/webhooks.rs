@@ -1237,6 +1237,107 @@ async fn a_subjects_deliveries_are_leased_as_a_run_from_its_head_while_each_is_f
     app.assert_audit_clean().await;
 }
 
+/// One fan-out in a tenant transaction of its own: (created, leased).
+async fn fan_out(
+    sql: &mut tokio_postgres::Client,
+    biz: &Business,
+    lease: Option<Uuid>,
+    max: i32,
+) -> (i64, Vec<Uuid>) {
+    let tx = sql.transaction().await.expect("begin");
+    as_tenant(&tx, biz.id).await;
+    let row = tx
+        .query_one(
+            "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, $2, $3)",
+            &[&lease, &max, &biz.id],
+        )
+        .await
+        .expect("fan out");
+    tx.commit().await.expect("commit");
+    (row.get(0), row.get(1))
+}
+
+/// The leases of `subject`'s deliveries to `endpoint`, in sequence order.
+async fn leases_of(
+    sql: &tokio_postgres::Client,
+    endpoint: &str,
+    subject: Uuid,
+) -> Vec<Option<Uuid>> {
+    let endpoint: Uuid = endpoint.parse().expect("endpoint id");
+    sql.query(
+        "SELECT lease FROM webhook_deliveries WHERE endpoint_id = $1 AND subject_id = $2 ORDER BY sequence",
+        &[&endpoint, &subject],
+    )
+    .await
+    .expect("leases")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fan_out_leases_new_heads_with_their_runs_and_no_more_subjects_than_asked() {
+    // Migration 0025 decides at insert which new deliveries are leased;
+    // this pins down its rule, played in SQL as above.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        concurrency: 0,
+        ..WebhookLaunch::default()
+    })
+    .await;
+    let biz = app.business("Heads").await;
+    let only_updates = json!({ "url": "http://127.0.0.1:9/never", "types": ["customer.updated"] });
+    let (first, _) = endpoint(&app, &biz, only_updates.clone()).await;
+    let [a, b, c] = [
+        app.customer(&biz, 0).await,
+        app.customer(&biz, 1).await,
+        app.customer(&biz, 2).await,
+    ];
+    let mut sql = app.sql().await;
+
+    // Without a lease to give, nothing is leased: a's delivery waits.
+    rename(&app, &biz, a, "a0").await;
+    sequenced(&app, &biz, 4).await;
+    assert_eq!(fan_out(&mut sql, &biz, None, 10).await, (1, vec![]));
+
+    // a has a delivery pending, so its new ones are not heads; b's first
+    // new one is, and its run is the next 20; c's would be, but one
+    // subject was asked for and b's is older.
+    rename(&app, &biz, a, "a1").await;
+    for n in 0..22 {
+        rename(&app, &biz, b, &format!("b{n}")).await;
+    }
+    rename(&app, &biz, c, "c0").await;
+    sequenced(&app, &biz, 28).await;
+    let lease = Uuid::new_v4();
+    let (created, leased) = fan_out(&mut sql, &biz, Some(lease), 1).await;
+    assert_eq!(created, 24);
+    assert_eq!(leases_of(&sql, &first, a).await, [None, None]);
+    let mut run = vec![Some(lease); 20];
+    run.extend([None, None]);
+    assert_eq!(leases_of(&sql, &first, b).await, run);
+    assert_eq!(leases_of(&sql, &first, c).await, [None]);
+    let b_deliveries = deliveries_of(&sql, b).await;
+    let mut leased_sorted = leased.clone();
+    leased_sorted.sort_by_key(|id| b_deliveries.iter().position(|d| d == id));
+    assert_eq!(
+        leased_sorted,
+        b_deliveries[..20],
+        "what it leased is what it answers"
+    );
+
+    // Each endpoint has its own heads: c is pending at the first, and new
+    // at a second endpoint made now.
+    let (second, _) = endpoint(&app, &biz, only_updates).await;
+    rename(&app, &biz, c, "c1").await;
+    sequenced(&app, &biz, 29).await;
+    let (created, leased) = fan_out(&mut sql, &biz, Some(lease), 10).await;
+    assert_eq!(created, 2);
+    assert_eq!(leases_of(&sql, &first, c).await, [None, None]);
+    assert_eq!(leases_of(&sql, &second, c).await, [Some(lease)]);
+    assert_eq!(leased.len(), 1);
+    app.assert_audit_clean().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stops_at_a_failure_and_its_rest_follows_the_retry_in_order() {
     // A lease far longer than the test may wait: what the run did not send
