@@ -50,7 +50,16 @@ pub async fn fan_out_due(db: &Db, limit: i32) -> Result<Vec<Uuid>, DbError> {
 }
 
 const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true),
-            set_config('random_page_cost', '1.1', true)";
+            set_config('random_page_cost', '1.1', true),
+            to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS distributed";
+
+/// What [`bookkeeping`] learnt of the database: whether it is a Citus
+/// cluster, as the bookkeeping functions ask (`row_by_row`, 0019), so
+/// that [`load`] sends the form Citus takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Bookkeeping {
+    distributed: bool,
+}
 
 /// Settings for a transaction of delivery bookkeeping (fan-out, reading
 /// what to send, recording attempts), never for a change of money, stock
@@ -68,11 +77,14 @@ const BOOKKEEPING: &str = "SELECT set_config('synchronous_commit', 'off', true),
 /// was small, may walk it all as it grows (measured: recording slowed to
 /// 100 ms a batch). The bookkeeping functions therefore plan their
 /// statements on deliveries and events at each call (EXECUTE,
-/// migrations/0020), and [`load`] is sent unnamed; the foreign-key checks
-/// and primary-key lookups keep one plan per connection.
-pub async fn bookkeeping(tx: &TenantTx) -> Result<(), DbError> {
-    tx.query_one(BOOKKEEPING, &[]).await?;
-    Ok(())
+/// migrations/0020); [`load`], the foreign-key checks and the primary-key
+/// lookups reach their rows by key probes and keep one plan per
+/// connection.
+pub async fn bookkeeping(tx: &TenantTx) -> Result<Bookkeeping, DbError> {
+    let row = tx.query_one(BOOKKEEPING, &[]).await?;
+    Ok(Bookkeeping {
+        distributed: column(&row, "distributed")?,
+    })
 }
 
 const FAN_OUT: &str =
@@ -154,12 +166,45 @@ pub struct Job {
 }
 
 // The secrets that sign now, newest first. In sequence order, so a
-// subject's deliveries (should several come at once) keep theirs. The
-// deliveries by primary key, their endpoint and event by one probe each
-// (LATERAL ... LIMIT 1 keeps the planner from walking the business's
-// events instead: migrations/0010 says why); pending as
-// `finished_at IS NULL`, for the same reason.
+// subject's deliveries (should several come at once) keep theirs. Every
+// row is reached by a probe of a primary key or of the secrets' index,
+// one per delivery (LATERAL ... LIMIT 1), so the plan does not depend on
+// how many deliveries or events the business has and one plan per
+// connection serves. With `d.id = ANY ($2)` instead, planned for the
+// values at hand, it walked the business's whole range of the primary
+// key whenever a batch had more ids than the planner expected the
+// business to have deliveries (0012 keeps no statistics on which business
+// a delivery is of): 7,724 entries read for 32 deliveries (bench/run.sh
+// with auto_explain). Pending as `finished_at IS NULL`, for migrations/
+// 0010's reason.
 const LOAD: &str = "SELECT d.id AS delivery_id, d.endpoint_id, e.url, ev.id, ev.sequence, ev.type,
+            ev.created_at, ev.subject_id, ev.data,
+            ARRAY(SELECT s.secret FROM webhook_secrets s
+                   WHERE s.business_id = d.business_id AND s.endpoint_id = d.endpoint_id
+                     AND (s.expires_at IS NULL OR s.expires_at > now())
+                   ORDER BY s.created_at DESC, s.id DESC) AS secrets
+       FROM (SELECT DISTINCT k.id FROM unnest($2::uuid[]) AS k (id)) k
+      CROSS JOIN LATERAL (SELECT d.business_id, d.id, d.endpoint_id, d.event_id
+                            FROM webhook_deliveries d
+                           WHERE d.business_id = $1 AND d.id = k.id
+                             AND d.lease = $3 AND d.finished_at IS NULL
+                           LIMIT 1) d
+      CROSS JOIN LATERAL (SELECT e.url FROM webhook_endpoints e
+                           WHERE e.business_id = d.business_id AND e.id = d.endpoint_id
+                           LIMIT 1) e
+      CROSS JOIN LATERAL (SELECT ev.id, ev.sequence, ev.type, ev.created_at,
+                                 coalesce(ev.subject_id, ev.business_id) AS subject_id, ev.data
+                            FROM events ev
+                           WHERE ev.business_id = d.business_id AND ev.id = d.event_id
+                           LIMIT 1) ev
+      ORDER BY ev.sequence, d.id";
+
+// LOAD as Citus takes it: Citus refuses a LIMIT in a lateral subquery
+// over a function's rows, so the deliveries are filtered by id instead.
+// Citus plans every statement for its values anyway (plan_cache_mode =
+// force_custom_plan, db::citus).
+const LOAD_DISTRIBUTED: &str =
+    "SELECT d.id AS delivery_id, d.endpoint_id, e.url, ev.id, ev.sequence, ev.type,
             ev.created_at, ev.subject_id, ev.data,
             ARRAY(SELECT s.secret FROM webhook_secrets s
                    WHERE s.business_id = d.business_id AND s.endpoint_id = d.endpoint_id
@@ -179,14 +224,23 @@ const LOAD: &str = "SELECT d.id AS delivery_id, d.endpoint_id, e.url, ev.id, ev.
 
 /// The deliveries among `delivery_ids` that `lease` still holds, in
 /// sequence order (one statement however many).
-pub async fn load(tx: &TenantTx, delivery_ids: &[Uuid], lease: Uuid) -> Result<Vec<Job>, DbError> {
+pub async fn load(
+    tx: &TenantTx,
+    kind: Bookkeeping,
+    delivery_ids: &[Uuid],
+    lease: Uuid,
+) -> Result<Vec<Job>, DbError> {
     if delivery_ids.is_empty() {
         return Ok(Vec::new());
     }
     let business = tx.business_id();
     let rows = tx
-        .query_planned_now(
-            LOAD,
+        .query(
+            if kind.distributed {
+                LOAD_DISTRIBUTED
+            } else {
+                LOAD
+            },
             &[
                 (&business, Type::UUID),
                 (&delivery_ids, Type::UUID_ARRAY),
@@ -389,7 +443,11 @@ pub(super) const STATEMENTS: &[Statement] = &[
     statement!(
         BOOKKEEPING,
         &[],
-        &[Column::at::<String>(0), Column::at::<String>(1)]
+        &[
+            Column::at::<String>(0),
+            Column::at::<String>(1),
+            Column::named::<bool>("distributed"),
+        ]
     ),
     statement!(
         FAN_OUT,
@@ -409,6 +467,22 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(
         LOAD,
+        &[Type::UUID, Type::UUID_ARRAY, Type::UUID],
+        &[
+            Column::named::<Uuid>("delivery_id"),
+            Column::named::<Uuid>("endpoint_id"),
+            Column::named::<String>("url"),
+            Column::named::<Uuid>("id"),
+            Column::named::<i64>("sequence"),
+            Column::named::<String>("type"),
+            Column::named::<DateTime<Utc>>("created_at"),
+            Column::named::<Uuid>("subject_id"),
+            Column::named::<serde_json::Value>("data"),
+            Column::named::<Vec<Vec<u8>>>("secrets"),
+        ]
+    ),
+    statement!(
+        LOAD_DISTRIBUTED,
         &[Type::UUID, Type::UUID_ARRAY, Type::UUID],
         &[
             Column::named::<Uuid>("delivery_id"),

@@ -146,18 +146,6 @@ impl TenantTx {
         query_on(self.connection()?, self.statements, sql, params).await
     }
 
-    /// `query` as an unnamed statement whatever the statement mode:
-    /// PostgreSQL plans it for these values at every call. For a statement
-    /// whose best plan depends on how large its tables are now (a queue);
-    /// a cached generic plan made while they were small would stay.
-    pub async fn query_planned_now(
-        &self,
-        sql: &str,
-        params: &[Param<'_>],
-    ) -> Result<Vec<Row>, DbError> {
-        query_on(self.connection()?, StatementMode::Unnamed, sql, params).await
-    }
-
     /// Readies `sql` so that later `query` calls with these parameter types
     /// send at once. Pipelined calls (several queries in flight on this
     /// connection) then reach PostgreSQL in the order they were issued: a

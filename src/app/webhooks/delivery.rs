@@ -214,8 +214,8 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
     for (business_id, delivery_ids) in by_business {
         let actor = Actor::System.recorded();
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
-        deliveries::bookkeeping(&tx).await?;
-        let jobs = deliveries::load(&tx, &delivery_ids, engine.lease).await?;
+        let kind = deliveries::bookkeeping(&tx).await?;
+        let jobs = deliveries::load(&tx, kind, &delivery_ids, engine.lease).await?;
         tx.commit().await?;
         start(engine, business_id, jobs);
     }
@@ -233,10 +233,10 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
     for business_id in deliveries::fan_out_due(engine.app.db(), FAN_OUT_BUSINESSES).await? {
         let free = i32::try_from(engine.slots.available_permits()).unwrap_or(i32::MAX);
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
-        deliveries::bookkeeping(&tx).await?;
+        let kind = deliveries::bookkeeping(&tx).await?;
         let fanned =
             deliveries::fan_out(&tx, FAN_OUT_BATCH, engine.lease, engine.lease_ms, free).await?;
-        let jobs = deliveries::load(&tx, &fanned.leased, engine.lease).await?;
+        let jobs = deliveries::load(&tx, kind, &fanned.leased, engine.lease).await?;
         tx.commit().await?;
         left |= fanned.created > i64::try_from(fanned.leased.len()).unwrap_or(i64::MAX);
         start(engine, business_id, jobs);

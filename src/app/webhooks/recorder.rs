@@ -213,7 +213,7 @@ async fn write(
 ) -> Result<(Vec<deliveries::Recorded>, Vec<Job>), AppError> {
     let actor = Actor::System.recorded();
     let (tx, _) = settings.app.db().begin(business_id, &[], &actor).await?;
-    let (_, recorded) = tokio::try_join!(
+    let (kind, recorded) = tokio::try_join!(
         deliveries::bookkeeping(&tx),
         deliveries::attempted(
             &tx,
@@ -226,7 +226,7 @@ async fn write(
     let mut next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
     next.sort_unstable();
     next.dedup();
-    let jobs = deliveries::load(&tx, &next, settings.lease).await?;
+    let jobs = deliveries::load(&tx, kind, &next, settings.lease).await?;
     tx.commit().await?;
     Ok((recorded, jobs))
 }
