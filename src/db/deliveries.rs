@@ -434,6 +434,21 @@ const EVENT_COLUMNS: &[Column] = &[
     Column::named::<serde_json::Value>("data"),
 ];
 
+// LOAD and LOAD_DISTRIBUTED take and answer the same.
+const LOAD_PARAMS: &[Type] = &[Type::UUID, Type::UUID_ARRAY, Type::UUID];
+const JOB_COLUMNS: &[Column] = &[
+    Column::named::<Uuid>("delivery_id"),
+    Column::named::<Uuid>("endpoint_id"),
+    Column::named::<String>("url"),
+    Column::named::<Uuid>("id"),
+    Column::named::<i64>("sequence"),
+    Column::named::<String>("type"),
+    Column::named::<DateTime<Utc>>("created_at"),
+    Column::named::<Uuid>("subject_id"),
+    Column::named::<serde_json::Value>("data"),
+    Column::named::<Vec<Vec<u8>>>("secrets"),
+];
+
 pub(super) const STATEMENTS: &[Statement] = &[
     statement!(
         FAN_OUT_DUE,
@@ -465,38 +480,8 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Column::named::<Uuid>("delivery_id"),
         ]
     ),
-    statement!(
-        LOAD,
-        &[Type::UUID, Type::UUID_ARRAY, Type::UUID],
-        &[
-            Column::named::<Uuid>("delivery_id"),
-            Column::named::<Uuid>("endpoint_id"),
-            Column::named::<String>("url"),
-            Column::named::<Uuid>("id"),
-            Column::named::<i64>("sequence"),
-            Column::named::<String>("type"),
-            Column::named::<DateTime<Utc>>("created_at"),
-            Column::named::<Uuid>("subject_id"),
-            Column::named::<serde_json::Value>("data"),
-            Column::named::<Vec<Vec<u8>>>("secrets"),
-        ]
-    ),
-    statement!(
-        LOAD_DISTRIBUTED,
-        &[Type::UUID, Type::UUID_ARRAY, Type::UUID],
-        &[
-            Column::named::<Uuid>("delivery_id"),
-            Column::named::<Uuid>("endpoint_id"),
-            Column::named::<String>("url"),
-            Column::named::<Uuid>("id"),
-            Column::named::<i64>("sequence"),
-            Column::named::<String>("type"),
-            Column::named::<DateTime<Utc>>("created_at"),
-            Column::named::<Uuid>("subject_id"),
-            Column::named::<serde_json::Value>("data"),
-            Column::named::<Vec<Vec<u8>>>("secrets"),
-        ]
-    ),
+    statement!(LOAD, LOAD_PARAMS, JOB_COLUMNS),
+    statement!(LOAD_DISTRIBUTED, LOAD_PARAMS, JOB_COLUMNS),
     statement!(
         ATTEMPTED,
         &[

@@ -1137,17 +1137,26 @@ async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_fo
     app.assert_audit_clean().await;
 }
 
-/// The deliveries of `subject`, in sequence order.
-async fn deliveries_of(sql: &tokio_postgres::Client, subject: Uuid) -> Vec<Uuid> {
+/// The deliveries of `subject`, in sequence order: (id, endpoint, lease).
+async fn queue_of(sql: &tokio_postgres::Client, subject: Uuid) -> Vec<(Uuid, Uuid, Option<Uuid>)> {
     sql.query(
-        "SELECT id FROM webhook_deliveries WHERE subject_id = $1 ORDER BY sequence",
+        "SELECT id, endpoint_id, lease FROM webhook_deliveries WHERE subject_id = $1 ORDER BY sequence",
         &[&subject],
     )
     .await
     .expect("deliveries")
     .iter()
-    .map(|row| row.get(0))
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
     .collect()
+}
+
+/// The deliveries of `subject`, in sequence order.
+async fn deliveries_of(sql: &tokio_postgres::Client, subject: Uuid) -> Vec<Uuid> {
+    queue_of(sql, subject)
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1264,15 +1273,12 @@ async fn leases_of(
     subject: Uuid,
 ) -> Vec<Option<Uuid>> {
     let endpoint: Uuid = endpoint.parse().expect("endpoint id");
-    sql.query(
-        "SELECT lease FROM webhook_deliveries WHERE endpoint_id = $1 AND subject_id = $2 ORDER BY sequence",
-        &[&endpoint, &subject],
-    )
-    .await
-    .expect("leases")
-    .iter()
-    .map(|row| row.get(0))
-    .collect()
+    queue_of(sql, subject)
+        .await
+        .into_iter()
+        .filter(|(_, to, _)| *to == endpoint)
+        .map(|(_, _, lease)| lease)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
