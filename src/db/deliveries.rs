@@ -223,7 +223,8 @@ const LOAD_DISTRIBUTED: &str =
       ORDER BY ev.sequence, d.id";
 
 /// The deliveries among `delivery_ids` that `lease` still holds, in
-/// sequence order (one statement however many).
+/// sequence order, each once however often it is named (one statement
+/// however many).
 pub async fn load(
     tx: &TenantTx,
     kind: Bookkeeping,

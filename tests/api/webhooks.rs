@@ -938,6 +938,26 @@ async fn many_subjects_of_two_businesses_drain_in_order_each_event_once() {
     app.assert_audit_clean().await;
 }
 
+/// One fan-out in a tenant transaction of its own: (created, leased).
+async fn fan_out(
+    sql: &mut tokio_postgres::Client,
+    biz: &Business,
+    lease: Option<Uuid>,
+    max: i32,
+) -> (i64, Vec<Uuid>) {
+    let tx = sql.transaction().await.expect("begin");
+    as_tenant(&tx, biz.id).await;
+    let row = tx
+        .query_one(
+            "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, $2, $3)",
+            &[&lease, &max, &biz.id],
+        )
+        .await
+        .expect("fan out");
+    tx.commit().await.expect("commit");
+    (row.get(0), row.get(1))
+}
+
 /// Waits (up to about 6 s) until the feed has numbered `events` events,
 /// so a fan-out sees them all.
 async fn sequenced(app: &TestApp, biz: &Business, events: i64) {
@@ -1026,21 +1046,7 @@ async fn a_batch_of_attempts_is_recorded_only_under_its_lease_and_leases_what_fo
     // Each step in a transaction of its own, as the server takes them: on
     // Citus the claim, a function of ontab_system's, may not touch what
     // ontab_app wrote in the same transaction.
-    let fanned: i64 = {
-        let tx = sql.transaction().await.expect("begin");
-        as_tenant(&tx, biz.id).await;
-        let fanned = tx
-            .query_one(
-                "SELECT created FROM ontab_webhook_fan_out_leasing_for(1000, NULL, 0, 0, $1)",
-                &[&biz.id],
-            )
-            .await
-            .expect("fan out")
-            .get(0);
-        tx.commit().await.expect("commit");
-        fanned
-    };
-    assert_eq!(fanned, 3);
+    assert_eq!(fan_out(&mut sql, &biz, None, 0).await, (3, vec![]));
     let claimed = sql
         .query(
             "SELECT delivery_id FROM ontab_claim_webhook_deliveries($1, 60000, 100)",
@@ -1183,20 +1189,8 @@ async fn a_subjects_deliveries_are_leased_as_a_run_from_its_head_while_each_is_f
     let lease = Uuid::new_v4();
 
     // The fan-out leases the new head and the rest of its subject with it.
-    let leased: Vec<Uuid> = {
-        let tx = sql.transaction().await.expect("begin");
-        as_tenant(&tx, biz.id).await;
-        let row = tx
-            .query_one(
-                "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, 10, $2)",
-                &[&lease, &biz.id],
-            )
-            .await
-            .expect("fan out");
-        tx.commit().await.expect("commit");
-        assert_eq!(row.get::<_, i64>(0), 4);
-        row.get(1)
-    };
+    let (created, leased) = fan_out(&mut sql, &biz, Some(lease), 10).await;
+    assert_eq!(created, 4);
     let run = deliveries_of(&sql, a).await;
     assert_eq!(run.len(), 4);
     let mut sorted = leased.clone();
@@ -1244,26 +1238,6 @@ async fn a_subjects_deliveries_are_leased_as_a_run_from_its_head_while_each_is_f
     assert_eq!(holder, Some(stranger));
     assert_eq!(attempts_recorded(&sql).await, 3);
     app.assert_audit_clean().await;
-}
-
-/// One fan-out in a tenant transaction of its own: (created, leased).
-async fn fan_out(
-    sql: &mut tokio_postgres::Client,
-    biz: &Business,
-    lease: Option<Uuid>,
-    max: i32,
-) -> (i64, Vec<Uuid>) {
-    let tx = sql.transaction().await.expect("begin");
-    as_tenant(&tx, biz.id).await;
-    let row = tx
-        .query_one(
-            "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, $2, $3)",
-            &[&lease, &max, &biz.id],
-        )
-        .await
-        .expect("fan out");
-    tx.commit().await.expect("commit");
-    (row.get(0), row.get(1))
 }
 
 /// The leases of `subject`'s deliveries to `endpoint`, in sequence order.

@@ -223,9 +223,9 @@ async fn write(
             attempts,
         ),
     )?;
-    let mut next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
-    next.sort_unstable();
-    next.dedup();
+    // A delivery of a next run comes once per delivery recorded before it
+    // in the run; `load` reads each once.
+    let next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
     let jobs = deliveries::load(&tx, kind, &next, settings.lease).await?;
     tx.commit().await?;
     Ok((recorded, jobs))
