@@ -8,11 +8,12 @@
 //! which Citus runs on the node that holds it.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{Json, Type};
 use uuid::Uuid;
 
 use super::sql::{Column, Statement, statement};
 use super::{Db, DbError, TenantTx, column};
+use crate::domain::events::EventData;
 use crate::domain::webhook::WebhookSecret;
 
 /// An event as delivered: the body's fields.
@@ -24,7 +25,7 @@ pub struct EventBody {
     pub event_type: String,
     pub created_at: DateTime<Utc>,
     pub subject_id: Uuid,
-    pub data: serde_json::Value,
+    pub data: EventData,
 }
 
 /// An event's body from a row that has its columns (EVENT_COLUMNS).
@@ -35,7 +36,7 @@ fn event_body(row: &tokio_postgres::Row) -> Result<EventBody, DbError> {
         event_type: column(row, "type")?,
         created_at: column(row, "created_at")?,
         subject_id: column(row, "subject_id")?,
-        data: column(row, "data")?,
+        data: super::events::data(row)?,
     })
 }
 
@@ -432,7 +433,7 @@ const EVENT_COLUMNS: &[Column] = &[
     Column::named::<String>("type"),
     Column::named::<DateTime<Utc>>("created_at"),
     Column::named::<Uuid>("subject_id"),
-    Column::named::<serde_json::Value>("data"),
+    Column::named::<Json<EventData>>("data"),
 ];
 
 // LOAD and LOAD_DISTRIBUTED take and answer the same.
@@ -446,7 +447,7 @@ const JOB_COLUMNS: &[Column] = &[
     Column::named::<String>("type"),
     Column::named::<DateTime<Utc>>("created_at"),
     Column::named::<Uuid>("subject_id"),
-    Column::named::<serde_json::Value>("data"),
+    Column::named::<Json<EventData>>("data"),
     Column::named::<Vec<Vec<u8>>>("secrets"),
 ];
 

@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tokio_postgres::AsyncMessage;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{Json, Type};
 use uuid::Uuid;
 
 use super::sql::{Column, Statement, statement};
 use super::{Db, DbError, TenantTx, column};
-use crate::domain::events::Event;
+use crate::domain::events::{Event, EventData};
 
 /// A page of the feed as read in one snapshot.
 #[derive(Debug, Clone)]
@@ -87,10 +87,15 @@ pub async fn feed(
             event_type: column(row, "type")?,
             created_at: column(row, "created_at")?,
             subject_id: column(row, "subject_id")?,
-            data: column(row, "data")?,
+            data: data(row)?,
         });
     }
     Ok(page)
+}
+
+/// The row's `data` column, as its text.
+pub(super) fn data(row: &tokio_postgres::Row) -> Result<EventData, DbError> {
+    column::<_, Json<EventData>>(row, "data").map(|json| json.0)
 }
 
 const SEQUENCE: &str = "SELECT event_type, sequenced FROM ontab_sequence_events_for($1, $2)";
@@ -216,7 +221,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Column::named::<String>("type"),
             Column::named::<DateTime<Utc>>("created_at"),
             Column::named::<Uuid>("subject_id"),
-            Column::named::<serde_json::Value>("data"),
+            Column::named::<Json<EventData>>("data"),
         ]
     ),
     statement!(

@@ -19,7 +19,7 @@ use super::idempotent::sent;
 use super::problem::Problem;
 use super::request::Query;
 use crate::app::{AppError, events};
-use crate::domain::events::{Event as EventRecord, EventType, FeedRequest};
+use crate::domain::events::{Event as EventRecord, EventData, EventType, FeedRequest};
 
 /// An event type's wire name in the spec. Written by hand rather than
 /// derived so the enum is `EventType::ALL` itself: the document cannot list a
@@ -61,7 +61,7 @@ pub struct Event {
     /// `{product, adjustment}` answer; for customer.overdue the customer
     /// with `overdue: {order_id, due_at, unsettled_amount}`.
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: EventData,
 }
 
 impl From<EventRecord> for Event {
