@@ -46,12 +46,12 @@ impl EndpointUrl {
         Ok(Self(url))
     }
 
-    pub fn url(&self) -> &url::Url {
-        &self.0
-    }
-
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    pub fn into_url(self) -> url::Url {
+        self.0
     }
 
     /// The host when it is an IP literal, which needs no resolving.
