@@ -1916,17 +1916,20 @@ BEGIN
     SELECT coalesce(array_agg(id ORDER BY id), '{}'), coalesce(array_agg(credit_limit ORDER BY id), '{}'),
            coalesce(array_agg(status ORDER BY id), '{}'), coalesce(array_agg(payment_terms_days ORDER BY id), '{}')
       INTO c_ids, c_limit, c_status, c_terms
-      FROM (SELECT c.id, c.credit_limit, c.status, c.payment_terms_days FROM customers c
-             WHERE c.business_id = tenant AND c.id = ANY (p_customer_ids)
-             ORDER BY c.id
-               FOR UPDATE) locked;
+      FROM (SELECT c.id, c.credit_limit, c.status, c.payment_terms_days
+              FROM (SELECT DISTINCT k.id FROM unnest(p_customer_ids) AS k (id) ORDER BY k.id) k
+             CROSS JOIN LATERAL (SELECT c.id, c.credit_limit, c.status, c.payment_terms_days
+                                   FROM customers c
+                                  WHERE c.business_id = tenant AND c.id = k.id
+                                    FOR UPDATE) c) locked;
     -- What live holds reserve of each customer's credit, read under its
     -- lock (no hold of theirs can start meanwhile), expired ones released.
     PERFORM ontab_release_expired_credit(tenant, c_ids);
-    SELECT coalesce(array_agg(c.held ORDER BY c.id), '{}')
+    SELECT coalesce(array_agg(c.held ORDER BY k.ord), '{}')
       INTO c_held
-      FROM customers c
-     WHERE c.business_id = tenant AND c.id = ANY (c_ids);
+      FROM unnest(c_ids) WITH ORDINALITY AS k (id, ord)
+      JOIN LATERAL (SELECT c.held FROM customers c
+                     WHERE c.business_id = tenant AND c.id = k.id) c ON true;
     -- Chain heads, read after the customer locks (a fresh snapshot): one
     -- index probe per customer, however long its history. The batch is
     -- dated no earlier than any of its customers' last entries, so every
@@ -2847,12 +2850,15 @@ BEGIN
              WHERE i.id IS NOT NULL
              ORDER BY i.id
         ), locked AS MATERIALIZED (
-            SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts
-              FROM webhook_deliveries d
-             WHERE d.business_id = $1 AND d.id = ANY ($4)
-               AND d.finished_at IS NULL AND d.lease = $2
-             ORDER BY d.id
-               FOR UPDATE
+            SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts, d.tid
+              FROM (SELECT i.id FROM input i ORDER BY i.id) k
+             CROSS JOIN LATERAL (
+                   SELECT d.business_id, d.id, d.endpoint_id, d.event_id, d.subject_id, d.attempts,
+                          d.ctid AS tid
+                     FROM webhook_deliveries d
+                    WHERE d.business_id = $1 AND d.id = k.id
+                      AND d.finished_at IS NULL AND d.lease = $2
+                      FOR UPDATE) d
         ), timed AS MATERIALIZED (
             SELECT h.*,
                    CASE h.outcome
@@ -2879,7 +2885,8 @@ BEGIN
                    lease = NULL,
                    leased_until = NULL
               FROM timed t
-             WHERE d.business_id = $1 AND d.id = ANY ($4) AND d.id = t.id
+             WHERE d.business_id = $1 AND d.ctid = ANY (ARRAY(SELECT l.tid FROM locked l))
+               AND d.id = t.id
         ), logged AS (
             INSERT INTO webhook_attempts (business_id, id, endpoint_id, delivery_id, event_id, attempt,
                                           status_code, error, duration_ms, outcome, next_attempt_at,

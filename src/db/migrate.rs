@@ -150,6 +150,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "deliveries_born_leased",
         sql: include_str!("../../migrations/0025_deliveries_born_leased.sql"),
     },
+    Migration {
+        version: 26,
+        name: "batch_reads_probe_keys",
+        sql: include_str!("../../migrations/0026_batch_reads_probe_keys.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

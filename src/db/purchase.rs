@@ -40,9 +40,15 @@ pub async fn execute(
 
 // A batch locks its customers first, in id order (the products come last,
 // inside the batch function), so that stored Idempotency-Key outcomes read
-// afterwards include those of a concurrent request that held a lock.
-const LOCK_CUSTOMERS: &str =
-    "SELECT 1 FROM customers WHERE business_id = $1 AND id = ANY ($2) ORDER BY id FOR UPDATE";
+// afterwards include those of a concurrent request that held a lock. One
+// probe of the primary key per id, locked as the nested loop reaches it
+// (the ids come sorted): as `id = ANY ($2) ORDER BY id`, the plan prepared
+// once per connection walked every customer of the business and compared
+// each with every id (1,000 read for 19 locked, 3.4 ms; migrations/0026).
+const LOCK_CUSTOMERS: &str = "SELECT 1 FROM unnest($2::uuid[]) AS k (id)
+      CROSS JOIN LATERAL (SELECT 1 FROM customers c
+                           WHERE c.business_id = $1 AND c.id = k.id
+                             FOR UPDATE) c";
 const LOCK_CUSTOMERS_TYPES: [Type; 2] = [Type::UUID, Type::UUID_ARRAY];
 
 const PURCHASE_BATCH: &str = "SELECT ontab_purchase_batch_for($1, $2, $3, $4, $5, $6, $7)";
