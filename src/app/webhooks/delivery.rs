@@ -530,3 +530,34 @@ async fn backlog_gauge(engine: Arc<Engine>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_parsed_once_by_text_and_kept_bounded() {
+        let urls = ParsedUrls::default();
+        let url = urls.parse("https://example.com/hook").expect("valid");
+        assert_eq!(url.as_str(), "https://example.com/hook");
+        assert_eq!(urls.parse("https://example.com/hook"), Ok(url));
+        assert_eq!(
+            urls.parse("https://example.com/other")
+                .map(EndpointUrl::into_url),
+            Ok(url::Url::parse("https://example.com/other").expect("valid"))
+        );
+        // Refused, and not kept: the stored text is checked again each time.
+        assert!(urls.parse("ftp://example.com/hook").is_err());
+        assert!(urls.parse("https://user:secret@example.com/").is_err());
+        for n in 0..=MAX_PARSED_URLS {
+            urls.parse(&format!("https://example.com/{n}"))
+                .expect("valid");
+        }
+        let kept = urls
+            .0
+            .lock()
+            .map(|parsed| parsed.len())
+            .unwrap_or(usize::MAX);
+        assert!((1..=MAX_PARSED_URLS).contains(&kept), "{kept} URLs kept");
+    }
+}
