@@ -21,7 +21,7 @@ impl App {
     /// when it begins.
     pub async fn authenticate(&self, token: &str, deadline: Deadline) -> Result<Tenant, AppError> {
         let key = ApiKey::parse(token).ok_or(AppError::Unauthorized(INVALID_API_KEY))?;
-        let record = match self.keys.get(key.id) {
+        let record = match self.keys.get(&key.id) {
             Some(record) => record,
             None => {
                 let looked_up =
@@ -63,6 +63,6 @@ impl App {
 
     /// Forgets a key this process cached, e.g. once it revoked it.
     pub(crate) fn forget_api_key(&self, key_id: uuid::Uuid) {
-        self.keys.forget(key_id);
+        self.keys.forget(&key_id);
     }
 }

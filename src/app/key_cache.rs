@@ -13,70 +13,13 @@
 //! (pushing out real keys) for no gain, and such a request costs one lookup,
 //! as every request did before this cache.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-
 use uuid::Uuid;
 
+use super::bounded_cache::BoundedCache;
 use crate::db::api_keys::KeyRecord;
 
-/// Key id -> record, bounded.
-///
-/// A plain mutex: each critical section is one hash probe and a 64-byte
-/// copy, far shorter than anything a lock-free map or an RwLock would save.
-pub struct KeyCache {
-    entries: Mutex<HashMap<Uuid, KeyRecord>>,
-    capacity: usize,
-}
-
-impl KeyCache {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(HashMap::with_capacity(capacity)),
-            capacity,
-        }
-    }
-
-    pub fn get(&self, key_id: Uuid) -> Option<KeyRecord> {
-        self.entries().get(&key_id).copied()
-    }
-
-    /// Remembers a live key. When full, an arbitrary entry makes room: the
-    /// cache is meant to hold the keys in use, which normally fit many times
-    /// over; when they do not, any policy degrades towards one lookup per
-    /// request (the cost without a cache), and this one needs no
-    /// bookkeeping on the read path.
-    pub fn insert(&self, key_id: Uuid, record: KeyRecord) {
-        let mut entries = self.entries();
-        if entries.len() >= self.capacity && !entries.contains_key(&key_id) {
-            let victim = entries.keys().next().copied();
-            if let Some(victim) = victim {
-                entries.remove(&victim);
-            }
-        }
-        if self.capacity > 0 {
-            entries.insert(key_id, record);
-        }
-    }
-
-    /// Forgets a key found revoked (or gone), so its next use is looked up.
-    pub fn forget(&self, key_id: Uuid) {
-        self.entries().remove(&key_id);
-    }
-
-    fn entries(&self) -> MutexGuard<'_, HashMap<Uuid, KeyRecord>> {
-        // A poisoned lock only means a thread panicked while holding it;
-        // every operation leaves the map consistent.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries().len()
-    }
-}
+/// Key id -> record, bounded (see [`BoundedCache`] for what makes room).
+pub type KeyCache = BoundedCache<Uuid, KeyRecord>;
 
 #[cfg(test)]
 mod tests {
@@ -99,7 +42,7 @@ mod tests {
         }
         // The last key inserted is always there.
         assert_eq!(
-            cache.get(ids[9]).map(|found| found.secret_sha256),
+            cache.get(&ids[9]).map(|found| found.secret_sha256),
             Some([9; 32])
         );
     }
@@ -111,7 +54,7 @@ mod tests {
         cache.insert(first, record(1));
         cache.insert(second, record(2));
         cache.insert(second, record(2));
-        assert!(cache.get(first).is_some() && cache.get(second).is_some());
+        assert!(cache.get(&first).is_some() && cache.get(&second).is_some());
     }
 
     #[test]
@@ -119,8 +62,8 @@ mod tests {
         let cache = KeyCache::new(2);
         let id = Uuid::new_v4();
         cache.insert(id, record(1));
-        cache.forget(id);
-        assert!(cache.get(id).is_none());
+        cache.forget(&id);
+        assert!(cache.get(&id).is_none());
     }
 
     #[test]
@@ -128,6 +71,6 @@ mod tests {
         let cache = KeyCache::new(0);
         let id = Uuid::new_v4();
         cache.insert(id, record(1));
-        assert!(cache.get(id).is_none());
+        assert!(cache.get(&id).is_none());
     }
 }

@@ -13,6 +13,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+mod bounded_cache;
 pub mod businesses;
 pub mod customers;
 mod error;

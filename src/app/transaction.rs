@@ -115,7 +115,7 @@ impl App {
         if revoked.is_empty() {
             Ok(tx)
         } else {
-            self.keys.forget(tenant.key_id);
+            self.keys.forget(&tenant.key_id);
             Err(DbError::KeyRevoked.into())
         }
     }

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use super::WebhookSettings;
 use super::guard::GuardedResolver;
 use super::recorder::Recorder;
+use crate::app::bounded_cache::BoundedCache;
 use crate::app::{Actor, App, AppError};
 use crate::db::deliveries::{self, Attempted, Job, ToRecord};
 use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
@@ -58,7 +59,7 @@ const SUBJECT_RUN: usize = 200;
 const ROUND_GATHER: Duration = Duration::from_millis(5);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
-/// Endpoint URLs kept parsed before [`ParsedUrls`] starts afresh.
+/// Endpoint URLs kept parsed, however many endpoints there are.
 const MAX_PARSED_URLS: usize = 10_000;
 
 /// The engine's shared parts.
@@ -88,35 +89,22 @@ struct Engine {
     /// anywhere, bench/results/20261203T075730Z).
     claim_due: AtomicBool,
     slots: Arc<Semaphore>,
-    urls: ParsedUrls,
+    /// Endpoint URLs parsed, at most [`MAX_PARSED_URLS`] ([`parsed_url`]).
+    urls: BoundedCache<String, EndpointUrl>,
 }
 
-/// Endpoint URLs as parsed and checked, by their text (the key, since an
-/// endpoint's URL may change). Parsing the URL again for every request
-/// (url, idna) cost ~11k instructions per delivered event
-/// (bench/results/20261204T1427Z-profile.md). Emptied whenever it reaches
-/// [`MAX_PARSED_URLS`], so it stays small however many endpoints there are.
-#[derive(Default)]
-struct ParsedUrls(std::sync::Mutex<HashMap<String, EndpointUrl>>);
-
-impl ParsedUrls {
-    fn parse(&self, raw: &str) -> Result<EndpointUrl, String> {
-        // A task that panicked holding the lock left a map of whole
-        // entries: nothing to repair.
-        let mut parsed = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(url) = parsed.get(raw) {
-            return Ok(url.clone());
-        }
-        let url = EndpointUrl::parse("url", raw).map_err(|error| error.message)?;
-        if parsed.len() >= MAX_PARSED_URLS {
-            parsed.clear();
-        }
-        parsed.insert(raw.to_owned(), url.clone());
-        Ok(url)
+/// An endpoint's URL as parsed and checked, kept by its text (the key,
+/// since an endpoint's URL may change; refusals are not kept, so a stored
+/// text that fails is checked again each time). Parsing the URL again for
+/// every request (url, idna) cost ~11k instructions per delivered event
+/// (bench/results/20261204T1427Z-profile.md).
+fn parsed_url(urls: &BoundedCache<String, EndpointUrl>, raw: &str) -> Result<EndpointUrl, String> {
+    if let Some(url) = urls.get(raw) {
+        return Ok(url);
     }
+    let url = EndpointUrl::parse("url", raw).map_err(|error| error.message)?;
+    urls.insert(raw.to_owned(), url.clone());
+    Ok(url)
 }
 
 /// The HTTP client deliveries go out on: no redirects, no proxies, the
@@ -164,7 +152,7 @@ pub async fn run(app: Arc<App>) {
         lease_ms,
         wake: Notify::new(),
         claim_due: AtomicBool::new(true),
-        urls: ParsedUrls::default(),
+        urls: BoundedCache::new(MAX_PARSED_URLS),
     });
     let _listener = AbortOnDrop(tokio::spawn(listen(engine.clone())));
     let _gauges = AbortOnDrop(tokio::spawn(backlog_gauge(engine.clone())));
@@ -460,7 +448,7 @@ async fn send(engine: &Engine, job: &Job) -> Attempted {
 }
 
 async fn post(engine: &Engine, job: &Job) -> Result<u16, String> {
-    let url = engine.urls.parse(&job.url)?;
+    let url = parsed_url(&engine.urls, &job.url)?;
     if !engine.settings.allow_private
         && let Some(ip) = url.ip_literal()
         && !is_public(ip)
@@ -537,27 +525,23 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_parsed_once_by_text_and_kept_bounded() {
-        let urls = ParsedUrls::default();
-        let url = urls.parse("https://example.com/hook").expect("valid");
+        let urls = BoundedCache::new(MAX_PARSED_URLS);
+        let url = parsed_url(&urls, "https://example.com/hook").expect("valid");
         assert_eq!(url.as_str(), "https://example.com/hook");
-        assert_eq!(urls.parse("https://example.com/hook"), Ok(url));
+        assert_eq!(urls.get("https://example.com/hook"), Some(url.clone()));
+        assert_eq!(parsed_url(&urls, "https://example.com/hook"), Ok(url));
         assert_eq!(
-            urls.parse("https://example.com/other")
-                .map(EndpointUrl::into_url),
+            parsed_url(&urls, "https://example.com/other").map(EndpointUrl::into_url),
             Ok(url::Url::parse("https://example.com/other").expect("valid"))
         );
         // Refused, and not kept: the stored text is checked again each time.
-        assert!(urls.parse("ftp://example.com/hook").is_err());
-        assert!(urls.parse("https://user:secret@example.com/").is_err());
+        assert!(parsed_url(&urls, "ftp://example.com/hook").is_err());
+        assert!(parsed_url(&urls, "https://user:secret@example.com/").is_err());
+        assert_eq!(urls.get("ftp://example.com/hook"), None);
         for n in 0..=MAX_PARSED_URLS {
-            urls.parse(&format!("https://example.com/{n}"))
-                .expect("valid");
+            parsed_url(&urls, &format!("https://example.com/{n}")).expect("valid");
         }
-        let kept = urls
-            .0
-            .lock()
-            .map(|parsed| parsed.len())
-            .unwrap_or(usize::MAX);
+        let kept = urls.len();
         assert!((1..=MAX_PARSED_URLS).contains(&kept), "{kept} URLs kept");
     }
 }
