@@ -1819,6 +1819,14 @@ BEGIN
     VALUES (tenant, p_entry_id, p_customer_id, head.seq + 1, 'purchase', order_total,
             head.balance + order_total, p_order_id, created, due);
 
+    -- The order's checks now, as the batch runs them, rather than at
+    -- COMMIT: there they would run as the server's role with its
+    -- search_path, and a connection alternating with batches would plan
+    -- them again at every switch (see the header). A line written later in
+    -- this transaction is still checked at COMMIT, by its own trigger.
+    SET CONSTRAINTS orders_complete, order_items_complete IMMEDIATE;
+    SET CONSTRAINTS orders_complete, order_items_complete DEFERRED;
+
     RETURN jsonb_build_object('order', jsonb_build_object(
         'id', p_order_id, 'customer_id', p_customer_id, 'total', order_total::bigint,
         'created_at', created, 'due_at', due, 'hold_id', NULL, 'items', items));
@@ -2394,6 +2402,7 @@ ALTER FUNCTION public.ontab_require_business(p_business uuid) OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_require_tenant() RETURNS uuid
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public'
     AS $$
 DECLARE
     tenant uuid := ontab_tenant();

@@ -155,6 +155,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "batch_reads_probe_keys",
         sql: include_str!("../../migrations/0026_batch_reads_probe_keys.sql"),
     },
+    Migration {
+        version: 27,
+        name: "guards_planned_once",
+        sql: include_str!("../../migrations/0027_guards_planned_once.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

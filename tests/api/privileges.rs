@@ -253,6 +253,71 @@ async fn the_app_role_moves_money_and_stock_only_through_the_use_cases() {
     }
 }
 
+/// A lone purchase runs its order checks inside `ontab_purchase` (migration
+/// 0027), as the batch does: as ontab_writer with the function's fixed
+/// search_path, not at COMMIT in the caller's setting. So a session's
+/// search_path decides neither which tables they read nor (by changing
+/// between the two paths) when PostgreSQL plans them again.
+#[tokio::test]
+async fn a_purchases_checks_read_the_real_tables_whatever_the_callers_search_path() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let owner = app.sql().await;
+    let config: Vec<String> = owner
+        .query_one(
+            "SELECT coalesce(p.proconfig, '{}')::text[] FROM pg_proc p
+              WHERE p.proname = 'ontab_require_tenant'",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    assert!(
+        config.contains(&"search_path=pg_catalog, public".to_owned()),
+        "ontab_require_tenant: {config:?}"
+    );
+
+    // Empty look-alikes of the tables the checks read, first on the
+    // session's search_path: a check that resolved its tables through it
+    // would find no lines and no ledger entry, and refuse the order.
+    owner
+        .batch_execute(
+            "CREATE SCHEMA decoy;
+             CREATE TABLE decoy.orders (LIKE public.orders);
+             CREATE TABLE decoy.order_items (LIKE public.order_items);
+             CREATE TABLE decoy.credit_ledger (LIKE public.credit_ledger);
+             GRANT USAGE ON SCHEMA decoy TO ontab_app, ontab_writer;
+             GRANT SELECT ON ALL TABLES IN SCHEMA decoy TO ontab_app, ontab_writer;",
+        )
+        .await
+        .expect("the decoy tables");
+    let client = session_as(&app, "ontab_app", shop.business.id).await;
+    client
+        .batch_execute("SET search_path = decoy, public")
+        .await
+        .expect("search_path");
+    // Before 0027 this purchase's checks ran at COMMIT, in this session's
+    // setting, read the decoys and refused it.
+    let bought: Value = query_one_as_session_tenant(
+        &client,
+        "SELECT ontab_purchase(gen_random_uuid(), gen_random_uuid(), $1, $2, '{1}')",
+        &[&shop.customer, &vec![shop.product]],
+    )
+    .await
+    .expect("the purchase commits, its checks having read the real tables")
+    .get(0);
+    assert_eq!(bought["order"]["total"], 100, "{bought}");
+    let orders = count(
+        &owner,
+        &format!(
+            "SELECT count(*) FROM public.orders WHERE business_id = '{}'",
+            shop.business.id
+        ),
+    )
+    .await;
+    assert_eq!(orders, 2, "the shop's first order and this one");
+}
+
 #[tokio::test]
 async fn the_use_cases_write_only_the_callers_tenant() {
     let app = TestApp::spawn().await;
