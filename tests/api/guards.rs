@@ -1467,3 +1467,104 @@ async fn a_purchase_entry_racing_a_limit_cut_waits_for_it_and_is_refused() {
         0
     );
 }
+
+/// Every entry of a multi-row INSERT (as the purchase batch writes its
+/// entries) is held to the customer's rules, not only the first, and a
+/// statement within them extends the chain by each of its entries.
+#[tokio::test]
+async fn every_entry_of_one_statement_is_held_to_the_customers_rules() {
+    let app = TestApp::spawn().await;
+    let world = world(&app).await;
+    let owner = app.sql().await;
+    let writer = as_writer(&app, world.shop.id).await;
+    let (shop, customer) = (world.shop.id, world.customer);
+    let (seq, balance, purchased) = head(&owner, customer).await;
+    assert_eq!((seq, balance, purchased), (3, 600, 800));
+    // A second customer, closed (its balance is zero).
+    let closed = app.customer(&world.shop, 1_000).await;
+    let reply = app
+        .patch(
+            &format!("/v1/customers/{closed}"),
+            &world.shop.key,
+            json!({ "status": "closed" }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Two purchases of the customer in one INSERT (limit 1,000), their
+    // orders written first; due_at left to the terms in force.
+    let two_purchases = |first: i64, second: i64| {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        format!(
+            "INSERT INTO orders (business_id, id, customer_id, total, due_at) \
+             VALUES ('{shop}', '{a}', '{customer}', {first}, now() + interval '30 days'), \
+                    ('{shop}', '{b}', '{customer}', {second}, now() + interval '30 days'); \
+             INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after, order_id) \
+             VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'purchase', {first}, {}, '{a}'), \
+                    ('{shop}', gen_random_uuid(), '{customer}', {}, 'purchase', {second}, {}, '{b}')",
+            seq + 1,
+            balance + first,
+            seq + 2,
+            balance + first + second,
+        )
+    };
+    for session in [&owner, &writer] {
+        // The first entry is within the limit, the second is not.
+        let refusal = refused(session, &two_purchases(200, 300)).await;
+        if refused_at_commit_on_citus(&refusal) {
+            continue;
+        }
+        assert_eq!(refusal.code, SqlState::CHECK_VIOLATION, "{refusal:?}");
+        assert_constraint(
+            &refusal,
+            "credit_ledger_within_limit",
+            &format!("{refusal:?}"),
+        );
+        assert!(
+            refusal.message.contains("balance 1100"),
+            "the second entry is the one named: {refusal:?}"
+        );
+
+        // A payment of the customer and one of the closed customer, in one
+        // INSERT: the closed one is refused.
+        expect_constraint(
+            session,
+            &format!(
+                "INSERT INTO credit_ledger (business_id, id, customer_id, seq, kind, amount, balance_after) \
+                 VALUES ('{shop}', gen_random_uuid(), '{customer}', {}, 'payment', -50, {}), \
+                        ('{shop}', gen_random_uuid(), '{closed}', 1, 'payment', -1, -1)",
+                seq + 1,
+                balance - 50
+            ),
+            &SqlState::CHECK_VIOLATION,
+            "credit_ledger_customer_not_closed",
+        )
+        .await;
+
+        // Both within the limit: the statement stands, the chain is
+        // extended by two, each purchase due on the customer's terms.
+        crate::helpers::begin_as_session_tenant(session).await;
+        session
+            .batch_execute(&two_purchases(200, 100))
+            .await
+            .expect("two purchases within the limit");
+        assert_eq!(
+            head(session, customer).await,
+            (seq + 2, balance + 300, purchased + 300)
+        );
+        let off_terms: i64 = session
+            .query_one(
+                "SELECT count(*) FROM credit_ledger l JOIN customers c \
+                   ON c.business_id = l.business_id AND c.id = l.customer_id \
+                 WHERE l.customer_id = $1 AND l.seq > $2 \
+                   AND l.due_at <> l.created_at + make_interval(days => c.payment_terms_days)",
+                &[&customer, &seq],
+            )
+            .await
+            .expect("terms")
+            .get(0);
+        assert_eq!(off_terms, 0);
+        session.batch_execute("ROLLBACK").await.expect("rollback");
+    }
+    assert_eq!(head(&owner, customer).await, (seq, balance, purchased));
+}
