@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::helpers::{Business, Reply, TestApp};
+use crate::helpers::{Business, Reply, TestApp, refused};
 
 fn items(lines: &[(Uuid, i64)]) -> Value {
     lines
@@ -1180,26 +1180,6 @@ async fn hold_posts_run_once_per_idempotency_key() {
 }
 
 // ------------------------------------------------------------ SQL guards
-
-struct Refused {
-    code: SqlState,
-    constraint: Option<String>,
-    message: String,
-}
-
-async fn refused(client: &Client, sql: &str) -> Refused {
-    let error = crate::helpers::in_session_tenant_tx(client, sql)
-        .await
-        .expect_err(&format!("`{sql}` must be refused"));
-    let db = error
-        .as_db_error()
-        .unwrap_or_else(|| panic!("`{sql}`: not a database error: {error:?}"));
-    Refused {
-        code: db.code().clone(),
-        constraint: db.constraint().map(str::to_owned),
-        message: db.message().to_owned(),
-    }
-}
 
 async fn expect_denied(client: &Client, sql: &str) {
     let refusal = refused(client, sql).await;
