@@ -222,6 +222,7 @@ impl Server {
             ..
         } = self;
         let janitor = tokio::spawn(expire_idempotency_keys(app.clone()));
+        let metrics_upkeep = tokio::spawn(http::metrics_upkeep());
         let sweeper = (!hold_sweep_interval.is_zero())
             .then(|| tokio::spawn(crate::app::holds::sweep(app.clone(), hold_sweep_interval)));
         let event_work = event_work(&app, events);
@@ -245,6 +246,7 @@ impl Server {
             }
         };
         janitor.abort();
+        metrics_upkeep.abort();
         for task in [sweeper, deliverer, publisher].into_iter().flatten() {
             task.abort();
         }

@@ -3,7 +3,7 @@
 //! retries.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -40,6 +40,29 @@ fn recorder() -> Option<&'static PrometheusHandle> {
 /// Installs the recorder so counts start with the first request.
 pub fn install() {
     let _ = recorder();
+}
+
+/// How often recorded histogram samples are folded into their buckets (the
+/// exporter's own default when it runs its upkeep itself).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the histograms' recorded samples into their buckets, every
+/// [`UPKEEP_EVERY`], for as long as the server runs. The exporter keeps
+/// each sample until then, or until `/metrics` is read: a server nobody
+/// scraped kept every request's latency and every event's delivery lag
+/// (8 bytes and change each; 3.2 MB after four 8 s benchmark runs, by
+/// heaptrack), growing for as long as it ran. `install_recorder` leaves
+/// this to its caller.
+pub async fn upkeep() {
+    let Some(handle) = recorder() else {
+        return;
+    };
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 /// Counts every request by method, route template (never the raw path, so

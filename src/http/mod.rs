@@ -46,7 +46,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use problem::Problem;
 
-pub use metrics::install as install_metrics;
+pub use metrics::{install as install_metrics, upkeep as metrics_upkeep};
 
 /// What every handler can reach.
 #[derive(Clone)]
