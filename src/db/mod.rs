@@ -156,15 +156,35 @@ impl Db {
         key_ids: &[Uuid],
         actor: &str,
     ) -> Result<(TenantTx, Vec<Uuid>), DbError> {
-        let (tx, live) = TenantTx::begin(
-            self.client().await?,
-            business_id,
-            key_ids,
-            actor,
-            self.statements,
-            &self.statement_timeout,
-        )
-        .await?;
+        // Every pooled connection may have died together (one restart
+        // closes them all), and the pool only drops those it has seen
+        // close: as many attempts as it holds, and one new connection.
+        // A connection that cannot be made fails at once (`client`).
+        let attempts = self.pool.status().max_size + 1;
+        let mut attempt = 1;
+        let (tx, live) = loop {
+            let begun = TenantTx::begin(
+                self.client().await?,
+                business_id,
+                key_ids,
+                actor,
+                self.statements,
+                &self.statement_timeout,
+            )
+            .await;
+            match begun {
+                // A pooled connection that died while idle (its backend
+                // terminated, a pooler or the network closed it) fails here,
+                // before anything that could commit was sent: another
+                // connection may well work, and the request need not be a
+                // 503. The broken one is not returned to the pool.
+                Err(DbError::Unavailable(detail)) if attempt < attempts => {
+                    tracing::debug!(%detail, attempt, "a pooled connection failed at BEGIN; taking another");
+                    attempt += 1;
+                }
+                begun => break begun?,
+            }
+        };
         let revoked = key_ids
             .iter()
             .copied()

@@ -594,3 +594,41 @@ async fn a_batch_whose_commit_outlasts_its_deadline_answers_every_order_201() {
     }
     app.assert_audit_clean().await;
 }
+
+/// Pooled connections whose backends were terminated while idle (a
+/// restart, an administrator, a pooler closing them) fail at BEGIN, before
+/// anything that could commit was sent: the transaction takes another
+/// connection instead of answering 503.
+#[tokio::test]
+async fn a_pooled_connection_that_died_while_idle_is_replaced_at_begin() {
+    if crate::helpers::skipped_on_citus(STALLS_ON_ONE_NODE) {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let customer = app.customer(&shop, 1_000_000).await;
+    let product = app.product(&shop, 1, 1_000).await;
+    let sql = app.sql().await;
+    let mut bought = 0;
+    for round in 0..5 {
+        let reply = app.purchase(&shop, customer, &[(product, 1)]).await;
+        assert_eq!(reply.status, 201, "round {round}, before: {reply:?}");
+        bought += 1;
+        // Every other session of this database: the server's pool.
+        let terminated: i64 = sql
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()
+                    AND backend_type = 'client backend'",
+                &[],
+            )
+            .await
+            .expect("terminate the pool's sessions")
+            .get(0);
+        assert!(terminated > 0, "round {round}: the pool had no session");
+        let reply = app.purchase(&shop, customer, &[(product, 1)]).await;
+        assert_eq!(reply.status, 201, "round {round}, after: {reply:?}");
+        bought += 1;
+    }
+    assert_eq!(stock_of(&sql, product).await, 1_000 - bought);
+}
