@@ -601,9 +601,6 @@ async fn a_batch_whose_commit_outlasts_its_deadline_answers_every_order_201() {
 /// connection instead of answering 503.
 #[tokio::test]
 async fn a_pooled_connection_that_died_while_idle_is_replaced_at_begin() {
-    if crate::helpers::skipped_on_citus(STALLS_ON_ONE_NODE) {
-        return;
-    }
     let app = TestApp::spawn().await;
     let shop = app.business("Shop").await;
     let customer = app.customer(&shop, 1_000_000).await;
