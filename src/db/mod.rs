@@ -156,11 +156,6 @@ impl Db {
         key_ids: &[Uuid],
         actor: &str,
     ) -> Result<(TenantTx, Vec<Uuid>), DbError> {
-        // Every pooled connection may have died together (one restart
-        // closes them all), and the pool only drops those it has seen
-        // close: as many attempts as it holds, and one new connection.
-        // A connection that cannot be made fails at once (`client`).
-        let attempts = self.pool.status().max_size + 1;
         let mut attempt = 1;
         let (tx, live) = loop {
             let begun = TenantTx::begin(
@@ -177,8 +172,14 @@ impl Db {
                 // terminated, a pooler or the network closed it) fails here,
                 // before anything that could commit was sent: another
                 // connection may well work, and the request need not be a
-                // 503. The broken one is not returned to the pool.
-                Err(DbError::Unavailable(detail)) if attempt < attempts => {
+                // 503. The broken one is not returned to the pool. All of
+                // them may have died together (one restart closes them
+                // all), and the pool drops only those it has seen close: as
+                // many attempts as it holds, then one new connection, which
+                // fails at once if none can be made (`client`). The pool's
+                // size is read only here, off the path of every BEGIN (it
+                // takes the pool's lock).
+                Err(DbError::Unavailable(detail)) if attempt <= self.pool.status().max_size => {
                     tracing::debug!(%detail, attempt, "a pooled connection failed at BEGIN; taking another");
                     attempt += 1;
                 }
