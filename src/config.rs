@@ -97,6 +97,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_BATCH_WAIT", default_value = "0us", value_parser = parse_batch_wait)]
     pub batch_wait: Duration,
 
+    /// How long a business's purchase queue may stay empty before its
+    /// worker ends (the next purchase starts another).
+    #[arg(long, env = "ONTAB_BATCH_WORKER_IDLE", default_value = "60s", value_parser = parse_worker_idle)]
+    pub batch_worker_idle: Duration,
+
     /// Longest a client may take to send a request head, from connecting
     /// (or from its first byte after idling between requests).
     #[arg(long, env = "ONTAB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -263,6 +268,7 @@ impl ServeConfig {
                 max_size: usize::from(self.batch_max_size),
                 max_inflight: usize::from(self.batch_max_inflight),
                 wait: self.batch_wait,
+                idle: self.batch_worker_idle,
             }),
         }
     }
@@ -288,6 +294,14 @@ fn parse_batch_wait(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(wait)
+}
+
+fn parse_worker_idle(text: &str) -> Result<Duration, String> {
+    let idle = parse_duration(text)?;
+    if idle < Duration::from_millis(10) {
+        return Err(format!("`{text}`: at least 10ms"));
+    }
+    Ok(idle)
 }
 
 /// Parses `250ms`, `2s`, `1m` or a bare number of seconds.

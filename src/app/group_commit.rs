@@ -32,6 +32,11 @@
 //! business), with whatever is queued by then; batches grow only while the
 //! slots are busy, i.e. under load. An optional `wait` lets a batch that
 //! already has company wait a little longer for more.
+//!
+//! Memory: a business's queue and worker live while it buys. A worker whose
+//! queue stayed empty for `idle`, with no batch in flight, ends and leaves
+//! the map; the business's next purchase starts a new one. Many tenants
+//! that bought once cost nothing after that.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -60,6 +65,8 @@ pub struct GroupCommitConfig {
     pub max_inflight: usize,
     /// How long a batch that already has company may wait for more.
     pub wait: Duration,
+    /// How long a business's queue may stay empty before its worker ends.
+    pub idle: Duration,
 }
 
 type Reply = Result<Outcome<Order>, AppError>;
@@ -168,9 +175,7 @@ impl GroupCommit {
             state: state.clone(),
             reply,
         };
-        self.queue(app, tenant.business_id)
-            .send(job)
-            .map_err(|_| AppError::Unavailable("the purchase queue is closed".into()))?;
+        self.enqueue(app, job)?;
         metrics::gauge!(QUEUE_LENGTH).increment(1);
         let _gone = AbandonOnDrop(state.clone());
         let abandoned_batch = || AppError::Unavailable("the purchase batch was abandoned".into());
@@ -185,9 +190,14 @@ impl GroupCommit {
         answer.await.unwrap_or_else(|_| Err(abandoned_batch()))
     }
 
-    fn queue(self: &Arc<Self>, app: &Arc<App>, business_id: Uuid) -> mpsc::UnboundedSender<Job> {
+    /// Queues `job` for its business, starting the business's worker if it
+    /// has none. The job is sent while the map is locked: a worker retires
+    /// under the same lock once its queue is empty (`retire`), so no job
+    /// can land in a queue whose worker has just ended.
+    fn enqueue(self: &Arc<Self>, app: &Arc<App>, job: Job) -> Result<(), AppError> {
+        let business_id = job.tenant.business_id;
         // A poisoned lock only means a thread panicked while holding it; the
-        // map stays consistent (entries are inserted whole).
+        // map stays consistent (entries are inserted and removed whole).
         let mut queues = self
             .queues
             .lock()
@@ -196,11 +206,43 @@ impl GroupCommit {
             .entry(business_id)
             .or_insert_with(|| {
                 let (sender, receiver) = mpsc::unbounded_channel();
-                tokio::spawn(worker(Arc::downgrade(app), self.config, receiver));
+                let worker = Worker {
+                    app: Arc::downgrade(app),
+                    owner: Arc::downgrade(self),
+                    business_id,
+                    config: self.config,
+                    _alive: Alive::new(),
+                };
+                tokio::spawn(worker.run(receiver));
                 sender
             })
-            .clone()
+            .send(job)
+            .map_err(|_| AppError::Unavailable("the purchase queue is closed".into()))
     }
+}
+
+/// Removes the queue of `business_id` from `queues` if it is still empty
+/// and none of the business's `max_inflight` batch slots is taken; answers
+/// whether it did (then its worker ends).
+fn retire<T>(
+    queues: &Mutex<HashMap<Uuid, mpsc::UnboundedSender<T>>>,
+    business_id: Uuid,
+    queue: &mpsc::UnboundedReceiver<T>,
+    slots: &Semaphore,
+    max_inflight: usize,
+) -> bool {
+    let mut queues = queues
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Jobs are sent under this lock (`enqueue`), so the queue stays empty
+    // until the entry is gone. A batch in flight keeps the worker: a new
+    // worker would not count its slot, and the business could run more
+    // batches at once than `max_inflight`.
+    if !queue.is_empty() || slots.available_permits() < max_inflight {
+        return false;
+    }
+    queues.remove(&business_id);
+    true
 }
 
 /// Purchases queued for their business's next batch (all businesses): the
@@ -213,51 +255,97 @@ fn dequeued(job: Job) -> Job {
     job
 }
 
-/// Forms the batches of one business, in arrival order. Holds the app only
-/// weakly: when the app goes, its queues close and the worker ends.
-async fn worker(
+/// Businesses with a purchase queue and worker of their own (those that
+/// bought within the last `--batch-worker-idle`).
+const QUEUES: &str = "ontab_purchase_queues";
+
+/// Counts a worker in [`QUEUES`] for as long as it lives.
+struct Alive;
+
+impl Alive {
+    fn new() -> Self {
+        metrics::gauge!(QUEUES).increment(1);
+        Alive
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        metrics::gauge!(QUEUES).decrement(1);
+    }
+}
+
+/// Forms the batches of one business, in arrival order. Holds the app and
+/// the queues only weakly: when the app goes, its queues close and the
+/// worker ends.
+struct Worker {
     app: Weak<App>,
+    owner: Weak<GroupCommit>,
+    business_id: Uuid,
     config: GroupCommitConfig,
-    mut queue: mpsc::UnboundedReceiver<Job>,
-) {
-    let slots = Arc::new(Semaphore::new(config.max_inflight.max(1)));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut jobs = vec![dequeued(first)];
-        let mut flush = "idle";
-        let deadline = Instant::now() + config.wait;
-        while jobs.len() < config.max_size {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(dequeued(job)),
-                Err(_) if jobs.len() > 1 && !config.wait.is_zero() => {
-                    match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
-                        Ok(Some(job)) => jobs.push(dequeued(job)),
-                        _ => {
-                            flush = "wait";
-                            break;
+    _alive: Alive,
+}
+
+impl Worker {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Job>) {
+        let config = self.config;
+        let max_inflight = config.max_inflight.max(1);
+        let slots = Arc::new(Semaphore::new(max_inflight));
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let first = match tokio::time::timeout(config.idle, queue.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(_) => {
+                    drop(slot);
+                    let Some(owner) = self.owner.upgrade() else {
+                        return;
+                    };
+                    if retire(
+                        &owner.queues,
+                        self.business_id,
+                        &queue,
+                        &slots,
+                        max_inflight,
+                    ) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut jobs = vec![dequeued(first)];
+            let mut flush = "idle";
+            let deadline = Instant::now() + config.wait;
+            while jobs.len() < config.max_size {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(dequeued(job)),
+                    Err(_) if jobs.len() > 1 && !config.wait.is_zero() => {
+                        match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
+                            Ok(Some(job)) => jobs.push(dequeued(job)),
+                            _ => {
+                                flush = "wait";
+                                break;
+                            }
                         }
                     }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            if jobs.len() >= config.max_size {
+                flush = "full";
+            }
+            metrics::counter!("ontab_purchase_batches_total", "flush" => flush).increment(1);
+            metrics::histogram!("ontab_purchase_batch_size").record(jobs.len() as f64);
+            let Some(app) = self.app.upgrade() else {
+                return;
+            };
+            tokio::spawn(async move {
+                run_batch(&app, jobs).await;
+                drop(slot);
+            });
         }
-        if jobs.len() >= config.max_size {
-            flush = "full";
-        }
-        metrics::counter!("ontab_purchase_batches_total", "flush" => flush).increment(1);
-        metrics::histogram!("ontab_purchase_batch_size").record(jobs.len() as f64);
-        let Some(app) = app.upgrade() else {
-            return;
-        };
-        tokio::spawn(async move {
-            run_batch(&app, jobs).await;
-            drop(slot);
-        });
     }
 }
 
@@ -488,5 +576,37 @@ mod tests {
         assert!(committing.claim() && committing.enter_commit());
         assert!(!committing.abandon(), "its request waits for the answer");
         assert!(committing.enter_commit(), "a retry of the commit may go on");
+    }
+
+    #[test]
+    fn a_queue_retires_only_when_empty_with_no_batch_in_flight() {
+        let business = Uuid::now_v7();
+        let other = Uuid::now_v7();
+        let (sender, mut queue) = mpsc::unbounded_channel::<u8>();
+        let (other_sender, _other_queue) = mpsc::unbounded_channel::<u8>();
+        let queues = Mutex::new(HashMap::from([
+            (business, sender.clone()),
+            (other, other_sender),
+        ]));
+        let slots = Semaphore::new(2);
+
+        sender.send(1).expect("open");
+        assert!(
+            !retire(&queues, business, &queue, &slots, 2),
+            "a queued job keeps it"
+        );
+        assert_eq!(queue.try_recv().ok(), Some(1));
+
+        let batch = slots.try_acquire().expect("a free slot");
+        assert!(
+            !retire(&queues, business, &queue, &slots, 2),
+            "a batch in flight keeps it"
+        );
+        assert_eq!(queues.lock().expect("lock").len(), 2);
+
+        drop(batch);
+        assert!(retire(&queues, business, &queue, &slots, 2));
+        let left = queues.lock().expect("lock");
+        assert!(!left.contains_key(&business) && left.contains_key(&other));
     }
 }

@@ -415,6 +415,11 @@ struct ChildServer {
 impl ChildServer {
     /// Group commit on, as serve ships, whatever ONTAB_TEST_BATCH says.
     async fn start(app: &TestApp, request_timeout: Duration) -> Self {
+        Self::start_with(app, request_timeout, &[]).await
+    }
+
+    /// As `start`, with more of serve's settings in `env`.
+    async fn start_with(app: &TestApp, request_timeout: Duration, env: &[(&str, &str)]) -> Self {
         let statements = std::env::var("ONTAB_TEST_STATEMENTS").unwrap_or("prepared".into());
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ontab"))
             .arg("serve")
@@ -431,6 +436,7 @@ impl ChildServer {
             .env("ONTAB_BATCH_MAX_SIZE", "64")
             .env("ONTAB_DB_STATEMENTS", statements)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -481,6 +487,71 @@ impl ChildServer {
         }
         panic!("{name} is {seen:?}, not {value}");
     }
+}
+
+/// Group commit keeps a queue and a worker per business only while it buys:
+/// after `--batch-worker-idle` without a purchase the worker ends and the
+/// business leaves the map, so businesses that bought once cost nothing.
+/// Purchases timed around that moment (10 ms here, with pauses of 0 to
+/// 20 ms) race a worker's end against a new job: each must still be
+/// answered 201, never "queue closed", and applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_business_queue_ends_and_its_next_purchase_starts_another() {
+    let app = TestApp::spawn().await;
+    let server = ChildServer::start_with(
+        &app,
+        REQUEST_TIMEOUT,
+        &[("ONTAB_BATCH_WORKER_IDLE", "10ms")],
+    )
+    .await;
+    let mut shops = Vec::new();
+    for name in ["North", "South", "East"] {
+        let shop = app.business(name).await;
+        let customer = app.customer(&shop, 1_000_000).await;
+        let product = app.product(&shop, 100, 1_000).await;
+        shops.push((shop, customer, product));
+    }
+    let sql = app.sql().await;
+    let mut pause = 0_u64;
+    const ROUNDS: u64 = 40;
+    for round in 0..ROUNDS {
+        let replies: Vec<_> = shops
+            .iter()
+            .map(|(shop, customer, product)| {
+                tokio::spawn(buy(
+                    app.http.clone(),
+                    server.base.clone(),
+                    shop.key.clone(),
+                    Some(format!("idle-{round}")),
+                    *customer,
+                    *product,
+                ))
+            })
+            .collect();
+        for reply in replies {
+            let reply = reply.await.expect("purchase task");
+            assert_eq!(reply.status, 201, "round {round}: {reply:?}");
+        }
+        // 0, 7, 14, 1, 8, ... ms: on either side of the 10 ms idle time.
+        pause = (pause + 7) % 21;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    server.wait_for_gauge("ontab_purchase_queues", 0.0).await;
+    for (shop, customer, product) in &shops {
+        let again = buy(
+            app.http.clone(),
+            server.base.clone(),
+            shop.key.clone(),
+            Some("idle-0".into()),
+            *customer,
+            *product,
+        )
+        .await;
+        assert!(replayed(&again), "a new worker replays: {again:?}");
+        assert_eq!(orders_of(&sql, *customer).await.len(), ROUNDS as usize);
+        assert_eq!(stock_of(&sql, *product).await, 1_000 - ROUNDS as i64);
+    }
+    app.assert_audit_clean().await;
 }
 
 /// Group commit: several purchases committed together in one batch whose
