@@ -39,7 +39,7 @@ ALTER FUNCTION public.ontab_account_refusal(p_customer_id uuid, p_status text, p
 
 CREATE FUNCTION public.ontab_adjust_stock(p_adjustment_id uuid, p_product_id uuid, p_delta bigint, p_reason text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -105,7 +105,7 @@ ALTER FUNCTION public.ontab_adjust_stock_for(p_adjustment_id uuid, p_product_id 
 
 CREATE FUNCTION public.ontab_adjustment_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
@@ -127,7 +127,7 @@ ALTER FUNCTION public.ontab_adjustment_events() OWNER TO ontab_outbox;
 
 CREATE FUNCTION public.ontab_api_key(p_key_id uuid) RETURNS TABLE(business_id uuid, secret_sha256 bytea)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -146,7 +146,7 @@ ALTER FUNCTION public.ontab_api_key(p_key_id uuid) OWNER TO ontab_system;
 
 CREATE FUNCTION public.ontab_business_ids() RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     SELECT b.id FROM public.businesses b ORDER BY b.created_at, b.id
 $$;
@@ -159,7 +159,7 @@ ALTER FUNCTION public.ontab_business_ids() OWNER TO ontab_system;
 
 CREATE FUNCTION public.ontab_capture(p_hold_id uuid, p_order_id uuid, p_entry_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -736,7 +736,7 @@ ALTER FUNCTION public.ontab_check_return_of_line() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_claim_webhook_deliveries(p_lease uuid, p_lease_ms integer, p_limit integer) RETURNS TABLE(business_id uuid, delivery_id uuid)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -816,7 +816,7 @@ ALTER FUNCTION public.ontab_credit(p_entry_id uuid, p_customer_id uuid, p_amount
 
 CREATE FUNCTION public.ontab_customer_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
@@ -922,7 +922,7 @@ ALTER FUNCTION public.ontab_entry_json(p_business uuid, p_entry uuid) OWNER TO p
 
 CREATE FUNCTION public.ontab_event_business_ids() RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     SELECT b.id FROM public.businesses b ORDER BY b.id
 $$;
@@ -935,7 +935,7 @@ ALTER FUNCTION public.ontab_event_business_ids() OWNER TO ontab_system;
 
 CREATE FUNCTION public.ontab_event_prune_limit(p_business uuid) RETURNS bigint
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     RETURN least(
@@ -957,7 +957,7 @@ ALTER FUNCTION public.ontab_event_prune_limit(p_business uuid) OWNER TO ontab_sy
 
 CREATE FUNCTION public.ontab_expire_hold(p_hold_id uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -1004,7 +1004,7 @@ ALTER FUNCTION public.ontab_expire_hold_for(p_hold_id uuid, p_business uuid) OWN
 
 CREATE FUNCTION public.ontab_expire_idempotency_keys(p_older_than interval) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     gone bigint;
@@ -1041,7 +1041,7 @@ ALTER FUNCTION public.ontab_expired_hold_credit(p_business uuid, p_customer uuid
 
 CREATE FUNCTION public.ontab_expired_holds(p_limit integer) RETURNS TABLE(business_id uuid, hold_id uuid)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -1079,7 +1079,7 @@ ALTER FUNCTION public.ontab_expired_reserve(p_business uuid, p_product uuid) OWN
 
 CREATE FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[], p_expires_in integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -1188,7 +1188,7 @@ ALTER FUNCTION public.ontab_hold(p_hold_id uuid, p_customer_id uuid, p_product_i
 
 CREATE FUNCTION public.ontab_hold_created_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
@@ -1206,7 +1206,7 @@ ALTER FUNCTION public.ontab_hold_created_events() OWNER TO ontab_outbox;
 
 CREATE FUNCTION public.ontab_hold_ended_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     customer uuid;
@@ -1339,7 +1339,7 @@ ALTER FUNCTION public.ontab_json_time(t timestamp with time zone) OWNER TO postg
 
 CREATE FUNCTION public.ontab_keep_held() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -1379,7 +1379,7 @@ ALTER FUNCTION public.ontab_keep_initial_stock() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_keep_reserved() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -1401,7 +1401,7 @@ ALTER FUNCTION public.ontab_keep_reserved() OWNER TO ontab_reserver;
 
 CREATE FUNCTION public.ontab_ledger_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     entry record;
@@ -1497,7 +1497,7 @@ ALTER FUNCTION public.ontab_lock_hold(p_business uuid, p_hold uuid, OUT customer
 
 CREATE FUNCTION public.ontab_nats_due(p_limit integer) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     found_due bigint;
@@ -1551,7 +1551,7 @@ ALTER FUNCTION public.ontab_order_json(p_business uuid, p_order uuid) OWNER TO p
 
 CREATE FUNCTION public.ontab_pay(p_entry_id uuid, p_customer_id uuid, p_amount bigint) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'payment', NULL)
 $$;
@@ -1579,7 +1579,7 @@ ALTER FUNCTION public.ontab_pay_for(p_entry_id uuid, p_customer_id uuid, p_amoun
 
 CREATE FUNCTION public.ontab_product_events() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     INSERT INTO events (business_id, id, type, subject_id, data)
@@ -1625,7 +1625,7 @@ ALTER FUNCTION public.ontab_product_json(p_business uuid, p_product uuid) OWNER 
 
 CREATE FUNCTION public.ontab_prune_events(p_before timestamp with time zone, p_limit integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
@@ -1697,7 +1697,7 @@ ALTER FUNCTION public.ontab_prune_events_for(p_before timestamp with time zone, 
 
 CREATE FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_customer_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -1841,7 +1841,7 @@ ALTER FUNCTION public.ontab_purchase(p_order_id uuid, p_entry_id uuid, p_custome
 
 CREATE FUNCTION public.ontab_purchase_batch(p_order_ids uuid[], p_entry_ids uuid[], p_customer_ids uuid[], p_line_orders integer[], p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb[]
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     SET random_page_cost TO '1.1'
     AS $$
@@ -2233,7 +2233,7 @@ ALTER FUNCTION public.ontab_purchase_for(p_order_id uuid, p_entry_id uuid, p_cus
 
 CREATE FUNCTION public.ontab_record_customer_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     head_seq bigint;
@@ -2260,7 +2260,7 @@ ALTER FUNCTION public.ontab_record_customer_change() OWNER TO ontab_recorder;
 
 CREATE FUNCTION public.ontab_record_overdue(p_limit integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
@@ -2402,7 +2402,7 @@ ALTER FUNCTION public.ontab_require_business(p_business uuid) OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_require_tenant() RETURNS uuid
     LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     tenant uuid := ontab_tenant();
@@ -2422,7 +2422,7 @@ ALTER FUNCTION public.ontab_require_tenant() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_return(p_return_id uuid, p_entry_id uuid, p_order_id uuid, p_product_ids uuid[], p_quantities bigint[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -2568,7 +2568,7 @@ ALTER FUNCTION public.ontab_return_json(p_business uuid, p_return uuid) OWNER TO
 
 CREATE FUNCTION public.ontab_sequence_events(p_limit integer) RETURNS TABLE(event_type text, sequenced bigint)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     tenant uuid := ontab_require_tenant();
@@ -2666,7 +2666,7 @@ ALTER FUNCTION public.ontab_tenant() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_unsequenced_businesses(p_limit integer) RETURNS TABLE(business_id uuid, oldest timestamp with time zone)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 #variable_conflict use_column
 BEGIN
@@ -2770,7 +2770,7 @@ ALTER FUNCTION public.ontab_uuid_v7() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_void(p_hold_id uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
@@ -3110,7 +3110,7 @@ ALTER FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms
 
 CREATE FUNCTION public.ontab_webhook_backlog() RETURNS TABLE(endpoint_id uuid, pending bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     SELECT d.endpoint_id, count(*) FROM public.webhook_deliveries d
      WHERE d.state = 'pending' GROUP BY d.endpoint_id
@@ -3138,7 +3138,7 @@ ALTER FUNCTION public.ontab_webhook_fan_out(p_limit integer) OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_webhook_fan_out_due(p_limit integer) RETURNS SETOF uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     RETURN QUERY
@@ -3304,7 +3304,7 @@ ALTER FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease
 
 CREATE FUNCTION public.ontab_write_off(p_entry_id uuid, p_customer_id uuid, p_amount bigint, p_reason text) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public'
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
     SELECT ontab_credit(p_entry_id, p_customer_id, p_amount, 'write_off', p_reason)
 $$;

@@ -23,11 +23,13 @@ const LOGIN_ROLE: &str = "\
                     '{}') AS other_roles,
            coalesce(bool_or(m.oid = (SELECT c.relowner FROM pg_class c
                                       WHERE c.oid = to_regclass('customers'))), false)
-               AS owns_tables
+               AS owns_tables,
+           has_database_privilege(r.oid, current_database(), 'TEMPORARY') AS temporary,
+           has_database_privilege(r.oid, current_database(), 'CREATE') AS create_schema
       FROM pg_roles r
       JOIN pg_roles m ON pg_has_role(r.oid, m.oid, 'MEMBER')
      WHERE r.rolname = session_user
-     GROUP BY r.rolname";
+     GROUP BY r.oid, r.rolname";
 
 /// The login role of the private PostgreSQL's server (`embedded_pg`): a
 /// member of `ontab_app` and nothing else. The socket trusts local users,
@@ -65,6 +67,11 @@ pub struct LoginRole {
     pub create_role: bool,
     /// Owns the schema's tables (or may become their owner).
     pub owns_tables: bool,
+    /// May create temporary tables in this database (PUBLIC may, unless
+    /// revoked: migration 0028 does, when its migrator may).
+    pub temporary: bool,
+    /// May create schemas in this database.
+    pub create_schema: bool,
     /// Roles it may become besides itself and `ontab_app`.
     pub other_roles: Vec<String>,
 }
@@ -102,6 +109,21 @@ impl LoginRole {
                  security off"
             ));
         }
+        if self.temporary {
+            reasons.push(format!(
+                "`{name}` may create temporary tables: one named like an ontab table hides it, \
+                 in that session, from every trigger whose table it names (PostgreSQL looks in \
+                 pg_temp first), so SQL the server runs could make a guard read its own copy; \
+                 `ontab migrate` revokes TEMPORARY from PUBLIC when it owns the database, \
+                 otherwise run REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC as its owner"
+            ));
+        }
+        if self.create_schema {
+            reasons.push(format!(
+                "`{name}` may create schemas: a look-alike table put first on its search_path \
+                 hides the real one from the guards its own writes fire"
+            ));
+        }
         if !self.other_roles.is_empty() {
             reasons.push(format!(
                 "`{name}` may also become {}: SQL the server runs could SET ROLE to them",
@@ -125,6 +147,8 @@ impl Db {
             bypass_rls: column(row, "bypass_rls")?,
             create_role: column(row, "create_role")?,
             owns_tables: column(row, "owns_tables")?,
+            temporary: column(row, "temporary")?,
+            create_schema: column(row, "create_schema")?,
             other_roles: column(row, "other_roles")?,
         })
     }
@@ -148,6 +172,8 @@ pub(super) const STATEMENTS: &[Statement] = &[statement!(
         Column::named::<bool>("create_role"),
         Column::named::<bool>("owns_tables"),
         Column::named::<Vec<String>>("other_roles"),
+        Column::named::<bool>("temporary"),
+        Column::named::<bool>("create_schema"),
     ]
 )];
 
@@ -162,6 +188,8 @@ mod tests {
             bypass_rls: false,
             create_role: false,
             owns_tables: false,
+            temporary: false,
+            create_schema: false,
             other_roles: Vec::new(),
         }
     }
@@ -177,16 +205,21 @@ mod tests {
             bypass_rls: true,
             create_role: true,
             owns_tables: true,
+            temporary: true,
+            create_schema: true,
             other_roles: vec!["ontab_writer".into()],
             ..role()
         };
         let reasons = everything.excess();
-        assert_eq!(reasons.len(), 4, "{reasons:#?}");
-        for (reason, says) in
-            reasons
-                .iter()
-                .zip(["BYPASSRLS", "CREATEROLE", "owns the tables", "ontab_writer"])
-        {
+        assert_eq!(reasons.len(), 6, "{reasons:#?}");
+        for (reason, says) in reasons.iter().zip([
+            "BYPASSRLS",
+            "CREATEROLE",
+            "owns the tables",
+            "temporary tables",
+            "create schemas",
+            "ontab_writer",
+        ]) {
             assert!(reason.contains(says), "{reason}");
             assert!(reason.contains("`ontab_server`"), "{reason}");
         }

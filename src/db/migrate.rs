@@ -160,6 +160,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "guards_planned_once",
         sql: include_str!("../../migrations/0027_guards_planned_once.sql"),
     },
+    Migration {
+        version: 28,
+        name: "no_temporary_shadows",
+        sql: include_str!("../../migrations/0028_no_temporary_shadows.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
@@ -230,9 +235,32 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
         .await?;
         newly_applied.push(migration.version);
     }
+    // Not part of the schema, so checked at every run: a copy of the
+    // database (CREATE DATABASE … TEMPLATE, a restore without --create)
+    // has PUBLIC's default privileges back.
+    tx.batch_execute(NO_TEMPORARY_TABLES).await?;
     tx.commit().await?;
     Ok(newly_applied)
 }
+
+/// Revokes TEMPORARY on the database from PUBLIC, if PUBLIC has it: a
+/// temporary table named like one of ontab's would hide it, in its
+/// session, from every trigger and use case that names it (PostgreSQL
+/// looks in pg_temp first; migrations/0028). Only the database's owner or
+/// a superuser may: for anyone else REVOKE warns and changes nothing, and
+/// `serve` then names the login's TEMPORARY at start (`db::login`).
+const NO_TEMPORARY_TABLES: &str = "\
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1
+                     FROM pg_database d,
+                          aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+                    WHERE d.datname = current_database()
+                      AND a.grantee = 0 AND a.privilege_type = 'TEMPORARY') THEN
+            EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+        END IF;
+    END
+    $$";
 
 /// Checks, changing nothing, that the database is migrated to exactly this
 /// binary's migrations: for `ontab serve` running as a login role that is

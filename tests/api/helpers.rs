@@ -772,11 +772,19 @@ impl TestApp {
         let mut db_config = cluster.admin.clone();
         db_config.config.dbname(&db_name);
         match &cluster.template {
-            Some(template) => connect(&cluster.admin)
-                .await
-                .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
-                .await
-                .expect("create test database"),
+            Some(template) => {
+                connect(&cluster.admin)
+                    .await
+                    .batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
+                    .await
+                    .expect("create test database");
+                // A copy has the schema but not the database's privileges,
+                // which the migrator sets at every run (TEMPORARY): as an
+                // operator would, migrate it (nothing is pending).
+                migrate::run_on(&db_config)
+                    .await
+                    .expect("the copy of the template migrates");
+            }
             None => create_citus_database(cluster, &db_config).await,
         }
         let app_config = as_server_role(&match std::env::var("ONTAB_TEST_POOLER") {

@@ -100,6 +100,9 @@ async fn assert_ontab_app_alone(session: &Client, role: &str) {
         "UPDATE products SET stock = stock + 1",
         "DELETE FROM credit_ledger",
         "ALTER TABLE customers NO FORCE ROW LEVEL SECURITY",
+        // A look-alike of a table would hide it from the guards (0028).
+        "CREATE TEMP TABLE customers (id int)",
+        "CREATE SCHEMA decoy",
     ] {
         let error = session
             .batch_execute(sql)
@@ -318,6 +321,41 @@ async fn a_login_with_bypassrls_is_refused_in_production_mode_and_served_with_a_
     );
     assert!(
         refused.contains(&format!("`{}` has BYPASSRLS", bypass.name)),
+        "{refused}"
+    );
+    let served = build_with_app_login(url, false).await;
+    assert!(served.is_ok(), "{:?}", served.err());
+}
+
+/// A database whose PUBLIC kept TEMPORARY (a migrator that did not own
+/// it could not revoke it, or someone granted it again): the login may
+/// create temporary tables that shadow ontab's, so serve names that and
+/// refuses to start in production mode.
+#[tokio::test]
+async fn a_login_that_may_create_temporary_tables_is_refused_in_production_mode() {
+    let app = TestApp::spawn().await;
+    let plain = Role::create(&app, "").await;
+    let url = connection_string(&plain.options());
+    assert!(
+        build_with_app_login(url.clone(), true).await.is_ok(),
+        "migrated, the database gives no login TEMPORARY"
+    );
+
+    app.sql()
+        .await
+        .batch_execute(&format!(
+            "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
+            app.db_name()
+        ))
+        .await
+        .expect("grant TEMPORARY back");
+    let refused = build_with_app_login(url.clone(), true)
+        .await
+        .err()
+        .map(|error| format!("{error:#}"))
+        .unwrap_or_else(|| panic!("served a login that may create temporary tables"));
+    assert!(
+        refused.contains(&format!("`{}` may create temporary tables", plain.name)),
         "{refused}"
     );
     let served = build_with_app_login(url, false).await;

@@ -242,7 +242,7 @@ async fn the_app_role_moves_money_and_stock_only_through_the_use_cases() {
         assert_eq!(function.get::<_, String>(2), "ontab_writer", "{name}");
         let config: Vec<String> = function.get(3);
         assert!(
-            config.contains(&"search_path=pg_catalog, public".to_owned()),
+            config.contains(&"search_path=pg_catalog, public, pg_temp".to_owned()),
             "{name}: {config:?}"
         );
         assert!(!function.get::<_, bool>(4), "{name}: PUBLIC may execute");
@@ -273,7 +273,7 @@ async fn a_purchases_checks_read_the_real_tables_whatever_the_callers_search_pat
         .expect("catalog")
         .get(0);
     assert!(
-        config.contains(&"search_path=pg_catalog, public".to_owned()),
+        config.contains(&"search_path=pg_catalog, public, pg_temp".to_owned()),
         "ontab_require_tenant: {config:?}"
     );
 
@@ -316,6 +316,91 @@ async fn a_purchases_checks_read_the_real_tables_whatever_the_callers_search_pat
     )
     .await;
     assert_eq!(orders, 2, "the shop's first order and this one");
+}
+
+/// A temporary table named like one of ontab's is looked up before it,
+/// unless the search_path puts pg_temp elsewhere. Before 0028 a session of
+/// the server's role could copy its customers into a temporary
+/// `customers` with a larger credit limit, and a purchase past the real
+/// limit committed (the use case and the ledger's guard read the copy).
+/// Now the role may not create temporary tables, and where it still may
+/// (PUBLIC granted TEMPORARY again here) every function with a fixed
+/// search_path reads the real tables.
+#[tokio::test]
+async fn a_temporary_table_hides_no_table_from_the_use_cases() {
+    let app = TestApp::spawn().await;
+    let shop = open_shop(&app, "Shop").await;
+    let dear = app.product(&shop.business, 1_000, 5).await;
+    let owner = app.sql().await;
+    let unsafe_paths: Vec<String> = owner
+        .query_one(
+            "SELECT coalesce(array_agg(p.proname::text ORDER BY p.proname), '{}')
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'public'
+                AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c
+                                             WHERE c LIKE 'search_path=%'))
+                AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c
+                                 WHERE c LIKE 'search_path=%, pg_temp')",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    assert!(
+        unsafe_paths.is_empty(),
+        "SECURITY DEFINER or fixed-path functions without pg_temp last: {unsafe_paths:?}"
+    );
+
+    let client = session_as(&app, "ontab_app", shop.business.id).await;
+    let refused = client
+        .batch_execute("CREATE TEMP TABLE customers (id int)")
+        .await
+        .expect_err("ontab_app may not create temporary tables");
+    assert_eq!(
+        refused.as_db_error().map(|db| db.code().clone()),
+        Some(SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused:?}"
+    );
+
+    owner
+        .batch_execute(&format!(
+            "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
+            app.db_name()
+        ))
+        .await
+        .expect("grant TEMPORARY back");
+    let client = session_as(&app, "ontab_app", shop.business.id).await;
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE customers AS SELECT * FROM public.customers;
+             UPDATE pg_temp.customers SET credit_limit = 9007199254740991;
+             GRANT ALL ON pg_temp.customers TO PUBLIC;
+             CREATE TEMP TABLE products AS SELECT * FROM public.products;
+             UPDATE pg_temp.products SET stock = 1000000, price = 1;
+             GRANT ALL ON pg_temp.products TO PUBLIC;",
+        )
+        .await
+        .expect("the look-alikes");
+    // The shop's customer owes 200 of 1,000; one at 1,000 is 1,200.
+    let answer: Value = query_one_as_session_tenant(
+        &client,
+        "SELECT ontab_purchase(gen_random_uuid(), gen_random_uuid(), $1, $2, '{1}')",
+        &[&shop.customer, &vec![dear]],
+    )
+    .await
+    .expect("the purchase is answered")
+    .get(0);
+    assert_eq!(answer["error"], "credit_limit_exceeded", "{answer}");
+    assert_eq!(answer["order_total"], 1_000, "the real price: {answer}");
+    let balance = count(
+        &owner,
+        &format!(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM public.credit_ledger WHERE customer_id = '{}'",
+            shop.customer
+        ),
+    )
+    .await;
+    assert_eq!(balance, 200, "nothing was written");
 }
 
 #[tokio::test]
