@@ -47,6 +47,56 @@ async fn an_up_to_date_database_migrates_to_nothing() {
     assert_eq!(applied, Vec::<i32>::new());
 }
 
+/// PUBLIC's TEMPORARY on the database (migrations/0028) is revoked by
+/// every run of the migrator, and only its owner may revoke it: a migrator
+/// that may create in the schema but does not own the database still
+/// migrates (REVOKE only warns), leaves the privilege, and `serve` names
+/// it (least_privilege.rs); the owner's next run revokes it.
+#[tokio::test]
+async fn temporary_is_revoked_by_the_owners_run_and_left_by_a_migrator_that_is_not_the_owner() {
+    let app = TestApp::spawn().await;
+    let sql = app.sql().await;
+    let temporary = || async {
+        sql.query_one(
+            "SELECT has_database_privilege('ontab_app', current_database(), 'TEMPORARY')",
+            &[],
+        )
+        .await
+        .expect("privilege query")
+        .get::<_, bool>(0)
+    };
+    assert!(!temporary().await, "the harness migrated its copy");
+
+    sql.batch_execute(&format!(
+        "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
+        app.db_name()
+    ))
+    .await
+    .expect("grant it back");
+    let migrator = ServerLogin::create(&app).await;
+    sql.batch_execute(&format!(
+        "GRANT CREATE ON SCHEMA public TO {}",
+        migrator.role
+    ))
+    .await
+    .expect("let it create in the schema");
+    let applied = migrate::run_on(&options_of(&migrator.config())).await;
+    sql.batch_execute(&format!(
+        "REVOKE CREATE ON SCHEMA public FROM {}",
+        migrator.role
+    ))
+    .await
+    .expect("revoke it again, so that the role can be dropped");
+    assert_eq!(applied.expect("a non-owner migrates"), Vec::<i32>::new());
+    assert!(temporary().await, "only the owner may revoke it");
+
+    let applied = migrate::run_on(&options_of(&config_of(&app)))
+        .await
+        .expect("the owner migrates");
+    assert_eq!(applied, Vec::<i32>::new());
+    assert!(!temporary().await, "the owner's run revoked it");
+}
+
 #[tokio::test]
 async fn a_database_migrated_by_a_newer_ontab_is_refused_at_start() {
     let app = TestApp::spawn().await;
@@ -203,6 +253,15 @@ async fn a_database_owner_without_superuser_migrates_and_serves_a_purchase() {
         .expect("privilege query")
         .get(0);
     assert_eq!(creators, 0, "no ontab role keeps CREATE on schema public");
+    let temporary: bool = sql
+        .query_one(
+            "SELECT has_database_privilege('ontab_app', current_database(), 'TEMPORARY')",
+            &[],
+        )
+        .await
+        .expect("privilege query")
+        .get(0);
+    assert!(!temporary, "the owner revoked PUBLIC's TEMPORARY");
 
     // The server's path: the owner becomes ontab_app for one tenant, as
     // src/db/tx.rs does, and purchases through the function.
