@@ -282,6 +282,7 @@ ALTER FUNCTION public.ontab_capture_for(p_hold_id uuid, p_order_id uuid, p_entry
 
 CREATE FUNCTION public.ontab_check_customer_status() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     balance bigint;
@@ -317,6 +318,7 @@ ALTER FUNCTION public.ontab_check_customer_status() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_check_held() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     balance bigint;
@@ -868,6 +870,7 @@ ALTER FUNCTION public.ontab_customer_json(p_business uuid, p_customer uuid) OWNE
 
 CREATE FUNCTION public.ontab_default_customer_terms() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     SELECT b.payment_terms_days INTO NEW.payment_terms_days
@@ -1359,6 +1362,7 @@ ALTER FUNCTION public.ontab_keep_held() OWNER TO ontab_reserver;
 
 CREATE FUNCTION public.ontab_keep_initial_stock() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     IF NEW.initial_stock IS DISTINCT FROM OLD.initial_stock
@@ -2340,6 +2344,7 @@ ALTER FUNCTION public.ontab_refuse_history_change() OWNER TO postgres;
 
 CREATE FUNCTION public.ontab_refuse_unexplained_stock() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
     RAISE EXCEPTION 'a new product''s stock % differs from its initial_stock %', NEW.stock, NEW.initial_stock

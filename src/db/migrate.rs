@@ -165,6 +165,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "no_temporary_shadows",
         sql: include_str!("../../migrations/0028_no_temporary_shadows.sql"),
     },
+    Migration {
+        version: 29,
+        name: "app_fired_triggers_fixed_path",
+        sql: include_str!("../../migrations/0029_app_fired_triggers_fixed_path.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -350,6 +350,28 @@ async fn a_temporary_table_hides_no_table_from_the_use_cases() {
         unsafe_paths.is_empty(),
         "SECURITY DEFINER or fixed-path functions without pg_temp last: {unsafe_paths:?}"
     );
+    // The triggers ontab_app's own writes fire (0029).
+    let session_paths: Vec<String> = owner
+        .query_one(
+            "SELECT coalesce(array_agg(DISTINCT p.proname::text), '{}')
+               FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_proc p ON p.oid = t.tgfoid
+              WHERE NOT t.tgisinternal
+                AND (has_table_privilege('ontab_app', c.oid, 'INSERT')
+                     OR has_table_privilege('ontab_app', c.oid, 'DELETE')
+                     OR has_any_column_privilege('ontab_app', c.oid, 'UPDATE'))
+                AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) g
+                                 WHERE g = 'search_path=pg_catalog, public, pg_temp')",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    assert!(
+        session_paths.is_empty(),
+        "triggers of tables ontab_app writes that use the session's search_path: {session_paths:?}"
+    );
 
     let client = session_as(&app, "ontab_app", shop.business.id).await;
     let refused = client
@@ -401,6 +423,32 @@ async fn a_temporary_table_hides_no_table_from_the_use_cases() {
     )
     .await;
     assert_eq!(balance, 200, "nothing was written");
+
+    // ontab_app's own write of a status: closing is only from zero, read
+    // from the real ledger, not from an empty look-alike.
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE credit_ledger (LIKE public.credit_ledger);
+             GRANT ALL ON pg_temp.credit_ledger TO PUBLIC;",
+        )
+        .await
+        .expect("an empty ledger look-alike");
+    let refused = client
+        .execute(
+            "UPDATE public.customers SET status = 'closed' WHERE id = $1",
+            &[&shop.customer],
+        )
+        .await
+        .expect_err("a customer who owes 200 is not closed");
+    let constraint = refused
+        .as_db_error()
+        .and_then(|db| db.constraint())
+        .map(str::to_owned);
+    assert_eq!(
+        constraint.as_deref(),
+        Some("customers_closed_from_zero"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
