@@ -54,6 +54,12 @@ async fn an_up_to_date_database_migrates_to_nothing() {
 /// it (least_privilege.rs); the owner's next run revokes it.
 #[tokio::test]
 async fn temporary_is_revoked_by_the_owners_run_and_left_by_a_migrator_that_is_not_the_owner() {
+    if crate::helpers::skipped_on_citus(
+        "on Citus every run of the migrator also places the tables (src/db/citus.rs), \
+         which only their owner may: a migrator that owns nothing cannot run there",
+    ) {
+        return;
+    }
     let app = TestApp::spawn().await;
     let sql = app.sql().await;
     let temporary = || async {
