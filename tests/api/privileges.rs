@@ -318,6 +318,15 @@ async fn a_purchases_checks_read_the_real_tables_whatever_the_callers_search_pat
     assert_eq!(orders, 2, "the shop's first order and this one");
 }
 
+/// The one text array `sql` answers (names from the catalog).
+async fn names(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .get(0)
+}
+
 /// A temporary table named like one of ontab's is looked up before it,
 /// unless the search_path puts pg_temp elsewhere. Before 0028 a session of
 /// the server's role could copy its customers into a temporary
@@ -325,35 +334,34 @@ async fn a_purchases_checks_read_the_real_tables_whatever_the_callers_search_pat
 /// limit committed (the use case and the ledger's guard read the copy).
 /// Now the role may not create temporary tables, and where it still may
 /// (PUBLIC granted TEMPORARY again here) every function with a fixed
-/// search_path reads the real tables.
+/// search_path reads the real tables, and so does every trigger that
+/// ontab_app's own writes fire (0029: before it, an empty look-alike
+/// ledger let a customer who owed money be closed).
 #[tokio::test]
 async fn a_temporary_table_hides_no_table_from_the_use_cases() {
     let app = TestApp::spawn().await;
     let shop = open_shop(&app, "Shop").await;
     let dear = app.product(&shop.business, 1_000, 5).await;
     let owner = app.sql().await;
-    let unsafe_paths: Vec<String> = owner
-        .query_one(
-            "SELECT coalesce(array_agg(p.proname::text ORDER BY p.proname), '{}')
+    let unsafe_paths = names(
+        &owner,
+        "SELECT coalesce(array_agg(p.proname::text ORDER BY p.proname), '{}')
                FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname = 'public'
                 AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c
                                              WHERE c LIKE 'search_path=%'))
                 AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c
                                  WHERE c LIKE 'search_path=%, pg_temp')",
-            &[],
-        )
-        .await
-        .expect("catalog")
-        .get(0);
+    )
+    .await;
     assert!(
         unsafe_paths.is_empty(),
         "SECURITY DEFINER or fixed-path functions without pg_temp last: {unsafe_paths:?}"
     );
     // The triggers ontab_app's own writes fire (0029).
-    let session_paths: Vec<String> = owner
-        .query_one(
-            "SELECT coalesce(array_agg(DISTINCT p.proname::text), '{}')
+    let session_paths = names(
+        &owner,
+        "SELECT coalesce(array_agg(DISTINCT p.proname::text), '{}')
                FROM pg_trigger t
                JOIN pg_class c ON c.oid = t.tgrelid
                JOIN pg_proc p ON p.oid = t.tgfoid
@@ -363,11 +371,8 @@ async fn a_temporary_table_hides_no_table_from_the_use_cases() {
                      OR has_any_column_privilege('ontab_app', c.oid, 'UPDATE'))
                 AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) g
                                  WHERE g = 'search_path=pg_catalog, public, pg_temp')",
-            &[],
-        )
-        .await
-        .expect("catalog")
-        .get(0);
+    )
+    .await;
     assert!(
         session_paths.is_empty(),
         "triggers of tables ontab_app writes that use the session's search_path: {session_paths:?}"
