@@ -862,6 +862,19 @@ impl TestApp {
         &self.db_name
     }
 
+    /// Gives PUBLIC back TEMPORARY on this test's database, as a database
+    /// has it where the migrator could not revoke it (migrations/0028).
+    pub async fn grant_public_temporary(&self) {
+        self.sql()
+            .await
+            .batch_execute(&format!(
+                "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
+                self.db_name
+            ))
+            .await
+            .expect("grant TEMPORARY back to PUBLIC");
+    }
+
     /// A superuser connection to this test's database.
     pub async fn sql(&self) -> Client {
         connect(&self.db_config).await

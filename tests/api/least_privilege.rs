@@ -303,6 +303,24 @@ async fn build_with_app_login(
     ontab::server::build(&config).await
 }
 
+/// Asserts that serve, with only the app login `url`, refuses to start in
+/// production mode and starts otherwise (with a warning); answers the
+/// refusal, for the test to check its reason. `what` names the login.
+async fn refused_in_production_mode_only(url: String, what: &str) -> String {
+    let refused = build_with_app_login(url.clone(), true)
+        .await
+        .err()
+        .map(|error| format!("{error:#}"))
+        .unwrap_or_else(|| panic!("served {what} in production mode"));
+    assert!(
+        refused.contains("refusing to start in production mode"),
+        "{refused}"
+    );
+    let served = build_with_app_login(url, false).await;
+    assert!(served.is_ok(), "{what}: {:?}", served.err());
+    refused
+}
+
 #[tokio::test]
 async fn a_login_with_bypassrls_is_refused_in_production_mode_and_served_with_a_warning_otherwise()
 {
@@ -310,21 +328,11 @@ async fn a_login_with_bypassrls_is_refused_in_production_mode_and_served_with_a_
     let bypass = Role::create(&app, "BYPASSRLS").await;
     let url = connection_string(&bypass.options());
 
-    let refused = build_with_app_login(url.clone(), true)
-        .await
-        .err()
-        .map(|error| format!("{error:#}"))
-        .unwrap_or_else(|| panic!("served a BYPASSRLS login in production mode"));
-    assert!(
-        refused.contains("refusing to start in production mode"),
-        "{refused}"
-    );
+    let refused = refused_in_production_mode_only(url, "a BYPASSRLS login").await;
     assert!(
         refused.contains(&format!("`{}` has BYPASSRLS", bypass.name)),
         "{refused}"
     );
-    let served = build_with_app_login(url, false).await;
-    assert!(served.is_ok(), "{:?}", served.err());
 }
 
 /// A database whose PUBLIC kept TEMPORARY (a migrator that did not own
@@ -341,25 +349,13 @@ async fn a_login_that_may_create_temporary_tables_is_refused_in_production_mode(
         "migrated, the database gives no login TEMPORARY"
     );
 
-    app.sql()
-        .await
-        .batch_execute(&format!(
-            "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
-            app.db_name()
-        ))
-        .await
-        .expect("grant TEMPORARY back");
-    let refused = build_with_app_login(url.clone(), true)
-        .await
-        .err()
-        .map(|error| format!("{error:#}"))
-        .unwrap_or_else(|| panic!("served a login that may create temporary tables"));
+    app.grant_public_temporary().await;
+    let refused =
+        refused_in_production_mode_only(url, "a login that may create temporary tables").await;
     assert!(
         refused.contains(&format!("`{}` may create temporary tables", plain.name)),
         "{refused}"
     );
-    let served = build_with_app_login(url, false).await;
-    assert!(served.is_ok(), "{:?}", served.err());
 }
 
 #[tokio::test]

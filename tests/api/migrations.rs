@@ -73,12 +73,7 @@ async fn temporary_is_revoked_by_the_owners_run_and_left_by_a_migrator_that_is_n
     };
     assert!(!temporary().await, "the harness migrated its copy");
 
-    sql.batch_execute(&format!(
-        "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
-        app.db_name()
-    ))
-    .await
-    .expect("grant it back");
+    app.grant_public_temporary().await;
     let migrator = ServerLogin::create(&app).await;
     sql.batch_execute(&format!(
         "GRANT CREATE ON SCHEMA public TO {}",

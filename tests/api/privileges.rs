@@ -389,13 +389,7 @@ async fn a_temporary_table_hides_no_table_from_the_use_cases() {
         "{denied:?}"
     );
 
-    owner
-        .batch_execute(&format!(
-            "GRANT TEMPORARY ON DATABASE {} TO PUBLIC",
-            app.db_name()
-        ))
-        .await
-        .expect("grant TEMPORARY back");
+    app.grant_public_temporary().await;
     let client = session_as(&app, "ontab_app", shop.business.id).await;
     client
         .batch_execute(
