@@ -199,3 +199,108 @@ pub fn verify(secret: &str, received: &Received) -> bool {
         .split(' ')
         .any(|signature| signature == expected)
 }
+
+/// A receiver that answers every request `200` with a body, as most real
+/// receivers do (unlike [`Receiver`]'s empty `204`), over HTTP/1.1
+/// keep-alive, and counts the TCP connections it accepts. Written
+/// on the socket, apart from any HTTP library, so what it counts is what
+/// the sender did.
+pub struct CountingReceiver {
+    pub url: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingReceiver {
+    /// Answers with `body_len` bytes of a JSON string.
+    pub async fn start(body_len: usize) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n\r\n"
+        )
+        .into_bytes();
+        let quotes = body_len.min(2);
+        answer.extend(std::iter::repeat_n(b'"', quotes / 2));
+        answer.extend(std::iter::repeat_n(b'x', body_len - quotes));
+        answer.extend(std::iter::repeat_n(b'"', quotes / 2));
+        let answer: Arc<[u8]> = answer.into();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("receiver binds a loopback port");
+        let address = listener.local_addr().expect("bound address");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (accepted, answered) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (answered, answer) = (answered.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let _ = answer_each(stream, &answer, &answered).await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://{address}/hook"),
+            connections,
+            requests,
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (up to a minute) until `n` requests were answered.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.requests() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "counting receiver: {} of {n} requests after a minute",
+                self.requests()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Reads requests off one connection (headers, then a body of its
+/// Content-Length) and answers each, until the sender closes it.
+async fn answer_each(
+    stream: tokio::net::TcpStream,
+    answer: &[u8],
+    answered: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await?;
+        reader.get_mut().write_all(answer).await?;
+        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

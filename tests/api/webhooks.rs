@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{Business, TestApp, WebhookLaunch, as_tenant};
-use crate::receiver::{Received, Receiver, verify};
+use crate::receiver::{CountingReceiver, Received, Receiver, verify};
 use crate::support::assert_invalid;
 
 /// Creates an endpoint for `url`; answers (id, secret).
@@ -242,6 +242,50 @@ async fn a_subject_waits_for_its_previous_event_while_others_go_ahead() {
             "subject {subject} out of order: {sequences:?}"
         );
     }
+}
+
+/// A receiver that answers with a body (most do) gets a subject's events
+/// one after another over one connection: each response is read to its end,
+/// so the connection goes back to the pool. Dropped unread, a body larger
+/// than what had already arrived with the headers closed the connection
+/// (3 to 6 connections for these six deliveries of a 20 kB answer), and
+/// every such delivery paid a new connection: a TLS handshake for https.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_answers_with_a_body_keeps_one_connection() {
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;
+    let biz = app.business("Kept alive").await;
+    let receiver = CountingReceiver::start(32 * 1024).await;
+    endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    let customer = app.customer(&biz, 0).await;
+    receiver.wait_for_requests(1).await;
+    for round in 0..5 {
+        rename(&app, &biz, customer, &format!("renamed {round}")).await;
+        receiver.wait_for_requests(2 + round).await;
+    }
+    let log = wait_attempts(&app, &biz, &receiver_endpoint(&app, &biz).await, |log| {
+        log.len() == 6
+    })
+    .await;
+    assert!(
+        log.iter().all(|a| a["status_code"] == json!(200)),
+        "{log:#?}"
+    );
+    assert_eq!(receiver.requests(), 6);
+    assert_eq!(
+        receiver.connections(),
+        1,
+        "six deliveries, one after another, each opened a connection of its own"
+    );
+}
+
+/// The business's only endpoint.
+async fn receiver_endpoint(app: &TestApp, biz: &Business) -> String {
+    let list = app.get("/v1/webhook-endpoints", &biz.key).await;
+    assert_eq!(list.status, 200, "{list:?}");
+    list.body["data"][0]["id"]
+        .as_str()
+        .expect("an endpoint")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -430,24 +430,59 @@ async fn send_run(
 async fn send(engine: &Engine, job: &Job) -> Attempted {
     let attempted_at = chrono::Utc::now();
     let started = Instant::now();
-    let (status_code, error) = match post(engine, job).await {
-        Ok(status) if (200..300).contains(&status) => (Some(i32::from(status)), None),
-        Ok(status) if (300..400).contains(&status) => (
-            Some(i32::from(status)),
-            Some("redirects are not followed".to_owned()),
-        ),
-        Ok(status) => (Some(i32::from(status)), None),
+    let answer = post(engine, job).await;
+    // The attempt lasted until the answer's status: what the receiver sends
+    // after it is only read so the connection can be kept (`drain`).
+    let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let (status_code, error) = match answer {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            drain(response).await;
+            match status {
+                300..=399 => (
+                    Some(i32::from(status)),
+                    Some("redirects are not followed".to_owned()),
+                ),
+                _ => (Some(i32::from(status)), None),
+            }
+        }
         Err(error) => (None, Some(error)),
     };
     Attempted {
         status_code,
         error,
-        duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+        duration_ms,
         attempted_at,
     }
 }
 
-async fn post(engine: &Engine, job: &Job) -> Result<u16, String> {
+/// The most of an answer's body read so that its connection can be reused.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// The longest a body is read for, on top of the request's own timeout.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads the answer's body to its end, up to `DRAIN_LIMIT` bytes and for
+/// at most `DRAIN_TIME`, and drops it. A response dropped unread lets its
+/// connection back into the pool only when the whole body had already
+/// arrived with the headers; otherwise the connection is closed, and with
+/// a receiver whose answers carry a few kilobytes every delivery paid a
+/// new connection (and, over https, a TLS handshake). What the body says
+/// is not kept: the status decides the outcome. A larger, slower or broken
+/// body costs only the connection, as before.
+async fn drain(mut response: reqwest::Response) {
+    let read = async {
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read += chunk.len();
+            if read > DRAIN_LIMIT {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+}
+
+async fn post(engine: &Engine, job: &Job) -> Result<reqwest::Response, String> {
     let url = parsed_url(&engine.urls, &job.url)?;
     if !engine.settings.allow_private
         && let Some(ip) = url.ip_literal()
@@ -459,7 +494,7 @@ async fn post(engine: &Engine, job: &Job) -> Result<u16, String> {
     let id = job.event.id.to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let signature = signature_header(&job.secrets, &id, timestamp, &body);
-    let response = engine
+    engine
         .client
         .post(url.into_url())
         .header("content-type", "application/json")
@@ -469,8 +504,7 @@ async fn post(engine: &Engine, job: &Job) -> Result<u16, String> {
         .body(body)
         .send()
         .await
-        .map_err(describe)?;
-    Ok(response.status().as_u16())
+        .map_err(describe)
 }
 
 /// What went wrong, for the deliveries log: the chain of causes (the
