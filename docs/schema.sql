@@ -1887,6 +1887,9 @@ DECLARE
     l_price bigint[];
     l_stock bigint[];
     stock_refused boolean;
+    updated bigint;
+    -- The row versions of p_ids, read under their locks, for the UPDATE.
+    u_tids tid[];
 
     -- What the accepted orders write, and the answers (set afresh by each
     -- attempt).
@@ -1941,7 +1944,8 @@ BEGIN
       INTO c_held
       FROM unnest(c_ids) WITH ORDINALITY AS k (id, ord)
       JOIN LATERAL (SELECT c.held FROM customers c
-                     WHERE c.business_id = tenant AND c.id = k.id) c ON true;
+                     WHERE c.business_id = tenant AND c.id = k.id
+                     LIMIT 1) c ON true;
     -- Chain heads, read after the customer locks (a fresh snapshot): one
     -- index probe per customer, however long its history. The batch is
     -- dated no earlier than any of its customers' last entries, so every
@@ -1977,22 +1981,27 @@ BEGIN
                                  + coalesce((SELECT sum(i.quantity) FROM pending_hold_items i
                                               WHERE i.business_id = tenant AND i.product_id = p.id
                                                 AND i.expires_at <= now()), 0)::bigint AS available
-                          FROM products p
-                         WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                         ORDER BY p.id
-                           FOR KEY SHARE) shared;
+                          FROM (SELECT DISTINCT k.id FROM unnest(p_product_ids) AS k (id) ORDER BY k.id) k
+                         CROSS JOIN LATERAL (SELECT p.id, p.price, p.stock, p.reserved
+                                               FROM products p
+                                              WHERE p.business_id = tenant AND p.id = k.id
+                                                FOR KEY SHARE) p) shared;
             ELSE
                 PERFORM 1
-                   FROM (SELECT p.id FROM products p
-                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                          ORDER BY p.id
-                            FOR NO KEY UPDATE) locked;
+                   FROM (SELECT DISTINCT k.id FROM unnest(p_product_ids) AS k (id) ORDER BY k.id) k
+                  CROSS JOIN LATERAL (SELECT p.id FROM products p
+                                       WHERE p.business_id = tenant AND p.id = k.id
+                                         FOR NO KEY UPDATE) locked;
                 PERFORM ontab_release_expired(tenant, p_product_ids);
                 SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
-                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
-                  INTO p_ids, p_price, p_stock
-                  FROM products p
-                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.tid ORDER BY p.id), '{}')
+                  INTO p_ids, p_price, p_stock, u_tids
+                  FROM (SELECT DISTINCT k.id FROM unnest(p_product_ids) AS k (id)) k
+                 CROSS JOIN LATERAL (SELECT p.id, p.price, p.stock, p.reserved, p.ctid AS tid
+                                       FROM products p
+                                      WHERE p.business_id = tenant AND p.id = k.id
+                                      LIMIT 1) p;
             END IF;
             p_sold := array_fill(0::bigint, ARRAY[cardinality(p_ids)]);
             c_seq := head_seq;
@@ -2153,16 +2162,20 @@ BEGIN
                 -- all of it is undone and decided again under the locks. Expired
                 -- reservations are released now that the products are locked.
                 PERFORM 1
-                   FROM (SELECT p.id FROM products p
-                          WHERE p.business_id = tenant AND p.id = ANY (p_product_ids)
-                          ORDER BY p.id
-                            FOR NO KEY UPDATE) locked;
+                   FROM (SELECT DISTINCT k.id FROM unnest(p_product_ids) AS k (id) ORDER BY k.id) k
+                  CROSS JOIN LATERAL (SELECT p.id FROM products p
+                                       WHERE p.business_id = tenant AND p.id = k.id
+                                         FOR NO KEY UPDATE) locked;
                 PERFORM ontab_release_expired(tenant, p_product_ids);
                 SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}'), coalesce(array_agg(p.price ORDER BY p.id), '{}'),
-                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}')
-                  INTO l_ids, l_price, l_stock
-                  FROM products p
-                 WHERE p.business_id = tenant AND p.id = ANY (p_product_ids);
+                       coalesce(array_agg(p.stock - p.reserved ORDER BY p.id), '{}'),
+                       coalesce(array_agg(p.tid ORDER BY p.id), '{}')
+                  INTO l_ids, l_price, l_stock, u_tids
+                  FROM (SELECT DISTINCT k.id FROM unnest(p_product_ids) AS k (id)) k
+                 CROSS JOIN LATERAL (SELECT p.id, p.price, p.stock, p.reserved, p.ctid AS tid
+                                       FROM products p
+                                      WHERE p.business_id = tenant AND p.id = k.id
+                                      LIMIT 1) p;
                 IF l_ids IS DISTINCT FROM p_ids OR l_price IS DISTINCT FROM p_price THEN
                     RAISE EXCEPTION USING ERRCODE = 'OT001';
                 END IF;
@@ -2181,10 +2194,25 @@ BEGIN
                     END IF;
                 END LOOP;
             ELSE
-                -- One product per element of p_ids, all locked above.
+                -- One product per element of p_ids, all locked above, reached
+                -- by the row version read under its lock (u_tids: nothing
+                -- writes a product between that read and this UPDATE, and the
+                -- lock keeps every other writer away), a TID scan per product.
+                -- Joined to p_ids by id alone, as before, it was planned under
+                -- a business's underestimate as a walk of every product of the
+                -- business, each compared with every id. The id is compared
+                -- too, and the count of rows written must be the count of
+                -- products sold: a row version that were not the product's
+                -- would fail the batch, never change another product.
                 UPDATE products p SET stock = p.stock - s.sold
-                  FROM unnest(p_ids, p_sold) AS s (id, sold)
-                 WHERE p.business_id = tenant AND p.id = s.id AND s.sold > 0;
+                  FROM unnest(p_ids, u_tids, p_sold) AS s (id, tid, sold)
+                 WHERE p.ctid = s.tid AND p.id = s.id AND p.business_id = tenant AND s.sold > 0;
+                GET DIAGNOSTICS updated = ROW_COUNT;
+                IF updated <> cardinality(p_sold) - cardinality(array_positions(p_sold, 0::bigint)) THEN
+                    RAISE EXCEPTION 'ontab_purchase_batch: % products updated for % sold', updated,
+                        cardinality(p_sold) - cardinality(array_positions(p_sold, 0::bigint))
+                        USING ERRCODE = 'internal_error';
+                END IF;
             END IF;
 
             RETURN answers;

@@ -170,6 +170,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "app_fired_triggers_fixed_path",
         sql: include_str!("../../migrations/0029_app_fired_triggers_fixed_path.sql"),
     },
+    Migration {
+        version: 30,
+        name: "batch_reads_probe_every_key",
+        sql: include_str!("../../migrations/0030_batch_reads_probe_every_key.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.
