@@ -255,7 +255,7 @@ impl CountingReceiver {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Waits (up to a minute) until `n` requests were answered.
+    /// Waits (up to a minute) until `n` requests were received.
     pub async fn wait_for_requests(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while self.requests() < n {
@@ -300,7 +300,9 @@ async fn answer_each(
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
-        reader.get_mut().write_all(answer).await?;
+        // Counted once read: a sender that stops reading a long answer
+        // closes the connection before the answer is all written.
         answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        reader.get_mut().write_all(answer).await?;
     }
 }
