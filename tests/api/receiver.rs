@@ -3,6 +3,7 @@
 //! the test's `respond` says, after an optional hold (a gate the test opens).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -207,14 +208,13 @@ pub fn verify(secret: &str, received: &Received) -> bool {
 /// the sender did.
 pub struct CountingReceiver {
     pub url: String,
-    connections: Arc<std::sync::atomic::AtomicUsize>,
-    requests: Arc<std::sync::atomic::AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl CountingReceiver {
     /// Answers with `body_len` bytes of a JSON string.
     pub async fn start(body_len: usize) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let mut answer = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n\r\n"
         )
@@ -230,13 +230,13 @@ impl CountingReceiver {
         let address = listener.local_addr().expect("bound address");
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (accepted, answered) = (connections.clone(), requests.clone());
+        let (accepted, received) = (connections.clone(), requests.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
-                let (answered, answer) = (answered.clone(), answer.clone());
+                let (received, answer) = (received.clone(), answer.clone());
                 tokio::spawn(async move {
-                    let _ = answer_each(stream, &answer, &answered).await;
+                    let _ = answer_each(stream, &answer, &received).await;
                 });
             }
         });
@@ -248,11 +248,11 @@ impl CountingReceiver {
     }
 
     pub fn connections(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+        self.requests.load(Ordering::SeqCst)
     }
 
     /// Waits (up to a minute) until `n` requests were received.
@@ -274,7 +274,7 @@ impl CountingReceiver {
 async fn answer_each(
     stream: tokio::net::TcpStream,
     answer: &[u8],
-    answered: &std::sync::atomic::AtomicUsize,
+    received: &AtomicUsize,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let mut reader = BufReader::new(stream);
@@ -302,7 +302,7 @@ async fn answer_each(
         reader.read_exact(&mut body).await?;
         // Counted once read: a sender that stops reading a long answer
         // closes the connection before the answer is all written.
-        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        received.fetch_add(1, Ordering::SeqCst);
         reader.get_mut().write_all(answer).await?;
     }
 }

@@ -276,17 +276,14 @@ async fn six_deliveries_answered_with(body_len: usize) -> CountingReceiver {
     let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;
     let biz = app.business("Kept alive").await;
     let receiver = CountingReceiver::start(body_len).await;
-    endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    let (endpoint_id, _) = endpoint(&app, &biz, json!({ "url": receiver.url })).await;
     let customer = app.customer(&biz, 0).await;
     receiver.wait_for_requests(1).await;
     for round in 0..5 {
         rename(&app, &biz, customer, &format!("renamed {round}")).await;
         receiver.wait_for_requests(2 + round).await;
     }
-    let log = wait_attempts(&app, &biz, &receiver_endpoint(&app, &biz).await, |log| {
-        log.len() == 6
-    })
-    .await;
+    let log = wait_attempts(&app, &biz, &endpoint_id, |log| log.len() == 6).await;
     assert!(
         log.iter()
             .all(|a| a["status_code"] == json!(200) && a["outcome"] == json!("delivered")),
@@ -294,16 +291,6 @@ async fn six_deliveries_answered_with(body_len: usize) -> CountingReceiver {
     );
     assert_eq!(receiver.requests(), 6);
     receiver
-}
-
-/// The business's only endpoint.
-async fn receiver_endpoint(app: &TestApp, biz: &Business) -> String {
-    let list = app.get("/v1/webhook-endpoints", &biz.key).await;
-    assert_eq!(list.status, 200, "{list:?}");
-    list.body["data"][0]["id"]
-        .as_str()
-        .expect("an endpoint")
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
