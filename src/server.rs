@@ -81,7 +81,7 @@ pub struct Server {
     database: Option<Database>,
     app: Arc<App>,
     listener: TcpListener,
-    router: axum::Router,
+    router: http::Api,
     admin_token: Option<String>,
     admin_token_configured: bool,
     limits: ConnectionLimits,
@@ -162,7 +162,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Server> {
 async fn assemble(
     config: &ServeConfig,
     database: Option<&Database>,
-) -> anyhow::Result<(Arc<App>, TcpListener, axum::Router, Option<String>)> {
+) -> anyhow::Result<(Arc<App>, TcpListener, http::Api, Option<String>)> {
     let pool_login = login::prepare(config, database).await?;
     let db = Db::connect(pool_login.options.clone(), config.pool_options())?;
     login::check(&db, &pool_login, config.production).await?;

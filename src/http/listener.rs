@@ -26,7 +26,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -107,7 +106,7 @@ impl ConnectionLimits {
 /// the requests in flight have been answered. Errors only on invalid limits.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: super::Api,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {

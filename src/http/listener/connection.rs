@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -25,6 +24,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::registry::{ConnState, Reason, Registration};
+use crate::http::Api;
 
 /// How long a connection told to close may take to flush what it owes
 /// before it is dropped.
@@ -129,7 +129,7 @@ impl Watchdog {
 /// Serves one accepted connection to its end.
 pub(super) async fn serve(
     stream: TcpStream,
-    router: Router,
+    router: Api,
     http: Arc<http1::Builder>,
     timeouts: Timeouts,
     registration: Registration,
@@ -188,7 +188,7 @@ pub(super) async fn serve(
 /// The router as hyper's service, counting each request in flight on its
 /// connection until the response body has been handed over.
 struct Tracked {
-    router: Router,
+    router: Api,
     state: Arc<ConnState>,
 }
 
@@ -199,7 +199,7 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::enter(self.state.clone());
-        let response = self.router.clone().oneshot(request);
+        let response = self.router.clone().oneshot(request.map(Body::new));
         Box::pin(async move {
             let response = response.await?;
             Ok(response.map(|body| Guarded {
