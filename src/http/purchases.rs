@@ -12,7 +12,7 @@ use super::deadline::RequestDeadline;
 use super::idempotent::{Answer, Keyed, once, respond};
 use super::openapi::IdempotencyKeyParam;
 use super::problem::Problem;
-use super::request::{Body, WireInt};
+use super::request::{Body, DerivedObjects, WireInt};
 use super::views::Order;
 use crate::app::purchases::{self, Purchase};
 use crate::domain::records;
@@ -40,16 +40,30 @@ struct LineFields {
 
 /// Only a JSON object is a line: serde's derive would also read a struct
 /// from an array of its fields in order (`["<uuid>", 2]`), which the
-/// contract calls malformed.
+/// contract calls malformed. The object's members are read straight into
+/// `LineFields` (through a map visitor, not via an intermediate
+/// `serde_json::Map`, which cost an allocation per key and value).
 impl<'de> Deserialize<'de> for LineRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let line: LineFields = serde_json::from_value(serde_json::Value::Object(object))
-            .map_err(serde::de::Error::custom)?;
+        let line = deserializer.deserialize_map(LineVisitor)?;
         Ok(Self {
             product_id: line.product_id,
             quantity: line.quantity,
         })
+    }
+}
+
+struct LineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LineVisitor {
+    type Value = LineFields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<LineFields, A::Error> {
+        LineFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
     }
 }
 
@@ -69,6 +83,10 @@ pub struct PurchaseRequest {
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<LineRequest>,
 }
+
+// Both objects are read by the derive: the request's, and each line's
+// through `LineVisitor` into `LineFields`.
+impl DerivedObjects for PurchaseRequest {}
 
 impl Answer for records::Order {
     const STATUS: StatusCode = StatusCode::CREATED;
@@ -95,7 +113,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, Problem> {
     let prepared = body
-        .parse::<PurchaseRequest>()
+        .parse_derived::<PurchaseRequest>()
         .and_then(|request| Purchase::parse(request.customer_id, &raw_lines(&request.items)));
     let Keyed {
         key,
