@@ -9,6 +9,7 @@ pub mod events;
 mod lines;
 pub mod records;
 mod refusal;
+pub(crate) mod time;
 mod values;
 pub mod webhook;
 

@@ -63,6 +63,7 @@ pub struct Product {
     pub stock: i64,
     /// Units its pending (unexpired) holds reserve: not for sale.
     pub reserved: i64,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -81,6 +82,7 @@ pub struct StockAdjustment {
     pub delta: i64,
     pub reason: String,
     pub stock_after: i64,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -107,6 +109,7 @@ pub struct Return {
     pub order_id: Uuid,
     pub amount: i64,
     pub items: Vec<Item>,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -116,8 +119,10 @@ pub struct Order {
     pub id: Uuid,
     pub customer_id: Uuid,
     pub total: i64,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
     /// `created_at` + the customer's payment terms at purchase time.
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub due_at: DateTime<Utc>,
     /// The hold this order captured, if any.
     #[serde(default)]
@@ -172,7 +177,9 @@ pub struct Hold {
     pub status: HoldStatus,
     pub items: Vec<Item>,
     pub total: i64,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub expires_at: DateTime<Utc>,
     /// When it was captured or voided, or its `expires_at` once expired.
     pub ended_at: Option<DateTime<Utc>>,
@@ -210,6 +217,7 @@ pub struct LedgerEntry {
     pub reason: Option<String>,
     /// Position in the customer's chain, from 1.
     pub seq: i64,
+    #[serde(deserialize_with = "super::time::deserialize")]
     pub created_at: DateTime<Utc>,
 }
 
