@@ -7,15 +7,14 @@
 //! is read by chrono, as before.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
-use serde::Deserializer;
-use serde::de::{self, Visitor};
+use serde::de;
+use serde::{Deserialize, Deserializer};
 
 /// `deserialize_with` of a record's time.
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = deserializer.deserialize_str(Text)?;
+    let Text(text) = Text::deserialize(deserializer)?;
     match fast(&text) {
         Some(at) => Ok(at),
         // What chrono's own `Deserialize for DateTime<Utc>` does.
@@ -26,23 +25,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
     }
 }
 
-struct Text;
-
-impl<'de> Visitor<'de> for Text {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an RFC 3339 date and time")
-    }
-
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(text))
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(text.to_owned()))
-    }
-}
+/// The time's text, borrowed from the input unless it had to be unescaped.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, or `None`.
 fn fast(text: &str) -> Option<DateTime<Utc>> {

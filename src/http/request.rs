@@ -282,37 +282,10 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
-/// An object's key, borrowed from the body unless it had to be unescaped.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Borrowed(key)))
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(key.to_owned())))
-    }
-
-    fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(key)))
-    }
-}
+/// An object's key, borrowed from the body unless it had to be unescaped
+/// (serde's `borrow` on a `Cow` does exactly that).
+#[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// A JSON integer as sent, possibly beyond i64: a quantity of 2^63 is a
 /// value to refuse with its reason (`422`), not an unreadable body.
@@ -605,6 +578,14 @@ mod tests {
         assert!(is_json_media_type("Application/JSON; charset=utf-8"));
         assert!(is_json_media_type("application/merge-patch+json"));
         assert!(!is_json_media_type("text/plain"));
+    }
+
+    #[test]
+    fn keys_are_borrowed_from_the_body_unless_escaped() {
+        let plain: Key<'_> = serde_json::from_str(r#""customer_id""#).expect("a key");
+        assert!(matches!(plain.0, Cow::Borrowed("customer_id")));
+        let escaped: Key<'_> = serde_json::from_str(r#""customer\u005fid""#).expect("a key");
+        assert!(matches!(escaped.0, Cow::Owned(ref key) if key == "customer_id"));
     }
 
     /// `parse_derived` leaves out the pass for repeated keys: for a
