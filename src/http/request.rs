@@ -173,12 +173,7 @@ impl<'de> Visitor<'de> for CanonicalVisitor {
             entries.push((key, value));
         }
         entries.sort_by(|(a, _), (b, _)| a.cmp(b));
-        if let Some(pair) = entries.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(de::Error::custom(format_args!(
-                "duplicate key `{}`",
-                pair[0].0
-            )));
-        }
+        refuse_repeated(entries.iter().map(|(key, _)| key.as_str()))?;
         Ok(Canonical(serde_json::Value::Object(
             entries.into_iter().collect(),
         )))
@@ -218,6 +213,18 @@ impl<'de> Visitor<'de> for CanonicalVisitor {
     }
 }
 
+/// Refuses an object whose keys, given sorted, repeat one.
+fn refuse_repeated<'k, E: de::Error>(sorted: impl Iterator<Item = &'k str>) -> Result<(), E> {
+    let mut previous = None;
+    for key in sorted {
+        if previous == Some(key) {
+            return Err(E::custom(format_args!("duplicate key `{key}`")));
+        }
+        previous = Some(key);
+    }
+    Ok(())
+}
+
 /// Any JSON value in which no object repeats a key.
 struct UniqueKeys;
 
@@ -248,12 +255,7 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
             map.next_value::<UniqueKeys>()?;
         }
         keys.sort_unstable();
-        if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(de::Error::custom(format_args!(
-                "duplicate key `{}`",
-                pair[0].0
-            )));
-        }
+        refuse_repeated(keys.iter().map(|key| &*key.0))?;
         Ok(UniqueKeys)
     }
 
