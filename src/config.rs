@@ -92,6 +92,14 @@ pub struct ServeConfig {
     #[arg(long, env = "ONTAB_BATCH_MAX_INFLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_max_inflight: u16,
 
+    /// Fewest purchases a batch starts with while another batch of the same
+    /// business is in flight (it starts with fewer once that one ends); 1
+    /// starts it at once. A small batch beside another mostly waited for
+    /// the other's row locks and paid a whole batch's overhead for a few
+    /// orders (docs/benchmarks.md, "A second batch only with company").
+    #[arg(long, env = "ONTAB_BATCH_MIN_BESIDE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_min_beside: u16,
+
     /// How long a batch that already has company may wait for more (e.g.
     /// 200us); 0 never waits. At most 5ms.
     #[arg(long, env = "ONTAB_BATCH_WAIT", default_value = "0us", value_parser = parse_batch_wait)]
@@ -267,6 +275,7 @@ impl ServeConfig {
             group_commit: Some(GroupCommitConfig {
                 max_size: usize::from(self.batch_max_size),
                 max_inflight: usize::from(self.batch_max_inflight),
+                min_beside: usize::from(self.batch_min_beside),
                 wait: self.batch_wait,
                 idle: self.batch_worker_idle,
             }),

@@ -30,8 +30,10 @@
 //! Latency: a lone purchase is not made to wait. Each business has a worker
 //! that starts a batch as soon as a batch slot is free (`max_inflight` per
 //! business), with whatever is queued by then; batches grow only while the
-//! slots are busy, i.e. under load. An optional `wait` lets a batch that
-//! already has company wait a little longer for more.
+//! slots are busy, i.e. under load. Beside a batch already in flight, the
+//! next one starts only once `min_beside` purchases are queued or the first
+//! has ended. An optional `wait` lets a batch that already has company wait
+//! a little longer for more.
 //!
 //! Memory: a business's queue and worker live while it buys. A worker whose
 //! queue stayed empty for `idle`, with no batch in flight, ends and leaves
@@ -43,7 +45,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::idempotency::{self, StoredOutcome};
@@ -63,6 +65,9 @@ pub struct GroupCommitConfig {
     pub max_size: usize,
     /// Batches of one business running at once.
     pub max_inflight: usize,
+    /// Fewest purchases a batch starts with beside another one of its
+    /// business; it starts with fewer once the other has ended.
+    pub min_beside: usize,
     /// How long a batch that already has company may wait for more.
     pub wait: Duration,
     /// How long a business's queue may stay empty before its worker ends.
@@ -291,6 +296,9 @@ impl Worker {
         let config = self.config;
         let max_inflight = config.max_inflight.max(1);
         let slots = Arc::new(Semaphore::new(max_inflight));
+        // Told each time a batch ends (a stored permit, so none is missed).
+        let ended = Arc::new(Notify::new());
+        let company = config.min_beside.clamp(1, config.max_size.max(1));
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
@@ -333,6 +341,25 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            // Beside a batch in flight, a batch starts only with company
+            // (`min_beside`), or once the other has ended: a small batch
+            // beside another mostly waited for its row locks, and paid a
+            // whole batch's overhead for a few orders.
+            while jobs.len() < company && slots.available_permits() + 1 < max_inflight {
+                tokio::select! {
+                    job = queue.recv() => match job {
+                        Some(job) => jobs.push(dequeued(job)),
+                        None => break,
+                    },
+                    () = ended.notified() => {}
+                }
+            }
+            while jobs.len() < config.max_size {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(dequeued(job)),
+                    Err(_) => break,
+                }
+            }
             if jobs.len() >= config.max_size {
                 flush = "full";
             }
@@ -341,9 +368,11 @@ impl Worker {
             let Some(app) = self.app.upgrade() else {
                 return;
             };
+            let ended = ended.clone();
             tokio::spawn(async move {
                 run_batch(&app, jobs).await;
                 drop(slot);
+                ended.notify_one();
             });
         }
     }

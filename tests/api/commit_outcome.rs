@@ -406,6 +406,61 @@ async fn a_commit_whose_answer_is_lost_after_it_committed_is_outcome_unknown_and
     app.assert_audit_clean().await;
 }
 
+/// Beside a batch in flight, a lone purchase does not start a batch of one
+/// (`--batch-min-beside`, 16 by default): it waits for company or for that
+/// batch to end, then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
+    if crate::helpers::skipped_on_citus(STALLS_ON_ONE_NODE) {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let sql = app.sql().await;
+    install_stalls(&sql).await;
+    let mut purchases = Vec::new();
+    for _ in 0..2 {
+        let customer = app.customer(&shop, 10_000).await;
+        stall_orders_of(&sql, customer, 1).await;
+        purchases.push((customer, app.product(&shop, 100, 10).await));
+    }
+    let stall = Stall::hold(&app, 1).await;
+    let server =
+        ChildServer::start_with(&app, REQUEST_TIMEOUT, &[("ONTAB_BATCH_MIN_BESIDE", "16")]).await;
+    let send = |(customer, product): (Uuid, Uuid)| {
+        tokio::spawn(buy(
+            app.http.clone(),
+            server.base.clone(),
+            shop.key.clone(),
+            None,
+            customer,
+            product,
+        ))
+    };
+    let first = send(purchases[0]);
+    wait_for_stalled_commits(&sql, 1, 1).await;
+    let second = send(purchases[1]);
+    // With a batch of its own it would be inside COMMIT by now, waiting
+    // for the same stall (as with `ONTAB_BATCH_MIN_BESIDE=1` above).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stalled = wait_for_stalled_commits(&sql, 1, 1).await;
+    assert_eq!(stalled.len(), 1, "a batch of one started beside the first");
+    assert!(
+        !second.is_finished(),
+        "the second purchase was answered while the first committed"
+    );
+
+    stall.release().await;
+    for reply in [first, second] {
+        let reply = reply.await.expect("purchase");
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    for (customer, _) in &purchases {
+        assert_eq!(orders_of(&sql, *customer).await.len(), 1);
+    }
+    app.assert_audit_clean().await;
+}
+
 /// `ontab serve` as a process of its own, so that its metrics are its own.
 struct ChildServer {
     base: String,
@@ -434,6 +489,8 @@ impl ChildServer {
                 format!("{}ms", request_timeout.as_millis()),
             )
             .env("ONTAB_BATCH_MAX_SIZE", "64")
+            // Batches of one or two beside another, as these tests race them.
+            .env("ONTAB_BATCH_MIN_BESIDE", "1")
             .env("ONTAB_DB_STATEMENTS", statements)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
