@@ -79,6 +79,24 @@ async fn stall_orders_of(sql: &Client, customer: Uuid, key: i32) {
         .expect("list the customer");
 }
 
+/// `count` customers of `shop`, each with a product of its own (price 100,
+/// stock 10), whose orders commit only while stall `key` is not held.
+async fn stalled_purchases(
+    app: &TestApp,
+    shop: &Business,
+    sql: &Client,
+    key: i32,
+    count: usize,
+) -> Vec<(Uuid, Uuid)> {
+    let mut purchases = Vec::new();
+    for _ in 0..count {
+        let customer = app.customer(shop, 10_000).await;
+        stall_orders_of(sql, customer, key).await;
+        purchases.push((customer, app.product(shop, 100, 10).await));
+    }
+    purchases
+}
+
 /// A held stall: COMMITs of the orders it covers wait until it is released.
 struct Stall {
     session: Client,
@@ -418,12 +436,7 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     let shop = app.business("Shop").await;
     let sql = app.sql().await;
     install_stalls(&sql).await;
-    let mut purchases = Vec::new();
-    for _ in 0..2 {
-        let customer = app.customer(&shop, 10_000).await;
-        stall_orders_of(&sql, customer, 1).await;
-        purchases.push((customer, app.product(&shop, 100, 10).await));
-    }
+    let purchases = stalled_purchases(&app, &shop, &sql, 1, 2).await;
     let stall = Stall::hold(&app, 1).await;
     let server =
         ChildServer::start_with(&app, REQUEST_TIMEOUT, &[("ONTAB_BATCH_MIN_BESIDE", "16")]).await;
@@ -626,18 +639,8 @@ async fn a_batch_whose_commit_outlasts_its_deadline_answers_every_order_201() {
     let shop = app.business("Shop").await;
     let sql = app.sql().await;
     install_stalls(&sql).await;
-    let mut blockers = Vec::new();
-    for _ in 0..2 {
-        let customer = app.customer(&shop, 10_000).await;
-        stall_orders_of(&sql, customer, 1).await;
-        blockers.push((customer, app.product(&shop, 100, 10).await));
-    }
-    let mut batch = Vec::new();
-    for _ in 0..4 {
-        let customer = app.customer(&shop, 10_000).await;
-        stall_orders_of(&sql, customer, 2).await;
-        batch.push((customer, app.product(&shop, 100, 10).await));
-    }
+    let blockers = stalled_purchases(&app, &shop, &sql, 1, 2).await;
+    let batch = stalled_purchases(&app, &shop, &sql, 2, 4).await;
     let first_stall = Stall::hold(&app, 1).await;
     let second_stall = Stall::hold(&app, 2).await;
     let server = Arc::new(ChildServer::start(&app, REQUEST_TIMEOUT).await);
