@@ -27,13 +27,14 @@
 //! Everyone takes customers before products and each kind in id order, so
 //! no cycle forms.
 //!
-//! Latency: a lone purchase is not made to wait. Each business has a worker
-//! that starts a batch as soon as a batch slot is free (`max_inflight` per
-//! business), with whatever is queued by then; batches grow only while the
-//! slots are busy, i.e. under load. Beside a batch already in flight, the
-//! next one starts only once `min_beside` purchases are queued or the first
-//! has ended. An optional `wait` lets a batch that already has company wait
-//! a little longer for more.
+//! Latency: a purchase that finds no batch of its business in flight is not
+//! made to wait. Each business has a worker that starts a batch as soon as
+//! a batch slot is free (`max_inflight` per business), with whatever is
+//! queued by then; batches grow only while the slots are busy, i.e. under
+//! load. Beside a batch already in flight, the next one starts only once
+//! `min_beside` purchases are queued or the first has ended. An optional
+//! `wait` lets a batch that already has company wait a little longer for
+//! more.
 //!
 //! Memory: a business's queue and worker live while it buys. A worker whose
 //! queue stayed empty for `idle`, with no batch in flight, ends and leaves
