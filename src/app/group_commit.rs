@@ -347,6 +347,7 @@ impl Worker {
             // beside another mostly waited for its row locks, and paid a
             // whole batch's overhead for a few orders.
             while jobs.len() < company && slots.available_permits() + 1 < max_inflight {
+                flush = "beside";
                 tokio::select! {
                     job = queue.recv() => match job {
                         Some(job) => jobs.push(dequeued(job)),

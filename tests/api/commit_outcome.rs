@@ -471,6 +471,10 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     for (customer, _) in &purchases {
         assert_eq!(orders_of(&sql, *customer).await.len(), 1);
     }
+    // Counted as a batch that waited beside another.
+    server
+        .wait_for_gauge(r#"ontab_purchase_batches_total{flush="beside"}"#, 1.0)
+        .await;
     app.assert_audit_clean().await;
 }
 
