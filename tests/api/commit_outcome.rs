@@ -204,9 +204,21 @@ fn buy_in_background(
     customer: Uuid,
     product: Uuid,
 ) -> tokio::task::JoinHandle<Reply> {
+    buy_in_background_at(&app.base_url, app, shop, idempotency_key, customer, product)
+}
+
+/// As [`buy_in_background`], from the server at `base`.
+fn buy_in_background_at(
+    base: &str,
+    app: &TestApp,
+    shop: &Business,
+    idempotency_key: Option<&str>,
+    customer: Uuid,
+    product: Uuid,
+) -> tokio::task::JoinHandle<Reply> {
     tokio::spawn(buy(
         app.http.clone(),
-        app.base_url.clone(),
+        base.to_owned(),
         shop.key.clone(),
         idempotency_key.map(str::to_owned),
         customer,
@@ -441,14 +453,7 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     let server =
         ChildServer::start_with(&app, REQUEST_TIMEOUT, &[("ONTAB_BATCH_MIN_BESIDE", "16")]).await;
     let send = |(customer, product): (Uuid, Uuid)| {
-        tokio::spawn(buy(
-            app.http.clone(),
-            server.base.clone(),
-            shop.key.clone(),
-            None,
-            customer,
-            product,
-        ))
+        buy_in_background_at(&server.base, &app, &shop, None, customer, product)
     };
     let first = send(purchases[0]);
     wait_for_stalled_commits(&sql, 1, 1).await;
@@ -592,14 +597,8 @@ async fn an_idle_business_queue_ends_and_its_next_purchase_starts_another() {
         let replies: Vec<_> = shops
             .iter()
             .map(|(shop, customer, product)| {
-                tokio::spawn(buy(
-                    app.http.clone(),
-                    server.base.clone(),
-                    shop.key.clone(),
-                    Some(format!("idle-{round}")),
-                    *customer,
-                    *product,
-                ))
+                let key = format!("idle-{round}");
+                buy_in_background_at(&server.base, &app, shop, Some(&key), *customer, *product)
             })
             .collect();
         for reply in replies {
@@ -648,15 +647,8 @@ async fn a_batch_whose_commit_outlasts_its_deadline_answers_every_order_201() {
     let first_stall = Stall::hold(&app, 1).await;
     let second_stall = Stall::hold(&app, 2).await;
     let server = Arc::new(ChildServer::start(&app, REQUEST_TIMEOUT).await);
-    let send = |key: Option<String>, (customer, product): (Uuid, Uuid)| {
-        tokio::spawn(buy(
-            app.http.clone(),
-            server.base.clone(),
-            shop.key.clone(),
-            key,
-            customer,
-            product,
-        ))
+    let send = |key: Option<&str>, (customer, product): (Uuid, Uuid)| {
+        buy_in_background_at(&server.base, &app, &shop, key, customer, product)
     };
 
     // One after the other, so that each takes a batch slot of its own.
@@ -670,7 +662,7 @@ async fn a_batch_whose_commit_outlasts_its_deadline_answers_every_order_201() {
     let batched: Vec<_> = keys
         .iter()
         .zip(&batch)
-        .map(|(key, purchase)| send(key.map(str::to_owned), *purchase))
+        .map(|(key, purchase)| send(*key, *purchase))
         .collect();
     server
         .wait_for_gauge("ontab_purchase_queue_length", 4.0)
