@@ -326,6 +326,21 @@ impl Worker {
             };
             let mut jobs = vec![dequeued(first)];
             let mut flush = "idle";
+            // Beside a batch in flight, a batch starts only with company
+            // (`min_beside`), or once the other has ended: a small batch
+            // beside another mostly waited for its row locks, and paid a
+            // whole batch's overhead for a few orders. Then it takes
+            // whatever else is queued, as any batch.
+            while jobs.len() < company && slots.available_permits() + 1 < max_inflight {
+                flush = "beside";
+                tokio::select! {
+                    job = queue.recv() => match job {
+                        Some(job) => jobs.push(dequeued(job)),
+                        None => break,
+                    },
+                    () = ended.notified() => {}
+                }
+            }
             let deadline = Instant::now() + config.wait;
             while jobs.len() < config.max_size {
                 match queue.try_recv() {
@@ -339,26 +354,6 @@ impl Worker {
                             }
                         }
                     }
-                    Err(_) => break,
-                }
-            }
-            // Beside a batch in flight, a batch starts only with company
-            // (`min_beside`), or once the other has ended: a small batch
-            // beside another mostly waited for its row locks, and paid a
-            // whole batch's overhead for a few orders.
-            while jobs.len() < company && slots.available_permits() + 1 < max_inflight {
-                flush = "beside";
-                tokio::select! {
-                    job = queue.recv() => match job {
-                        Some(job) => jobs.push(dequeued(job)),
-                        None => break,
-                    },
-                    () = ended.notified() => {}
-                }
-            }
-            while jobs.len() < config.max_size {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(dequeued(job)),
                     Err(_) => break,
                 }
             }
