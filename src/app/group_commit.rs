@@ -6,8 +6,10 @@
 //! What each order keeps:
 //! - its own outcome: the batch function refuses an order before writing
 //!   it, so a refused order writes nothing and the others are unaffected;
-//! - arrival order: orders are decided in the order they were queued, as if
-//!   they ran one after another;
+//! - arrival order: orders that share a customer or a product are decided
+//!   in the order they were queued, as if they ran one after another (an
+//!   order held back from a batch, see `choose`, holds back every later
+//!   order it shares a row with; orders that share none cannot tell);
 //! - its answer only after commit: replies go out once COMMIT succeeded;
 //! - idempotency: replays are answered from stored outcomes read in the
 //!   batch's transaction, new outcomes are stored in it. A batch that fails
@@ -32,7 +34,8 @@
 //! a batch slot is free (`max_inflight` per business), with whatever is
 //! queued by then; batches grow only while the slots are busy, i.e. under
 //! load. Beside a batch already in flight, the next one starts only once
-//! `min_beside` purchases are queued or the first has ended. An optional
+//! `min_beside` purchases it may take are queued or the first has ended;
+//! it never takes a customer of the batch in flight. An optional
 //! `wait` lets a batch that already has company wait a little longer for
 //! more.
 //!
@@ -41,7 +44,7 @@
 //! the map; the business's next purchase starts a new one. Many tenants
 //! that bought once cost nothing after that.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -300,63 +303,91 @@ impl Worker {
         // Told each time a batch ends (a stored permit, so none is missed).
         let ended = Arc::new(Notify::new());
         let company = config.min_beside.clamp(1, config.max_size.max(1));
+        let busy = Busy::default();
+        // Taken from the queue, not yet in a batch, in arrival order: what
+        // the last batch held back (see `choose`) and what came after it.
+        let mut held: VecDeque<Job> = VecDeque::new();
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let first = match tokio::time::timeout(config.idle, queue.recv()).await {
-                Ok(Some(job)) => job,
-                Ok(None) => return,
-                Err(_) => {
-                    drop(slot);
-                    let Some(owner) = self.owner.upgrade() else {
-                        return;
-                    };
-                    if retire(
-                        &owner.queues,
-                        self.business_id,
-                        &queue,
-                        &slots,
-                        max_inflight,
-                    ) {
-                        return;
+            if held.is_empty() {
+                match tokio::time::timeout(config.idle, queue.recv()).await {
+                    Ok(Some(job)) => held.push_back(job),
+                    Ok(None) => return,
+                    Err(_) => {
+                        drop(slot);
+                        let Some(owner) = self.owner.upgrade() else {
+                            return;
+                        };
+                        if retire(
+                            &owner.queues,
+                            self.business_id,
+                            &queue,
+                            &slots,
+                            max_inflight,
+                        ) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let mut flush = "idle";
+            let deadline = Instant::now() + config.wait;
+            let chosen = loop {
+                while let Ok(job) = queue.try_recv() {
+                    held.push_back(job);
+                }
+                let chosen = choose(
+                    held.iter().map(|job| &job.purchase),
+                    &busy.customers(),
+                    config.max_size,
+                );
+                let taken = chosen.iter().filter(|&&take| take).count();
+                // Beside a batch in flight, a batch starts only with company
+                // (`min_beside`), or once the other has ended: a small batch
+                // beside another mostly waited for its row locks, and paid a
+                // whole batch's overhead for a few orders. With no batch in
+                // flight nothing is busy, so the first purchase held is
+                // always taken.
+                if taken < company && slots.available_permits() + 1 < max_inflight {
+                    flush = "beside";
+                    tokio::select! {
+                        job = queue.recv() => match job {
+                            Some(job) => held.push_back(job),
+                            None => return,
+                        },
+                        () = ended.notified() => {}
                     }
                     continue;
                 }
-            };
-            let mut jobs = vec![dequeued(first)];
-            let mut flush = "idle";
-            // Beside a batch in flight, a batch starts only with company
-            // (`min_beside`), or once the other has ended: a small batch
-            // beside another mostly waited for its row locks, and paid a
-            // whole batch's overhead for a few orders. Then it takes
-            // whatever else is queued, as any batch.
-            while jobs.len() < company && slots.available_permits() + 1 < max_inflight {
-                flush = "beside";
-                tokio::select! {
-                    job = queue.recv() => match job {
-                        Some(job) => jobs.push(dequeued(job)),
-                        None => break,
-                    },
-                    () = ended.notified() => {}
-                }
-            }
-            let deadline = Instant::now() + config.wait;
-            while jobs.len() < config.max_size {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(dequeued(job)),
-                    Err(_) if jobs.len() > 1 && !config.wait.is_zero() => {
-                        match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
-                            Ok(Some(job)) => jobs.push(dequeued(job)),
-                            _ => {
-                                flush = "wait";
-                                break;
-                            }
+                // An optional `--batch-wait` lets a batch with company wait
+                // a little longer for more.
+                if taken > 1 && taken < config.max_size && !config.wait.is_zero() {
+                    match tokio::time::timeout_at(deadline.into(), queue.recv()).await {
+                        Ok(Some(job)) => {
+                            held.push_back(job);
+                            continue;
                         }
+                        _ => flush = "wait",
                     }
-                    Err(_) => break,
+                }
+                break chosen;
+            };
+            let mut jobs = Vec::new();
+            let mut kept = VecDeque::with_capacity(held.len());
+            for (index, job) in held.drain(..).enumerate() {
+                if chosen.get(index).copied().unwrap_or(false) {
+                    jobs.push(dequeued(job));
+                } else {
+                    kept.push_back(job);
                 }
             }
+            let held_back = chosen.iter().filter(|&&take| !take).count();
+            metrics::counter!("ontab_purchase_held_back_total")
+                .increment(u64::try_from(held_back).unwrap_or(u64::MAX));
+            held = kept;
             if jobs.len() >= config.max_size {
                 flush = "full";
             }
@@ -365,14 +396,103 @@ impl Worker {
             let Some(app) = self.app.upgrade() else {
                 return;
             };
+            let in_flight = busy.enter(jobs.iter().map(|job| job.purchase.customer_id));
             let ended = ended.clone();
             tokio::spawn(async move {
                 run_batch(&app, jobs).await;
+                // Before the slot is free: a batch formed once it is must
+                // not see these customers busy.
+                drop(in_flight);
                 drop(slot);
                 ended.notify_one();
             });
         }
     }
+}
+
+/// The customers of a business's batches in flight. A batch locks its
+/// customers first, so a purchase whose customer is in a batch in flight
+/// would stop its own batch at the first statement until that batch
+/// committed: two batches in flight, run one after the other.
+#[derive(Default, Clone)]
+struct Busy(Arc<Mutex<HashSet<Uuid>>>);
+
+impl Busy {
+    fn customers(&self) -> HashSet<Uuid> {
+        self.lock().clone()
+    }
+
+    fn enter(&self, customers: impl Iterator<Item = Uuid>) -> InFlight {
+        let customers: Vec<Uuid> = customers.collect();
+        self.lock().extend(customers.iter().copied());
+        InFlight {
+            busy: self.clone(),
+            customers,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        // Entries are added and removed whole: a panicked holder left the
+        // set consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A batch's customers, busy until it is dropped (also when the batch's
+/// task is aborted).
+struct InFlight {
+    busy: Busy,
+    customers: Vec<Uuid>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut busy = self.busy.lock();
+        for customer in &self.customers {
+            busy.remove(customer);
+        }
+    }
+}
+
+/// Which of `held` (in arrival order) the next batch takes: at most `max`,
+/// none whose customer is `busy`, i.e. in a batch in flight (it would hold
+/// the whole batch back at its first lock; it waits for the next batch
+/// instead, and its company goes now), and none that shares a customer or
+/// a product with a purchase held back before it, so that purchases that
+/// may compete for a row (stock, credit) are still decided in arrival
+/// order. Purchases that share only products with a batch in flight are
+/// taken: products are locked last, so such a batch does its work beside
+/// the other and waits only for that one's commit.
+fn choose<'a>(
+    held: impl Iterator<Item = &'a Purchase>,
+    busy: &HashSet<Uuid>,
+    max: usize,
+) -> Vec<bool> {
+    let mut chosen = Vec::new();
+    let mut taken = 0;
+    let mut waiting_customers: HashSet<Uuid> = HashSet::new();
+    let mut waiting_products: HashSet<Uuid> = HashSet::new();
+    for purchase in held {
+        if taken >= max {
+            break;
+        }
+        let blocked = busy.contains(&purchase.customer_id)
+            || waiting_customers.contains(&purchase.customer_id)
+            || purchase
+                .lines
+                .iter()
+                .any(|line| waiting_products.contains(&line.product_id));
+        if blocked {
+            waiting_customers.insert(purchase.customer_id);
+            waiting_products.extend(purchase.lines.iter().map(|line| line.product_id));
+        } else {
+            taken += 1;
+        }
+        chosen.push(!blocked);
+    }
+    chosen
 }
 
 /// Attempts of a whole batch before its orders run one by one.
@@ -634,5 +754,43 @@ mod tests {
         assert!(retire(&queues, business, &queue, &slots, 2));
         let left = queues.lock().expect("lock");
         assert!(!left.contains_key(&business) && left.contains_key(&other));
+    }
+
+    fn purchase(customer: Uuid, products: &[Uuid]) -> Purchase {
+        let items: Vec<(Uuid, i128)> = products.iter().map(|&product| (product, 1)).collect();
+        Purchase::parse(customer, &items).expect("a valid purchase")
+    }
+
+    #[test]
+    fn a_batch_takes_no_customer_in_flight_and_keeps_the_order_of_what_it_holds_back() {
+        let [a, b, c, d] = [(); 4].map(|()| Uuid::now_v7());
+        let [p, q, r, s] = [(); 4].map(|()| Uuid::now_v7());
+        let held = [
+            purchase(a, &[p]),    // a is in flight: held back
+            purchase(b, &[q]),    // taken, though q may be in flight too
+            purchase(c, &[p, r]), // shares p with a held-back purchase
+            purchase(a, &[s]),    // a again
+            purchase(d, &[s]),    // shares s with a held-back purchase
+            purchase(b, &[r]),    // r waits with c: held back, after c
+        ];
+        let busy = HashSet::from([a]);
+        assert_eq!(
+            choose(held.iter(), &busy, 64),
+            [false, true, false, false, false, false],
+            "r is held back by c, so b's second purchase waits too"
+        );
+
+        let held = [purchase(b, &[q]), purchase(c, &[r]), purchase(d, &[s])];
+        assert_eq!(choose(held.iter(), &HashSet::new(), 64), [true, true, true]);
+        assert_eq!(
+            choose(held.iter(), &HashSet::new(), 2),
+            [true, true],
+            "at most `max`, the rest stays held"
+        );
+        assert_eq!(
+            choose(held.iter(), &HashSet::from([b, c, d]), 64),
+            [false, false, false],
+            "every customer in flight: nothing to start beside them"
+        );
     }
 }

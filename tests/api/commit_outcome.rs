@@ -483,6 +483,74 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     app.assert_audit_clean().await;
 }
 
+/// A purchase whose customer is in a batch in flight is held back for the
+/// next batch: in a batch beside it, it would wait for that customer's lock
+/// from its first statement, and keep every purchase that came with it
+/// waiting too. A purchase of another customer that comes after it starts
+/// beside the first batch and commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_whose_customer_is_in_a_batch_in_flight_waits_for_the_next_and_holds_no_one_back()
+ {
+    if crate::helpers::skipped_on_citus(STALLS_ON_ONE_NODE) {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let shop = app.business("Shop").await;
+    let sql = app.sql().await;
+    install_stalls(&sql).await;
+    let stalled = stalled_purchases(&app, &shop, &sql, 1, 1).await;
+    let (customer, first_product) = stalled[0];
+    let second_product = app.product(&shop, 100, 10).await;
+    let other_customer = app.customer(&shop, 10_000).await;
+    let other_product = app.product(&shop, 100, 10).await;
+    let stall = Stall::hold(&app, 1).await;
+    // Two batches in flight, and a batch beside another with any company.
+    let server = ChildServer::start(&app, REQUEST_TIMEOUT).await;
+    let send = |customer, product| {
+        buy_in_background_at(&server.base, &app, &shop, None, customer, product)
+    };
+    let first = send(customer, first_product);
+    wait_for_stalled_commits(&sql, 1, 1).await;
+    let again = send(customer, second_product);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = send(other_customer, other_product);
+    // Held back with `again` in the second slot, it would wait for the
+    // first batch's COMMIT too.
+    let other = tokio::time::timeout(Duration::from_secs(10), other)
+        .await
+        .expect("the other customer's purchase is answered while the first batch commits")
+        .expect("purchase");
+    assert_eq!(other.status, 201, "{other:?}");
+    assert!(
+        !again.is_finished(),
+        "the customer's second purchase was answered first: in the second slot, \
+         waiting for its customer's lock, it held the other back until its deadline"
+    );
+    let waiting: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'
+                AND wait_event IN ('transactionid', 'tuple')",
+            &[],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(waiting, 0, "a batch waits for the customer's row lock");
+
+    stall.release().await;
+    for reply in [first, again] {
+        let reply = reply.await.expect("purchase");
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    assert_eq!(orders_of(&sql, customer).await.len(), 2);
+    assert_eq!(orders_of(&sql, other_customer).await.len(), 1);
+    server
+        .wait_for_gauge("ontab_purchase_held_back_total", 1.0)
+        .await;
+    app.assert_audit_clean().await;
+}
+
 /// `ontab serve` as a process of its own, so that its metrics are its own.
 struct ChildServer {
     base: String,
