@@ -105,6 +105,7 @@ missing=()
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v jq >/dev/null || missing+=(jq)
 command -v curl >/dev/null || missing+=(curl)
+command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]}"
     [ "$(id -u)" = 0 ] || die "need ${missing[*]}: install them or run as root"
@@ -283,6 +284,22 @@ naive_run() { # name clients round script
         psql -qX -v ON_ERROR_STOP=1 "$BENCH_PG/ontab_bench_naive" -f bench/pgbench/naive_schema.sql >/dev/null
     pgbench_run "$1" "$2" "$3" ontab_bench_naive -f "$4"
 }
+# This machine's ceiling for HTTP itself: wrk (a lean C client) against
+# the same server's GET /healthz, which answers without any other work.
+# No purchase rate can pass it; the table sets the targets beside it.
+http_floor_run() { # clients round
+    local c=$1 r=$2 tag=http_floor.c$1.r$2
+    step "wrk GET /healthz ($c connections, ${seconds}s, round $r)"
+    wrk -t 2 -c "$c" -d "${seconds}s" --latency "http://127.0.0.1:$BENCH_PORT/healthz" >"$work/$tag.out" 2>&1 ||
+        { cat "$work/$tag.out" >&2; die "wrk failed"; }
+    # wrk prints latencies as 812.00us, 1.23ms or 1.02s.
+    awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+         /^Requests\/sec:/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+         /Non-2xx/ { bad = 1 }
+         END { printf "http_floor\t%s\t%s\t%.1f\t%.2f\t%.2f\t-\t-\t-\t%s\n", c, r, rps, p50, p99, bad ? "false" : "true" }' \
+        c="$c" r="$r" "$work/$tag.out" >>"$work/runs.tsv"
+    echo "  $(tail -1 "$work/runs.tsv" | cut -f4-6) (req/s p50_ms p99_ms)" >&2
+}
 if asked uncontended; then
     fresh_db ontab_bench_tpcb
     "$pgbench" -i -q -s "$TPCB_SCALE" "$BENCH_PG/ontab_bench_tpcb" >"$work/tpcb-init.out" 2>&1 ||
@@ -321,6 +338,7 @@ for c in "${client_counts[@]}"; do
         wants hot-customer && run_scenario hot-customer-accepted "$c" "$r" hot-customer --credit-limit 100000000000000
         wants mixed && run_scenario mixed "$c" "$r" mixed --customers "$CUSTOMERS" --products "$PRODUCTS"
         audit_db "after round $r at $c clients"
+        { asked uncontended || asked hot-product; } && http_floor_run "$c" "$r"
         asked uncontended && pgbench_run tpcb "$c" "$r" ontab_bench_tpcb
         asked uncontended && naive_run naive_uncontended "$c" "$r" bench/pgbench/naive_uncontended.sql
         asked hot-product && naive_run naive_hot_product "$c" "$r" bench/pgbench/naive_hot_product.sql
@@ -382,6 +400,15 @@ webhook_rows() { # base-scenario clients
     lag=$(lag_median "$name" "$c" 5); met=0; at_most "$lag" 1000 || met=1
     echo "| $name: delivery lag | $c | | p50 $(lag_median "$name" "$c" 4) ms | p99 $lag ms | | event created_at → receiver | max $(lag_median "$name" "$c" 6) ms, drained $(lag_median "$name" "$c" 7) s after the load | - | p99 ≤ 1000 ms | $(verdict $met "$name" "$c") |"
 }
+# What a target asks for, as a share of the no-op request rate of the same
+# rounds (http_floor_run): at 100 % or more it is beyond this machine.
+ceiling_row() { # clients target-label baseline-rate factor
+    local floor need share
+    floor=$(median http_floor "$1" 4)
+    need=$(awk -v b="$3" -v f="$4" 'BEGIN { if (b == "-" || b == "") print "-"; else printf "%.0f", b * f }')
+    share=$(awk -v n="$need" -v f="$floor" 'BEGIN { if (n == "-" || f == "-" || f + 0 == 0) print "-"; else printf "%.2f", n / f }')
+    echo "| GET /healthz, no work (wrk): this machine's HTTP ceiling | $1 | $floor | $(median http_floor "$1" 5) | $(median http_floor "$1" 6) | - | $2 = $need purchases/s | $need | $share× of the ceiling | (information) | - |"
+}
 cpu() { echo "$(median "$1" "$2" 7) / $(median "$1" "$2" 8) / $(median "$1" "$2" 9)"; }
 row() { # label name clients baseline-label baseline-value ratio target verdict
     echo "| $1 | $3 | $(median "$2" "$3" 4) | $(median "$2" "$3" 5) | $(median "$2" "$3" 6) | $(cpu "$2" "$3") | $4 | $5 | $6 | $7 | $8 |"
@@ -411,6 +438,7 @@ out=bench/results/$stamp.md
                 row uncontended uncontended "$c" "pgbench TPC-B-like, -M prepared" "$(median tpcb "$c" 4)" "$ratio×" "≥ 1.5×" "$(verdict $met uncontended "$c")"
                 ratio=$(median_ratio uncontended naive_uncontended "$c")
                 row uncontended uncontended "$c" "original flow, uncontended" "$(median naive_uncontended "$c" 4)" "$ratio×" "(information)" "$(verdict 0 uncontended "$c")"
+                ceiling_row "$c" "1.5× TPC-B" "$(median tpcb "$c" 4)" 1.5
                 if [ "$c" = 64 ]; then
                     met=0; at_most "$(median uncontended "$c" 8)" 225 && at_most "$(median uncontended "$c" 7)" 60 || met=1
                     row "uncontended, CPU per purchase" uncontended "$c" "-" "-" "-" "PG ≤ 225 µs, server ≤ 60 µs" "$(verdict $met uncontended "$c")"
@@ -428,6 +456,7 @@ out=bench/results/$stamp.md
             if asked hot-product; then
                 ratio=$(median_ratio hot-product naive_hot_product "$c"); met=0; at_least "$ratio" 20 || met=1
                 row hot-product hot-product "$c" "original flow, hot product" "$(median naive_hot_product "$c" 4)" "$ratio×" "≥ 20×, no oversell" "$(verdict $met hot-product "$c")"
+                ceiling_row "$c" "20× the original flow" "$(median naive_hot_product "$c" 4)" 20
             else
                 row hot-product hot-product "$c" "-" "-" "-" "(compared below)" "$(verdict 0 hot-product "$c")"
             fi
@@ -467,7 +496,7 @@ out=bench/results/$stamp.md
     echo "| run | clients | rounds |"
     echo "|---|---:|---|"
     for c in "${client_counts[@]}"; do
-        for n in "${scenarios[@]}" hot-customer-accepted tpcb naive_uncontended naive_hot_product; do
+        for n in "${scenarios[@]}" hot-customer-accepted http_floor tpcb naive_uncontended naive_hot_product; do
             r=$(rounds_of "$n" "$c"); [ -n "$r" ] && echo "| $n | $c | $r |"
         done
     done
