@@ -307,7 +307,7 @@ impl Worker {
         // Taken from the queue, not yet in a batch, in arrival order: what
         // the last batch held back (see `choose`) and what came after it.
         let mut held: VecDeque<Job> = VecDeque::new();
-        loop {
+        'batches: loop {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
@@ -338,6 +338,18 @@ impl Worker {
             let chosen = loop {
                 while let Ok(job) = queue.try_recv() {
                     held.push_back(job);
+                }
+                // A request that gave up is not run; held, it would still
+                // hold back the purchases that share a row with it.
+                held.retain(|job| {
+                    let gone = job.state.abandoned();
+                    if gone {
+                        metrics::gauge!(QUEUE_LENGTH).decrement(1);
+                    }
+                    !gone
+                });
+                if held.is_empty() {
+                    continue 'batches;
                 }
                 let chosen = choose(
                     held.iter().map(|job| &job.purchase),

@@ -483,6 +483,59 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     app.assert_audit_clean().await;
 }
 
+/// One batch of `customer`'s held inside COMMIT by `stall`, served by a
+/// child server with two batches in flight and a batch beside another with
+/// any company; `second_product` and `other_customer` are free.
+struct OneBatchStalled {
+    shop: Business,
+    sql: Client,
+    customer: Uuid,
+    second_product: Uuid,
+    other_customer: Uuid,
+    stall: Stall,
+    server: ChildServer,
+    first: tokio::task::JoinHandle<Reply>,
+}
+
+impl OneBatchStalled {
+    async fn start(app: &TestApp) -> Self {
+        let shop = app.business("Shop").await;
+        let sql = app.sql().await;
+        install_stalls(&sql).await;
+        let stalled = stalled_purchases(app, &shop, &sql, 1, 1).await;
+        let (customer, first_product) = stalled[0];
+        let second_product = app.product(&shop, 100, 10).await;
+        let other_customer = app.customer(&shop, 10_000).await;
+        let stall = Stall::hold(app, 1).await;
+        let server = ChildServer::start(app, REQUEST_TIMEOUT).await;
+        let first = buy_in_background_at(&server.base, app, &shop, None, customer, first_product);
+        wait_for_stalled_commits(&sql, 1, 1).await;
+        Self {
+            shop,
+            sql,
+            customer,
+            second_product,
+            other_customer,
+            stall,
+            server,
+            first,
+        }
+    }
+
+    fn send(&self, app: &TestApp, customer: Uuid, product: Uuid) -> tokio::task::JoinHandle<Reply> {
+        buy_in_background_at(&self.server.base, app, &self.shop, None, customer, product)
+    }
+}
+
+/// Waits (at most 10 s) for a purchase that must not wait for the stalled
+/// batch.
+async fn answered_while_stalled(purchase: tokio::task::JoinHandle<Reply>) -> Reply {
+    tokio::time::timeout(Duration::from_secs(10), purchase)
+        .await
+        .expect("answered while the first batch commits")
+        .expect("purchase")
+}
+
 /// A purchase whose customer is in a batch in flight is held back for the
 /// next batch: in a batch beside it, it would wait for that customer's lock
 /// from its first statement, and keep every purchase that came with it
@@ -495,38 +548,21 @@ async fn a_purchase_whose_customer_is_in_a_batch_in_flight_waits_for_the_next_an
         return;
     }
     let app = TestApp::spawn().await;
-    let shop = app.business("Shop").await;
-    let sql = app.sql().await;
-    install_stalls(&sql).await;
-    let stalled = stalled_purchases(&app, &shop, &sql, 1, 1).await;
-    let (customer, first_product) = stalled[0];
-    let second_product = app.product(&shop, 100, 10).await;
-    let other_customer = app.customer(&shop, 10_000).await;
-    let other_product = app.product(&shop, 100, 10).await;
-    let stall = Stall::hold(&app, 1).await;
-    // Two batches in flight, and a batch beside another with any company.
-    let server = ChildServer::start(&app, REQUEST_TIMEOUT).await;
-    let send = |customer, product| {
-        buy_in_background_at(&server.base, &app, &shop, None, customer, product)
-    };
-    let first = send(customer, first_product);
-    wait_for_stalled_commits(&sql, 1, 1).await;
-    let again = send(customer, second_product);
+    let case = OneBatchStalled::start(&app).await;
+    let other_product = app.product(&case.shop, 100, 10).await;
+    let again = case.send(&app, case.customer, case.second_product);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let other = send(other_customer, other_product);
     // Held back with `again` in the second slot, it would wait for the
     // first batch's COMMIT too.
-    let other = tokio::time::timeout(Duration::from_secs(10), other)
-        .await
-        .expect("the other customer's purchase is answered while the first batch commits")
-        .expect("purchase");
+    let other = answered_while_stalled(case.send(&app, case.other_customer, other_product)).await;
     assert_eq!(other.status, 201, "{other:?}");
     assert!(
         !again.is_finished(),
         "the customer's second purchase was answered first: in the second slot, \
          waiting for its customer's lock, it held the other back until its deadline"
     );
-    let waiting: i64 = sql
+    let waiting: i64 = case
+        .sql
         .query_one(
             "SELECT count(*) FROM pg_stat_activity
               WHERE datname = current_database() AND wait_event_type = 'Lock'
@@ -538,16 +574,48 @@ async fn a_purchase_whose_customer_is_in_a_batch_in_flight_waits_for_the_next_an
         .get(0);
     assert_eq!(waiting, 0, "a batch waits for the customer's row lock");
 
-    stall.release().await;
-    for reply in [first, again] {
+    case.stall.release().await;
+    for reply in [case.first, again] {
         let reply = reply.await.expect("purchase");
         assert_eq!(reply.status, 201, "{reply:?}");
     }
-    assert_eq!(orders_of(&sql, customer).await.len(), 2);
-    assert_eq!(orders_of(&sql, other_customer).await.len(), 1);
-    server
+    assert_eq!(orders_of(&case.sql, case.customer).await.len(), 2);
+    assert_eq!(orders_of(&case.sql, case.other_customer).await.len(), 1);
+    case.server
         .wait_for_gauge("ontab_purchase_held_back_total", 1.0)
         .await;
+    app.assert_audit_clean().await;
+}
+
+/// A held-back purchase whose request gave up (its deadline passed) is
+/// dropped, not kept: a later purchase of the same product by another
+/// customer is not held back behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_back_purchase_that_gave_up_holds_no_one_back() {
+    if crate::helpers::skipped_on_citus(STALLS_ON_ONE_NODE) {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let case = OneBatchStalled::start(&app).await;
+    let again = case.send(&app, case.customer, case.second_product);
+    let again = tokio::time::timeout(REQUEST_TIMEOUT * 5, again)
+        .await
+        .expect("the held-back purchase gives up at its deadline")
+        .expect("purchase");
+    assert_eq!(again.status, 503, "{again:?}");
+    let sharing =
+        answered_while_stalled(case.send(&app, case.other_customer, case.second_product)).await;
+    assert_eq!(sharing.status, 201, "{sharing:?}");
+
+    case.stall.release().await;
+    let first = case.first.await.expect("purchase");
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(
+        orders_of(&case.sql, case.customer).await.len(),
+        1,
+        "the one that gave up wrote nothing"
+    );
+    assert_eq!(stock_of(&case.sql, case.second_product).await, 9);
     app.assert_audit_clean().await;
 }
 
