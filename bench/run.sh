@@ -179,6 +179,13 @@ export ONTAB_ADMIN_TOKEN
 DATABASE_URL=$BENCH_PG/ontab_bench ONTAB_LISTEN=127.0.0.1:$BENCH_PORT ONTAB_DB_POOL_SIZE=$POOL_SIZE \
     ONTAB_WEBHOOK_ALLOW_PRIVATE=true RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
+# Ready (migrated) before anything else touches ontab_bench: a run of
+# `history` alone audits the database before its first scenario.
+for _ in $(seq 600); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$BENCH_PORT/readyz" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; die "ontab serve exited"; }
+    sleep 0.1
+done
 clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # Peak resident memory of the server while a scenario runs, in KiB.
