@@ -526,6 +526,9 @@ out=bench/results/$stamp.md
 mkdir -p "bench/results/$stamp"
 cp "$work"/*.json "$work"/*.out "$work"/runs.tsv "$work"/webhooks.tsv "bench/results/$stamp/" 2>/dev/null || true
 cp "$work"/*.pgss "bench/results/$stamp/" 2>/dev/null || true
+# The server's warnings (a recording flush that failed, a lost lease): what
+# explains a duplicate delivery or a lag spike afterwards.
+grep -E ' (WARN|ERROR) ' "$work/serve.log" >"bench/results/$stamp/serve-warnings.log" 2>/dev/null || true
 cat "$out"
 [ -e "$work/missed" ] && failed=1
 echo >&2
