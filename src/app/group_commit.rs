@@ -353,7 +353,7 @@ impl Worker {
                 }
                 let chosen = choose(
                     held.iter().map(|job| &job.purchase),
-                    &busy.customers(),
+                    &busy.lock(),
                     config.max_size,
                 );
                 let taken = chosen.iter().filter(|&&take| take).count();
@@ -430,10 +430,6 @@ impl Worker {
 struct Busy(Arc<Mutex<HashSet<Uuid>>>);
 
 impl Busy {
-    fn customers(&self) -> HashSet<Uuid> {
-        self.lock().clone()
-    }
-
     fn enter(&self, customers: impl Iterator<Item = Uuid>) -> InFlight {
         let customers: Vec<Uuid> = customers.collect();
         self.lock().extend(customers.iter().copied());

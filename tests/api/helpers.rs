@@ -651,7 +651,8 @@ pub fn serve_config() -> ServeConfig {
     }
     // Small batches beside one another, as the suite's races need (a
     // purchase held at a lock takes a slot of its own); the default makes a
-    // batch beside another wait for 16 (commit_outcome.rs tests that).
+    // batch beside another wait for 8 (commit_outcome.rs tests that rule with
+    // 16).
     config.batch_min_beside = 1;
     config
 }
