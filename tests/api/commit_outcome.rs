@@ -498,7 +498,8 @@ struct OneBatchStalled {
 }
 
 impl OneBatchStalled {
-    async fn start(app: &TestApp) -> Self {
+    /// `request_timeout` is the server's: the deadline of every purchase.
+    async fn start(app: &TestApp, request_timeout: Duration) -> Self {
         let shop = app.business("Shop").await;
         let sql = app.sql().await;
         install_stalls(&sql).await;
@@ -507,7 +508,7 @@ impl OneBatchStalled {
         let second_product = app.product(&shop, 100, 10).await;
         let other_customer = app.customer(&shop, 10_000).await;
         let stall = Stall::hold(app, 1).await;
-        let server = ChildServer::start(app, REQUEST_TIMEOUT).await;
+        let server = ChildServer::start(app, request_timeout).await;
         let first = buy_in_background_at(&server.base, app, &shop, None, customer, first_product);
         wait_for_stalled_commits(&sql, 1, 1).await;
         Self {
@@ -548,10 +549,17 @@ async fn a_purchase_whose_customer_is_in_a_batch_in_flight_waits_for_the_next_an
         return;
     }
     let app = TestApp::spawn().await;
-    let case = OneBatchStalled::start(&app).await;
+    // Deadlines far beyond the test's own waits: the customer's second
+    // purchase waits out the whole stall, however slow the machine, and
+    // must not give up (503) before the stall is released.
+    let case = OneBatchStalled::start(&app, Duration::from_secs(60)).await;
     let other_product = app.product(&case.shop, 100, 10).await;
     let again = case.send(&app, case.customer, case.second_product);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Queued before the other customer's purchase, so that it is held back
+    // when that one is taken (a fixed sleep was not enough on a busy CI).
+    case.server
+        .wait_for_gauge("ontab_purchase_queue_length", 1.0)
+        .await;
     // Held back with `again` in the second slot, it would wait for the
     // first batch's COMMIT too.
     let other = answered_while_stalled(case.send(&app, case.other_customer, other_product)).await;
@@ -596,7 +604,7 @@ async fn a_held_back_purchase_that_gave_up_holds_no_one_back() {
         return;
     }
     let app = TestApp::spawn().await;
-    let case = OneBatchStalled::start(&app).await;
+    let case = OneBatchStalled::start(&app, REQUEST_TIMEOUT).await;
     let again = case.send(&app, case.customer, case.second_product);
     let again = tokio::time::timeout(REQUEST_TIMEOUT * 5, again)
         .await
