@@ -197,6 +197,65 @@ async fn a_retry_that_succeeds_is_delivered_and_a_gone_endpoint_is_disabled() {
     assert_eq!(gone.received().len(), 1);
 }
 
+/// A recording of attempts that fails (here once, refused by a trigger on
+/// its first attempt row) is written again a moment later: the event is
+/// logged as delivered, and is not sent again when the lease it was sent
+/// under runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_that_fails_once_is_written_again_and_nothing_is_sent_twice() {
+    if crate::helpers::skipped_on_citus("the failure is a trigger on the one node it connects to") {
+        return;
+    }
+    // A lease of 2 s: without the second write the event would go again
+    // within the test's wait.
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        timeout: Duration::from_secs(1),
+        lease_margin: Duration::from_secs(1),
+        ..WebhookLaunch::default()
+    })
+    .await;
+    let sql = app.sql().await;
+    sql.batch_execute(
+        "CREATE SEQUENCE test_recordings;
+         GRANT USAGE ON SEQUENCE test_recordings TO PUBLIC;
+         CREATE FUNCTION test_fail_first_recording() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             -- A sequence, not a flag: its step survives the rollback.
+             IF nextval('public.test_recordings') = 1 THEN
+                 RAISE EXCEPTION 'the first recording fails (test)';
+             END IF;
+             RETURN NEW;
+         END $$;
+         GRANT EXECUTE ON FUNCTION test_fail_first_recording() TO PUBLIC;
+         CREATE TRIGGER test_fail_first_recording BEFORE INSERT ON webhook_attempts
+            FOR EACH ROW EXECUTE FUNCTION test_fail_first_recording();",
+    )
+    .await
+    .expect("install the failing trigger");
+    let biz = app.business("Recorded").await;
+    let receiver = Receiver::start().await;
+    let (endpoint_id, _) = endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    app.customer(&biz, 0).await;
+
+    let log = wait_attempts(&app, &biz, &endpoint_id, |log| !log.is_empty()).await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["outcome"], "delivered");
+    let tries: i64 = sql
+        .query_one("SELECT last_value FROM public.test_recordings", &[])
+        .await
+        .expect("the trigger's count")
+        .get(0);
+    assert_eq!(tries, 2, "the first recording failed, the second held");
+    // Past the lease and a poll: nothing goes again.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(receiver.received().len(), 1, "sent again");
+    assert_eq!(attempts(&app, &biz, &endpoint_id).await.len(), 1);
+    sql.batch_execute("DROP TRIGGER test_fail_first_recording ON webhook_attempts")
+        .await
+        .expect("drop the trigger");
+    app.assert_audit_clean().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_waits_for_its_previous_event_while_others_go_ahead() {
     let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;

@@ -14,8 +14,9 @@
 //! per-subject order and the lease rules are the database's. What a batch
 //! shares is the transaction: tenant set-up, one statement for all the attempts,
 //! one for all the bodies, one commit (asynchronous, see
-//! `deliveries::bookkeeping`). A flush that fails answers every
-//! attempt of its business with the error; their leases then expire and the
+//! `deliveries::bookkeeping`). A flush that fails is written again after
+//! a pause (`RETRY_PAUSES`); one that still fails answers every attempt of
+//! its business with the error, and their leases then expire and the
 //! deliveries go again, with the same webhook-id.
 
 use std::collections::HashMap;
@@ -53,6 +54,15 @@ const FLUSHES: usize = 4;
 /// engine's rounds 20 ms apart too, since put back to 5), for about 15 ms
 /// more lag.
 const GATHER: Duration = Duration::from_millis(20);
+/// The pauses before a failed flush is written again. Given up, its
+/// attempts are sent again once their leases expire (timeout + margin, 30 s
+/// by default): late and twice, for what is most often a moment's trouble
+/// (a pool wait past its limit, a connection cut). Writing again is safe:
+/// a flush records only deliveries still pending under this server's
+/// lease, and clears the lease of what it records, so a flush whose COMMIT
+/// did go through records nothing twice. The pauses add up to far less
+/// than a lease.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
 
 /// What recording a run's attempts came to.
 #[derive(Debug)]
@@ -167,7 +177,18 @@ async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
         .flat_map(|q| q.attempts.iter().cloned())
         .collect();
     metrics::histogram!("ontab_webhook_record_batch_size").record(attempts.len() as f64);
-    match write(settings, business_id, &attempts).await {
+    let mut written = write(settings, business_id, &attempts).await;
+    for pause in RETRY_PAUSES {
+        let Err(error) = &written else {
+            break;
+        };
+        tracing::warn!(%business_id, %error, attempts = attempts.len(), retry_in = ?pause,
+            "recording webhook attempts failed; writing them again");
+        metrics::counter!("ontab_webhook_record_retries_total").increment(1);
+        tokio::time::sleep(pause).await;
+        written = write(settings, business_id, &attempts).await;
+    }
+    match written {
         Ok((recorded, jobs)) => {
             // A delivery comes once per delivery of its subject's next run.
             let mut outcomes: HashMap<Uuid, String> = HashMap::new();
