@@ -256,6 +256,45 @@ async fn a_recording_that_fails_once_is_written_again_and_nothing_is_sent_twice(
     app.assert_audit_clean().await;
 }
 
+/// The claim commits without waiting for its WAL to be flushed, as the
+/// rest of the delivery bookkeeping does (`deliveries::bookkeeping`): the
+/// statement the server runs turns synchronous_commit off for its own
+/// transaction, also when it claims nothing, and for no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_commits_without_waiting_for_its_wal_and_only_it() {
+    let app = TestApp::spawn().await;
+    let claim = ontab::db::sql::statements()
+        .into_iter()
+        .find(|s| s.module == "ontab::db::deliveries" && s.name == "CLAIM")
+        .expect("the claim statement");
+    let mut sql = app.sql().await;
+    let before: String = sql
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0);
+    let tx = sql.transaction().await.expect("begin");
+    let (lease, lease_ms, limit) = (Uuid::new_v4(), 60_000_i32, 10_i32);
+    let claimed = tx
+        .query(claim.sql, &[&lease, &lease_ms, &limit])
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "nothing to claim");
+    let during: String = tx
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(during, "off");
+    tx.rollback().await.expect("rollback");
+    let after: String = sql
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(after, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_waits_for_its_previous_event_while_others_go_ahead() {
     let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;
