@@ -437,7 +437,7 @@ async fn a_commit_whose_answer_is_lost_after_it_committed_is_outcome_unknown_and
 }
 
 /// Beside a batch in flight, a lone purchase does not start a batch of one
-/// (`--batch-min-beside`, 16 by default): it waits for company or for that
+/// (`--batch-min-beside`, 16 here): it waits for company or for that
 /// batch to end, then commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
@@ -450,8 +450,14 @@ async fn a_purchase_beside_a_batch_in_flight_waits_for_it_to_end() {
     install_stalls(&sql).await;
     let purchases = stalled_purchases(&app, &shop, &sql, 1, 2).await;
     let stall = Stall::hold(&app, 1).await;
-    let server =
-        ChildServer::start_with(&app, REQUEST_TIMEOUT, &[("ONTAB_BATCH_MIN_BESIDE", "16")]).await;
+    // Deadlines far beyond the stall: the second purchase waits it out,
+    // however slow the machine, and must not give up (503) first.
+    let server = ChildServer::start_with(
+        &app,
+        Duration::from_secs(60),
+        &[("ONTAB_BATCH_MIN_BESIDE", "16")],
+    )
+    .await;
     let send = |(customer, product): (Uuid, Uuid)| {
         buy_in_background_at(&server.base, &app, &shop, None, customer, product)
     };
