@@ -260,8 +260,13 @@ const QUEUE_LENGTH: &str = "ontab_purchase_queue_length";
 
 /// A job leaves the queue for a batch.
 fn dequeued(job: Job) -> Job {
-    metrics::gauge!(QUEUE_LENGTH).decrement(1);
+    left_queue();
     job
+}
+
+/// A job leaves the queue, for a batch or because its request gave up.
+fn left_queue() {
+    metrics::gauge!(QUEUE_LENGTH).decrement(1);
 }
 
 /// Businesses with a purchase queue and worker of their own (those that
@@ -344,7 +349,7 @@ impl Worker {
                 held.retain(|job| {
                     let gone = job.state.abandoned();
                     if gone {
-                        metrics::gauge!(QUEUE_LENGTH).decrement(1);
+                        left_queue();
                     }
                     !gone
                 });
