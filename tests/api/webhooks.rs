@@ -256,6 +256,14 @@ async fn a_recording_that_fails_once_is_written_again_and_nothing_is_sent_twice(
     app.assert_audit_clean().await;
 }
 
+/// The session's `synchronous_commit`, inside a transaction or not.
+async fn synchronous_commit(sql: &impl tokio_postgres::GenericClient) -> String {
+    sql.query_one("SHOW synchronous_commit", &[])
+        .await
+        .expect("show")
+        .get(0)
+}
+
 /// The claim commits without waiting for its WAL to be flushed, as the
 /// rest of the delivery bookkeeping does (`deliveries::bookkeeping`): the
 /// statement the server runs turns synchronous_commit off for its own
@@ -268,11 +276,7 @@ async fn a_claim_commits_without_waiting_for_its_wal_and_only_it() {
         .find(|s| s.module == "ontab::db::deliveries" && s.name == "CLAIM")
         .expect("the claim statement");
     let mut sql = app.sql().await;
-    let before: String = sql
-        .query_one("SHOW synchronous_commit", &[])
-        .await
-        .expect("show")
-        .get(0);
+    let before = synchronous_commit(&sql).await;
     let tx = sql.transaction().await.expect("begin");
     let (lease, lease_ms, limit) = (Uuid::new_v4(), 60_000_i32, 10_i32);
     let claimed = tx
@@ -280,18 +284,10 @@ async fn a_claim_commits_without_waiting_for_its_wal_and_only_it() {
         .await
         .expect("claim");
     assert!(claimed.is_empty(), "nothing to claim");
-    let during: String = tx
-        .query_one("SHOW synchronous_commit", &[])
-        .await
-        .expect("show")
-        .get(0);
+    let during = synchronous_commit(&tx).await;
     assert_eq!(during, "off");
     tx.rollback().await.expect("rollback");
-    let after: String = sql
-        .query_one("SHOW synchronous_commit", &[])
-        .await
-        .expect("show")
-        .get(0);
+    let after = synchronous_commit(&sql).await;
     assert_eq!(after, before);
 }
 
