@@ -56,3 +56,17 @@ cluster_cpu_ticks() {
     done
     echo "$total"
 }
+
+# wait_ready BASE_URL SERVER_PID LOG SECONDS: until BASE_URL/readyz answers
+# 200 (the server is up and its database migrated); prints LOG and fails if
+# the server exits first or is not ready within SECONDS.
+wait_ready() {
+    local base=$1 pid=$2 log=$3 seconds=$4 _
+    for _ in $(seq $((seconds * 10))); do
+        curl -fsS -o /dev/null "$base/readyz" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$log" >&2
+    return 1
+}

@@ -15,6 +15,7 @@
 # that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BENCH_PORT=${BENCH_PORT:-18091}
@@ -52,7 +53,6 @@ state=${CARGO_TARGET_DIR:-target}/bench-report.env
 work=$(mktemp -d /tmp/ontab-report.XXXXXX)
 server_pid=""
 cluster=""
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
     if [ -n "$cluster" ]; then as_pg "$pg_bin/pg_ctl" -D "$cluster/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$cluster"; fi
@@ -100,11 +100,7 @@ fi
 step "ontab serve on 127.0.0.1:$BENCH_PORT"
 ONTAB_LISTEN=127.0.0.1:$BENCH_PORT RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$BENCH_PORT/readyz" >/dev/null && break
-    sleep 0.2
-done
-curl -sf "http://127.0.0.1:$BENCH_PORT/readyz" >/dev/null || { cat "$work/serve.log" >&2; die "ontab did not become ready"; }
+wait_ready "http://127.0.0.1:$BENCH_PORT" "$server_pid" "$work/serve.log" 20 || die "ontab did not become ready"
 
 # 11 timed GETs of /v1/reports/overdue$1; prints min / median / max.
 report() {

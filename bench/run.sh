@@ -44,6 +44,7 @@
 #   POOL_SIZE       [16]   ontab's database pool (ONTAB_DB_POOL_SIZE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 OWN_CLUSTER=${OWN_CLUSTER:-0}
@@ -137,7 +138,6 @@ cleanup() {
 trap cleanup EXIT
 
 # --- PostgreSQL ----------------------------------------------------------------
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [ "$OWN_CLUSTER" = 1 ] || ! "$pg_bin/pg_isready" -q -d "$BENCH_PG/postgres"; then
     step "starting a throwaway PostgreSQL cluster (OWN_CLUSTER=$OWN_CLUSTER)"
     # Not under $work: mktemp makes that root-only, and the cluster runs as postgres.
@@ -181,11 +181,7 @@ DATABASE_URL=$BENCH_PG/ontab_bench ONTAB_LISTEN=127.0.0.1:$BENCH_PORT ONTAB_DB_P
 server_pid=$!
 # Ready (migrated) before anything else touches ontab_bench: a run of
 # `history` alone audits the database before its first scenario.
-for _ in $(seq 600); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$BENCH_PORT/readyz" 2>/dev/null && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; die "ontab serve exited"; }
-    sleep 0.1
-done
+wait_ready "http://127.0.0.1:$BENCH_PORT" "$server_pid" "$work/serve.log" 60 || die "ontab did not become ready"
 clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # Peak resident memory of the server while a scenario runs, in KiB.

@@ -22,6 +22,7 @@
 # that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 BENCH_PORT=${BENCH_PORT:-18092}
@@ -60,7 +61,6 @@ work=$(mktemp -d /tmp/ontab-statement.XXXXXX)
 server_pid=""
 sampler_pid=""
 cluster=""
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
@@ -119,11 +119,7 @@ step "ontab serve on 127.0.0.1:$BENCH_PORT"
 ONTAB_LISTEN=127.0.0.1:$BENCH_PORT RUST_LOG=warn "$ontab" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
 base=http://127.0.0.1:$BENCH_PORT
-for _ in $(seq 100); do
-    curl -sf "$base/readyz" >/dev/null && break
-    sleep 0.2
-done
-curl -sf "$base/readyz" >/dev/null || { cat "$work/serve.log" >&2; die "ontab did not become ready"; }
+wait_ready "$base" "$server_pid" "$work/serve.log" 20 || die "ontab did not become ready"
 auth="Authorization: Bearer $api_key"
 empty=$(curl -sf -X POST "$base/v1/customers" -H "$auth" -H 'Content-Type: application/json' \
     -d '{"name":"No history","credit_limit":0}' | jq -r .id)
