@@ -56,7 +56,7 @@ read -r -a client_counts <<<"$CLIENTS"
 
 echo "==> building ontab and ontab-load (release)" >&2
 cargo build --release --locked -p ontab -p ontab-load >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+target_dir=${CARGO_TARGET_DIR:-target}
 ontab=$target_dir/release/ontab
 load=$target_dir/release/ontab-load
 arms=(none endpoint)
@@ -66,10 +66,11 @@ variant_ontab=${VARIANT_ONTAB:-$ontab}
 
 work=$(mktemp -d)
 cluster="" server_pid=""
+# Stops this run's server and removes its cluster (after each run, and on exit).
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
     [ -n "$cluster" ] && stop_throwaway_cluster "$cluster" && rm -rf "$cluster"
-    return 0
+    cluster="" server_pid=""
 }
 trap 'cleanup; rm -rf "$work"' EXIT
 clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -106,7 +107,6 @@ run_arm() {
         --cpu-tree "postgres=$postmaster" --clock-ticks "$clock_ticks" \
         >"$work/$tag.json" 2>"$work/$tag.err" || true
     cleanup
-    cluster="" server_pid=""
     jq -r --arg arm "$arm" --arg c "$c" --arg r "$r" '
         ([.ops | to_entries[] | select(.key | test("^purchase")) | .value.accepted] | add // 0) as $s
         | def per(x): if $s > 0 and x != null then (x * 1000 / $s * 10 | round / 10) else "-" end;
