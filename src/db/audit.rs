@@ -410,7 +410,7 @@ SELECT 'events', format('%s sequenced events kept, from %s to %s, but the sequen
     },
     Check {
         name: "webhook_deliveries",
-        rule: "each webhook delivery is of an event of its own business at that event's sequence and subject, its attempts count matches its attempts log, a delivered one has a delivered attempt and a finished one none after it; an endpoint's cursor never passes the last sequence",
+        rule: "each webhook delivery is of an event of its own business at that event's sequence and subject, its attempts count matches its attempts log, a delivered one has a delivered attempt and a finished one none after it; an attempt without a delivery is a first attempt that delivered; an endpoint's cursor never passes the last sequence, and its settled cursor never passes its cursor",
         sql: "
 SELECT 'webhook delivery ' || d.id, problem
   FROM webhook_deliveries d
@@ -435,7 +435,18 @@ SELECT 'webhook endpoint ' || e.id,
   FROM webhook_endpoints e
  CROSS JOIN (SELECT coalesce(max(s.last_sequence), 0) AS sequence
                FROM event_sequences s WHERE s.business_id = $1) last
- WHERE e.business_id = $1 AND e.fanned_out_through > last.sequence",
+ WHERE e.business_id = $1 AND e.fanned_out_through > last.sequence
+UNION ALL
+SELECT 'webhook endpoint ' || e.id,
+       format('its settled cursor %s is past its cursor %s', e.settled_through, e.fanned_out_through)
+  FROM webhook_endpoints e
+ WHERE e.business_id = $1 AND e.settled_through > e.fanned_out_through
+UNION ALL
+SELECT 'webhook attempt ' || a.id,
+       format('has no delivery but is attempt %s with outcome %s', a.attempt, a.outcome)
+  FROM webhook_attempts a
+ WHERE a.business_id = $1 AND a.delivery_id IS NULL
+   AND (a.attempt <> 1 OR a.outcome <> 'delivered')",
     },
 ];
 

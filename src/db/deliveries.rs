@@ -40,12 +40,14 @@ fn event_body(row: &tokio_postgres::Row) -> Result<EventBody, DbError> {
     })
 }
 
-const FAN_OUT_DUE: &str = "SELECT ontab_webhook_fan_out_due($1) AS business_id";
+const FAN_OUT_DUE: &str = "SELECT ontab_webhook_fan_out_due($1, $2) AS business_id";
 
-/// Businesses with events some endpoint has not been handed yet.
-pub async fn fan_out_due(db: &Db, limit: i32) -> Result<Vec<Uuid>, DbError> {
+/// Businesses with events some endpoint whose window `lease` may hold has
+/// not been handed yet, or with a window left unsettled by an expired
+/// lease (migrations/0031).
+pub async fn fan_out_due(db: &Db, limit: i32, lease: Uuid) -> Result<Vec<Uuid>, DbError> {
     let rows = db
-        .query_untenanted(FAN_OUT_DUE, &[(&limit, Type::INT4)])
+        .query_untenanted(FAN_OUT_DUE, &[(&limit, Type::INT4), (&lease, Type::UUID)])
         .await?;
     rows.iter().map(|row| column(row, "business_id")).collect()
 }
@@ -88,46 +90,89 @@ pub async fn bookkeeping(tx: &TenantTx) -> Result<Bookkeeping, DbError> {
     })
 }
 
-const FAN_OUT: &str =
-    "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for($1, $2, $3, $4, $5)";
+const FAN_OUT: &str = "SELECT endpoint_id, held, taken, fanned, handed, leased, created
+       FROM ontab_webhook_fan_out_window_for($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// What a fan-out did.
+/// What this server holds in memory of a business's windows, as the
+/// fan-out needs to know it (migrations/0031).
 #[derive(Debug, Default)]
-pub struct FannedOut {
-    /// Deliveries created.
-    pub created: i64,
-    /// Those of them leased to the caller (migrations/0016), to be read
-    /// with [`load`] before the transaction commits.
-    pub leased: Vec<Uuid>,
+pub struct Held {
+    /// Endpoints whose window this server holds in memory.
+    pub known: Vec<Uuid>,
+    /// Per endpoint, the lowest sequence it still holds unsettled.
+    pub held_min: Vec<(Uuid, i64)>,
+    /// (endpoint, subject, queue full) for the subjects this server is
+    /// sending from memory now.
+    pub busy: Vec<(Uuid, Uuid, bool)>,
 }
 
-/// Gives the tenant's endpoints deliveries of their new events (up to
-/// `limit` events each), and leases to `lease` up to `max` of them that
-/// head their subject.
+/// What a fan-out did at one endpoint.
+#[derive(Debug)]
+pub struct Fanned {
+    pub endpoint_id: Uuid,
+    /// Whether this server holds the endpoint's window now.
+    pub held: bool,
+    /// Whether it just took the window (over): what it held of it before
+    /// is not this window's.
+    pub taken: bool,
+    /// The endpoint's fanned_out_through now.
+    pub fanned: i64,
+    /// Events handed out in memory, in sequence order.
+    pub handed: Vec<Uuid>,
+    /// Rows created leased to this server, for subjects it is busy with:
+    /// read them with [`load`] before the transaction commits.
+    pub leased: Vec<Uuid>,
+    /// Rows created.
+    pub created: i64,
+}
+
+/// Fans the tenant's new events out, endpoint by endpoint, under
+/// `lease` (migrations/0031): up to `limit` events each; new subjects with
+/// nothing pending, up to `max`, are handed out in memory.
 pub async fn fan_out(
     tx: &TenantTx,
     limit: i32,
     lease: Uuid,
     lease_ms: i32,
     max: i32,
-) -> Result<FannedOut, DbError> {
+    held: &Held,
+) -> Result<Vec<Fanned>, DbError> {
     let business = tx.business_id();
-    let row = tx
-        .query_one(
+    let (held_endpoints, held_min): (Vec<Uuid>, Vec<i64>) = held.held_min.iter().copied().unzip();
+    let busy_endpoints: Vec<Uuid> = held.busy.iter().map(|b| b.0).collect();
+    let busy_subjects: Vec<Uuid> = held.busy.iter().map(|b| b.1).collect();
+    let busy_full: Vec<bool> = held.busy.iter().map(|b| b.2).collect();
+    let rows = tx
+        .query(
             FAN_OUT,
             &[
                 (&limit, Type::INT4),
                 (&lease, Type::UUID),
                 (&lease_ms, Type::INT4),
                 (&max, Type::INT4),
+                (&held.known, Type::UUID_ARRAY),
+                (&held_endpoints, Type::UUID_ARRAY),
+                (&held_min, Type::INT8_ARRAY),
+                (&busy_endpoints, Type::UUID_ARRAY),
+                (&busy_subjects, Type::UUID_ARRAY),
+                (&busy_full, Type::BOOL_ARRAY),
                 (&business, Type::UUID),
             ],
         )
         .await?;
-    Ok(FannedOut {
-        created: column(&row, "created")?,
-        leased: column(&row, "leased")?,
-    })
+    rows.iter()
+        .map(|row| {
+            Ok(Fanned {
+                endpoint_id: column(row, "endpoint_id")?,
+                held: column(row, "held")?,
+                taken: column(row, "taken")?,
+                fanned: column(row, "fanned")?,
+                handed: column(row, "handed")?,
+                leased: column(row, "leased")?,
+                created: column(row, "created")?,
+            })
+        })
+        .collect()
 }
 
 const CLAIM: &str =
@@ -168,10 +213,11 @@ pub async fn claim(
         .collect()
 }
 
-/// A leased delivery, ready to send.
+/// A delivery ready to send: a row leased to this server, or an event
+/// handed out in memory from the endpoint's window (no row).
 #[derive(Debug)]
 pub struct Job {
-    pub delivery_id: Uuid,
+    pub delivery_id: Option<Uuid>,
     pub endpoint_id: Uuid,
     pub url: String,
     pub secrets: Vec<WebhookSecret>,
@@ -235,6 +281,97 @@ const LOAD_DISTRIBUTED: &str =
       WHERE d.business_id = $1 AND d.id = ANY ($2) AND d.lease = $3 AND d.finished_at IS NULL
       ORDER BY ev.sequence, d.id";
 
+// The events handed out in memory, by (endpoint, event): each a probe of
+// the events' primary key (LATERAL ... LIMIT 1, as LOAD), the endpoints'
+// URLs and signing secrets read once per endpoint, not once per event.
+const LOAD_HANDED: &str = "WITH k AS MATERIALIZED (
+         SELECT DISTINCT k.endpoint_id, k.event_id
+           FROM unnest($2::uuid[], $3::uuid[]) AS k (endpoint_id, event_id)
+     ), ep AS MATERIALIZED (
+         SELECT e.id, e.url,
+                ARRAY(SELECT s.secret FROM webhook_secrets s
+                       WHERE s.business_id = $1 AND s.endpoint_id = e.id
+                         AND (s.expires_at IS NULL OR s.expires_at > now())
+                       ORDER BY s.created_at DESC, s.id DESC) AS secrets
+           FROM (SELECT DISTINCT k.endpoint_id FROM k) d
+          CROSS JOIN LATERAL (SELECT e.id, e.url FROM webhook_endpoints e
+                               WHERE e.business_id = $1 AND e.id = d.endpoint_id
+                               LIMIT 1) e
+     )
+     SELECT NULL::uuid AS delivery_id, ep.id AS endpoint_id, ep.url, ev.id, ev.sequence, ev.type,
+            ev.created_at, ev.subject_id, ev.data, ep.secrets
+       FROM k
+       JOIN ep ON ep.id = k.endpoint_id
+      CROSS JOIN LATERAL (SELECT ev.id, ev.sequence, ev.type, ev.created_at,
+                                 coalesce(ev.subject_id, ev.business_id) AS subject_id, ev.data
+                            FROM events ev
+                           WHERE ev.business_id = $1 AND ev.id = k.event_id
+                           LIMIT 1) ev
+      ORDER BY ev.sequence, ep.id";
+
+// LOAD_HANDED as Citus takes it (no LIMIT in a lateral subquery over a
+// function's rows): every named endpoint with every named event; the
+// caller keeps the pairs it asked for.
+const LOAD_HANDED_DISTRIBUTED: &str =
+    "SELECT NULL::uuid AS delivery_id, e.id AS endpoint_id, e.url, ev.id, ev.sequence, ev.type,
+            ev.created_at, coalesce(ev.subject_id, ev.business_id) AS subject_id, ev.data,
+            ARRAY(SELECT s.secret FROM webhook_secrets s
+                   WHERE s.business_id = e.business_id AND s.endpoint_id = e.id
+                     AND (s.expires_at IS NULL OR s.expires_at > now())
+                   ORDER BY s.created_at DESC, s.id DESC) AS secrets
+       FROM events ev
+       JOIN webhook_endpoints e ON e.business_id = ev.business_id
+      WHERE ev.business_id = $1 AND e.id = ANY ($2) AND ev.id = ANY ($3)
+      ORDER BY ev.sequence, e.id";
+
+/// The events of `handed` (endpoint, event) ready to send, in sequence
+/// order; one statement however many.
+pub async fn load_handed(
+    tx: &TenantTx,
+    kind: Bookkeeping,
+    handed: &[(Uuid, Uuid)],
+) -> Result<Vec<Job>, DbError> {
+    if handed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let business = tx.business_id();
+    let (endpoints, events): (Vec<Uuid>, Vec<Uuid>) = handed.iter().copied().unzip();
+    let rows = tx
+        .query(
+            if kind.distributed {
+                LOAD_HANDED_DISTRIBUTED
+            } else {
+                LOAD_HANDED
+            },
+            &[
+                (&business, Type::UUID),
+                (&endpoints, Type::UUID_ARRAY),
+                (&events, Type::UUID_ARRAY),
+            ],
+        )
+        .await?;
+    let asked: std::collections::HashSet<(Uuid, Uuid)> = handed.iter().copied().collect();
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let job = job(row)?;
+        if asked.contains(&(job.endpoint_id, job.event.id)) {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
+fn job(row: &tokio_postgres::Row) -> Result<Job, DbError> {
+    let secrets: Vec<Vec<u8>> = column(row, "secrets")?;
+    Ok(Job {
+        delivery_id: column(row, "delivery_id")?,
+        endpoint_id: column(row, "endpoint_id")?,
+        url: column(row, "url")?,
+        secrets: secrets.into_iter().map(WebhookSecret::from_bytes).collect(),
+        event: event_body(row)?,
+    })
+}
+
 /// The deliveries among `delivery_ids` that `lease` still holds, in
 /// sequence order, each once however often it is named (one statement
 /// however many).
@@ -262,18 +399,7 @@ pub async fn load(
             ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let secrets: Vec<Vec<u8>> = column(row, "secrets")?;
-            Ok(Job {
-                delivery_id: column(row, "delivery_id")?,
-                endpoint_id: column(row, "endpoint_id")?,
-                url: column(row, "url")?,
-                secrets: secrets.into_iter().map(WebhookSecret::from_bytes).collect(),
-                event: event_body(row)?,
-            })
-        })
-        .collect()
+    rows.iter().map(job).collect()
 }
 
 /// What came of one attempt.
@@ -357,6 +483,131 @@ pub async fn attempted(
             })
         })
         .collect()
+}
+
+/// An attempt at an event handed out in memory (migrations/0031). Its ids
+/// are chosen once, so that writing the same recording again after an
+/// error writes nothing twice.
+#[derive(Debug, Clone)]
+pub struct WindowAttempt {
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    /// The event's delivery row, should the attempt not be delivered.
+    pub row_id: Uuid,
+    pub attempt_id: Uuid,
+    pub attempted: Attempted,
+}
+
+/// An event handed out in memory and not sent: it becomes a pending row.
+#[derive(Debug, Clone)]
+pub struct Spill {
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    pub row_id: Uuid,
+}
+
+/// What one recording writes of windows.
+#[derive(Debug, Default)]
+pub struct WindowRecording {
+    /// Per endpoint, how far its settled cursor may move.
+    pub settle: Vec<(Uuid, i64)>,
+    pub attempts: Vec<WindowAttempt>,
+    pub spill: Vec<Spill>,
+    /// Rows leased to this server that it lets go.
+    pub release: Vec<Uuid>,
+}
+
+impl WindowRecording {
+    pub fn is_empty(&self) -> bool {
+        self.settle.is_empty()
+            && self.attempts.is_empty()
+            && self.spill.is_empty()
+            && self.release.is_empty()
+    }
+}
+
+/// What a window recording did.
+#[derive(Debug, Default)]
+pub struct WindowRecorded {
+    /// Endpoints whose window this server no longer holds: nothing of
+    /// theirs was written.
+    pub lost: Vec<Uuid>,
+    /// (endpoint, event) → outcome, for the attempts that were not 2xx.
+    pub outcomes: std::collections::HashMap<(Uuid, Uuid), Option<String>>,
+}
+
+const ATTEMPTED_WINDOW: &str = "SELECT kind, endpoint_id, id, outcome
+       FROM ontab_webhook_attempted_window_for($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                               $13, $14, $15, $16, $17, $18, $19)";
+
+/// Records what was sent out of this server's windows (migrations/0031).
+///
+/// `rewrite`: the recording may have been written before (an error hid
+/// whether its COMMIT went through): what was written is skipped.
+pub async fn attempted_window(
+    tx: &TenantTx,
+    lease: Uuid,
+    lease_ms: i32,
+    schedule_ms: &[i64],
+    recording: &WindowRecording,
+    rewrite: bool,
+) -> Result<WindowRecorded, DbError> {
+    let (settle_endpoints, settle_through): (Vec<Uuid>, Vec<i64>) =
+        recording.settle.iter().copied().unzip();
+    let a = &recording.attempts;
+    let endpoints: Vec<Uuid> = a.iter().map(|a| a.endpoint_id).collect();
+    let events: Vec<Uuid> = a.iter().map(|a| a.event_id).collect();
+    let row_ids: Vec<Uuid> = a.iter().map(|a| a.row_id).collect();
+    let attempt_ids: Vec<Uuid> = a.iter().map(|a| a.attempt_id).collect();
+    let status: Vec<Option<i32>> = a.iter().map(|a| a.attempted.status_code).collect();
+    let errors: Vec<Option<&str>> = a.iter().map(|a| a.attempted.error.as_deref()).collect();
+    let durations: Vec<i32> = a.iter().map(|a| a.attempted.duration_ms).collect();
+    let at: Vec<DateTime<Utc>> = a.iter().map(|a| a.attempted.attempted_at).collect();
+    let spill_endpoints: Vec<Uuid> = recording.spill.iter().map(|s| s.endpoint_id).collect();
+    let spill_events: Vec<Uuid> = recording.spill.iter().map(|s| s.event_id).collect();
+    let spill_ids: Vec<Uuid> = recording.spill.iter().map(|s| s.row_id).collect();
+    let business = tx.business_id();
+    let rows = tx
+        .query(
+            ATTEMPTED_WINDOW,
+            &[
+                (&lease, Type::UUID),
+                (&lease_ms, Type::INT4),
+                (&schedule_ms, Type::INT8_ARRAY),
+                (&settle_endpoints, Type::UUID_ARRAY),
+                (&settle_through, Type::INT8_ARRAY),
+                (&endpoints, Type::UUID_ARRAY),
+                (&events, Type::UUID_ARRAY),
+                (&row_ids, Type::UUID_ARRAY),
+                (&attempt_ids, Type::UUID_ARRAY),
+                (&status, Type::INT4_ARRAY),
+                (&errors, Type::TEXT_ARRAY),
+                (&durations, Type::INT4_ARRAY),
+                (&at, Type::TIMESTAMPTZ_ARRAY),
+                (&spill_endpoints, Type::UUID_ARRAY),
+                (&spill_events, Type::UUID_ARRAY),
+                (&spill_ids, Type::UUID_ARRAY),
+                (&recording.release, Type::UUID_ARRAY),
+                (&rewrite, Type::BOOL),
+                (&business, Type::UUID),
+            ],
+        )
+        .await?;
+    let mut recorded = WindowRecorded::default();
+    for row in &rows {
+        let kind: String = column(row, "kind")?;
+        let endpoint_id: Uuid = column(row, "endpoint_id")?;
+        match kind.as_str() {
+            "lost" => recorded.lost.push(endpoint_id),
+            _ => {
+                let event_id: Uuid = column(row, "id")?;
+                recorded
+                    .outcomes
+                    .insert((endpoint_id, event_id), column(row, "outcome")?);
+            }
+        }
+    }
+    Ok(recorded)
 }
 
 const BACKLOG: &str = "SELECT endpoint_id, pending FROM ontab_webhook_backlog()";
@@ -450,8 +701,9 @@ const EVENT_COLUMNS: &[Column] = &[
 
 // LOAD and LOAD_DISTRIBUTED take and answer the same.
 const LOAD_PARAMS: &[Type] = &[Type::UUID, Type::UUID_ARRAY, Type::UUID];
+const LOAD_HANDED_PARAMS: &[Type] = &[Type::UUID, Type::UUID_ARRAY, Type::UUID_ARRAY];
 const JOB_COLUMNS: &[Column] = &[
-    Column::named::<Uuid>("delivery_id"),
+    Column::named::<Option<Uuid>>("delivery_id"),
     Column::named::<Uuid>("endpoint_id"),
     Column::named::<String>("url"),
     Column::named::<Uuid>("id"),
@@ -466,7 +718,7 @@ const JOB_COLUMNS: &[Column] = &[
 pub(super) const STATEMENTS: &[Statement] = &[
     statement!(
         FAN_OUT_DUE,
-        &[Type::INT4],
+        &[Type::INT4, Type::UUID],
         &[Column::named::<Uuid>("business_id")]
     ),
     statement!(
@@ -480,10 +732,27 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(
         FAN_OUT,
-        &[Type::INT4, Type::UUID, Type::INT4, Type::INT4, Type::UUID],
         &[
-            Column::named::<i64>("created"),
+            Type::INT4,
+            Type::UUID,
+            Type::INT4,
+            Type::INT4,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::BOOL_ARRAY,
+            Type::UUID,
+        ],
+        &[
+            Column::named::<Uuid>("endpoint_id"),
+            Column::named::<bool>("held"),
+            Column::named::<bool>("taken"),
+            Column::named::<i64>("fanned"),
+            Column::named::<Vec<Uuid>>("handed"),
             Column::named::<Vec<Uuid>>("leased"),
+            Column::named::<i64>("created"),
         ]
     ),
     statement!(
@@ -496,6 +765,8 @@ pub(super) const STATEMENTS: &[Statement] = &[
     ),
     statement!(LOAD, LOAD_PARAMS, JOB_COLUMNS),
     statement!(LOAD_DISTRIBUTED, LOAD_PARAMS, JOB_COLUMNS),
+    statement!(LOAD_HANDED, LOAD_HANDED_PARAMS, JOB_COLUMNS),
+    statement!(LOAD_HANDED_DISTRIBUTED, LOAD_HANDED_PARAMS, JOB_COLUMNS),
     statement!(
         ATTEMPTED,
         &[
@@ -514,6 +785,36 @@ pub(super) const STATEMENTS: &[Statement] = &[
             Column::named::<Uuid>("delivery_id"),
             Column::named::<String>("outcome"),
             Column::named::<Option<Uuid>>("next_delivery_id"),
+        ]
+    ),
+    statement!(
+        ATTEMPTED_WINDOW,
+        &[
+            Type::UUID,
+            Type::INT4,
+            Type::INT8_ARRAY,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::INT4_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::INT4_ARRAY,
+            Type::TIMESTAMPTZ_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::UUID_ARRAY,
+            Type::BOOL,
+            Type::UUID,
+        ],
+        &[
+            Column::named::<String>("kind"),
+            Column::named::<Uuid>("endpoint_id"),
+            Column::named::<Option<Uuid>>("id"),
+            Column::named::<Option<String>>("outcome"),
         ]
     ),
     statement!(

@@ -175,6 +175,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "batch_reads_probe_every_key",
         sql: include_str!("../../migrations/0030_batch_reads_probe_every_key.sql"),
     },
+    Migration {
+        version: 31,
+        name: "settled_cursor",
+        sql: include_str!("../../migrations/0031_settled_cursor.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -54,8 +54,9 @@ fn endpoint(row: &Row) -> Result<WebhookEndpoint, DbError> {
 // earlier.
 const LAST_SEQUENCE: &str =
     "SELECT coalesce(max(ev.sequence), 0) FROM events ev WHERE ev.business_id = $1";
-const CREATE: &str = "INSERT INTO webhook_endpoints AS e (business_id, id, url, types, description, fanned_out_through)
-     VALUES ($1, $2, $3, $4, $5, $6)
+const CREATE: &str = "INSERT INTO webhook_endpoints AS e (business_id, id, url, types, description, fanned_out_through,
+                                         settled_through)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
      RETURNING e.id, e.url, e.types, e.description, e.disabled, e.disabled_reason, e.created_at, e.updated_at";
 
 const ADD_SECRET: &str =
@@ -436,7 +437,7 @@ pub(super) const STATEMENTS: &[Statement] = &[
         &[
             Column::named::<Uuid>("id"),
             Column::named::<Uuid>("event_id"),
-            Column::named::<Uuid>("delivery_id"),
+            Column::named::<Option<Uuid>>("delivery_id"),
             Column::named::<i32>("attempt"),
             Column::named::<Option<i32>>("status_code"),
             Column::named::<Option<String>>("error"),

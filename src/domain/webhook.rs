@@ -94,7 +94,9 @@ pub struct WebhookEndpoint {
 pub struct DeliveryAttempt {
     pub id: uuid::Uuid,
     pub event_id: uuid::Uuid,
-    pub delivery_id: uuid::Uuid,
+    /// None for an event delivered at its first attempt out of an
+    /// endpoint's window, which needs no delivery row (migrations/0031).
+    pub delivery_id: Option<uuid::Uuid>,
     /// 1 for the first attempt of the delivery.
     pub attempt: i32,
     pub status_code: Option<i32>,

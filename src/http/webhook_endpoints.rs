@@ -139,7 +139,11 @@ pub struct WebhookAttempt {
     pub id: Uuid,
     /// The event's id, also its `webhook-id`.
     pub event_id: Uuid,
-    pub delivery_id: Uuid,
+    /// The delivery this attempt belongs to: the record that carries an
+    /// event's retries. Null for an event delivered at its first attempt,
+    /// which needs none.
+    #[schema(required = true)]
+    pub delivery_id: Option<Uuid>,
     /// 1 for the delivery's first attempt.
     pub attempt: i32,
     /// The receiver's status; null when none came (refused, timed out).

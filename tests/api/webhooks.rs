@@ -1531,3 +1531,100 @@ async fn a_run_stops_at_a_failure_and_its_rest_follows_the_retry_in_order() {
     assert_eq!(retried, [("retrying", 1), ("delivered", 2)]);
     app.assert_audit_clean().await;
 }
+
+/// What a delivered event leaves behind (migrations/0031): its attempt
+/// alone, with no delivery row; the endpoint's settled cursor catches up
+/// with its fanned-out one; a failure is the only thing that makes a row.
+/// The audit finds an attempt without a row that did not deliver, and a
+/// settled cursor past the fanned-out one.
+#[tokio::test]
+async fn a_delivered_event_leaves_only_its_attempt_and_the_cursor_settles() {
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch::default()).await;
+    let biz = app.business("Settled").await;
+    let receiver = Receiver::start().await;
+    let (endpoint_id, _) = endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    for n in 0..5 {
+        app.customer(&biz, n).await;
+    }
+    let log = wait_attempts(&app, &biz, &endpoint_id, |log| log.len() == 5).await;
+    for attempt in &log {
+        assert_eq!(attempt["outcome"], "delivered", "{attempt:#}");
+        assert_eq!(attempt["attempt"], 1, "{attempt:#}");
+        assert_eq!(attempt["delivery_id"], Value::Null, "{attempt:#}");
+    }
+    let endpoint_uuid: Uuid = endpoint_id.parse().expect("uuid");
+    let mut sql = app.sql().await;
+    let rows: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1",
+            &[&endpoint_uuid],
+        )
+        .await
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 0, "a delivered event needs no delivery row");
+    let mut settled = (0, -1);
+    for _ in 0..100 {
+        let row = sql
+            .query_one(
+                "SELECT settled_through, fanned_out_through FROM webhook_endpoints WHERE id = $1",
+                &[&endpoint_uuid],
+            )
+            .await
+            .expect("cursors");
+        settled = (row.get::<_, i64>(0), row.get::<_, i64>(1));
+        if settled.0 == settled.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(settled.0, settled.1, "the settled cursor catches up");
+    assert!(settled.1 >= 5, "{settled:?}");
+    app.assert_audit_clean().await;
+
+    let tx = crate::helpers::triggers_off(&mut sql).await;
+    tx.batch_execute(
+        "ALTER TABLE webhook_attempts DROP CONSTRAINT webhook_attempts_without_delivery_check;
+         UPDATE webhook_attempts SET outcome = 'retrying'
+          WHERE id = (SELECT id FROM webhook_attempts WHERE delivery_id IS NULL ORDER BY id LIMIT 1);
+         ALTER TABLE webhook_endpoints DROP CONSTRAINT webhook_endpoints_settled_check;
+         UPDATE webhook_endpoints SET settled_through = fanned_out_through + 1;",
+    )
+    .await
+    .expect("corruption applies");
+    tx.commit().await.expect("the corruption commits");
+    let report = ontab::app::audit::audit(&mut sql, None)
+        .await
+        .expect("audit runs");
+    let found: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|v| v.detail.as_str())
+        .collect();
+    assert_eq!(found.len(), 2, "{:#?}", report.violations);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.contains("has no delivery but is attempt 1 with outcome retrying")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|d| d.contains("settled cursor")),
+        "{found:#?}"
+    );
+
+    // Deleting the endpoint takes its attempts along, rows or not.
+    let deleted = app
+        .delete(&format!("/v1/webhook-endpoints/{endpoint_id}"), &biz.key)
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    let left: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = $1",
+            &[&endpoint_uuid],
+        )
+        .await
+        .expect("attempts")
+        .get(0);
+    assert_eq!(left, 0, "the deleted endpoint's attempts are gone");
+}

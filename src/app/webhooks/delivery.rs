@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -36,12 +36,20 @@ use uuid::Uuid;
 
 use super::WebhookSettings;
 use super::guard::GuardedResolver;
-use super::recorder::Recorder;
+use super::recorder::{Recorder, WindowWork};
+use super::window::{Busy, Live, Windows};
 use crate::app::bounded_cache::BoundedCache;
 use crate::app::{Actor, App, AppError};
-use crate::db::deliveries::{self, Attempted, Job, ToRecord};
+use crate::db::deliveries::{self, Attempted, Job, Spill, ToRecord, WindowAttempt};
 use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
 
+/// How many subjects handed out in memory may wait for or hold a slot,
+/// per slot. Only as many as slots were free (the rule for leasing rows
+/// at fan-out, 0025) left 6 % of the events of the uncontended benchmark
+/// at 64 clients to rows: a round often brings more new subjects than
+/// the sends under way have freed slots, and each of those rows cost a
+/// claim and a recording of its own.
+const HANDED_PER_SLOT: usize = 2;
 /// Events fanned out per endpoint per round.
 const FAN_OUT_BATCH: i32 = 1000;
 /// Businesses fanned out per round.
@@ -51,12 +59,16 @@ const FAN_OUT_BUSINESSES: i32 = 500;
 /// the rounds meanwhile: the slots are shared, so this only bounds how long
 /// one task runs).
 const SUBJECT_RUN: usize = 200;
-/// The least time between two rounds. Not the recorder's 20 ms: a round
-/// leases at most as many new subjects as slots are free, so at 20 ms the
-/// rounds capped new subjects near the uncontended benchmark's rate at 64
-/// clients, and its lag p99 grew to 1.3 s (129 ms at 5 ms,
-/// bench/results/20261204T104227Z and 20261204T104632Z).
-const ROUND_GATHER: Duration = Duration::from_millis(5);
+/// The least time between two rounds. Each fan-out is a transaction with
+/// fixed costs (the endpoints' rows, the run of new sequences, reading
+/// what it hands out), so fewer, larger rounds cost PostgreSQL less per
+/// event: 15 ms against 5 took the uncontended benchmark with one endpoint
+/// at 64 clients from 0.82x to 0.87x of none, for about 10 ms more lag
+/// (bench/results/20261205T160017Z-pairs.md). While a round leased at
+/// most as many new subjects as slots were free, 20 ms capped them and
+/// lag grew to 1.3 s (bench/results/20261204T104227Z); a round now hands
+/// out up to twice the slots ([`HANDED_PER_SLOT`]).
+const ROUND_GATHER: Duration = Duration::from_millis(15);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 /// Endpoint URLs kept parsed, however many endpoints there are.
@@ -89,6 +101,12 @@ struct Engine {
     /// anywhere, bench/results/20261203T075730Z).
     claim_due: AtomicBool,
     slots: Arc<Semaphore>,
+    /// What this server holds of endpoints' windows (migrations/0031).
+    windows: Arc<Windows>,
+    /// Tasks sending runs handed out in memory, sending or waiting for a
+    /// slot: a fan-out hands out new subjects while there are fewer than
+    /// twice the slots ([`HANDED_PER_SLOT`]).
+    handed: Arc<AtomicUsize>,
     /// Endpoint URLs parsed, at most [`MAX_PARSED_URLS`] ([`parsed_url`]).
     urls: BoundedCache<String, EndpointUrl>,
 }
@@ -141,9 +159,12 @@ pub async fn run(app: Arc<App>) {
         .iter()
         .map(|wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
         .collect();
+    let windows = Arc::new(Windows::new());
     let engine = Arc::new(Engine {
         slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
-        recorder: Recorder::start(app.clone(), lease, lease_ms, schedule_ms),
+        recorder: Recorder::start(app.clone(), lease, lease_ms, schedule_ms, windows.clone()),
+        windows,
+        handed: Arc::new(AtomicUsize::new(0)),
         run_budget: settings.lease.saturating_sub(settings.timeout) / 2,
         app,
         settings,
@@ -171,6 +192,22 @@ pub async fn run(app: Arc<App>) {
         {
             engine.claim_due.store(true, Ordering::Release);
         }
+    }
+}
+
+/// Counts a task while it lives.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -235,40 +272,138 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
         let actor = Actor::System.recorded();
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
         let kind = deliveries::bookkeeping(&tx).await?;
+        let began = Instant::now();
         let jobs = deliveries::load(&tx, kind, &delivery_ids, engine.lease).await?;
         tx.commit().await?;
-        start(engine, business_id, jobs);
+        start(engine, business_id, jobs, began, None);
     }
     Ok(())
 }
 
-/// Fans out every business with events not yet handed to its endpoints,
-/// and starts the new deliveries that head their subject, as far as slots
-/// are free: leased by the fan-out and read in its transaction
-/// (migrations/0016), they need no claim. Answers whether some delivery
-/// created was left for a claim.
+/// Fans out every business with events not yet handed to its endpoints
+/// whose window this server may hold (migrations/0031): new subjects with
+/// nothing pending, as far as slots are free, are handed out in memory
+/// and sent by a task each; rows leased for subjects busy here go to their
+/// tasks. Answers whether some row created was left for a claim.
 async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
     let mut left = false;
     let actor = Actor::System.recorded();
-    for business_id in deliveries::fan_out_due(engine.app.db(), FAN_OUT_BUSINESSES).await? {
-        let free = i32::try_from(engine.slots.available_permits()).unwrap_or(i32::MAX);
+    for business_id in
+        deliveries::fan_out_due(engine.app.db(), FAN_OUT_BUSINESSES, engine.lease).await?
+    {
+        let handed_max = (engine.settings.concurrency.max(1) * HANDED_PER_SLOT)
+            .saturating_sub(engine.handed.load(Ordering::Acquire));
+        let free = i32::try_from(handed_max).unwrap_or(i32::MAX);
+        let windows = engine.windows.of(business_id);
+        let mut held = windows.lock().await;
+        let began = Instant::now();
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
         let kind = deliveries::bookkeeping(&tx).await?;
-        let fanned =
-            deliveries::fan_out(&tx, FAN_OUT_BATCH, engine.lease, engine.lease_ms, free).await?;
-        let jobs = deliveries::load(&tx, kind, &fanned.leased, engine.lease).await?;
-        tx.commit().await?;
-        left |= fanned.created > i64::try_from(fanned.leased.len()).unwrap_or(i64::MAX);
-        start(engine, business_id, jobs);
+        let fanned = deliveries::fan_out(
+            &tx,
+            FAN_OUT_BATCH,
+            engine.lease,
+            engine.lease_ms,
+            free,
+            &held.held(),
+        )
+        .await?;
+        let handed: Vec<(Uuid, Uuid)> = fanned
+            .iter()
+            .filter(|f| f.held)
+            .flat_map(|f| f.handed.iter().map(|event| (f.endpoint_id, *event)))
+            .collect();
+        let leased: Vec<Uuid> = fanned.iter().flat_map(|f| f.leased.clone()).collect();
+        let handed = deliveries::load_handed(&tx, kind, &handed).await?;
+        let leased = deliveries::load(&tx, kind, &leased, engine.lease).await?;
+        if let Err(error) = tx.commit().await {
+            // Whether it committed is unknown: what this server holds of
+            // the business's windows may no longer be what PostgreSQL
+            // holds, so it lets them go; the next fan-out takes them over
+            // from their settled cursors.
+            held.drop_all();
+            return Err(error.into());
+        }
+        for f in &fanned {
+            if !f.held {
+                held.drop_window(f.endpoint_id);
+                continue;
+            }
+            if f.taken {
+                held.drop_window(f.endpoint_id);
+            }
+            let window = held
+                .endpoints
+                .entry(f.endpoint_id)
+                .or_insert_with(|| engine.windows.open(f.fanned, began));
+            window.fanned = f.fanned;
+            window.live.renewed(began);
+            metrics::counter!("ontab_webhook_fanned_out_total", "as" => "memory")
+                .increment(u64::try_from(f.handed.len()).unwrap_or(0));
+            metrics::counter!("ontab_webhook_fanned_out_total", "as" => "row")
+                .increment(u64::try_from(f.created).unwrap_or(0));
+            left |= f.created > i64::try_from(f.leased.len()).unwrap_or(i64::MAX);
+        }
+        for job in leased {
+            let key = (job.endpoint_id, job.event.subject_id);
+            match held.busy.get_mut(&key) {
+                Some(busy) => {
+                    busy.handoff_at.get_or_insert(began);
+                    busy.handoff.push(job);
+                }
+                // Not busy any more (it cannot be: the lock is held): sent
+                // as a run of its own.
+                None => start(engine, business_id, vec![job], began, None),
+            }
+        }
+        let mut runs: Vec<Vec<Job>> = Vec::new();
+        let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+        for job in handed {
+            let Some(window) = held.endpoints.get_mut(&job.endpoint_id) else {
+                continue;
+            };
+            window.outstanding.insert(job.event.sequence);
+            if let Some(busy) = held.busy.get_mut(&(job.endpoint_id, job.event.subject_id)) {
+                busy.queue.push(job);
+                continue;
+            }
+            let at = *run_of
+                .entry((job.endpoint_id, job.event.subject_id))
+                .or_insert_with(|| {
+                    runs.push(Vec::new());
+                    runs.len() - 1
+                });
+            runs[at].push(job);
+        }
+        for run in runs {
+            let Some(first) = run.first() else {
+                continue;
+            };
+            let key = (first.endpoint_id, first.event.subject_id);
+            let Some(window) = held.endpoints.get(&key.0) else {
+                continue;
+            };
+            let live = window.live.clone();
+            held.busy.insert(key, Busy::default());
+            start(engine, business_id, run, began, Some(live));
+        }
     }
     Ok(left)
 }
 
-/// Sends each subject's leased run in a task of its own, holding a slot
-/// while it sends; a task goes on with the subject's next run, which the
-/// recorder leases, once it has a slot again.
+/// Sends each subject's run in a task of its own, holding a slot while it
+/// sends; a task goes on with the subject's next run (rows the recorder
+/// leased, or rows the fan-out leased while it was sending from memory)
+/// once it has a slot again. `window` is the window the run was handed
+/// out of, for a run sent from memory; rows have none.
 /// `jobs` come in sequence order (`deliveries::load`), so each run keeps it.
-fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
+fn start(
+    engine: &Arc<Engine>,
+    business_id: Uuid,
+    jobs: Vec<Job>,
+    leased_at: Instant,
+    window: Option<Arc<Live>>,
+) {
     let mut runs: Vec<Vec<Job>> = Vec::new();
     let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
     for job in jobs {
@@ -287,10 +422,14 @@ fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
         // held some deliveries 30 s, bench/results/20261204T102637Z).
         let permit = engine.slots.clone().try_acquire_owned().ok();
         let engine = engine.clone();
+        let window = window.clone();
+        let counted = window.as_ref().map(|_| Counted::new(engine.handed.clone()));
         tokio::spawn(async move {
+            let _counted = counted;
             let mut run = run;
             let mut permit = permit;
-            let mut leased_at = Instant::now();
+            let mut leased_at = leased_at;
+            let mut window = window;
             let mut sent = 0;
             let mut subject_done = false;
             while !run.is_empty() {
@@ -306,10 +445,38 @@ fn start(engine: &Arc<Engine>, business_id: Uuid, jobs: Vec<Job>) {
                         Err(_) => break,
                     },
                 };
-                let ended = send_run(&engine, business_id, run, leased_at, slot, &mut sent).await;
-                subject_done = ended.subject_done;
-                run = ended.next;
-                leased_at = ended.recorded_at;
+                let Some(live) = window.clone() else {
+                    let ended =
+                        send_run(&engine, business_id, run, leased_at, slot, &mut sent).await;
+                    subject_done = ended.subject_done;
+                    run = ended.next;
+                    leased_at = ended.recorded_at;
+                    continue;
+                };
+                let Some(key) = run
+                    .first()
+                    .map(|job| (job.endpoint_id, job.event.subject_id))
+                else {
+                    break;
+                };
+                if !send_handed(&engine, business_id, run, &live, slot, &mut sent).await {
+                    subject_done = false;
+                    break;
+                }
+                // All delivered: next, what was queued for the subject
+                // meanwhile; then, once that is done, rows leased for it.
+                let windows = engine.windows.of(business_id);
+                let mut held = windows.lock().await;
+                run = match held.busy.get_mut(&key) {
+                    Some(busy) if !busy.queue.is_empty() => std::mem::take(&mut busy.queue),
+                    _ => {
+                        let busy = held.busy.remove(&key).unwrap_or_default();
+                        window = None;
+                        leased_at = busy.handoff_at.unwrap_or_else(Instant::now);
+                        busy.handoff
+                    }
+                };
+                subject_done = run.is_empty();
             }
             // A subject delivered to its end leaves nothing for a claim
             // (its recorder would have leased a next run); anything else (a
@@ -353,18 +520,22 @@ async fn send_run(
     let mut to_record: Vec<ToRecord> = Vec::with_capacity(run.len());
     let mut all_delivered = true;
     for job in run {
-        // The first always goes, as a single delivery always did; a later
-        // one only while the lease leaves room for its whole timeout.
-        if !jobs.is_empty() && leased_at.elapsed() > engine.run_budget {
+        // Only while the lease leaves room for the request's whole
+        // timeout: a claimed run was leased a moment ago, but rows the
+        // fan-out leased for a subject busy here waited for its run
+        // sent from memory.
+        if leased_at.elapsed() > engine.run_budget {
             break;
         }
+        let Some(delivery_id) = job.delivery_id else {
+            // Not a row: runs of rows are read by `deliveries::load`.
+            continue;
+        };
         let attempted = send(engine, &job).await;
         *sent += 1;
-        let delivered = attempted
-            .status_code
-            .is_some_and(|status| (200..300).contains(&status));
+        let delivered = is_delivered(&attempted);
         to_record.push(ToRecord {
-            delivery_id: job.delivery_id,
+            delivery_id,
             attempted,
             continue_subject: false,
         });
@@ -379,16 +550,28 @@ async fn send_run(
         // Something waits for a free slot.
         engine.wake.notify_one();
     }
+    if to_record.is_empty() {
+        // Nothing went: the leases expire, and the claims take the rows.
+        return RunEnd {
+            subject_done: false,
+            next: Vec::new(),
+            recorded_at: Instant::now(),
+        };
+    }
     let go_on = all_delivered && *sent < SUBJECT_RUN;
     // Only the run's last attempt asks for the next run.
     if let Some(last) = to_record.last_mut() {
         last.continue_subject = go_on;
     }
-    let recorded = match engine.recorder.record(business_id, to_record).await {
+    let recorded = match engine
+        .recorder
+        .record(business_id, to_record, WindowWork::default())
+        .await
+    {
         Ok(recorded) => recorded,
         Err(error) => {
             for job in &jobs {
-                tracing::warn!(%error, delivery_id = %job.delivery_id, "webhook attempt could not be recorded");
+                tracing::warn!(%error, delivery_id = ?job.delivery_id, "webhook attempt could not be recorded");
             }
             return RunEnd {
                 subject_done: false,
@@ -397,8 +580,26 @@ async fn send_run(
             };
         }
     };
+    let delivered = observe(&jobs, &recorded.outcomes);
+    RunEnd {
+        subject_done: go_on && delivered == jobs.len(),
+        next: recorded.next,
+        recorded_at: Instant::now(),
+    }
+}
+
+/// Whether the receiver took the event.
+fn is_delivered(attempted: &Attempted) -> bool {
+    attempted
+        .status_code
+        .is_some_and(|status| (200..300).contains(&status))
+}
+
+/// Counts the recorded outcomes of `jobs` (in order) in the metrics and
+/// logs what needs an operator; answers how many were delivered.
+fn observe(jobs: &[Job], outcomes: &[Option<String>]) -> usize {
     let mut delivered = 0;
-    for (job, outcome) in jobs.iter().zip(&recorded.outcomes) {
+    for (job, outcome) in jobs.iter().zip(outcomes) {
         let label = outcome.as_deref().unwrap_or("lease_lost");
         metrics::counter!("ontab_webhook_attempts_total", "outcome" => label.to_owned())
             .increment(1);
@@ -418,10 +619,169 @@ async fn send_run(
             _ => {}
         }
     }
-    RunEnd {
-        subject_done: go_on && delivered == jobs.len(),
-        next: recorded.next,
-        recorded_at: Instant::now(),
+    delivered
+}
+
+/// Sends a run handed out in memory from `window` (migrations/0031) in
+/// order, one event after another; answers whether all of it was
+/// delivered. Stops at the first event not delivered, and before any
+/// event once the window is not this server's any more or its lease might
+/// not outlast the request.
+///
+/// All delivered, the run is recorded in the background (a 2xx is its
+/// attempt alone, and moves the settled cursor) while the subject's task
+/// goes on: the subject's next events may go once these were delivered,
+/// whether or not that is written yet.
+///
+/// Otherwise the first failure becomes the event's row, with that attempt
+/// counted, and what the run did not send, then what was queued for the
+/// subject meanwhile, become rows behind it: the claims and the retry
+/// schedule carry the subject on, in order. The subject stays busy (its
+/// new events queued here) until those rows are written, and is then let
+/// go with any rows leased for it. (Should the window have been lost,
+/// what was not recorded is left to its next holder, who sends it again
+/// from the settled cursor.)
+async fn send_handed(
+    engine: &Arc<Engine>,
+    business_id: Uuid,
+    run: Vec<Job>,
+    window: &Arc<Live>,
+    slot: OwnedSemaphorePermit,
+    sent: &mut usize,
+) -> bool {
+    let Some(key) = run
+        .first()
+        .map(|job| (job.endpoint_id, job.event.subject_id))
+    else {
+        return true;
+    };
+    let mut work = WindowWork::new(window.epoch);
+    let mut sent_jobs: Vec<Job> = Vec::with_capacity(run.len());
+    let mut rest: Vec<Job> = Vec::new();
+    let mut all_delivered = true;
+    let mut jobs = run.into_iter();
+    while let Some(job) = jobs.next() {
+        if !window.fresh(engine.run_budget) {
+            all_delivered = false;
+            rest.push(job);
+            rest.extend(jobs.by_ref());
+            break;
+        }
+        let attempted = send(engine, &job).await;
+        *sent += 1;
+        let delivered = is_delivered(&attempted);
+        work.attempts.push((
+            WindowAttempt {
+                endpoint_id: job.endpoint_id,
+                event_id: job.event.id,
+                row_id: Uuid::new_v4(),
+                // Time-ordered: the attempts' primary key grows at its end.
+                attempt_id: Uuid::now_v7(),
+                attempted,
+            },
+            job.event.sequence,
+        ));
+        sent_jobs.push(job);
+        if !delivered {
+            all_delivered = false;
+            rest.extend(jobs.by_ref());
+            break;
+        }
+    }
+    drop(slot);
+    if engine.claim_due.load(Ordering::Acquire) {
+        engine.wake.notify_one();
+    }
+    if all_delivered {
+        let engine = engine.clone();
+        let window = window.clone();
+        tokio::spawn(async move {
+            let outcomes = record_handed(&engine, business_id, work, &window).await;
+            observe(&sent_jobs, &outcomes);
+        });
+        return true;
+    }
+    work.spill = spill(&rest);
+    let outcomes = record_handed(engine, business_id, work, window).await;
+    observe(&sent_jobs, &outcomes);
+    // Events queued for the subject before its failure was written go
+    // behind it as rows too; once nothing more came, it is let go.
+    let windows = engine.windows.of(business_id);
+    let leased = loop {
+        let mut held = windows.lock().await;
+        let queued = match held.busy.get_mut(&key) {
+            Some(busy) if !busy.queue.is_empty() => std::mem::take(&mut busy.queue),
+            _ => break held.busy.remove(&key).map(|busy| busy.handoff),
+        };
+        drop(held);
+        let mut work = WindowWork::new(window.epoch);
+        work.spill = spill(&queued);
+        record_handed(engine, business_id, work, window).await;
+    };
+    // Rows leased for the subject are behind its failure: let go, they
+    // wait for it in the claims' order.
+    let release: Vec<Uuid> = leased
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|job| job.delivery_id)
+        .collect();
+    if !release.is_empty() {
+        let mut work = WindowWork::new(window.epoch);
+        work.release = release;
+        if let Err(error) = engine.recorder.record(business_id, Vec::new(), work).await {
+            tracing::debug!(%error, "could not let leased deliveries go; their leases will expire");
+        }
+    }
+    false
+}
+
+/// Events handed out and not sent, as rows to write (each with the id it
+/// will have, and its sequence).
+fn spill(jobs: &[Job]) -> Vec<(Spill, i64)> {
+    jobs.iter()
+        .map(|job| {
+            (
+                Spill {
+                    endpoint_id: job.endpoint_id,
+                    event_id: job.event.id,
+                    row_id: Uuid::new_v4(),
+                },
+                job.event.sequence,
+            )
+        })
+        .collect()
+}
+
+/// Records what a run sent from memory did, again after an error (the
+/// recording writes nothing twice), until it is written or the window is
+/// not this server's any more (then its next holder sends the events
+/// again): until then they hold the endpoint's settled cursor.
+async fn record_handed(
+    engine: &Engine,
+    business_id: Uuid,
+    work: WindowWork,
+    window: &Live,
+) -> Vec<Option<String>> {
+    let mut pause = Duration::from_millis(500);
+    let mut work = work;
+    loop {
+        match engine
+            .recorder
+            .record(business_id, Vec::new(), work.clone())
+            .await
+        {
+            Ok(recorded) => return recorded.outcomes,
+            Err(error) => {
+                work.rewrite = true;
+                if !window.is_valid() {
+                    return vec![None; work.attempts.len()];
+                }
+                tracing::warn!(%business_id, %error, retry_in = ?pause,
+                    "webhook attempts sent from memory could not be recorded; recording them again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod delivery;
 pub mod guard;
 mod recorder;
+mod window;
 
 use std::time::Duration;
 

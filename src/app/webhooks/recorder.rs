@@ -19,17 +19,20 @@
 //! its business with the error, and their leases then expire and the
 //! deliveries go again, with the same webhook-id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::delivery::AbortOnDrop;
+use super::window::Windows;
 use crate::app::{Actor, App, AppError};
-use crate::db::deliveries::{self, Job, ToRecord};
+use crate::db::deliveries::{
+    self, Job, Spill, ToRecord, WindowAttempt, WindowRecorded, WindowRecording,
+};
 
 /// Attempts a flush takes at most (across businesses; a run is never
 /// split, so one may carry a run more).
@@ -64,12 +67,51 @@ const GATHER: Duration = Duration::from_millis(20);
 /// than a lease.
 const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
 
+/// What a run sent from an endpoint's window asks to record
+/// (migrations/0031): its attempts and the events it did not send, each
+/// with its sequence, and rows it lets go. All of one endpoint's window,
+/// the one of `epoch`: should the server hold another window of it by
+/// the time this is written, none of it is (its events were handed out
+/// again).
+#[derive(Debug, Clone, Default)]
+pub struct WindowWork {
+    pub epoch: u64,
+    /// Written before, maybe: an error hid whether it committed.
+    pub rewrite: bool,
+    pub attempts: Vec<(WindowAttempt, i64)>,
+    pub spill: Vec<(Spill, i64)>,
+    pub release: Vec<Uuid>,
+}
+
+impl WindowWork {
+    pub fn new(epoch: u64) -> Self {
+        Self {
+            epoch,
+            ..Self::default()
+        }
+    }
+
+    fn endpoint_id(&self) -> Option<Uuid> {
+        self.attempts
+            .first()
+            .map(|(attempt, _)| attempt.endpoint_id)
+            .or_else(|| self.spill.first().map(|(spill, _)| spill.endpoint_id))
+    }
+
+    fn sequences(&self) -> impl Iterator<Item = i64> + '_ {
+        self.attempts
+            .iter()
+            .map(|(_, sequence)| *sequence)
+            .chain(self.spill.iter().map(|(_, sequence)| *sequence))
+    }
+}
+
 /// What recording a run's attempts came to.
 #[derive(Debug)]
 pub struct Recorded {
-    /// Per attempt, in the order given: `delivered`, `retrying`,
-    /// `gave_up`, `disabled`; `None` when the lease was lost (another
-    /// server holds the delivery now).
+    /// Per attempt, in the order given (the rows', or the window's):
+    /// `delivered`, `retrying`, `gave_up`, `disabled`; `None` when the
+    /// lease or the window was lost (another server holds it now).
     pub outcomes: Vec<Option<String>>,
     /// The subject's next run, leased to this server, in sequence order,
     /// when the caller asked to go on and its attempt was delivered.
@@ -79,12 +121,14 @@ pub struct Recorded {
 struct Queued {
     business_id: Uuid,
     attempts: Vec<ToRecord>,
+    window: WindowWork,
     reply: oneshot::Sender<Result<Recorded, String>>,
 }
 
 /// The lease and retry settings every flush writes with.
 struct Settings {
     app: Arc<App>,
+    windows: Arc<Windows>,
     lease: Uuid,
     lease_ms: i32,
     schedule_ms: Vec<i64>,
@@ -97,10 +141,17 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn start(app: Arc<App>, lease: Uuid, lease_ms: i32, schedule_ms: Vec<i64>) -> Self {
+    pub fn start(
+        app: Arc<App>,
+        lease: Uuid,
+        lease_ms: i32,
+        schedule_ms: Vec<i64>,
+        windows: Arc<Windows>,
+    ) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
         let settings = Arc::new(Settings {
             app,
+            windows,
             lease,
             lease_ms,
             schedule_ms,
@@ -111,18 +162,20 @@ impl Recorder {
         }
     }
 
-    /// Records a run's attempts (one subject's, in the order sent);
-    /// answers once their batch committed.
+    /// Records a run's attempts (one subject's, in the order sent): of
+    /// rows, or sent from a window; answers once their batch committed.
     pub async fn record(
         &self,
         business_id: Uuid,
         attempts: Vec<ToRecord>,
+        window: WindowWork,
     ) -> Result<Recorded, String> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Queued {
                 business_id,
                 attempts,
+                window,
                 reply,
             })
             .map_err(|_| "the attempt recorder has stopped".to_owned())?;
@@ -140,12 +193,12 @@ async fn flush_all(settings: Arc<Settings>, mut queued: mpsc::UnboundedReceiver<
             return;
         };
         tokio::time::sleep(GATHER).await;
-        let mut attempts = first.attempts.len();
+        let mut attempts = first.attempts.len() + first.window.attempts.len();
         let mut batch = vec![first];
         while attempts < MAX_BATCH {
             match queued.try_recv() {
                 Ok(next) => {
-                    attempts += next.attempts.len();
+                    attempts += next.attempts.len() + next.window.attempts.len();
                     batch.push(next);
                 }
                 Err(_) => break,
@@ -176,20 +229,25 @@ async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
         .iter()
         .flat_map(|q| q.attempts.iter().cloned())
         .collect();
-    metrics::histogram!("ontab_webhook_record_batch_size").record(attempts.len() as f64);
-    let mut written = write(settings, business_id, &attempts).await;
+    let (recording, current) = window_recording(settings, business_id, &queued).await;
+    metrics::histogram!("ontab_webhook_record_batch_size")
+        .record((attempts.len() + recording.attempts.len()) as f64);
+    let began = Instant::now();
+    let rewrite = queued.iter().any(|q| q.window.rewrite);
+    let mut written = write(settings, business_id, &attempts, &recording, rewrite).await;
     for pause in RETRY_PAUSES {
         let Err(error) = &written else {
             break;
         };
-        tracing::warn!(%business_id, %error, attempts = attempts.len(), retry_in = ?pause,
-            "recording webhook attempts failed; writing them again");
+        tracing::warn!(%business_id, %error, attempts = attempts.len() + recording.attempts.len(),
+            retry_in = ?pause, "recording webhook attempts failed; writing them again");
         metrics::counter!("ontab_webhook_record_retries_total").increment(1);
         tokio::time::sleep(pause).await;
-        written = write(settings, business_id, &attempts).await;
+        written = write(settings, business_id, &attempts, &recording, true).await;
     }
     match written {
-        Ok((recorded, jobs)) => {
+        Ok((recorded, window, jobs)) => {
+            settled(settings, business_id, &queued, &current, &window, began).await;
             // A delivery comes once per delivery of its subject's next run.
             let mut outcomes: HashMap<Uuid, String> = HashMap::new();
             let mut next_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -199,8 +257,10 @@ async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
                 }
                 outcomes.entry(row.delivery_id).or_insert(row.outcome);
             }
-            let mut jobs: HashMap<Uuid, Job> =
-                jobs.into_iter().map(|job| (job.delivery_id, job)).collect();
+            let mut jobs: HashMap<Uuid, Job> = jobs
+                .into_iter()
+                .filter_map(|job| job.delivery_id.map(|id| (id, job)))
+                .collect();
             for q in queued {
                 let mut next: Vec<Job> = q
                     .attempts
@@ -209,11 +269,14 @@ async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
                     .filter_map(|id| jobs.remove(&id))
                     .collect();
                 next.sort_by_key(|job| (job.event.sequence, job.delivery_id));
-                let outcomes = q
-                    .attempts
-                    .iter()
-                    .map(|a| outcomes.get(&a.delivery_id).cloned())
-                    .collect();
+                let outcomes = if q.window.attempts.is_empty() {
+                    q.attempts
+                        .iter()
+                        .map(|a| outcomes.get(&a.delivery_id).cloned())
+                        .collect()
+                } else {
+                    window_outcomes(&q.window, current.contains(&q.window.epoch), &window)
+                };
                 // A task that went away leaves its next run's leases to expire.
                 let _ = q.reply.send(Ok(Recorded { outcomes, next }));
             }
@@ -227,27 +290,170 @@ async fn flush(settings: &Settings, business_id: Uuid, queued: Vec<Queued>) {
     }
 }
 
+/// What the batch writes of windows: the attempts and spills of runs
+/// whose window this server still holds, in the same epoch, and how far
+/// each of those endpoints' cursors may move once they are written (below
+/// the oldest event held that this batch does not settle). Answers it
+/// with the epochs that were current.
+async fn window_recording(
+    settings: &Settings,
+    business_id: Uuid,
+    queued: &[Queued],
+) -> (WindowRecording, HashSet<u64>) {
+    let mut recording = WindowRecording::default();
+    let mut current = HashSet::new();
+    if queued.iter().all(|q| {
+        q.window.attempts.is_empty() && q.window.spill.is_empty() && q.window.release.is_empty()
+    }) {
+        return (recording, current);
+    }
+    let windows = settings.windows.of(business_id);
+    let held = windows.lock().await;
+    let mut own: HashMap<Uuid, HashSet<i64>> = HashMap::new();
+    for q in queued {
+        recording.release.extend(q.window.release.iter().copied());
+        let Some(endpoint_id) = q.window.endpoint_id() else {
+            continue;
+        };
+        let Some(window) = held.endpoints.get(&endpoint_id) else {
+            continue;
+        };
+        if window.live.epoch != q.window.epoch {
+            continue;
+        }
+        current.insert(q.window.epoch);
+        own.entry(endpoint_id)
+            .or_default()
+            .extend(q.window.sequences());
+        recording
+            .attempts
+            .extend(q.window.attempts.iter().map(|(attempt, _)| attempt.clone()));
+        recording
+            .spill
+            .extend(q.window.spill.iter().map(|(spill, _)| spill.clone()));
+    }
+    for (endpoint_id, sequences) in &own {
+        if let Some(window) = held.endpoints.get(endpoint_id) {
+            recording
+                .settle
+                .push((*endpoint_id, window.settle_excluding(sequences)));
+        }
+    }
+    (recording, current)
+}
+
+/// Once a batch is written: what it recorded of each window is settled
+/// (no longer holds the cursor back), the windows it renewed count as
+/// renewed when it began, and the ones it found lost are let go.
+async fn settled(
+    settings: &Settings,
+    business_id: Uuid,
+    queued: &[Queued],
+    current: &HashSet<u64>,
+    window: &WindowRecorded,
+    began: Instant,
+) {
+    if current.is_empty() {
+        return;
+    }
+    let windows = settings.windows.of(business_id);
+    let mut held = windows.lock().await;
+    for q in queued {
+        let Some(endpoint_id) = q.window.endpoint_id() else {
+            continue;
+        };
+        if !current.contains(&q.window.epoch) {
+            continue;
+        }
+        let Some(open) = held.endpoints.get_mut(&endpoint_id) else {
+            continue;
+        };
+        if open.live.epoch != q.window.epoch {
+            continue;
+        }
+        if window.lost.contains(&endpoint_id) {
+            held.drop_window(endpoint_id);
+            continue;
+        }
+        for sequence in q.window.sequences() {
+            open.outstanding.remove(&sequence);
+        }
+        open.live.renewed(began);
+    }
+}
+
+/// A window run's outcomes, in the order of its attempts: a 2xx of a
+/// window still held was delivered; the others say what the database did.
+fn window_outcomes(
+    work: &WindowWork,
+    current: bool,
+    recorded: &WindowRecorded,
+) -> Vec<Option<String>> {
+    work.attempts
+        .iter()
+        .map(|(attempt, _)| {
+            if !current || recorded.lost.contains(&attempt.endpoint_id) {
+                None
+            } else if attempt
+                .attempted
+                .status_code
+                .is_some_and(|status| (200..300).contains(&status))
+            {
+                Some("delivered".to_owned())
+            } else {
+                recorded
+                    .outcomes
+                    .get(&(attempt.endpoint_id, attempt.event_id))
+                    .cloned()
+                    .flatten()
+            }
+        })
+        .collect()
+}
+
 async fn write(
     settings: &Settings,
     business_id: Uuid,
     attempts: &[ToRecord],
-) -> Result<(Vec<deliveries::Recorded>, Vec<Job>), AppError> {
+    window: &WindowRecording,
+    rewrite: bool,
+) -> Result<(Vec<deliveries::Recorded>, WindowRecorded, Vec<Job>), AppError> {
     let actor = Actor::System.recorded();
     let (tx, _) = settings.app.db().begin(business_id, &[], &actor).await?;
-    let (kind, recorded) = tokio::try_join!(
-        deliveries::bookkeeping(&tx),
-        deliveries::attempted(
-            &tx,
-            settings.lease,
-            settings.lease_ms,
-            &settings.schedule_ms,
-            attempts,
-        ),
-    )?;
+    let rows = async {
+        if attempts.is_empty() {
+            Ok(Vec::new())
+        } else {
+            deliveries::attempted(
+                &tx,
+                settings.lease,
+                settings.lease_ms,
+                &settings.schedule_ms,
+                attempts,
+            )
+            .await
+        }
+    };
+    let windows = async {
+        if window.is_empty() {
+            Ok(WindowRecorded::default())
+        } else {
+            deliveries::attempted_window(
+                &tx,
+                settings.lease,
+                settings.lease_ms,
+                &settings.schedule_ms,
+                window,
+                rewrite,
+            )
+            .await
+        }
+    };
+    let (kind, recorded, window) = tokio::try_join!(deliveries::bookkeeping(&tx), rows, windows)?;
     // A delivery of a next run comes once per delivery recorded before it
     // in the run; `load` reads each once.
     let next: Vec<Uuid> = recorded.iter().filter_map(|r| r.next_delivery_id).collect();
     let jobs = deliveries::load(&tx, kind, &next, settings.lease).await?;
     tx.commit().await?;
-    Ok((recorded, jobs))
+    Ok((recorded, window, jobs))
 }
