@@ -384,7 +384,13 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
                 continue;
             };
             let live = window.live.clone();
-            held.busy.insert(key, Busy::default());
+            held.busy.insert(
+                key,
+                Busy {
+                    epoch: live.epoch,
+                    ..Busy::default()
+                },
+            );
             start(engine, business_id, run, began, Some(live));
         }
     }
@@ -467,10 +473,10 @@ fn start(
                 // meanwhile; then, once that is done, rows leased for it.
                 let windows = engine.windows.of(business_id);
                 let mut held = windows.lock().await;
-                run = match held.busy.get_mut(&key) {
-                    Some(busy) if !busy.queue.is_empty() => std::mem::take(&mut busy.queue),
-                    _ => {
-                        let busy = held.busy.remove(&key).unwrap_or_default();
+                run = match held.take_queue(key, live.epoch) {
+                    Some(queued) => queued,
+                    None => {
+                        let busy = held.release(key, live.epoch).unwrap_or_default();
                         window = None;
                         leased_at = busy.handoff_at.unwrap_or_else(Instant::now);
                         busy.handoff
@@ -709,9 +715,9 @@ async fn send_handed(
     let windows = engine.windows.of(business_id);
     let leased = loop {
         let mut held = windows.lock().await;
-        let queued = match held.busy.get_mut(&key) {
-            Some(busy) if !busy.queue.is_empty() => std::mem::take(&mut busy.queue),
-            _ => break held.busy.remove(&key).map(|busy| busy.handoff),
+        let queued = match held.take_queue(key, window.epoch) {
+            Some(queued) => queued,
+            None => break held.release(key, window.epoch).map(|busy| busy.handoff),
         };
         drop(held);
         let mut work = WindowWork::new(window.epoch);

@@ -131,6 +131,9 @@ pub const QUEUE_FULL: usize = 1000;
 /// A subject being sent from memory.
 #[derive(Default)]
 pub struct Busy {
+    /// The window its task sends from: a task of an earlier window of the
+    /// same endpoint leaves this entry alone.
+    pub epoch: u64,
     /// Its events handed out meanwhile, in sequence order: its task sends
     /// them next.
     pub queue: Vec<Job>,
@@ -169,10 +172,33 @@ impl BusinessWindows {
 
     /// Forgets the endpoint's window: its tasks stop before their next
     /// event, and the next fan-out takes the window over from its settled
-    /// cursor.
+    /// cursor. Its subjects are not busy any more: what a later window
+    /// hands out must not queue behind a task of this one, which would
+    /// drop it (its events are not that window's to record).
     pub fn drop_window(&mut self, endpoint_id: Uuid) {
         if let Some(window) = self.endpoints.remove(&endpoint_id) {
             window.live.invalidate();
+        }
+        self.busy
+            .retain(|(endpoint, _), _| *endpoint != endpoint_id);
+    }
+
+    /// What was queued for the subject meanwhile, for its task of window
+    /// `epoch`; `None` when nothing was (or the entry is another task's).
+    pub fn take_queue(&mut self, key: (Uuid, Uuid), epoch: u64) -> Option<Vec<Job>> {
+        match self.busy.get_mut(&key) {
+            Some(busy) if busy.epoch == epoch && !busy.queue.is_empty() => {
+                Some(std::mem::take(&mut busy.queue))
+            }
+            _ => None,
+        }
+    }
+
+    /// Lets the subject go, if its entry is the task of window `epoch`'s.
+    pub fn release(&mut self, key: (Uuid, Uuid), epoch: u64) -> Option<Busy> {
+        match self.busy.get(&key) {
+            Some(busy) if busy.epoch == epoch => self.busy.remove(&key),
+            _ => None,
         }
     }
 
@@ -181,6 +207,7 @@ impl BusinessWindows {
         for (_, window) in self.endpoints.drain() {
             window.live.invalidate();
         }
+        self.busy.clear();
     }
 }
 
@@ -232,5 +259,21 @@ mod tests {
         business.drop_window(a);
         assert!(!live.is_valid());
         assert_eq!(business.held().known, vec![b]);
+        assert!(
+            business.held().busy.is_empty(),
+            "its subjects are not busy any more"
+        );
+
+        // A task leaves alone the entry of a later window's task.
+        business.busy.insert(
+            (b, s),
+            Busy {
+                epoch: 2,
+                ..Busy::default()
+            },
+        );
+        assert!(business.release((b, s), 1).is_none());
+        assert!(business.take_queue((b, s), 2).is_none(), "nothing queued");
+        assert!(business.release((b, s), 2).is_some());
     }
 }
