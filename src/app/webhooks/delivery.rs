@@ -1,30 +1,30 @@
 //! The delivery engine, a background task of `ontab serve`. Every round:
-//! fan new events out into deliveries (per endpoint, in its tenant's
-//! transaction), leasing in the same transaction those that head their
-//! subject and reading their bodies (migrations/0016); when something may
-//! have been left unleased, claim across tenants what may go now and read
-//! those bodies (one statement per business). Each subject's leased run is
-//! sent by a task of its own, up to `concurrency` sending at once. A round
-//! starts when the sequencer notifies (`ontab_events`), when a task
-//! finishes, or every `poll` otherwise; never sooner than `ROUND_GATHER`
-//! after the last.
+//! fan new events out (per business, in its tenant's transaction) from the
+//! endpoints' windows this server holds or may take (migrations/0031), and
+//! read what it handed out; when something may have been left to the
+//! claims, claim across tenants the rows that may go now and read them
+//! (one statement per business). Each subject's run is sent by a task of
+//! its own, up to `concurrency` sending at once. A round starts when the
+//! sequencer notifies (`ontab_events`), when a task finishes, or every
+//! `poll` otherwise; never sooner than `ROUND_GATHER` after the last.
 //!
-//! A subject's deliveries go as runs (migrations/0024): the fan-out leases
-//! with a new head the subject's next new deliveries, and a task sends its
-//! run one event after another, stopping at the first not delivered. It
-//! records the run's attempts through the [`Recorder`], which writes the
-//! attempts that finished together in one transaction per business and,
-//! in it, leases each delivered subject's next run and reads its bodies
-//! (0010, 0024); the task goes on with it, up to `SUBJECT_RUN` events: a
-//! subject with a backlog drains at the speed of its receiver rather than
-//! one event per round or per flush, and PostgreSQL sees a few
-//! transactions per batch of deliveries, not two per delivery.
+//! The common case writes no delivery row: an event handed out of a window
+//! is sent from memory, and its 2xx is recorded as the attempt alone, with
+//! the endpoint's settled cursor moved below the oldest event still held
+//! (`window.rs` keeps what this server holds). New events of
+//! a subject being sent queue behind its task. A failure turns the event,
+//! and what its subject had queued, into rows, which go on as before:
+//! a subject's rows go as runs (migrations/0024), the recorder leasing each
+//! delivered subject's next run in the transaction that records the last
+//! (0010), up to `SUBJECT_RUN` events per task.
 //!
-//! All state is in PostgreSQL (migrations/0006): a server killed at any
-//! moment leaves at worst leased deliveries, attempted again once the lease
-//! expires, with the same webhook-id. Per-(endpoint, subject) order, and
-//! one attempt at a time per delivery across servers, are the claims'
-//! (`ontab_claim_webhook_deliveries`, `ontab_webhook_attempted_batch`).
+//! All state that must survive is in PostgreSQL: a server killed at any
+//! moment leaves its windows' unsettled events to their next holder, which
+//! starts again from the settled cursor, and its leased rows to the claims
+//! once their leases expire; both are sent again with the same webhook-id.
+//! Per-(endpoint, subject) order, and one attempt at a time per delivery
+//! across servers, are the windows' and the claims' (the window lease,
+//! `ontab_claim_webhook_deliveries`, `ontab_webhook_attempted_batch`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -356,8 +356,7 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
                 None => start(engine, business_id, vec![job], began, None),
             }
         }
-        let mut runs: Vec<Vec<Job>> = Vec::new();
-        let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+        let mut fresh: Vec<Job> = Vec::new();
         for job in handed {
             let Some(window) = held.endpoints.get_mut(&job.endpoint_id) else {
                 continue;
@@ -367,15 +366,9 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
                 busy.queue.push(job);
                 continue;
             }
-            let at = *run_of
-                .entry((job.endpoint_id, job.event.subject_id))
-                .or_insert_with(|| {
-                    runs.push(Vec::new());
-                    runs.len() - 1
-                });
-            runs[at].push(job);
+            fresh.push(job);
         }
-        for run in runs {
+        for run in runs_by_subject(fresh) {
             let Some(first) = run.first() else {
                 continue;
             };
@@ -410,18 +403,7 @@ fn start(
     leased_at: Instant,
     window: Option<Arc<Live>>,
 ) {
-    let mut runs: Vec<Vec<Job>> = Vec::new();
-    let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
-    for job in jobs {
-        let at = *run_of
-            .entry((job.endpoint_id, job.event.subject_id))
-            .or_insert_with(|| {
-                runs.push(Vec::new());
-                runs.len() - 1
-            });
-        runs[at].push(job);
-    }
-    for run in runs {
+    for run in runs_by_subject(jobs) {
         // No more subjects were leased than slots were free, but a task
         // going on with its next run may have taken one since: then this
         // run waits for a slot rather than for its lease to expire (which
@@ -494,6 +476,23 @@ fn start(
             engine.wake.notify_one();
         });
     }
+}
+
+/// `jobs` as one run per (endpoint, subject), each in the order given,
+/// the runs in the order of their first job.
+fn runs_by_subject(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut runs: Vec<Vec<Job>> = Vec::new();
+    let mut run_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+    for job in jobs {
+        let at = *run_of
+            .entry((job.endpoint_id, job.event.subject_id))
+            .or_insert_with(|| {
+                runs.push(Vec::new());
+                runs.len() - 1
+            });
+        runs[at].push(job);
+    }
+    runs
 }
 
 /// How a run ended, for the task that sent it.

@@ -18,6 +18,14 @@
 //! a pause (`RETRY_PAUSES`); one that still fails answers every attempt of
 //! its business with the error, and their leases then expire and the
 //! deliveries go again, with the same webhook-id.
+//!
+//! Runs sent from an endpoint's window (migrations/0031) are recorded in the
+//! same flush by `ontab_webhook_attempted_window`: their attempts, the rows
+//! of what failed or was not sent, and, per endpoint, how far its settled
+//! cursor may move, which the flush works out under the business's window
+//! lock (below the oldest event still held that this flush does not
+//! record). A run whose window is not this server's any more, or is
+//! another epoch of it, is not written.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
