@@ -411,6 +411,15 @@ pub struct Attempted {
     pub attempted_at: DateTime<Utc>,
 }
 
+impl Attempted {
+    /// Whether the receiver took the event: a 2xx (the contract's rule,
+    /// which the recording functions apply too).
+    pub fn delivered(&self) -> bool {
+        self.status_code
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+}
+
 /// An attempt to record: the delivery, what came of it, and whether its
 /// subject's next delivery should be leased to the caller if it was
 /// delivered.

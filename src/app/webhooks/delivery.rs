@@ -538,7 +538,7 @@ async fn send_run(
         };
         let attempted = send(engine, &job).await;
         *sent += 1;
-        let delivered = is_delivered(&attempted);
+        let delivered = attempted.delivered();
         to_record.push(ToRecord {
             delivery_id,
             attempted,
@@ -591,13 +591,6 @@ async fn send_run(
         next: recorded.next,
         recorded_at: Instant::now(),
     }
-}
-
-/// Whether the receiver took the event.
-fn is_delivered(attempted: &Attempted) -> bool {
-    attempted
-        .status_code
-        .is_some_and(|status| (200..300).contains(&status))
 }
 
 /// Counts the recorded outcomes of `jobs` (in order) in the metrics and
@@ -674,7 +667,7 @@ async fn send_handed(
         }
         let attempted = send(engine, &job).await;
         *sent += 1;
-        let delivered = is_delivered(&attempted);
+        let delivered = attempted.delivered();
         work.attempts.push((
             WindowAttempt {
                 endpoint_id: job.endpoint_id,

@@ -316,17 +316,14 @@ async fn window_recording(
         return (recording, current);
     }
     let windows = settings.windows.of(business_id);
-    let held = windows.lock().await;
+    let mut held = windows.lock().await;
     let mut own: HashMap<Uuid, HashSet<i64>> = HashMap::new();
     for q in queued {
         recording.release.extend(q.window.release.iter().copied());
         let Some(endpoint_id) = q.window.endpoint_id() else {
             continue;
         };
-        let Some(window) = held.endpoints.get(&endpoint_id) else {
-            continue;
-        };
-        if window.live.epoch != q.window.epoch {
+        if held.window(endpoint_id, q.window.epoch).is_none() {
             continue;
         }
         current.insert(q.window.epoch);
@@ -373,16 +370,15 @@ async fn settled(
         if !current.contains(&q.window.epoch) {
             continue;
         }
-        let Some(open) = held.endpoints.get_mut(&endpoint_id) else {
+        if window.lost.contains(&endpoint_id) {
+            if held.window(endpoint_id, q.window.epoch).is_some() {
+                held.drop_window(endpoint_id);
+            }
+            continue;
+        }
+        let Some(open) = held.window(endpoint_id, q.window.epoch) else {
             continue;
         };
-        if open.live.epoch != q.window.epoch {
-            continue;
-        }
-        if window.lost.contains(&endpoint_id) {
-            held.drop_window(endpoint_id);
-            continue;
-        }
         for sequence in q.window.sequences() {
             open.outstanding.remove(&sequence);
         }
@@ -402,11 +398,7 @@ fn window_outcomes(
         .map(|(attempt, _)| {
             if !current || recorded.lost.contains(&attempt.endpoint_id) {
                 None
-            } else if attempt
-                .attempted
-                .status_code
-                .is_some_and(|status| (200..300).contains(&status))
-            {
+            } else if attempt.attempted.delivered() {
                 Some("delivered".to_owned())
             } else {
                 recorded

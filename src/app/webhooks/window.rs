@@ -183,6 +183,14 @@ impl BusinessWindows {
             .retain(|(endpoint, _), _| *endpoint != endpoint_id);
     }
 
+    /// The endpoint's window, if this server still holds it in `epoch`
+    /// (a run of an earlier window of it has nothing to do with this one).
+    pub fn window(&mut self, endpoint_id: Uuid, epoch: u64) -> Option<&mut EndpointWindow> {
+        self.endpoints
+            .get_mut(&endpoint_id)
+            .filter(|window| window.live.epoch == epoch)
+    }
+
     /// What was queued for the subject meanwhile, for its task of window
     /// `epoch`; `None` when nothing was (or the entry is another task's).
     pub fn take_queue(&mut self, key: (Uuid, Uuid), epoch: u64) -> Option<Vec<Job>> {
@@ -256,6 +264,11 @@ mod tests {
         assert_eq!(held.held_min, vec![(a, 5)]);
         assert_eq!(held.busy, vec![(a, s, false)]);
         let live = business.endpoints[&a].live.clone();
+        assert!(business.window(a, live.epoch).is_some());
+        assert!(
+            business.window(a, live.epoch + 1).is_none(),
+            "another epoch"
+        );
         business.drop_window(a);
         assert!(!live.is_valid());
         assert_eq!(business.held().known, vec![b]);
