@@ -3150,6 +3150,7 @@ ALTER FUNCTION public.ontab_webhook_attempted_batch_for(p_lease uuid, p_lease_ms
 CREATE FUNCTION public.ontab_webhook_attempted_window(p_lease uuid, p_lease_ms integer, p_schedule bigint[], p_settle_endpoints uuid[], p_settle_through bigint[], p_endpoints uuid[], p_events uuid[], p_row_ids uuid[], p_attempt_ids uuid[], p_status integer[], p_error text[], p_duration_ms integer[], p_attempted_at timestamp with time zone[], p_spill_endpoints uuid[], p_spill_events uuid[], p_spill_ids uuid[], p_release_ids uuid[], p_rewrite boolean) RETURNS TABLE(kind text, endpoint_id uuid, id uuid, outcome text)
     LANGUAGE plpgsql
     SET random_page_cost TO '1.1'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -3572,28 +3573,13 @@ $_$;
 ALTER FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) OWNER TO postgres;
 
 --
--- Name: ontab_webhook_fan_out_leasing_for(integer, uuid, integer, integer, uuid); Type: FUNCTION; Schema: public; Owner: postgres
---
-
-CREATE FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) RETURNS record
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM ontab_require_business(p_business);
-    SELECT f.created, f.leased INTO created, leased
-      FROM ontab_webhook_fan_out_leasing(p_limit, p_lease, p_lease_ms, p_max) f;
-END
-$$;
-
-ALTER FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) OWNER TO postgres;
-
---
 -- Name: ontab_webhook_fan_out_window(integer, uuid, integer, integer, uuid[], uuid[], bigint[], uuid[], uuid[], boolean[]); Type: FUNCTION; Schema: public; Owner: postgres
 --
 
 CREATE FUNCTION public.ontab_webhook_fan_out_window(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_known uuid[], p_held_endpoints uuid[], p_held_min bigint[], p_busy_endpoints uuid[], p_busy_subjects uuid[], p_busy_full boolean[]) RETURNS TABLE(endpoint_id uuid, held boolean, taken boolean, fanned bigint, handed uuid[], leased uuid[], created bigint)
     LANGUAGE plpgsql
     SET random_page_cost TO '1.1'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $_$
 #variable_conflict use_column
 DECLARE
@@ -6340,13 +6326,6 @@ GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_due(p_limit integer, p_lease 
 
 REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_leasing(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, OUT created bigint, OUT leased uuid[]) TO ontab_app;
-
---
--- Name: FUNCTION ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]); Type: ACL; Schema: public; Owner: postgres
---
-
-REVOKE ALL ON FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.ontab_webhook_fan_out_leasing_for(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_business uuid, OUT created bigint, OUT leased uuid[]) TO ontab_app;
 
 --
 -- Name: FUNCTION ontab_webhook_fan_out_window(p_limit integer, p_lease uuid, p_lease_ms integer, p_max integer, p_known uuid[], p_held_endpoints uuid[], p_held_min bigint[], p_busy_endpoints uuid[], p_busy_subjects uuid[], p_busy_full boolean[]); Type: ACL; Schema: public; Owner: postgres

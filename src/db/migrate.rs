@@ -180,6 +180,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "settled_cursor",
         sql: include_str!("../../migrations/0031_settled_cursor.sql"),
     },
+    Migration {
+        version: 32,
+        name: "window_plans_kept",
+        sql: include_str!("../../migrations/0032_window_plans_kept.sql"),
+    },
 ];
 
 // An arbitrary constant naming "ontab migrations" among advisory locks.

@@ -1092,8 +1092,8 @@ async fn fan_out(
     as_tenant(&tx, biz.id).await;
     let row = tx
         .query_one(
-            "SELECT created, leased FROM ontab_webhook_fan_out_leasing_for(1000, $1, 60000, $2, $3)",
-            &[&lease, &max, &biz.id],
+            "SELECT created, leased FROM ontab_webhook_fan_out_leasing(1000, $1, 60000, $2)",
+            &[&lease, &max],
         )
         .await
         .expect("fan out");
