@@ -67,8 +67,14 @@ const SUBJECT_RUN: usize = 200;
 /// (bench/results/20261205T160017Z-pairs.md). While a round leased at
 /// most as many new subjects as slots were free, 20 ms capped them and
 /// lag grew to 1.3 s (bench/results/20261204T104227Z); a round now hands
-/// out up to twice the slots ([`HANDED_PER_SLOT`]).
-const ROUND_GATHER: Duration = Duration::from_millis(15);
+/// out up to twice the slots ([`HANDED_PER_SLOT`]). 30 ms against 15, on
+/// the hot product at 64 clients: 30 fan-outs a second instead of 50,
+/// the fan-out, the read of what it handed out and the search for due
+/// businesses 11 µs per purchase instead of 19 in PostgreSQL
+/// (bench/results/20261205T173025Z against 20261205T174012Z, the range
+/// read in between), for about 10 ms more lag (p99 62 → 75–82 ms,
+/// 20261205T173728Z-pairs.md).
+const ROUND_GATHER: Duration = Duration::from_millis(30);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 /// Endpoint URLs kept parsed, however many endpoints there are.
@@ -299,6 +305,13 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
         let began = Instant::now();
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
         let kind = deliveries::bookkeeping(&tx).await?;
+        // Where each window held here was left: the fan-out goes on from
+        // there, so what it hands out lies after it.
+        let left_at: HashMap<Uuid, i64> = held
+            .endpoints
+            .iter()
+            .map(|(endpoint, window)| (*endpoint, window.fanned))
+            .collect();
         let fanned = deliveries::fan_out(
             &tx,
             FAN_OUT_BATCH,
@@ -314,7 +327,8 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
             .flat_map(|f| f.handed.iter().map(|event| (f.endpoint_id, *event)))
             .collect();
         let leased: Vec<Uuid> = fanned.iter().flat_map(|f| f.leased.clone()).collect();
-        let handed = deliveries::load_handed(&tx, kind, &handed).await?;
+        let handed =
+            deliveries::load_handed(&tx, kind, &handed, handed_range(&fanned, &left_at)).await?;
         let leased = deliveries::load(&tx, kind, &leased, engine.lease).await?;
         if let Err(error) = tx.commit().await {
             // Whether it committed is unknown: what this server holds of
@@ -388,6 +402,30 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
         }
     }
     Ok(left)
+}
+
+/// The sequences the events just handed out lie in, when every window
+/// that handed some went on from where this server left it (a window
+/// taken over starts from its settled cursor, which only PostgreSQL knows).
+fn handed_range(
+    fanned: &[deliveries::Fanned],
+    left_at: &HashMap<Uuid, i64>,
+) -> Option<deliveries::HandedRange> {
+    let mut range: Option<deliveries::HandedRange> = None;
+    for f in fanned.iter().filter(|f| f.held && !f.handed.is_empty()) {
+        let after = (!f.taken).then(|| left_at.get(&f.endpoint_id)).flatten()?;
+        range = Some(match range {
+            None => deliveries::HandedRange {
+                after: *after,
+                through: f.fanned,
+            },
+            Some(range) => deliveries::HandedRange {
+                after: range.after.min(*after),
+                through: range.through.max(f.fanned),
+            },
+        });
+    }
+    range
 }
 
 /// Sends each subject's run in a task of its own, holding a slot while it
@@ -935,5 +973,46 @@ mod tests {
         }
         let kept = urls.len();
         assert!((1..=MAX_PARSED_URLS).contains(&kept), "{kept} URLs kept");
+    }
+
+    fn fanned(endpoint_id: Uuid, taken: bool, fanned: i64, handed: usize) -> deliveries::Fanned {
+        deliveries::Fanned {
+            endpoint_id,
+            held: true,
+            taken,
+            fanned,
+            handed: (0..handed).map(|_| Uuid::new_v4()).collect(),
+            leased: Vec::new(),
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn handed_events_are_read_by_range_only_from_where_this_server_left_every_window() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let left_at = HashMap::from([(a, 10), (b, 4)]);
+        let range = handed_range(
+            &[fanned(a, false, 15, 5), fanned(b, false, 12, 3)],
+            &left_at,
+        )
+        .expect("both went on from where they were left");
+        assert_eq!((range.after, range.through), (4, 15));
+        // A window that handed nothing does not widen the range.
+        let range = handed_range(
+            &[fanned(a, false, 15, 5), fanned(b, false, 40, 0)],
+            &left_at,
+        )
+        .expect("a went on");
+        assert_eq!((range.after, range.through), (10, 15));
+        // Taken over, or new here: where it started only PostgreSQL knows.
+        assert!(handed_range(&[fanned(a, true, 15, 5)], &left_at).is_none());
+        assert!(handed_range(&[fanned(Uuid::new_v4(), false, 15, 5)], &left_at).is_none());
+        assert!(
+            handed_range(&[fanned(a, false, 15, 5), fanned(b, true, 12, 3)], &left_at).is_none()
+        );
+        // Another server's window hands nothing out here.
+        let mut other = fanned(b, false, 12, 0);
+        other.held = false;
+        assert!(handed_range(&[other], &left_at).is_none());
     }
 }
