@@ -48,8 +48,12 @@ use crate::domain::webhook::{EndpointUrl, is_public, signature_header};
 /// at fan-out, 0025) left 6 % of the events of the uncontended benchmark
 /// at 64 clients to rows: a round often brings more new subjects than
 /// the sends under way have freed slots, and each of those rows cost a
-/// claim and a recording of its own.
-const HANDED_PER_SLOT: usize = 2;
+/// claim and a recording of its own. Twice the slots did until rounds
+/// were 30 ms apart ([`ROUND_GATHER`]): a round then brings about 90 new
+/// subjects at 64 clients uncontended, and 23 % of the events became rows
+/// again; four times the slots left none
+/// (bench/results/20261205T1825Z-rows-cap-and-claims.md).
+const HANDED_PER_SLOT: usize = 4;
 /// Events fanned out per endpoint per round.
 const FAN_OUT_BATCH: i32 = 1000;
 /// Businesses fanned out per round.
@@ -67,13 +71,16 @@ const SUBJECT_RUN: usize = 200;
 /// (bench/results/20261205T160017Z-pairs.md). While a round leased at
 /// most as many new subjects as slots were free, 20 ms capped them and
 /// lag grew to 1.3 s (bench/results/20261204T104227Z); a round now hands
-/// out up to twice the slots ([`HANDED_PER_SLOT`]). 30 ms against 15, on
+/// out up to several times the slots ([`HANDED_PER_SLOT`]). 30 ms against 15, on
 /// the hot product at 64 clients: 30 fan-outs a second instead of 50,
 /// the fan-out, the read of what it handed out and the search for due
 /// businesses 11 µs per purchase instead of 19 in PostgreSQL
 /// (bench/results/20261205T173025Z against 20261205T174012Z, the range
 /// read in between), for about 10 ms more lag (p99 62 → 75–82 ms,
-/// 20261205T173728Z-pairs.md).
+/// 20261205T173728Z-pairs.md). In pairs against 15 ms (with two subjects
+/// per slot, which left no rows at that pace), 0.90x against 0.87x uncontended and 0.90x against
+/// 0.91x on the hot product, at 64 clients (20261205T181136Z-pairs.md,
+/// 20261205T181632Z-pairs.md).
 const ROUND_GATHER: Duration = Duration::from_millis(30);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
@@ -111,8 +118,11 @@ struct Engine {
     windows: Arc<Windows>,
     /// Tasks sending runs handed out in memory, sending or waiting for a
     /// slot: a fan-out hands out new subjects while there are fewer than
-    /// twice the slots ([`HANDED_PER_SLOT`]).
+    /// four times the slots ([`HANDED_PER_SLOT`]).
     handed: Arc<AtomicUsize>,
+    /// Tasks sending runs of claimed rows, sending or waiting for a slot:
+    /// a round claims while there are fewer than the slots ([`round`]).
+    claimed: Arc<AtomicUsize>,
     /// Endpoint URLs parsed, at most [`MAX_PARSED_URLS`] ([`parsed_url`]).
     urls: BoundedCache<String, EndpointUrl>,
 }
@@ -171,6 +181,7 @@ pub async fn run(app: Arc<App>) {
         recorder: Recorder::start(app.clone(), lease, lease_ms, schedule_ms, windows.clone()),
         windows,
         handed: Arc::new(AtomicUsize::new(0)),
+        claimed: Arc::new(AtomicUsize::new(0)),
         run_budget: settings.lease.saturating_sub(settings.timeout) / 2,
         app,
         settings,
@@ -249,13 +260,29 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
     if !engine.claim_due.swap(false, Ordering::AcqRel) {
         return Ok(());
     }
+    // Rows are claimed into free slots, and, while fewer runs of rows
+    // than slots are under way, up to that many even with none free:
+    // their tasks then wait for a slot in turn (the semaphore is first
+    // come, first served) with the runs handed out in memory. Claiming
+    // only into free slots starved the rows whenever runs in memory kept
+    // every slot busy: with 23 % of the events of the uncontended
+    // benchmark at 64 clients left to rows (the fan-out's cap on subjects
+    // in memory reached), those waited up to 11 s
+    // (bench/results/20261205T180055Z-pairs.md); a quarter of the slots
+    // brought the p99 to 1.1 s, as many as the slots to 134 ms.
     let free = engine.slots.available_permits();
-    if free == 0 {
+    let share = engine
+        .settings
+        .concurrency
+        .max(1)
+        .saturating_sub(engine.claimed.load(Ordering::Acquire));
+    let room = free.max(share);
+    if room == 0 {
         // Whatever is due waits for a slot; the task freeing it wakes us.
         engine.claim_due.store(true, Ordering::Release);
         return Ok(());
     }
-    let limit = i32::try_from(free).unwrap_or(i32::MAX);
+    let limit = i32::try_from(room).unwrap_or(i32::MAX);
     let claimed =
         match deliveries::claim(engine.app.db(), engine.lease, engine.lease_ms, limit).await {
             Ok(claimed) => claimed,
@@ -264,7 +291,7 @@ async fn round(engine: &Arc<Engine>) -> Result<(), AppError> {
                 return Err(error.into());
             }
         };
-    if claimed.len() >= free {
+    if claimed.len() >= room {
         engine.claim_due.store(true, Ordering::Release);
     }
     let mut by_business: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -449,7 +476,11 @@ fn start(
         let permit = engine.slots.clone().try_acquire_owned().ok();
         let engine = engine.clone();
         let window = window.clone();
-        let counted = window.as_ref().map(|_| Counted::new(engine.handed.clone()));
+        let counted = Counted::new(if window.is_some() {
+            engine.handed.clone()
+        } else {
+            engine.claimed.clone()
+        });
         tokio::spawn(async move {
             let _counted = counted;
             let mut run = run;
