@@ -56,6 +56,8 @@ struct Shared {
     arrived: Arc<Notify>,
     respond: Respond,
     gate: watch::Receiver<bool>,
+    /// How long each request takes before it is answered (a slow receiver).
+    delay: Duration,
 }
 
 pub struct Receiver {
@@ -71,6 +73,11 @@ impl Receiver {
     }
 
     pub async fn answering(respond: Respond) -> Self {
+        Self::answering_after(Duration::ZERO, respond).await
+    }
+
+    /// As [`Receiver::answering`], each answer `delay` after its request.
+    pub async fn answering_after(delay: Duration, respond: Respond) -> Self {
         let (gate, gate_rx) = watch::channel(false);
         let shared = Shared {
             got: Arc::default(),
@@ -78,6 +85,7 @@ impl Receiver {
             arrived: Arc::new(Notify::new()),
             respond,
             gate: gate_rx,
+            delay,
         };
         let app = axum::Router::new()
             .fallback(receive)
@@ -172,6 +180,9 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     if hold {
         let mut gate = shared.gate.clone();
         let _ = gate.wait_for(|open| *open).await;
+    }
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
     }
     if let Some(count) = shared
         .in_flight

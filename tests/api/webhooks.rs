@@ -1628,3 +1628,67 @@ async fn a_delivered_event_leaves_only_its_attempt_and_the_cursor_settles() {
         .get(0);
     assert_eq!(left, 0, "the deleted endpoint's attempts are gone");
 }
+
+/// A row is sent while runs handed out in memory keep every slot busy.
+/// With one slot and a receiver taking 50 ms an answer, a steady stream of
+/// new subjects keeps runs in memory waiting for the slot, and the cap on
+/// subjects in memory sends the rest to rows. A round that claimed rows
+/// only into free slots found none free as long as the stream lasted, and
+/// the failed event's retry (a row, due 50 ms later) waited for it to end;
+/// rows are now claimed while fewer of their runs than slots are under way,
+/// and queue for the slot with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_sent_while_runs_from_memory_keep_every_slot_busy() {
+    let app = TestApp::spawn_with_webhooks(WebhookLaunch {
+        concurrency: 1,
+        ..fast_retries(&[50, 50, 50])
+    })
+    .await;
+    let biz = app.business("Busy").await;
+    let failing = Arc::new(std::sync::Mutex::new(String::new()));
+    let fails = failing.clone();
+    let receiver = Receiver::answering_after(
+        Duration::from_millis(50),
+        Arc::new(move |r: &Received| {
+            let first_of_failing =
+                r.seen_before == 0 && *fails.lock().expect("lock") == r.subject();
+            (if first_of_failing { 500 } else { 204 }, false)
+        }),
+    )
+    .await;
+    endpoint(&app, &biz, json!({ "url": receiver.url })).await;
+    // Its subject is known before its event can be sent: the event is
+    // sequenced after the reply, and fanned out after that.
+    let customer = app.customer(&biz, 0).await;
+    *failing.lock().expect("lock") = customer.to_string();
+    let subject = customer.to_string();
+    let retried = |got: &[Received]| {
+        got.iter()
+            .any(|r| r.subject() == subject && r.seen_before >= 1)
+    };
+    let started = std::time::Instant::now();
+    let mut created = 0;
+    while !retried(&receiver.received()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the retry waited for the stream of new subjects ({created} created)"
+        );
+        app.customer(&biz, 0).await;
+        created += 1;
+    }
+    let got = receiver.received();
+    let first = got
+        .iter()
+        .find(|r| r.subject() == subject)
+        .expect("the first attempt");
+    assert_eq!(first.seen_before, 0);
+    // New subjects past the cap were left to rows while the stream ran.
+    let sql = app.sql().await;
+    let rows: i64 = sql
+        .query_one("SELECT count(*) FROM webhook_deliveries", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(rows >= 2, "{rows} delivery rows: the cap was never reached");
+    app.assert_audit_clean().await;
+}
