@@ -370,7 +370,6 @@ pub async fn load_handed(
     handed: &[(Uuid, Uuid)],
     range: Option<HandedRange>,
 ) -> Result<Vec<Job>, DbError> {
-    let asked: HashSet<(Uuid, Uuid)> = handed.iter().copied().collect();
     // A range mostly of events not handed out (an endpoint's type filter
     // passing few) is read by ids instead.
     let dense = |range: &HandedRange| {
@@ -379,8 +378,9 @@ pub async fn load_handed(
     };
     let Some(range) = range.filter(|range| !kind.distributed && !handed.is_empty() && dense(range))
     else {
-        return handed_by_id(tx, kind, handed, &asked).await;
+        return handed_by_id(tx, kind, handed).await;
     };
+    let asked: HashSet<(Uuid, Uuid)> = handed.iter().copied().collect();
     let mut endpoints: Vec<Uuid> = handed.iter().map(|pair| pair.0).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
@@ -395,22 +395,30 @@ pub async fn load_handed(
             ],
         )
         .await?;
-    let mut jobs = Vec::with_capacity(handed.len());
-    for row in &rows {
-        let job = job(row)?;
-        if asked.contains(&(job.endpoint_id, job.event.id)) {
-            jobs.push(job);
-        }
-    }
+    let mut jobs = jobs_asked(&rows, &asked)?;
     if jobs.len() < asked.len() {
         let found: HashSet<(Uuid, Uuid)> = jobs
             .iter()
             .map(|job| (job.endpoint_id, job.event.id))
             .collect();
         let missed: Vec<(Uuid, Uuid)> = asked.difference(&found).copied().collect();
-        let missed_set: HashSet<(Uuid, Uuid)> = missed.iter().copied().collect();
-        jobs.extend(handed_by_id(tx, kind, &missed, &missed_set).await?);
+        jobs.extend(handed_by_id(tx, kind, &missed).await?);
         jobs.sort_by_key(|job| (job.event.sequence, job.endpoint_id));
+    }
+    Ok(jobs)
+}
+
+/// The jobs of `rows` that are among the (endpoint, event) pairs `asked`.
+fn jobs_asked(
+    rows: &[tokio_postgres::Row],
+    asked: &HashSet<(Uuid, Uuid)>,
+) -> Result<Vec<Job>, DbError> {
+    let mut jobs = Vec::with_capacity(asked.len().min(rows.len()));
+    for row in rows {
+        let job = job(row)?;
+        if asked.contains(&(job.endpoint_id, job.event.id)) {
+            jobs.push(job);
+        }
     }
     Ok(jobs)
 }
@@ -420,7 +428,6 @@ async fn handed_by_id(
     tx: &TenantTx,
     kind: Bookkeeping,
     handed: &[(Uuid, Uuid)],
-    asked: &HashSet<(Uuid, Uuid)>,
 ) -> Result<Vec<Job>, DbError> {
     if handed.is_empty() {
         return Ok(Vec::new());
@@ -441,14 +448,7 @@ async fn handed_by_id(
             ],
         )
         .await?;
-    let mut jobs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let job = job(row)?;
-        if asked.contains(&(job.endpoint_id, job.event.id)) {
-            jobs.push(job);
-        }
-    }
-    Ok(jobs)
+    jobs_asked(&rows, &handed.iter().copied().collect())
 }
 
 fn job(row: &tokio_postgres::Row) -> Result<Job, DbError> {
