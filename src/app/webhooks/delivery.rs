@@ -71,16 +71,17 @@ const SUBJECT_RUN: usize = 200;
 /// (bench/results/20261205T160017Z-pairs.md). While a round leased at
 /// most as many new subjects as slots were free, 20 ms capped them and
 /// lag grew to 1.3 s (bench/results/20261204T104227Z); a round now hands
-/// out up to several times the slots ([`HANDED_PER_SLOT`]). 30 ms against 15, on
-/// the hot product at 64 clients: 30 fan-outs a second instead of 50,
-/// the fan-out, the read of what it handed out and the search for due
-/// businesses 11 µs per purchase instead of 19 in PostgreSQL
-/// (bench/results/20261205T173025Z against 20261205T174012Z, the range
-/// read in between), for about 10 ms more lag (p99 62 → 75–82 ms,
-/// 20261205T173728Z-pairs.md). In pairs against 15 ms (with two subjects
-/// per slot, which left no rows at that pace), 0.90x against 0.87x uncontended and 0.90x against
-/// 0.91x on the hot product, at 64 clients (20261205T181136Z-pairs.md,
-/// 20261205T181632Z-pairs.md).
+/// out up to several times the slots ([`HANDED_PER_SLOT`]).
+///
+/// 30 ms against 15, on the hot product at 64 clients: 30 fan-outs a
+/// second instead of 50; the fan-out, the read of what it handed out and
+/// the search for due businesses 11 µs per purchase instead of 19 in
+/// PostgreSQL (bench/results/20261205T173025Z against 20261205T174012Z,
+/// the range read in between), for about 10 ms more lag (p99 62 → 75–82
+/// ms, 20261205T173728Z-pairs.md). In pairs against 15 ms (with two
+/// subjects per slot, which left no rows at that pace): 0.90x against
+/// 0.87x uncontended and 0.90x against 0.91x on the hot product, at 64
+/// clients (20261205T181136Z-pairs.md, 20261205T181632Z-pairs.md).
 const ROUND_GATHER: Duration = Duration::from_millis(30);
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
