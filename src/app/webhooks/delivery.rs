@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::WebhookSettings;
 use super::guard::GuardedResolver;
 use super::recorder::{Recorder, WindowWork};
-use super::window::{Busy, Live, Windows};
+use super::window::{Busy, EndpointWindow, Live, Windows};
 use crate::app::bounded_cache::BoundedCache;
 use crate::app::{Actor, App, AppError};
 use crate::db::deliveries::{self, Attempted, Job, Spill, ToRecord, WindowAttempt};
@@ -333,13 +333,6 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
         let began = Instant::now();
         let (tx, _) = engine.app.db().begin(business_id, &[], &actor).await?;
         let kind = deliveries::bookkeeping(&tx).await?;
-        // Where each window held here was left: the fan-out goes on from
-        // there, so what it hands out lies after it.
-        let left_at: HashMap<Uuid, i64> = held
-            .endpoints
-            .iter()
-            .map(|(endpoint, window)| (*endpoint, window.fanned))
-            .collect();
         let fanned = deliveries::fan_out(
             &tx,
             FAN_OUT_BATCH,
@@ -356,7 +349,8 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
             .collect();
         let leased: Vec<Uuid> = fanned.iter().flat_map(|f| f.leased.clone()).collect();
         let handed =
-            deliveries::load_handed(&tx, kind, &handed, handed_range(&fanned, &left_at)).await?;
+            deliveries::load_handed(&tx, kind, &handed, handed_range(&fanned, &held.endpoints))
+                .await?;
         let leased = deliveries::load(&tx, kind, &leased, engine.lease).await?;
         if let Err(error) = tx.commit().await {
             // Whether it committed is unknown: what this server holds of
@@ -433,22 +427,27 @@ async fn fan_out(engine: &Arc<Engine>) -> Result<bool, AppError> {
 }
 
 /// The sequences the events just handed out lie in, when every window
-/// that handed some went on from where this server left it (a window
-/// taken over starts from its settled cursor, which only PostgreSQL knows).
+/// that handed some went on from where this server left it (`windows`,
+/// as they were before the fan-out: it goes on from each one's `fanned`).
+/// A window taken over starts from its settled cursor, which only
+/// PostgreSQL knows.
 fn handed_range(
     fanned: &[deliveries::Fanned],
-    left_at: &HashMap<Uuid, i64>,
+    windows: &HashMap<Uuid, EndpointWindow>,
 ) -> Option<deliveries::HandedRange> {
     let mut range: Option<deliveries::HandedRange> = None;
     for f in fanned.iter().filter(|f| f.held && !f.handed.is_empty()) {
-        let after = (!f.taken).then(|| left_at.get(&f.endpoint_id)).flatten()?;
+        let after = (!f.taken)
+            .then(|| windows.get(&f.endpoint_id))
+            .flatten()?
+            .fanned;
         range = Some(match range {
             None => deliveries::HandedRange {
-                after: *after,
+                after,
                 through: f.fanned,
             },
             Some(range) => deliveries::HandedRange {
-                after: range.after.min(*after),
+                after: range.after.min(after),
                 through: range.through.max(f.fanned),
             },
         });
@@ -1022,7 +1021,11 @@ mod tests {
     #[test]
     fn handed_events_are_read_by_range_only_from_where_this_server_left_every_window() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let left_at = HashMap::from([(a, 10), (b, 4)]);
+        let windows = Windows::new();
+        let left_at = HashMap::from([
+            (a, windows.open(10, Instant::now())),
+            (b, windows.open(4, Instant::now())),
+        ]);
         let range = handed_range(
             &[fanned(a, false, 15, 5), fanned(b, false, 12, 3)],
             &left_at,
